@@ -1,0 +1,43 @@
+# Nimbus: the two commands are `make up` and `make test` (see README.md).
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+GO ?= go
+BIN := bin/nimbus
+DATA_DIR ?= $(CURDIR)/data
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: up build deps test-deps test unit cli-test fuzz lint conformance bench clean
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/nimbus
+
+# Debian packages the cloud needs at run time (installed when run as root).
+deps:
+	@scripts/install-deps.sh run
+
+up: deps build
+	$(BIN) up --data-dir $(DATA_DIR)
+
+# Debian packages the tests need: PostgreSQL for the store's tests and the
+# OpenStack CLI that judges the API.
+test-deps:
+	@scripts/install-deps.sh test
+
+test: test-deps build
+	scripts/test.sh
+
+fuzz:
+	scripts/fuzz.sh
+
+conformance: build
+	scripts/conformance.sh
+
+bench: build
+	scripts/bench.sh
+
+lint:
+	gofmt -l . | (! grep .)
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin

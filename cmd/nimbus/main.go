@@ -1,0 +1,157 @@
+// Command nimbus is the one binary of the Nimbus cloud: `nimbus up` runs a
+// whole cloud on one machine, `nimbus serve` runs control-plane roles,
+// `nimbus manage` holds operator tasks. It parses flags and config and
+// hands over to internal/cloud; there is no business logic here.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nimbus-cloud/nimbus/internal/cloud"
+	"github.com/nimbus-cloud/nimbus/internal/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	if err := rootCmd().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "nimbus:", err)
+		os.Exit(1)
+	}
+}
+
+// globals are the flags every subcommand shares.
+type globals struct {
+	configFile string
+	dataDir    string
+	logLevel   string
+}
+
+func (g *globals) load() (config.Config, error) {
+	cfg, err := config.Load(g.configFile)
+	if err != nil {
+		return cfg, err
+	}
+	if g.dataDir != "" {
+		cfg.DataDir = g.dataDir
+	}
+	if g.logLevel != "" {
+		cfg.LogLevel = g.logLevel
+	}
+	return cfg, cfg.Validate()
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+func rootCmd() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:           "nimbus",
+		Short:         "Nimbus: an OpenStack-compatible cloud in one binary",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&g.configFile, "config", os.Getenv("NIMBUS_CONFIG"), "YAML configuration file")
+	root.PersistentFlags().StringVar(&g.dataDir, "data-dir", "", "data directory (overrides the config)")
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "", "debug, info, warn or error")
+	root.AddCommand(upCmd(g), serveCmd(g), manageCmd(g), versionCmd())
+	return root
+}
+
+func versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "nimbus", version) },
+	}
+}
+
+func upCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "up",
+		Short: "Run a whole cloud on this machine, bootstrapping it on first start",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			cfg.Roles = nil
+			return run(cmd, cfg, true)
+		},
+	}
+}
+
+func serveCmd(g *globals) *cobra.Command {
+	var roles string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run control-plane roles (" + strings.Join(cloud.AllRoles, ",") + ")",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			if roles != "" {
+				cfg.Roles = strings.Split(roles, ",")
+			}
+			return run(cmd, cfg, false)
+		},
+	}
+	cmd.Flags().StringVar(&roles, "roles", "", "comma-separated roles to run (default: all)")
+	return cmd
+}
+
+// run starts the cloud and serves until SIGINT or SIGTERM.
+func run(cmd *cobra.Command, cfg config.Config, printAccess bool) error {
+	log := newLogger(cfg.LogLevel)
+	slog.SetDefault(log)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	start := time.Now()
+	c, err := cloud.Start(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	if printAccess && c.Identity != nil {
+		openrc, clouds, err := c.WriteAdminFiles()
+		if err != nil {
+			c.Close(context.Background())
+			return err
+		}
+		out := cmd.OutOrStdout()
+		fmt.Fprintf(out, "Nimbus is up in %s.\n", time.Since(start).Round(time.Millisecond))
+		fmt.Fprintf(out, "  identity:        %s/v3\n", c.IdentityURL)
+		fmt.Fprintf(out, "  data dir:        %s\n", cfg.DataDir)
+		fmt.Fprintf(out, "  admin password:  %s/admin-password\n", cfg.DataDir)
+		fmt.Fprintf(out, "  openrc:          source %s\n", openrc)
+		fmt.Fprintf(out, "  clouds.yaml:     %s (export OS_CLIENT_CONFIG_FILE=%s OS_CLOUD=nimbus)\n", clouds, clouds)
+		fmt.Fprintln(out, "Press Ctrl-C to stop.")
+	} else {
+		log.Info("nimbus serving", "identity", c.IdentityURL, "startup", time.Since(start).String())
+	}
+	<-ctx.Done()
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Close(sctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}

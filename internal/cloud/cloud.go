@@ -1,0 +1,251 @@
+// Package cloud is Nimbus's composition root: it turns a config.Config into
+// a running process — store, bus, the selected service roles and their
+// HTTP listeners — and tears it down again. Only cmd/nimbus and tests
+// import it; services never do, so the wiring stays in one place.
+//
+// Start brings a whole cloud up in-process, which is also how the
+// integration tests run a real Nimbus on temp dirs and free ports (as etcd's
+// embed package does).
+package cloud
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nimbus-cloud/nimbus/internal/api"
+	"github.com/nimbus-cloud/nimbus/internal/bus"
+	"github.com/nimbus-cloud/nimbus/internal/config"
+	"github.com/nimbus-cloud/nimbus/internal/identity"
+	"github.com/nimbus-cloud/nimbus/internal/policy"
+	"github.com/nimbus-cloud/nimbus/internal/store"
+)
+
+// AllRoles are the control-plane roles this build implements.
+var AllRoles = []string{"identity"}
+
+// Cloud is a running Nimbus process.
+type Cloud struct {
+	Config config.Config
+	DB     *store.DB
+	Bus    *bus.Bus
+	// Identity is the identity service when this process runs it.
+	Identity *identity.Service
+	// IdentityURL is the identity endpoint clients use.
+	IdentityURL string
+	// AdminPassword is the bootstrap admin's password.
+	AdminPassword string
+
+	natsServer *bus.Server
+	servers    []*http.Server
+	log        *slog.Logger
+	cancel     context.CancelFunc
+}
+
+// Start opens the store, starts (or connects to) the bus, bootstraps the
+// cloud on first start and serves every role in cfg.Roles (all of them
+// when empty). It returns once every listener accepts connections.
+func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Cloud, err error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	roles := cfg.Roles
+	if len(roles) == 0 {
+		roles = AllRoles
+	}
+	for _, r := range roles {
+		if !slices.Contains(AllRoles, r) {
+			return nil, fmt.Errorf("unknown role %q (this build has %s)", r, strings.Join(AllRoles, ", "))
+		}
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	c := &Cloud{Config: cfg, log: log, cancel: cancel}
+	defer func() {
+		if err != nil {
+			c.Close(context.Background())
+		}
+	}()
+
+	if c.DB, err = store.Open(ctx, cfg.DSN()); err != nil {
+		return nil, err
+	}
+	if err := c.startBus(ctx); err != nil {
+		return nil, err
+	}
+	metrics := api.NewMetrics()
+
+	if slices.Contains(roles, "identity") {
+		if err := c.startIdentity(ctx, runCtx, metrics); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func (c *Cloud) startBus(ctx context.Context) error {
+	url := c.Config.NATS
+	if url == "" {
+		srv, err := bus.StartServer(bus.ServerConfig{
+			Host: c.Config.Bind, Port: c.Config.NATSPort,
+			StoreDir: filepath.Join(c.Config.DataDir, "bus"), Logger: c.log,
+		})
+		if err != nil {
+			return fmt.Errorf("start embedded bus: %w", err)
+		}
+		c.natsServer = srv
+		url = srv.ClientURL()
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	b, err := bus.Connect(cctx, bus.Config{URL: url, Name: "nimbus", Logger: c.log})
+	if err != nil {
+		return fmt.Errorf("connect to bus %s: %w", url, err)
+	}
+	c.Bus = b
+	return nil
+}
+
+func (c *Cloud) startIdentity(ctx, runCtx context.Context, metrics *api.Metrics) error {
+	cfg := c.Config
+	enforcer, err := policy.NewEnforcer(identity.DefaultPolicy)
+	if err != nil {
+		return fmt.Errorf("identity policy defaults: %w", err)
+	}
+	if cfg.Identity.PolicyFile != "" {
+		if err := enforcer.LoadFile(cfg.Identity.PolicyFile); err != nil {
+			return fmt.Errorf("identity policy: %w", err)
+		}
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Bind, strconv.Itoa(cfg.Identity.Port)))
+	if err != nil {
+		return fmt.Errorf("identity listener: %w", err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	c.IdentityURL = "http://" + net.JoinHostPort(cfg.PublicHost, strconv.Itoa(port))
+	svc := &api.Service{
+		Name: "identity", Errors: api.KeystoneErrors, Policy: api.PolicyAuthorizer{Enforcer: enforcer},
+		AuthURI: c.IdentityURL, Log: c.log.With("service", "identity"), Metrics: metrics,
+	}
+	ident, err := identity.New(ctx, identity.Config{
+		KeyDir:          filepath.Join(cfg.DataDir, "fernet-keys"),
+		TokenLifetime:   cfg.Identity.TokenLifetime,
+		LockoutFailures: cfg.Identity.LockoutFailures,
+		LockoutDuration: cfg.Identity.LockoutDuration,
+		BcryptCost:      cfg.Identity.BcryptCost,
+		MaxActiveKeys:   cfg.Identity.MaxActiveKeys,
+	}, c.DB, svc, c.log.With("service", "identity"))
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	svc.Tokens = ident
+	c.Identity = ident
+	if err := c.bootstrap(ctx); err != nil {
+		ln.Close()
+		return err
+	}
+	// A rotation by `nimbus manage fernet-rotate` in another process is
+	// picked up within this interval.
+	go ident.Keys().Watch(runCtx, 30*time.Second, func(err error) { c.log.Warn("reload fernet keys", "err", err) })
+	c.serve(ln, svc.Handler(ident.Routes()))
+	return nil
+}
+
+// bootstrap makes sure the cloud has its admin, roles and catalog. The
+// admin password comes from the config or, on first start, is generated
+// and kept (mode 0600) in the data dir.
+func (c *Cloud) bootstrap(ctx context.Context) error {
+	pw := c.Config.Identity.AdminPassword
+	pwFile := filepath.Join(c.Config.DataDir, "admin-password")
+	if pw == "" {
+		data, err := os.ReadFile(pwFile)
+		switch {
+		case err == nil:
+			pw = strings.TrimSpace(string(data))
+		case errors.Is(err, os.ErrNotExist):
+			var raw [18]byte
+			_, _ = rand.Read(raw[:])
+			pw = base64.RawURLEncoding.EncodeToString(raw[:])
+			if err := os.WriteFile(pwFile, []byte(pw+"\n"), 0o600); err != nil {
+				return fmt.Errorf("save admin password: %w", err)
+			}
+		default:
+			return fmt.Errorf("read admin password: %w", err)
+		}
+	}
+	c.AdminPassword = pw
+	if err := c.Identity.Bootstrap(ctx, identity.BootstrapOptions{
+		AdminPassword: pw, Region: c.Config.Region, Catalog: c.catalog(),
+	}); err != nil {
+		return err
+	}
+	return nil
+}
+
+// catalog lists the endpoints of the services this process serves.
+func (c *Cloud) catalog() []identity.CatalogEntry {
+	var out []identity.CatalogEntry
+	if c.IdentityURL != "" {
+		u := c.IdentityURL + "/v3"
+		out = append(out, identity.CatalogEntry{Type: "identity", Name: "keystone", Description: "Nimbus Identity",
+			URLs: map[string]string{"public": u, "internal": u, "admin": u}})
+	}
+	return out
+}
+
+func (c *Cloud) serve(ln net.Listener, h http.Handler) {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(c.log.Handler(), slog.LevelWarn),
+	}
+	c.servers = append(c.servers, srv)
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			c.log.Error("http server stopped", "addr", ln.Addr().String(), "err", err)
+		}
+	}()
+}
+
+// Close stops listeners (letting requests in flight finish until ctx is
+// done), then the bus and the store.
+func (c *Cloud) Close(ctx context.Context) error {
+	var errs []error
+	for _, s := range c.servers {
+		if err := s.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.cancel != nil {
+		c.cancel()
+	}
+	if c.Bus != nil {
+		if err := c.Bus.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.natsServer != nil {
+		c.natsServer.Shutdown()
+	}
+	if c.DB != nil {
+		if err := c.DB.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,179 @@
+// Package config holds Nimbus's configuration: embedded defaults good for
+// a whole cloud on one machine, optionally overridden by a YAML file and
+// NIMBUS_* environment variables.
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration of a Nimbus process.
+type Config struct {
+	// DataDir holds the SQLite database, key repositories, generated
+	// credentials and logs.
+	DataDir string `yaml:"data_dir"`
+	// Bind is the address services listen on (127.0.0.1 unless the
+	// operator opens them up).
+	Bind string `yaml:"bind"`
+	// PublicHost is the host name or address put in catalog URLs.
+	PublicHost string `yaml:"public_host"`
+	// Database is a DSN: empty for SQLite in DataDir, or postgres://...
+	Database string `yaml:"database"`
+	// NATS is the URL of an external NATS cluster; empty runs one embedded.
+	NATS string `yaml:"nats"`
+	// NATSPort is the embedded server's client port (0: any free port).
+	NATSPort int `yaml:"nats_port"`
+	// Region is the region bootstrap registers and clients use.
+	Region string `yaml:"region"`
+	// Roles lists the control-plane roles `nimbus serve` runs.
+	Roles []string `yaml:"roles"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `yaml:"log_level"`
+
+	Identity IdentityConfig `yaml:"identity"`
+}
+
+// IdentityConfig configures the identity service.
+type IdentityConfig struct {
+	// Port is the identity API's port (0: any free port, for tests).
+	Port int `yaml:"port"`
+	// TokenLifetime is how long tokens live.
+	TokenLifetime time.Duration `yaml:"token_lifetime"`
+	// LockoutFailures locks a user out after this many consecutive failed
+	// logins (0: never), for LockoutDuration.
+	LockoutFailures int           `yaml:"lockout_failures"`
+	LockoutDuration time.Duration `yaml:"lockout_duration"`
+	// BcryptCost is the password KDF cost (Keystone's is 12).
+	BcryptCost int `yaml:"bcrypt_cost"`
+	// PolicyFile overrides default policy rules (oslo.policy YAML).
+	PolicyFile string `yaml:"policy_file"`
+	// MaxActiveKeys bounds the Fernet key repository on rotation.
+	MaxActiveKeys int `yaml:"max_active_keys"`
+	// AdminPassword is the bootstrap admin's password; empty generates one
+	// on first start and keeps it in DataDir/admin-password.
+	AdminPassword string `yaml:"admin_password"`
+}
+
+// Default returns the embedded defaults.
+func Default() Config {
+	return Config{
+		DataDir:    defaultDataDir(),
+		Bind:       "127.0.0.1",
+		PublicHost: "127.0.0.1",
+		Region:     "RegionOne",
+		LogLevel:   "info",
+		Identity: IdentityConfig{
+			Port:            5000,
+			TokenLifetime:   time.Hour,
+			LockoutDuration: 30 * time.Minute,
+			BcryptCost:      12,
+			MaxActiveKeys:   3,
+		},
+	}
+}
+
+func defaultDataDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/nimbus"
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "share", "nimbus")
+	}
+	return "nimbus-data"
+}
+
+// Load returns the defaults overridden by the YAML file at path (if path is
+// not empty) and then by the environment.
+func Load(path string) (Config, error) {
+	cfg := Default()
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("read config: %w", err)
+		}
+		dec := yaml.NewDecoder(strings.NewReader(string(data)))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil {
+			return cfg, fmt.Errorf("parse config %s: %w", path, err)
+		}
+	}
+	if err := cfg.applyEnv(os.LookupEnv); err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.Validate()
+}
+
+// applyEnv overrides settings from NIMBUS_* variables.
+func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
+	str := map[string]*string{
+		"NIMBUS_DATA_DIR":       &c.DataDir,
+		"NIMBUS_BIND":           &c.Bind,
+		"NIMBUS_PUBLIC_HOST":    &c.PublicHost,
+		"NIMBUS_DATABASE":       &c.Database,
+		"NIMBUS_NATS":           &c.NATS,
+		"NIMBUS_REGION":         &c.Region,
+		"NIMBUS_LOG_LEVEL":      &c.LogLevel,
+		"NIMBUS_ADMIN_PASSWORD": &c.Identity.AdminPassword,
+		"NIMBUS_POLICY_FILE":    &c.Identity.PolicyFile,
+	}
+	for k, dst := range str {
+		if v, ok := lookup(k); ok {
+			*dst = v
+		}
+	}
+	ints := map[string]*int{
+		"NIMBUS_IDENTITY_PORT":    &c.Identity.Port,
+		"NIMBUS_BCRYPT_COST":      &c.Identity.BcryptCost,
+		"NIMBUS_LOCKOUT_FAILURES": &c.Identity.LockoutFailures,
+		"NIMBUS_NATS_PORT":        &c.NATSPort,
+	}
+	for k, dst := range ints {
+		if v, ok := lookup(k); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("%s=%q: not an integer", k, v)
+			}
+			*dst = n
+		}
+	}
+	if v, ok := lookup("NIMBUS_TOKEN_LIFETIME"); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("NIMBUS_TOKEN_LIFETIME=%q: %w", v, err)
+		}
+		c.Identity.TokenLifetime = d
+	}
+	return nil
+}
+
+// Validate rejects settings that cannot work.
+func (c *Config) Validate() error {
+	if c.DataDir == "" {
+		return fmt.Errorf("config: data_dir is required")
+	}
+	if c.Identity.BcryptCost < 4 || c.Identity.BcryptCost > 31 {
+		return fmt.Errorf("config: identity.bcrypt_cost %d is outside 4..31", c.Identity.BcryptCost)
+	}
+	if c.Identity.TokenLifetime < time.Minute {
+		return fmt.Errorf("config: identity.token_lifetime %s is shorter than a minute", c.Identity.TokenLifetime)
+	}
+	if c.Identity.MaxActiveKeys < 3 {
+		return fmt.Errorf("config: identity.max_active_keys must be at least 3")
+	}
+	return nil
+}
+
+// DSN returns the database DSN, defaulting to SQLite in the data dir.
+func (c *Config) DSN() string {
+	if c.Database != "" {
+		return c.Database
+	}
+	return filepath.Join(c.DataDir, "nimbus.db")
+}

@@ -1,0 +1,454 @@
+package identity
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/nimbus-cloud/nimbus/internal/api"
+	"github.com/nimbus-cloud/nimbus/internal/store"
+)
+
+type role struct {
+	ID, Name, DomainID, Description, Options, Extra string
+}
+
+const roleColumns = `id, name, domain_id, description, options, extra`
+
+func scanRole(row interface{ Scan(...any) error }) (*role, error) {
+	r := &role{}
+	err := row.Scan(&r.ID, &r.Name, &r.DomainID, &r.Description, &r.Options, &r.Extra)
+	if r.DomainID == globalRoleDomain {
+		r.DomainID = ""
+	}
+	return r, err
+}
+
+func (s *Service) getRole(ctx context.Context, id string) (*role, error) {
+	r, err := scanRole(s.db.QueryRow(ctx, `SELECT `+roleColumns+` FROM roles WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get role %s: %w", id, err)
+	}
+	return r, nil
+}
+
+func (s *Service) roleByName(ctx context.Context, name, domainID string) (*role, error) {
+	if domainID == "" {
+		domainID = globalRoleDomain
+	}
+	r, err := scanRole(s.db.QueryRow(ctx, `SELECT `+roleColumns+` FROM roles WHERE name = ? AND domain_id = ?`, name, domainID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	return r, err
+}
+
+func (r *role) immutable() bool {
+	var opts map[string]any
+	_ = json.Unmarshal([]byte(r.Options), &opts)
+	v, _ := opts["immutable"].(bool)
+	return v
+}
+
+func (s *Service) roleJSON(req *http.Request, r *role) map[string]any {
+	var opts map[string]any
+	_ = json.Unmarshal([]byte(r.Options), &opts)
+	return withExtra(map[string]any{
+		"id": r.ID, "name": r.Name, "domain_id": nullable(r.DomainID), "description": r.Description,
+		"options": nonNil(opts), "links": s.selfLinks(req, "/v3/roles/"+r.ID),
+	}, r.Extra)
+}
+
+// roleRefJSON is the short form used in inferences: id, name, links.
+func (s *Service) roleRefJSON(req *http.Request, r *role) map[string]any {
+	return map[string]any{"id": r.ID, "name": r.Name, "links": s.selfLinks(req, "/v3/roles/"+r.ID)}
+}
+
+type roleBody struct {
+	Name        api.Optional[string] `json:"name"`
+	DomainID    api.Optional[string] `json:"domain_id"`
+	Description api.Optional[string] `json:"description"`
+	Options     map[string]any       `json:"options"`
+}
+
+func validRoleOptions(opts map[string]any) (string, error) {
+	for k, v := range opts {
+		if k != "immutable" {
+			return "", api.BadRequest("Invalid input for field 'role.options': '%s' is not a valid option.", k)
+		}
+		if _, ok := v.(bool); !ok && v != nil {
+			return "", api.BadRequest("Invalid input for field 'role.options.immutable': expected boolean.")
+		}
+	}
+	b, _ := json.Marshal(nonNil(opts))
+	return string(b), nil
+}
+
+func (s *Service) createRole(r *http.Request) (*api.Response, error) {
+	ctx := r.Context()
+	var b roleBody
+	extra, err := readEnvelope(r, "role", &b, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := validName("role", b.Name.Value); err != nil {
+		return nil, err
+	}
+	opts, err := validRoleOptions(b.Options)
+	if err != nil {
+		return nil, err
+	}
+	ro := &role{ID: newID(), Name: b.Name.Value, DomainID: b.DomainID.Value, Description: b.Description.Value, Options: opts, Extra: encodeExtra(extra)}
+	if ro.DomainID != "" {
+		if _, err := s.getDomain(ctx, s.db, ro.DomainID); errors.Is(err, store.ErrNotFound) {
+			return nil, api.NotFound("Could not find domain: %s.", ro.DomainID)
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	if err := s.insertRole(ctx, ro); err != nil {
+		return nil, err
+	}
+	return api.JSON(http.StatusCreated, map[string]any{"role": s.roleJSON(r, ro)}), nil
+}
+
+func (s *Service) insertRole(ctx context.Context, ro *role) error {
+	dom := ro.DomainID
+	if dom == "" {
+		dom = globalRoleDomain
+	}
+	_, err := s.db.Exec(ctx, `INSERT INTO roles (id, name, domain_id, description, options, extra) VALUES (?, ?, ?, ?, ?, ?)`,
+		ro.ID, ro.Name, dom, ro.Description, ro.Options, ro.Extra)
+	if store.IsConflict(err) {
+		return api.Conflict("Conflict occurred attempting to store role - Duplicate entry found with name %s.", ro.Name)
+	}
+	if err != nil {
+		return fmt.Errorf("create role: %w", err)
+	}
+	s.changed()
+	return nil
+}
+
+func (s *Service) loadRole(r *http.Request, param string) (*role, error) {
+	id := r.PathValue(param)
+	ro, err := s.getRole(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, api.NotFound("Could not find role: %s.", id)
+	}
+	return ro, err
+}
+
+func (s *Service) showRole(r *http.Request) (*api.Response, error) {
+	ro, err := s.loadRole(r, "role_id")
+	if err != nil {
+		return nil, err
+	}
+	return api.JSON(http.StatusOK, map[string]any{"role": s.roleJSON(r, ro)}), nil
+}
+
+func (s *Service) listRoles(r *http.Request) (*api.Response, error) {
+	q := r.URL.Query()
+	dom := q.Get("domain_id")
+	if dom == "" {
+		dom = globalRoleDomain
+	}
+	query, args := `SELECT `+roleColumns+` FROM roles WHERE domain_id = ?`, []any{dom}
+	if v := q.Get("name"); v != "" {
+		query, args = query+` AND name = ?`, append(args, v)
+	}
+	rows, err := s.db.Query(r.Context(), query+` ORDER BY name`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list roles: %w", err)
+	}
+	defer rows.Close()
+	out := []any{}
+	for rows.Next() {
+		ro, err := scanRole(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s.roleJSON(r, ro))
+	}
+	return api.JSON(http.StatusOK, s.listBody(r, "roles", out)), rows.Err()
+}
+
+func (s *Service) updateRole(r *http.Request) (*api.Response, error) {
+	var b roleBody
+	extra, err := readEnvelope(r, "role", &b, false)
+	if err != nil {
+		return nil, err
+	}
+	ro, err := s.loadRole(r, "role_id")
+	if err != nil {
+		return nil, err
+	}
+	if b.Options != nil {
+		if v, ok := b.Options["immutable"]; ok && v == false && ro.immutable() && len(b.Options) == 1 && !b.Name.Set && !b.Description.Set {
+			// Clearing the immutable flag is the one update allowed.
+		} else if ro.immutable() {
+			return nil, api.Forbidden("Role %s is immutable.", ro.ID)
+		}
+		opts, err := validRoleOptions(b.Options)
+		if err != nil {
+			return nil, err
+		}
+		ro.Options = opts
+	} else if ro.immutable() {
+		return nil, api.Forbidden("Role %s is immutable.", ro.ID)
+	}
+	if b.DomainID.Set && b.DomainID.Value != ro.DomainID {
+		return nil, api.BadRequest("Update of `domain_id` is not allowed.")
+	}
+	if b.Name.Set {
+		if err := validName("role", b.Name.Value); err != nil {
+			return nil, err
+		}
+		ro.Name = b.Name.Value
+	}
+	if b.Description.Set {
+		ro.Description = b.Description.Value
+	}
+	merged := decodeExtra(ro.Extra)
+	for k, v := range extra {
+		merged[k] = v
+	}
+	ro.Extra = encodeExtra(merged)
+	_, err = s.db.Exec(r.Context(), `UPDATE roles SET name = ?, description = ?, options = ?, extra = ? WHERE id = ?`, ro.Name, ro.Description, ro.Options, ro.Extra, ro.ID)
+	if store.IsConflict(err) {
+		return nil, api.Conflict("Conflict occurred attempting to store role - Duplicate entry found with name %s.", ro.Name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("update role %s: %w", ro.ID, err)
+	}
+	s.changed()
+	return api.JSON(http.StatusOK, map[string]any{"role": s.roleJSON(r, ro)}), nil
+}
+
+func (s *Service) deleteRole(r *http.Request) (*api.Response, error) {
+	ctx := r.Context()
+	ro, err := s.loadRole(r, "role_id")
+	if err != nil {
+		return nil, err
+	}
+	if ro.immutable() {
+		return nil, api.Forbidden("Role %s is immutable.", ro.ID)
+	}
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+		for _, q := range []string{
+			`DELETE FROM assignments WHERE role_id = ?`,
+			`DELETE FROM implied_roles WHERE prior_role_id = ?`,
+			`DELETE FROM implied_roles WHERE implied_role_id = ?`,
+			`DELETE FROM application_credential_roles WHERE role_id = ?`,
+			`DELETE FROM roles WHERE id = ?`,
+		} {
+			if _, err := tx.Exec(ctx, q, ro.ID); err != nil {
+				return err
+			}
+		}
+		return s.deleteRoleExtras(ctx, tx, ro.ID)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("delete role %s: %w", ro.ID, err)
+	}
+	s.changed()
+	return api.NoContent(), nil
+}
+
+// Implied roles.
+
+func (s *Service) inferenceRoles(r *http.Request) (*role, *role, error) {
+	prior, err := s.loadRole(r, "prior_role_id")
+	if err != nil {
+		return nil, nil, err
+	}
+	implied, err := s.loadRole(r, "implied_role_id")
+	if err != nil {
+		return nil, nil, err
+	}
+	return prior, implied, nil
+}
+
+func (s *Service) createImpliedRole(r *http.Request) (*api.Response, error) {
+	ctx := r.Context()
+	prior, implied, err := s.inferenceRoles(r)
+	if err != nil {
+		return nil, err
+	}
+	if prior.ID == implied.ID {
+		return nil, api.BadRequest("A role cannot imply itself.")
+	}
+	if implied.DomainID != "" {
+		return nil, api.Forbidden("A domain-specific role %s cannot be an implied role.", implied.ID)
+	}
+	// Refuse a cycle: the implied role must not already (transitively)
+	// imply the prior one.
+	graph, err := s.impliedRoleGraph(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range expandImplied(graph, []string{implied.ID}) {
+		if id == prior.ID {
+			return nil, api.Conflict("Implied role %s would create a cycle with %s.", implied.ID, prior.ID)
+		}
+	}
+	_, err = s.db.Exec(ctx, `INSERT INTO implied_roles (prior_role_id, implied_role_id) VALUES (?, ?)`, prior.ID, implied.ID)
+	if err != nil && !store.IsConflict(err) {
+		return nil, fmt.Errorf("create implied role: %w", err)
+	}
+	s.changed()
+	return api.JSON(http.StatusCreated, map[string]any{"role_inference": map[string]any{
+		"prior_role": s.roleRefJSON(r, prior), "implies": s.roleRefJSON(r, implied)}}), nil
+}
+
+func (s *Service) impliedExists(ctx context.Context, prior, implied string) (bool, error) {
+	var n int
+	err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM implied_roles WHERE prior_role_id = ? AND implied_role_id = ?`, prior, implied).Scan(&n)
+	return n > 0, err
+}
+
+func (s *Service) showImpliedRole(r *http.Request) (*api.Response, error) {
+	prior, implied, err := s.inferenceRoles(r)
+	if err != nil {
+		return nil, err
+	}
+	ok, err := s.impliedExists(r.Context(), prior.ID, implied.ID)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, api.NotFound("%s is not an implied role of %s.", implied.ID, prior.ID)
+	}
+	return api.JSON(http.StatusOK, map[string]any{"role_inference": map[string]any{
+		"prior_role": s.roleRefJSON(r, prior), "implies": s.roleRefJSON(r, implied)}}), nil
+}
+
+func (s *Service) checkImpliedRole(r *http.Request) (*api.Response, error) {
+	if _, err := s.showImpliedRole(r); err != nil {
+		return nil, err
+	}
+	return api.NoContent(), nil
+}
+
+func (s *Service) deleteImpliedRole(r *http.Request) (*api.Response, error) {
+	prior, implied, err := s.inferenceRoles(r)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.db.Exec(r.Context(), `DELETE FROM implied_roles WHERE prior_role_id = ? AND implied_role_id = ?`, prior.ID, implied.ID)
+	if err != nil {
+		return nil, err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil, api.NotFound("%s is not an implied role of %s.", implied.ID, prior.ID)
+	}
+	s.changed()
+	return api.NoContent(), nil
+}
+
+func (s *Service) listImpliedRoles(r *http.Request) (*api.Response, error) {
+	prior, err := s.loadRole(r, "prior_role_id")
+	if err != nil {
+		return nil, err
+	}
+	implies, err := s.impliedOf(r, prior.ID)
+	if err != nil {
+		return nil, err
+	}
+	return api.JSON(http.StatusOK, map[string]any{
+		"role_inference": map[string]any{"prior_role": s.roleRefJSON(r, prior), "implies": implies},
+		"links":          s.selfLinks(r, r.URL.Path),
+	}), nil
+}
+
+func (s *Service) impliedOf(r *http.Request, priorID string) ([]any, error) {
+	rows, err := s.db.Query(r.Context(), `SELECT `+roleColumns+` FROM roles WHERE id IN (SELECT implied_role_id FROM implied_roles WHERE prior_role_id = ?) ORDER BY name`, priorID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []any{}
+	for rows.Next() {
+		ro, err := scanRole(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s.roleRefJSON(r, ro))
+	}
+	return out, rows.Err()
+}
+
+func (s *Service) listRoleInferences(r *http.Request) (*api.Response, error) {
+	rows, err := s.db.Query(r.Context(), `SELECT DISTINCT prior_role_id FROM implied_roles ORDER BY prior_role_id`)
+	if err != nil {
+		return nil, err
+	}
+	var priors []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		priors = append(priors, id)
+	}
+	rows.Close()
+	out := []any{}
+	for _, id := range priors {
+		prior, err := s.getRole(r.Context(), id)
+		if err != nil {
+			return nil, err
+		}
+		implies, err := s.impliedOf(r, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, map[string]any{"prior_role": s.roleRefJSON(r, prior), "implies": implies})
+	}
+	return api.JSON(http.StatusOK, map[string]any{"role_inferences": out, "links": s.selfLinks(r, r.URL.Path)}), nil
+}
+
+// impliedRoleGraph loads prior -> implied edges.
+func (s *Service) impliedRoleGraph(ctx context.Context) (map[string][]string, error) {
+	rows, err := s.db.Query(ctx, `SELECT prior_role_id, implied_role_id FROM implied_roles`)
+	if err != nil {
+		return nil, fmt.Errorf("load implied roles: %w", err)
+	}
+	defer rows.Close()
+	g := map[string][]string{}
+	for rows.Next() {
+		var a, b string
+		if err := rows.Scan(&a, &b); err != nil {
+			return nil, err
+		}
+		g[a] = append(g[a], b)
+	}
+	return g, rows.Err()
+}
+
+// expandImplied returns roles plus everything they imply, transitively,
+// in first-seen order.
+func expandImplied(graph map[string][]string, roles []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	var visit func(string)
+	visit = func(id string) {
+		if seen[id] {
+			return
+		}
+		seen[id] = true
+		out = append(out, id)
+		for _, next := range graph[id] {
+			visit(next)
+		}
+	}
+	for _, id := range roles {
+		visit(id)
+	}
+	return out
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian packages a Nimbus role needs, when run as root and
+# they are missing. Usage: install-deps.sh run|test|conformance
+set -euo pipefail
+case "${1:-run}" in
+run) pkgs=() ;;
+test) pkgs=(postgresql python3-openstackclient) ;;
+conformance) pkgs=(postgresql python3-openstackclient tempest) ;;
+*) echo "usage: $0 run|test|conformance" >&2; exit 2 ;;
+esac
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+  echo "missing Debian packages: ${missing[*]} (run as root to install them)" >&2
+  exit 1
+fi
+echo "installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
