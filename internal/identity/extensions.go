@@ -8,6 +8,14 @@ import (
 	"github.com/nimbus-cloud/nimbus/internal/store"
 )
 
+// extensionMigrations are the schema of the API extensions (OS-OAUTH1,
+// OS-EP-FILTER, domain configuration, policies, limits, federation
+// mappings, credentials), versions 3 and up.
+var extensionMigrations []store.Migration
+
+// extensionRoutes registers the API extensions' routes.
+func (s *Service) extensionRoutes(rt *api.Router) {}
+
 // Cleanup hooks: what else goes when a domain, project, user or role is
 // deleted, beyond the core tables. Each runs inside the deleting
 // transaction, so a failure leaves everything in place.

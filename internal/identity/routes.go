@@ -9,7 +9,7 @@ import (
 // Routes returns the identity API's route table.
 func (s *Service) Routes() *api.Router {
 	rt := api.NewRouter(s.api)
-	none, opt := api.AuthNone, api.AuthOptional
+	none := api.AuthNone
 	type R = api.Route
 	rt.Handle(
 		R{Method: "GET", Pattern: "/{$}", Handler: s.versions, Auth: none},
@@ -114,7 +114,7 @@ func (s *Service) Routes() *api.Router {
 		R{Method: "GET", Pattern: "/v3/OS-TRUST/trusts/{trust_id}/roles/{role_id}", Handler: s.showTrustRole},
 	)
 	s.grantRoutes(rt)
-	_ = opt
+	s.extensionRoutes(rt)
 	return rt
 }
 

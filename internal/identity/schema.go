@@ -18,6 +18,7 @@ func schema() []store.Migration {
 	var all []store.Migration
 	all = append(all, migrations...)
 	all = append(all, trustMigrations...)
+	all = append(all, extensionMigrations...)
 	return all
 }
 
