@@ -215,9 +215,9 @@ func (s *Service) lookupDomain(ctx context.Context, ref *nameOrID) (*project, er
 		return nil, api.BadRequest("Invalid input for field 'domain': id or name is required.")
 	}
 	if ref.ID != "" {
-		return s.getDomain(ctx, s.db, ref.ID)
+		return s.cachedDomain(ctx, ref.ID)
 	}
-	return s.domainByName(ctx, ref.Name)
+	return s.cachedDomainByName(ctx, ref.Name)
 }
 
 func (s *Service) authPassword(ctx context.Context, m *passwordMethod) (*authResult, error) {
@@ -225,7 +225,7 @@ func (s *Service) authPassword(ctx context.Context, m *passwordMethod) (*authRes
 	var err error
 	switch {
 	case m.User.ID != "":
-		u, err = s.getUser(ctx, m.User.ID)
+		u, err = s.cachedUser(ctx, m.User.ID)
 	case m.User.Name != "":
 		if m.User.Domain == nil {
 			return nil, api.BadRequest("Invalid input for field 'auth.identity.password.user': a user name needs a domain.")
@@ -233,7 +233,7 @@ func (s *Service) authPassword(ctx context.Context, m *passwordMethod) (*authRes
 		var dom *project
 		dom, err = s.lookupDomain(ctx, m.User.Domain)
 		if err == nil {
-			u, err = s.userByName(ctx, dom.ID, m.User.Name)
+			u, err = s.cachedUserByName(ctx, dom.ID, m.User.Name)
 		}
 	default:
 		return nil, api.BadRequest("Invalid input for field 'auth.identity.password.user': id or name is required.")
@@ -261,7 +261,7 @@ func (s *Service) authPassword(ctx context.Context, m *passwordMethod) (*authRes
 	if !u.Enabled {
 		return nil, errAuth()
 	}
-	if d, err := s.getDomain(ctx, s.db, u.DomainID); err != nil || !d.Enabled {
+	if d, err := s.cachedDomain(ctx, u.DomainID); err != nil || !d.Enabled {
 		return nil, errAuth()
 	}
 	return &authResult{user: u, methods: []string{"password"}}, nil
@@ -324,7 +324,7 @@ func (s *Service) resolveScope(ctx context.Context, r *http.Request, raw json.Ra
 		var p *project
 		var err error
 		if req.Project.ID != "" {
-			p, err = s.getProject(ctx, s.db, req.Project.ID)
+			p, err = s.cachedProject(ctx, req.Project.ID)
 		} else if req.Project.Name != "" {
 			if req.Project.Domain == nil {
 				return scope{}, api.BadRequest("Invalid input for field 'auth.scope.project': a project name needs a domain.")
@@ -332,9 +332,8 @@ func (s *Service) resolveScope(ctx context.Context, r *http.Request, raw json.Ra
 			var dom *project
 			if dom, err = s.lookupDomain(ctx, req.Project.Domain); err == nil {
 				var id string
-				err = s.db.QueryRow(ctx, `SELECT id FROM projects WHERE domain_id = ? AND name = ? AND is_domain = ?`, dom.ID, req.Project.Name, false).Scan(&id)
-				if err == nil {
-					p, err = s.getProject(ctx, s.db, id)
+				if id, err = s.cachedProjectByName(ctx, dom.ID, req.Project.Name); err == nil {
+					p, err = s.cachedProject(ctx, id)
 				}
 			}
 		} else {

@@ -552,24 +552,11 @@ func (s *Service) deleteEndpoint(r *http.Request) (*api.Response, error) {
 // with their enabled endpoints, URLs with $(project_id)s substituted.
 func (s *Service) catalogFor(r *http.Request, v *tokenView) ([]any, error) {
 	ctx := r.Context()
-	rows, err := s.db.Query(ctx, `SELECT id, type, enabled, extra FROM services WHERE enabled = ? ORDER BY type, id`, true)
-	if err != nil {
-		return nil, fmt.Errorf("load catalog: %w", err)
-	}
-	var svcs []*service
-	for rows.Next() {
-		sv := &service{}
-		if err := rows.Scan(&sv.ID, &sv.Type, &sv.Enabled, &sv.Extra); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		svcs = append(svcs, sv)
-	}
-	rows.Close()
-	eps, err := s.listEndpointRows(ctx, `enabled = ?`, true)
+	rows, err := cached(s, "catalog", func() (*catalogRows, error) { return s.loadCatalogRows(ctx) })
 	if err != nil {
 		return nil, err
 	}
+	svcs, eps := rows.services, rows.endpoints
 	allowed, err := s.projectEndpointFilter(ctx, v)
 	if err != nil {
 		return nil, err
@@ -596,6 +583,36 @@ func (s *Service) catalogFor(r *http.Request, v *tokenView) ([]any, error) {
 		extra := decodeExtra(sv.Extra)
 		name, _ := extra["name"].(string)
 		out = append(out, map[string]any{"id": sv.ID, "type": sv.Type, "name": name, "endpoints": list})
+	}
+	return out, nil
+}
+
+// catalogRows are the enabled services and endpoints, as cached.
+type catalogRows struct {
+	services  []*service
+	endpoints []*endpoint
+}
+
+func (s *Service) loadCatalogRows(ctx context.Context) (*catalogRows, error) {
+	rows, err := s.db.Query(ctx, `SELECT id, type, enabled, extra FROM services WHERE enabled = ? ORDER BY type, id`, true)
+	if err != nil {
+		return nil, fmt.Errorf("load catalog: %w", err)
+	}
+	out := &catalogRows{}
+	for rows.Next() {
+		sv := &service{}
+		if err := rows.Scan(&sv.ID, &sv.Type, &sv.Enabled, &sv.Extra); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out.services = append(out.services, sv)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if out.endpoints, err = s.listEndpointRows(ctx, `enabled = ?`, true); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

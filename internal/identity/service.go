@@ -83,6 +83,7 @@ type Service struct {
 	tokenCache  sync.Map // token string -> *cachedToken
 	revocations atomic.Pointer[revocationList]
 	passwords   *passwordCache
+	cache       readCache
 }
 
 // New opens the identity service on db, migrating its schema and loading

@@ -130,7 +130,7 @@ func (s *Service) validate(ctx context.Context, token string, allowExpired bool)
 func (s *Service) resolveToken(ctx context.Context, token string, p *tokenPayload) (*tokenView, error) {
 	v := &tokenView{payload: p}
 	var err error
-	v.user, err = s.getUser(ctx, p.UserID)
+	v.user, err = s.cachedUser(ctx, p.UserID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errTokenInvalid
 	}
@@ -140,7 +140,7 @@ func (s *Service) resolveToken(ctx context.Context, token string, p *tokenPayloa
 	if !v.user.Enabled {
 		return nil, errTokenInvalid
 	}
-	if v.userDom, err = s.getDomain(ctx, s.db, v.user.DomainID); err != nil || !v.userDom.Enabled {
+	if v.userDom, err = s.cachedDomain(ctx, v.user.DomainID); err != nil || !v.userDom.Enabled {
 		return nil, errTokenInvalid
 	}
 	sc := scope{ProjectID: p.ProjectID, DomainID: p.DomainID, System: p.System, TrustID: p.TrustID}
@@ -165,7 +165,7 @@ func (s *Service) resolveToken(ctx context.Context, token string, p *tokenPayloa
 		return nil, err
 	}
 	for _, id := range roleIDs {
-		ro, err := s.getRole(ctx, id)
+		ro, err := s.cachedRole(ctx, id)
 		if err != nil {
 			continue
 		}
@@ -183,16 +183,16 @@ func (s *Service) tokenRoles(ctx context.Context, v *tokenView, sc scope) ([]str
 	var err error
 	switch {
 	case p.ProjectID != "":
-		if v.project, err = s.getProject(ctx, s.db, p.ProjectID); err != nil || !v.project.Enabled {
+		if v.project, err = s.cachedProject(ctx, p.ProjectID); err != nil || !v.project.Enabled {
 			return nil, errTokenInvalid
 		}
 		if v.project.IsDomain {
 			v.projDom = v.project
-		} else if v.projDom, err = s.getDomain(ctx, s.db, v.project.DomainID); err != nil || !v.projDom.Enabled {
+		} else if v.projDom, err = s.cachedDomain(ctx, v.project.DomainID); err != nil || !v.projDom.Enabled {
 			return nil, errTokenInvalid
 		}
 	case p.DomainID != "":
-		if v.domain, err = s.getDomain(ctx, s.db, p.DomainID); err != nil || !v.domain.Enabled {
+		if v.domain, err = s.cachedDomain(ctx, p.DomainID); err != nil || !v.domain.Enabled {
 			return nil, errTokenInvalid
 		}
 	case !p.System:
@@ -203,7 +203,7 @@ func (s *Service) tokenRoles(ctx context.Context, v *tokenView, sc scope) ([]str
 	case v.trust != nil:
 		roles, err = s.trustRoles(ctx, v.trust)
 	default:
-		roles, err = s.scopeRoles(ctx, p.UserID, sc)
+		roles, err = s.cachedScopeRoles(ctx, p.UserID, sc)
 	}
 	if err != nil {
 		return nil, err

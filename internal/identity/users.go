@@ -500,5 +500,9 @@ func (s *Service) noteAuthResult(ctx context.Context, u *user, ok bool) {
 	}
 	if err != nil {
 		s.log.Warn("record authentication result", "user_id", u.ID, "err", err)
+		return
+	}
+	if ok && u.FailedAuthCount > 0 || !ok {
+		s.changed()
 	}
 }
