@@ -1,0 +1,166 @@
+package cloud_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nimbus-cloud/nimbus/internal/api"
+	"github.com/nimbus-cloud/nimbus/internal/cloud"
+	"github.com/nimbus-cloud/nimbus/internal/config"
+)
+
+func testConfig(t *testing.T, dataDir string) config.Config {
+	t.Helper()
+	cfg := config.Default()
+	cfg.DataDir = dataDir
+	cfg.Identity.Port = 0
+	cfg.NATSPort = 0
+	cfg.Identity.BcryptCost = 4
+	cfg.LogLevel = "warn"
+	return cfg
+}
+
+func start(t *testing.T, cfg config.Config) *cloud.Cloud {
+	t.Helper()
+	c, err := cloud.Start(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatalf("start cloud: %v", err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+// issueToken logs in with a password and returns the token.
+func issueToken(t *testing.T, authURL, user, password, project string) string {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"auth": map[string]any{
+		"identity": map[string]any{"methods": []string{"password"}, "password": map[string]any{"user": map[string]any{
+			"name": user, "password": password, "domain": map[string]any{"id": "default"}}}},
+		"scope": map[string]any{"project": map[string]any{"name": project, "domain": map[string]any{"id": "default"}}},
+	}})
+	resp, err := http.Post(authURL+"/auth/tokens", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		data, _ := io.ReadAll(resp.Body)
+		t.Fatalf("token issue: %d %s", resp.StatusCode, data)
+	}
+	return resp.Header.Get("X-Subject-Token")
+}
+
+// A restart on the same data dir keeps the cloud: same admin password,
+// tokens issued before the restart still valid (same keys), and bootstrap
+// does not duplicate anything.
+func TestRestartKeepsTheCloud(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	c1, err := cloud.Start(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw := c1.AdminPassword
+	if len(pw) < 16 {
+		t.Fatalf("generated admin password %q is too short", pw)
+	}
+	tok := issueToken(t, c1.IdentityURL+"/v3", "admin", pw, "admin")
+	if err := c1.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.Stat(filepath.Join(dir, "admin-password"))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("admin-password file: %v, mode %v; want 0600", err, info.Mode())
+	}
+
+	c2 := start(t, cfg)
+	if c2.AdminPassword != pw {
+		t.Fatalf("admin password changed across restart")
+	}
+	id, err := c2.Identity.ValidateToken(context.Background(), tok)
+	if err != nil {
+		t.Fatalf("token from before the restart: %v", err)
+	}
+	if id.ProjectName != "admin" || !id.HasRole("admin") || !id.HasRole("reader") {
+		t.Fatalf("validated identity = %+v, want admin project with admin and implied reader roles", id)
+	}
+	var users, endpoints int
+	if err := c2.DB.QueryRow(context.Background(), `SELECT COUNT(*) FROM users`).Scan(&users); err != nil {
+		t.Fatal(err)
+	}
+	if err := c2.DB.QueryRow(context.Background(), `SELECT COUNT(*) FROM endpoints`).Scan(&endpoints); err != nil {
+		t.Fatal(err)
+	}
+	if users != 1 || endpoints != 3 {
+		t.Fatalf("after restart: %d users, %d endpoints; want 1 and 3 (bootstrap must be idempotent)", users, endpoints)
+	}
+}
+
+// The remote validator, as services in other processes use it, accepts
+// valid tokens, refuses invalid ones, and serves repeats from its cache.
+func TestRemoteValidator(t *testing.T) {
+	c := start(t, testConfig(t, t.TempDir()))
+	authURL := c.IdentityURL + "/v3"
+	calls := 0
+	client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if r.Method == http.MethodGet {
+			calls++
+		}
+		return http.DefaultTransport.RoundTrip(r)
+	})}
+	v := &api.RemoteValidator{AuthURL: authURL, Username: "admin", Password: c.AdminPassword, Project: "admin",
+		UserDomain: "Default", ProjectDomain: "Default", CacheTTL: time.Minute, Client: client}
+	tok := issueToken(t, authURL, "admin", c.AdminPassword, "admin")
+	ctx := context.Background()
+	id, err := v.ValidateToken(ctx, tok)
+	if err != nil {
+		t.Fatalf("validate: %v", err)
+	}
+	if id.UserName != "admin" || id.ProjectName != "admin" || !id.HasRole("admin") || id.ExpiresAt.Before(time.Now()) {
+		t.Fatalf("identity = %+v", id)
+	}
+	if _, err := v.ValidateToken(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 1 {
+		t.Fatalf("identity was asked %d times for one token, want 1 (cache)", calls)
+	}
+	if _, err := v.ValidateToken(ctx, tok[:len(tok)-4]+"AAAA"); err == nil {
+		t.Fatal("a tampered token was accepted")
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestClientFiles(t *testing.T) {
+	c := start(t, testConfig(t, t.TempDir()))
+	openrc, clouds, err := c.WriteAdminFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, _ := os.ReadFile(openrc)
+	for _, want := range []string{"export OS_AUTH_URL='" + c.IdentityURL + "/v3'", "export OS_USERNAME='admin'", "export OS_PROJECT_NAME='admin'", "export OS_PASSWORD="} {
+		if !strings.Contains(string(rc), want) {
+			t.Errorf("openrc lacks %q:\n%s", want, rc)
+		}
+	}
+	cy, _ := os.ReadFile(clouds)
+	if !strings.Contains(string(cy), "auth_url: '"+c.IdentityURL+"/v3'") || !strings.Contains(string(cy), "password: '") {
+		t.Errorf("clouds.yaml:\n%s", cy)
+	}
+	// A password with a quote must not break out of the shell quoting.
+	got := cloud.OpenRC(cloud.ClientCredentials{AuthURL: "http://x/v3", Username: "u", Project: "p", Password: "a'b; rm -rf /"})
+	if !strings.Contains(got, `export OS_PASSWORD='a'\''b; rm -rf /'`) {
+		t.Errorf("password not safely quoted:\n%s", got)
+	}
+}
