@@ -154,6 +154,10 @@ func (c *Cloud) startIdentity(ctx, runCtx context.Context, metrics *api.Metrics)
 	}
 	svc.Tokens = ident
 	c.Identity = ident
+	if err := c.shareIdentityChanges(runCtx, ident); err != nil {
+		ln.Close()
+		return err
+	}
 	if err := c.bootstrap(ctx); err != nil {
 		ln.Close()
 		return err
@@ -163,6 +167,42 @@ func (c *Cloud) startIdentity(ctx, runCtx context.Context, metrics *api.Metrics)
 	go ident.Keys().Watch(runCtx, 30*time.Second, func(err error) { c.log.Warn("reload fernet keys", "err", err) })
 	c.serve(ln, svc.Handler(ident.Routes()))
 	return nil
+}
+
+// identityChanged is broadcast after every identity write, so that every
+// identity process sharing the database drops its caches: validation stays
+// free of database round trips without serving stale roles or revocations.
+type identityChanged struct {
+	Origin string `json:"origin"`
+}
+
+const identityChangedSubject = "nimbus.identity.changed"
+
+func (c *Cloud) shareIdentityChanges(ctx context.Context, ident *identity.Service) error {
+	origin := api.NewRequestID()
+	_, err := bus.Subscribe(c.Bus, identityChangedSubject, "", func(ctx context.Context, ev identityChanged) error {
+		if ev.Origin == origin {
+			return nil
+		}
+		return ident.Invalidate(ctx)
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe to identity changes: %w", err)
+	}
+	ident.OnChange(func() {
+		if err := bus.Publish(ctx, c.Bus, identityChangedSubject, identityChanged{Origin: origin}); err != nil {
+			c.log.Warn("broadcast identity change", "err", err)
+		}
+	})
+	return nil
+}
+
+// BusURL is the client URL of the embedded bus, or the configured one.
+func (c *Cloud) BusURL() string {
+	if c.natsServer != nil {
+		return c.natsServer.ClientURL()
+	}
+	return c.Config.NATS
 }
 
 // bootstrap makes sure the cloud has its admin, roles and catalog. The

@@ -164,3 +164,44 @@ func TestClientFiles(t *testing.T) {
 		t.Errorf("password not safely quoted:\n%s", got)
 	}
 }
+
+// Two identity processes share one database and bus, as controllers behind a
+// load balancer do. A change made through one must take effect at once on
+// the other, although validation there is served from memory.
+func TestIdentityChangesReachOtherProcesses(t *testing.T) {
+	dir := t.TempDir()
+	a := start(t, testConfig(t, dir))
+	cfgB := testConfig(t, dir)
+	cfgB.NATS = a.BusURL()
+	cfgB.Identity.AdminPassword = a.AdminPassword
+	b := start(t, cfgB)
+	ctx := context.Background()
+
+	tok := issueToken(t, a.IdentityURL+"/v3", "admin", a.AdminPassword, "admin")
+	if _, err := b.Identity.ValidateToken(ctx, tok); err != nil {
+		t.Fatalf("process B rejects a token from A: %v", err)
+	}
+	// Revoke through A's API; B must refuse the token soon after (the
+	// broadcast is asynchronous), without a restart.
+	req, _ := http.NewRequest(http.MethodDelete, a.IdentityURL+"/v3/auth/tokens", nil)
+	req.Header.Set("X-Auth-Token", tok)
+	req.Header.Set("X-Subject-Token", tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("revoke: %d", resp.StatusCode)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := b.Identity.ValidateToken(ctx, tok); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("process B still accepts a token revoked through A")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -84,6 +84,7 @@ type Service struct {
 	revocations atomic.Pointer[revocationList]
 	passwords   *passwordCache
 	cache       readCache
+	notify      atomic.Pointer[func()]
 }
 
 // New opens the identity service on db, migrating its schema and loading
@@ -113,9 +114,24 @@ func New(ctx context.Context, cfg Config, db *store.DB, svc *api.Service, log *s
 // Keys returns the token key ring, so the process can reload it on rotation.
 func (s *Service) Keys() *fernet.Keyring { return s.keys }
 
-// changed marks every cache stale after a committed write.
+// changed marks every cache stale after a committed write and tells the
+// other identity processes sharing the database, if any, to do the same.
 func (s *Service) changed() {
 	s.generation.Add(1)
+	if n := s.notify.Load(); n != nil {
+		(*n)()
+	}
+}
+
+// OnChange registers a function called after every committed identity
+// write; the process wiring uses it to broadcast the change on the bus.
+func (s *Service) OnChange(notify func()) { s.notify.Store(&notify) }
+
+// Invalidate drops every cached answer and reloads revocations, after
+// another process changed identity data in the shared database.
+func (s *Service) Invalidate(ctx context.Context) error {
+	s.generation.Add(1)
+	return s.loadRevocations(ctx)
 }
 
 // newID returns a Keystone-style id: 32 lowercase hex digits.
