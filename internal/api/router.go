@@ -98,7 +98,14 @@ func (rt *Router) Handle(routes ...Route) {
 
 // ServeHTTP implements http.Handler.
 func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if _, pattern := rt.mux.Handler(r); pattern == "" {
+	_, pattern := rt.mux.Handler(r)
+	if pattern == "" && len(r.URL.Path) > 1 && strings.HasSuffix(r.URL.Path, "/") {
+		// OpenStack services answer /v3/things/ like /v3/things.
+		r.URL.Path = strings.TrimRight(r.URL.Path, "/")
+		r.URL.RawPath = ""
+		_, pattern = rt.mux.Handler(r)
+	}
+	if pattern == "" {
 		rt.svc.WriteError(w, r, NotFound("The resource could not be found."))
 		return
 	}

@@ -85,7 +85,8 @@ func (s *Service) appCredJSON(r *http.Request, a *appCred) map[string]any {
 	}
 	var exp any
 	if !a.ExpiresAt.IsZero() {
-		exp = keystoneTime(a.ExpiresAt)
+		// Keystone echoes application credential expiries without a zone.
+		exp = a.ExpiresAt.UTC().Format("2006-01-02T15:04:05.000000")
 	}
 	rules := a.AccessRules
 	if rules == nil {

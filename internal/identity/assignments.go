@@ -325,7 +325,37 @@ func (s *Service) scopeRoles(ctx context.Context, userID string, sc scope) ([]st
 	if err != nil {
 		return nil, err
 	}
-	return expandImplied(graph, direct), nil
+	local, err := s.domainSpecificRoles(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, id := range expandImplied(graph, direct) {
+		if !local[id] {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+// domainSpecificRoles returns the ids of roles that belong to a domain.
+func (s *Service) domainSpecificRoles(ctx context.Context) (map[string]bool, error) {
+	return cached(s, "domain-specific-roles", func() (map[string]bool, error) {
+		rows, err := s.db.Query(ctx, `SELECT id FROM roles WHERE domain_id <> ?`, globalRoleDomain)
+		if err != nil {
+			return nil, fmt.Errorf("list domain-specific roles: %w", err)
+		}
+		defer rows.Close()
+		ids := map[string]bool{}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return nil, err
+			}
+			ids[id] = true
+		}
+		return ids, rows.Err()
+	})
 }
 
 // roleAssignmentsQuery is the parsed filter set of GET /v3/role_assignments.
@@ -438,6 +468,10 @@ func (s *Service) effectiveAssignments(ctx context.Context, in []expanded) ([]ex
 	if err != nil {
 		return nil, err
 	}
+	local, err := s.domainSpecificRoles(ctx)
+	if err != nil {
+		return nil, err
+	}
 	members := map[string][]string{}
 	rows, err := s.db.Query(ctx, `SELECT group_id, user_id FROM group_members`)
 	if err != nil {
@@ -455,6 +489,9 @@ func (s *Service) effectiveAssignments(ctx context.Context, in []expanded) ([]ex
 	var out []expanded
 	add := func(e expanded) {
 		for _, id := range expandImplied(graph, []string{e.RoleID}) {
+			if local[id] {
+				continue // confers only the global roles it implies
+			}
 			c := e
 			if id != e.RoleID {
 				c.priorRole = e.RoleID

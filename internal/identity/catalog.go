@@ -400,12 +400,8 @@ func (s *Service) createEndpoint(r *http.Request) (*api.Response, error) {
 	} else if err != nil {
 		return nil, err
 	}
-	if e.RegionID != "" {
-		if _, err := s.getRegion(ctx, e.RegionID); errors.Is(err, store.ErrNotFound) {
-			return nil, api.BadRequest("Could not find region: %s.", e.RegionID)
-		} else if err != nil {
-			return nil, err
-		}
+	if err := s.ensureEndpointRegion(ctx, b.RegionID.Value, b.Region.Value); err != nil {
+		return nil, err
 	}
 	if _, err := s.db.Exec(ctx, `INSERT INTO endpoints (id, service_id, interface, url, region_id, enabled, extra) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		e.ID, e.ServiceID, e.Interface, e.URL, nullable(e.RegionID), e.Enabled, e.Extra); err != nil {
@@ -413,6 +409,29 @@ func (s *Service) createEndpoint(r *http.Request) (*api.Response, error) {
 	}
 	s.changed()
 	return api.JSON(http.StatusCreated, map[string]any{"endpoint": s.endpointJSON(r, e)}), nil
+}
+
+// ensureEndpointRegion checks an endpoint's region. A region_id must
+// exist; the legacy "region" attribute names a region that Keystone
+// creates when it does not exist yet.
+func (s *Service) ensureEndpointRegion(ctx context.Context, regionID, legacy string) error {
+	switch {
+	case regionID != "":
+		if _, err := s.getRegion(ctx, regionID); errors.Is(err, store.ErrNotFound) {
+			return api.BadRequest("Could not find region: %s.", regionID)
+		} else if err != nil {
+			return err
+		}
+	case legacy != "":
+		if len(legacy) > 255 {
+			return api.BadRequest("Invalid input for field 'endpoint.region': longer than 255 characters.")
+		}
+		_, err := s.db.Exec(ctx, `INSERT INTO regions (id, description) VALUES (?, ?)`, legacy, "")
+		if err != nil && !store.IsConflict(err) {
+			return fmt.Errorf("create region %s: %w", legacy, err)
+		}
+	}
+	return nil
 }
 
 func (s *Service) getEndpoint(ctx context.Context, id string) (*endpoint, error) {
@@ -513,10 +532,8 @@ func (s *Service) updateEndpoint(r *http.Request) (*api.Response, error) {
 		if !b.RegionID.Set {
 			rid = b.Region.Value
 		}
-		if rid != "" {
-			if _, err := s.getRegion(ctx, rid); err != nil {
-				return nil, api.BadRequest("Could not find region: %s.", rid)
-			}
+		if err := s.ensureEndpointRegion(ctx, b.RegionID.Value, b.Region.Value); err != nil {
+			return nil, err
 		}
 		e.RegionID = rid
 	}

@@ -196,6 +196,9 @@ func (s *Service) createDomain(r *http.Request) (*api.Response, error) {
 	if err := validName("domain", b.Name.Value); err != nil {
 		return nil, err
 	}
+	if len([]rune(b.Name.Value)) > 64 {
+		return nil, api.BadRequest("Invalid input for field 'domain.name': name is longer than 64 characters.")
+	}
 	if err := validTags(b.Tags.Value); err != nil {
 		return nil, err
 	}
@@ -466,7 +469,7 @@ func (s *Service) listProjectRows(ctx context.Context, r *http.Request, domains 
 	q := r.URL.Query()
 	where := []string{"is_domain = ?"}
 	args := []any{domains}
-	if domains || q.Get("is_domain") == "true" || q.Get("is_domain") == "1" {
+	if isDomain, ok := queryBool(r, "is_domain"); domains || ok && isDomain {
 		where[0] = "is_domain = ?"
 		args[0] = true
 		domains = true

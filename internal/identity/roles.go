@@ -283,8 +283,14 @@ func (s *Service) createImpliedRole(r *http.Request) (*api.Response, error) {
 	if prior.ID == implied.ID {
 		return nil, api.BadRequest("A role cannot imply itself.")
 	}
-	if implied.DomainID != "" {
-		return nil, api.Forbidden("A domain-specific role %s cannot be an implied role.", implied.ID)
+	// A global role may not imply a domain-specific one (that would leak
+	// the domain's role everywhere), and nothing may imply admin, as
+	// Keystone's prohibited_implied_role default says.
+	if prior.DomainID == "" && implied.DomainID != "" {
+		return nil, api.Forbidden("Global role %s cannot imply domain-specific role %s.", prior.ID, implied.ID)
+	}
+	if implied.Name == "admin" && implied.DomainID == "" {
+		return nil, api.Forbidden("%s is not permitted to be an implied role.", implied.Name)
 	}
 	// Refuse a cycle: the implied role must not already (transitively)
 	// imply the prior one.

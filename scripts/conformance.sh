@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Tempest conformance run against a throwaway `nimbus up` (docs/conformance.md).
+#
+# Usage: scripts/conformance.sh [SUITE] [-- EXTRA TEMPEST RUN ARGS...]
+#   identity          every Tempest identity API test (default):
+#                     tempest run --regex '^tempest\.api\.identity'
+#   interop-identity  the 7 identity tests the interop guideline 2020.06 requires:
+#                     tempest run --include-list interop-2020.06/identity.txt
+#   all               both of the above, one after the other (one Nimbus each)
+#
+# Environment:
+#   CONCURRENCY=2        tempest workers
+#   RESULTS_DIR=test/tempest/results   results go to RESULTS_DIR/SUITE/
+#   RUN_TIMEOUT=2700     seconds before the whole tempest run is killed
+#   OS_TEST_TIMEOUT=300  seconds per test (Tempest's own per-test timeout)
+#   INTEROP_DIR          default ../shared/conformance/interop-2020.06
+#   NIMBUS=bin/nimbus    the binary (make conformance builds it first)
+#   KEEP_WORKSPACE=1     keep the temp data dir and Tempest workspace
+#   TEMPEST_CONF_TEMPLATE=test/tempest/tempest.conf.in
+#
+# Prints "N passed, N failed, N skipped" per suite and exits non-zero if a
+# test failed or the run did not complete.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+
+# Debian's tempest and openstackclient live under /usr/bin; a pyenv python3
+# earlier on PATH lacks their modules.
+export PATH=/usr/bin:/bin:/usr/sbin:/sbin:/usr/local/go/bin:$PATH
+export PYTHON=/usr/bin/python3
+TEMPEST=${TEMPEST:-/usr/bin/tempest}
+NIMBUS=${NIMBUS:-bin/nimbus}
+CONCURRENCY=${CONCURRENCY:-2}
+RESULTS_DIR=${RESULTS_DIR:-test/tempest/results}
+RUN_TIMEOUT=${RUN_TIMEOUT:-2700}
+export OS_TEST_TIMEOUT=${OS_TEST_TIMEOUT:-300}
+INTEROP_DIR=${INTEROP_DIR:-$repo/../shared/conformance/interop-2020.06}
+
+suite=${1:-identity}
+[ $# -gt 0 ] && shift
+[ "${1:-}" = "--" ] && shift
+extra=("$@")
+
+case "$suite" in
+identity | interop-identity) ;;
+all)
+  rc=0
+  "$0" identity -- "${extra[@]}" || rc=1
+  "$0" interop-identity -- "${extra[@]}" || rc=1
+  exit $rc
+  ;;
+-h | --help | help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+*) echo "usage: $0 [identity|interop-identity|all] [-- tempest run args]" >&2; exit 2 ;;
+esac
+
+scripts/install-deps.sh conformance || exit 1
+[ -x "$TEMPEST" ] || { echo "tempest not found at $TEMPEST (apt-get install tempest)" >&2; exit 1; }
+[ -x "$NIMBUS" ] || { echo "$NIMBUS not built (make build)" >&2; exit 1; }
+
+case "$suite" in
+identity) selector=(--regex '^tempest\.api\.identity') ;;
+interop-identity)
+  list="$INTEROP_DIR/identity.txt"
+  [ -f "$list" ] || { echo "interop list not found: $list (set INTEROP_DIR)" >&2; exit 1; }
+  selector=(--include-list "$(cd "$(dirname "$list")" && pwd)/identity.txt")
+  ;;
+esac
+
+out="$RESULTS_DIR/$suite"
+rm -rf "$out" && mkdir -p "$out"
+out=$(cd "$out" && pwd)
+work=$(mktemp -d /tmp/nimbus-conformance.XXXXXX)
+pid=""
+
+stop_nimbus() {
+  [ -n "$pid" ] || return 0
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+  fi
+  wait "$pid" 2>/dev/null
+  pid=""
+}
+cleanup() {
+  stop_nimbus
+  [ -f "$work/nimbus.log" ] && cp "$work/nimbus.log" "$out/nimbus.log"
+  [ -f "$work/up.out" ] && cp "$work/up.out" "$out/nimbus-up.out"
+  if [ "${KEEP_WORKSPACE:-}" = 1 ]; then echo "workspace kept in $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# 1. A throwaway cloud on free loopback ports.
+NIMBUS_IDENTITY_PORT=0 NIMBUS_NATS_PORT=0 "$NIMBUS" up --data-dir "$work/data" >"$work/up.out" 2>"$work/nimbus.log" &
+pid=$!
+for _ in $(seq 1 600); do
+  grep -q "Nimbus is up" "$work/up.out" 2>/dev/null && break
+  kill -0 "$pid" 2>/dev/null || break
+  sleep 0.1
+done
+if ! grep -q "Nimbus is up" "$work/up.out"; then
+  echo "nimbus up did not start:" >&2
+  cat "$work/up.out" "$work/nimbus.log" >&2
+  exit 1
+fi
+uri=$(sed -n 's/^  identity: *\(http[^ ]*\) *$/\1/p' "$work/up.out" | head -1)
+password=$(cat "$work/data/admin-password" 2>/dev/null)
+if [ -z "$uri" ] || [ -z "$password" ]; then
+  echo "could not read the identity URL or the admin password:" >&2
+  cat "$work/up.out" >&2
+  exit 1
+fi
+case "$uri" in http://127.0.0.1:* | http://localhost:* | http://\[::1\]:*) ;;
+*) echo "refusing to test a non-loopback identity URL: $uri" >&2; exit 1 ;;
+esac
+echo "nimbus (pid $pid) is up: $uri"
+
+# 2. A Tempest workspace with our tempest.conf (and nothing from /etc/tempest).
+ws="$work/tempest"
+# (Run from $work: any tempest command loads /etc/tempest/logging.conf, which
+# writes ./tempest.log.)
+(cd "$work" && "$TEMPEST" init --workspace-path "$work/workspace.yaml" "$ws") >/dev/null 2>&1 \
+  || { echo "tempest init failed" >&2; exit 1; }
+conf=$(<"${TEMPEST_CONF_TEMPLATE:-test/tempest/tempest.conf.in}")
+conf=${conf//@WORKSPACE@/"$ws"}
+conf=${conf//@IDENTITY_URI@/"$uri"}
+printf '%s\n' "${conf//@ADMIN_PASSWORD@/"$password"}" >"$ws/etc/tempest.conf"
+printf '%s\n' "${conf//@ADMIN_PASSWORD@/(generated)}" >"$out/tempest.conf"
+# Debian's logging.conf (copied by init) logs to ./tempest.log in "w+" mode,
+# which the workers overwrite; without it Tempest logs to logs/tempest.log.
+rm -f "$ws/etc/logging.conf"
+
+# 3. Run.
+cmd=("$TEMPEST" run --concurrency "$CONCURRENCY" "${selector[@]}" "${extra[@]}")
+{
+  echo "date:      $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "machine:   $(nproc) cores, $(uname -srm)"
+  echo "tempest:   $(cd "$ws" && "$TEMPEST" --version 2>&1 | tail -1)"
+  echo "nimbus:    $("$NIMBUS" version 2>&1)"
+  echo "suite:     $suite"
+  echo "command:   (cd WORKSPACE && ${cmd[*]})"
+  echo "OS_TEST_TIMEOUT=$OS_TEST_TIMEOUT RUN_TIMEOUT=$RUN_TIMEOUT"
+} >"$out/run-info.txt"
+cat "$out/run-info.txt"
+(cd "$ws" && "$TEMPEST" run --list-tests "${selector[@]}" "${extra[@]}" 2>/dev/null) \
+  | grep '^tempest\.' >"$out/test-list.txt"
+echo "listed:    $(wc -l <"$out/test-list.txt") tests" | tee -a "$out/run-info.txt"
+start=$(date +%s)
+(cd "$ws" && timeout -k 30 "$RUN_TIMEOUT" "${cmd[@]}") 2>&1 | tee "$out/tempest-run.log"
+rc=${PIPESTATUS[0]}
+echo "elapsed:   $(($(date +%s) - start)) s, tempest exit $rc" | tee -a "$out/run-info.txt"
+[ "$rc" = 124 ] && echo "tempest run timed out after $RUN_TIMEOUT s" | tee -a "$out/run-info.txt"
+
+# 4. Stop the cloud, keep what the run left.
+stop_nimbus
+cp "$ws/logs/tempest.log" "$out/tempest.log" 2>/dev/null
+if (cd "$ws" && stestr last --subunit) >"$out/results.subunit" 2>/dev/null && [ -s "$out/results.subunit" ]; then
+  echo "results in $out (summary.txt, failures.txt, results.csv, tempest.log, nimbus.log)"
+  echo "== $suite"
+  /usr/bin/python3 test/tempest/summarize.py "$out/results.subunit" "$out" "$out/test-list.txt" || rc=1
+else
+  echo "no subunit results were recorded" >&2
+  rc=1
+fi
+exit "$rc"
