@@ -275,6 +275,9 @@ func (s *Service) authToken(ctx context.Context, m *tokenMethod) (*authResult, e
 	if v.payload.TrustID != "" {
 		return nil, api.Forbidden("Cannot rescope a token obtained through a trust.")
 	}
+	if v.payload.AccessTokenID != "" {
+		return nil, api.Forbidden("Using OAuth-scoped token to create another token. Create a new OAuth-scoped token instead.")
+	}
 	methods := append([]string{"token"}, v.payload.Methods...)
 	return &authResult{user: v.user, methods: methods, parent: v, expires: v.payload.ExpiresAt}, nil
 }
@@ -376,8 +379,8 @@ func (s *Service) resolveScope(ctx context.Context, r *http.Request, raw json.Ra
 		if t.TrusteeID != res.user.ID {
 			return scope{}, api.Forbidden("The user is not the trustee of trust %s.", t.ID)
 		}
-		if t.expired() {
-			return scope{}, api.Unauthorized("Trust %s has expired.", t.ID)
+		if t.expired() || t.RemainingUses != nil && *t.RemainingUses <= 0 {
+			return scope{}, api.NotFound("Could not find trust: %s.", t.ID)
 		}
 		return scope{ProjectID: t.ProjectID, TrustID: t.ID}, nil
 	}

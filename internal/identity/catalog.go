@@ -184,21 +184,40 @@ func (s *Service) deleteRegion(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	var children int
-	if err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM regions WHERE parent_region_id = ?`, rg.ID).Scan(&children); err != nil {
-		return nil, err
-	}
-	if children > 0 {
-		return nil, api.Forbidden("Unable to delete region %s because it or its child regions have associated endpoints.", rg.ID)
-	}
-	var endpoints int
-	if err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM endpoints WHERE region_id = ?`, rg.ID).Scan(&endpoints); err != nil {
-		return nil, err
-	}
-	if endpoints > 0 {
-		return nil, api.Forbidden("Unable to delete region %s because it or its child regions have associated endpoints.", rg.ID)
-	}
-	if _, err := s.db.Exec(ctx, `DELETE FROM regions WHERE id = ?`, rg.ID); err != nil {
+	// A region goes with its child regions, as in Keystone, unless any of
+	// them still has endpoints.
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+		tree := []string{rg.ID}
+		for i := 0; i < len(tree); i++ {
+			rows, err := tx.Query(ctx, `SELECT id FROM regions WHERE parent_region_id = ?`, tree[i])
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var id string
+				if err := rows.Scan(&id); err != nil {
+					rows.Close()
+					return err
+				}
+				tree = append(tree, id)
+			}
+			rows.Close()
+			var endpoints int
+			if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM endpoints WHERE region_id = ?`, tree[i]).Scan(&endpoints); err != nil {
+				return err
+			}
+			if endpoints > 0 {
+				return api.Forbidden("Unable to delete region %s because it or its child regions have associated endpoints.", rg.ID)
+			}
+		}
+		for i := len(tree) - 1; i >= 0; i-- {
+			if _, err := tx.Exec(ctx, `DELETE FROM regions WHERE id = ?`, tree[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	s.changed()

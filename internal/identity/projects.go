@@ -305,7 +305,11 @@ func (s *Service) projectNotFound(kind, id string) error {
 func (s *Service) showDomain(r *http.Request) (*api.Response, error) {
 	p, err := s.getDomain(r.Context(), s.db, r.PathValue("domain_id"))
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, s.projectNotFound("domain", r.PathValue("domain_id"))
+		id := r.PathValue("domain_id")
+		if err := s.api.Authorize(r, "identity:get_domain", map[string]any{"target": map[string]any{"domain": map[string]any{"id": id}}, "domain_id": id}); err != nil {
+			return nil, err
+		}
+		return nil, s.projectNotFound("domain", id)
 	}
 	if err != nil {
 		return nil, err
@@ -321,6 +325,11 @@ func (s *Service) showProject(r *http.Request) (*api.Response, error) {
 	id := r.PathValue("project_id")
 	p, err := s.getProject(ctx, s.db, id)
 	if errors.Is(err, store.ErrNotFound) {
+		// Policy first, so a caller without the right cannot tell which
+		// ids exist, as Keystone answers.
+		if err := s.api.Authorize(r, "identity:get_project", map[string]any{"target": map[string]any{"project": map[string]any{"id": id}}, "project_id": id}); err != nil {
+			return nil, err
+		}
 		return nil, s.projectNotFound("project", id)
 	}
 	if err != nil {

@@ -128,7 +128,8 @@ func (s *Service) consumeTrustUse(ctx context.Context, t *trust) error {
 		return fmt.Errorf("use trust %s: %w", t.ID, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return api.Unauthorized("Trust %s has no remaining uses.", t.ID)
+		// Keystone treats a used-up trust as gone.
+		return api.NotFound("Could not find trust: %s.", t.ID)
 	}
 	s.changed()
 	return nil
