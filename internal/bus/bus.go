@@ -125,6 +125,10 @@ func Connect(ctx context.Context, cfg Config) (*Bus, error) {
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(cfg.ReconnectWait),
 		nats.ReconnectJitter(cfg.ReconnectWait/2, cfg.ReconnectWait),
+		// Notice a server that vanished without closing the connection
+		// (host crash, partition) within half a minute, not minutes.
+		nats.PingInterval(10 * time.Second),
+		nats.MaxPingsOutstanding(3),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("bus disconnected", "err", err)

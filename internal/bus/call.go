@@ -61,7 +61,8 @@ func Call[Req, Resp any](ctx context.Context, b *Bus, subject string, req Req) (
 // gets every call (rarely what you want for RPC).
 //
 // h runs with a context carrying the caller's request id and deadline; it
-// is also cancelled when the subscription is stopped. An error returned by h
+// is also cancelled if h is still running when Unsubscribe or Close give up
+// waiting for it. An error returned by h
 // reaches the caller as a [*RemoteError]: return a *RemoteError to choose
 // its Code, anything else becomes [CodeInternal]. A panic in h is recovered
 // and reaches the caller as CodePanic. Messages sent with [Cast] to subject

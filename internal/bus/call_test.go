@@ -271,7 +271,7 @@ func TestUnsubscribeWaitsForRunningHandler(t *testing.T) {
 
 func TestClosedBus(t *testing.T) {
 	s := startTestServer(t, ServerConfig{})
-	b, err := Connect(testContext(t), Config{URL: s.ClientURL(), Logger: testLogger()})
+	b, err := Connect(testContext(t), Config{URL: s.ClientURL(), Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -91,6 +92,7 @@ func CastDurable[T any](ctx context.Context, b *Bus, subject string, msg T) erro
 func Consume[T any](ctx context.Context, b *Bus, subject string, h func(ctx context.Context, msg T) error, opts ...Option) (*Subscription, error) {
 	o := buildOptions(1, opts)
 	s := newSubscription(b, "consume", subject, o)
+	s.sem = nil // the worker bounds concurrency with its own slots
 	fail := func(err error) (*Subscription, error) {
 		s.cancel()
 		return nil, fmt.Errorf("bus consume %s: %w", subject, b.translate(ctx, err))
@@ -98,7 +100,7 @@ func Consume[T any](ctx context.Context, b *Bus, subject string, h func(ctx cont
 	if err := b.ensureStream(ctx); err != nil {
 		return fail(err)
 	}
-	cons, err := b.js.CreateOrUpdateConsumer(ctx, DurableStream, jetstream.ConsumerConfig{
+	consumerCfg := jetstream.ConsumerConfig{
 		Durable:       consumerName(subject),
 		Description:   "nimbus workers for " + subject,
 		FilterSubject: DurableSubjectPrefix + subject,
@@ -106,7 +108,8 @@ func Consume[T any](ctx context.Context, b *Bus, subject string, h func(ctx cont
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       o.ackWait,
 		MaxDeliver:    o.maxDeliver,
-	})
+	}
+	cons, err := b.js.CreateOrUpdateConsumer(ctx, DurableStream, consumerCfg)
 	if err != nil {
 		return fail(fmt.Errorf("create consumer: %w", err))
 	}
@@ -160,35 +163,177 @@ func Consume[T any](ctx context.Context, b *Bus, subject string, h func(ctx cont
 		}
 	}
 
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		if !s.dispatch(func() { serve(m) }) {
-			// Stopping: hand it back at once so another worker takes it.
-			_ = m.Nak()
-		}
-	},
-		// Fetch no more than we can work on, so messages do not wait in
-		// this worker's buffer while another worker is idle.
-		jetstream.PullMaxMessages(o.concurrency),
-		// Short pulls so a worker recovers quickly after a server
-		// restart even if it missed the reconnect.
-		jetstream.PullExpiry(5*time.Second),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			s.log.Debug("bus consume", "err", err)
-		}),
-	)
-	if err != nil {
-		return fail(fmt.Errorf("start consuming: %w", err))
-	}
+	loopCtx, stopLoop := context.WithCancel(context.Background())
+	loopDone := make(chan struct{})
 	s.stop = func() error {
-		cc.Drain()
+		stopLoop()
 		return nil
 	}
-	s.transportDone = cc.Closed()
+	s.transportDone = loopDone
 	if err := b.track(s); err != nil {
+		close(loopDone)
 		_ = s.Unsubscribe()
 		return nil, fmt.Errorf("bus consume %s: %w", subject, err)
 	}
+	go func() {
+		defer close(loopDone)
+		w := &worker{bus: b, sub: s, cfg: consumerCfg, cons: cons, slots: make(chan struct{}, o.concurrency), serve: serve}
+		w.run(loopCtx)
+	}()
 	return s, nil
+}
+
+// Pull parameters of the worker loop. Short pulls with heartbeats mean a
+// worker notices within a couple of seconds that a pull was lost, e.g. to
+// a server restart, and pulls again.
+const (
+	fetchWait      = 5 * time.Second
+	fetchHeartbeat = time.Second
+	maxFetchRetry  = 5 * time.Second
+)
+
+// worker is the pull loop behind Consume. It fetches only as many messages
+// as it has free handler slots, so no message waits in a busy worker's
+// buffer while another worker idles, and its ack timer does not run before
+// a handler has it.
+//
+// It uses Fetch rather than jetstream's Consume because Consume in nats.go
+// v1.55.0 can skip its next pull when a message is handled while the
+// previous pull request is still being sent, stalling the worker until a
+// heartbeat is missed.
+type worker struct {
+	bus   *Bus
+	sub   *Subscription
+	cfg   jetstream.ConsumerConfig
+	cons  jetstream.Consumer // replaced when the consumer must be re-created
+	slots chan struct{}      // one token per running handler
+	serve func(jetstream.Msg)
+}
+
+func (w *worker) run(ctx context.Context) {
+	// A pull sent before a reconnect is lost with the old connection;
+	// hearing of the reconnect lets the loop pull again at once instead of
+	// waiting for missed heartbeats.
+	reconnected := w.bus.nc.StatusChanged(nats.CONNECTED)
+	defer w.bus.nc.RemoveStatusListener(reconnected)
+
+	retry := time.Duration(0)
+	missing := 0 // consecutive fetches that found no consumer
+	for ctx.Err() == nil {
+		n := w.acquireSlots(ctx)
+		if n == 0 {
+			return
+		}
+		err := w.fetch(ctx, n, reconnected)
+		if err == nil || ctx.Err() != nil {
+			retry, missing = 0, 0
+			continue
+		}
+
+		retry = min(max(2*retry, w.bus.cfg.ReconnectWait), maxFetchRetry)
+		w.sub.log.Debug("bus fetch failed", "err", err, "retry_in", retry)
+		if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrConsumerDeleted) ||
+			errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+			missing++
+		}
+		// The consumer is gone, e.g. the server lost its store: create
+		// it again so casts are not stranded. A server that is shutting
+		// down also answers "no responders" for a moment, hence the
+		// repeated evidence and the connection check before acting.
+		if missing >= 3 && w.bus.nc.IsConnected() {
+			w.recreate(ctx)
+			missing = 0
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(retry):
+		}
+	}
+}
+
+// acquireSlots waits for one free handler slot and takes any others that
+// are free too; it returns how many it took, 0 if ctx ended first.
+func (w *worker) acquireSlots(ctx context.Context) int {
+	select {
+	case w.slots <- struct{}{}:
+	case <-ctx.Done():
+		return 0
+	}
+	n := 1
+	for n < cap(w.slots) {
+		select {
+		case w.slots <- struct{}{}:
+			n++
+		default:
+			return n
+		}
+	}
+	return n
+}
+
+// errRepull cancels a fetch whose pull request died with a connection.
+var errRepull = errors.New("reconnected")
+
+// fetch pulls up to n messages and starts a handler for each; every slot
+// not handed to a handler is released before it returns. A reconnect ends
+// the fetch early without error.
+func (w *worker) fetch(ctx context.Context, n int, reconnected <-chan nats.Status) error {
+	defer func() {
+		for ; n > 0; n-- {
+			<-w.slots
+		}
+	}()
+	fctx, cancelTimeout := context.WithTimeout(ctx, fetchWait)
+	defer cancelTimeout()
+	fctx, cancel := context.WithCancelCause(fctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case <-reconnected:
+			cancel(errRepull)
+		case <-fctx.Done():
+		}
+	}()
+
+	batch, err := w.cons.Fetch(n, jetstream.FetchContext(fctx), jetstream.FetchHeartbeat(fetchHeartbeat))
+	if err != nil {
+		return err
+	}
+	for m := range batch.Messages() {
+		if !w.sub.begin() {
+			// Stopping: hand it back at once for another worker.
+			_ = m.Nak()
+			continue
+		}
+		n--
+		go func() {
+			defer w.sub.done()
+			defer func() { <-w.slots }()
+			w.serve(m)
+		}()
+	}
+	err = batch.Error()
+	if err == nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(context.Cause(fctx), errRepull) {
+		return nil
+	}
+	return err
+}
+
+// recreate re-creates the stream and consumer after the server lost them.
+func (w *worker) recreate(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, fetchWait)
+	defer cancel()
+	w.bus.forgetStream()
+	if err := w.bus.ensureStream(ctx); err != nil {
+		w.sub.log.Debug("bus re-create stream", "err", err)
+		return
+	}
+	cons, err := w.bus.js.CreateOrUpdateConsumer(ctx, DurableStream, w.cfg)
+	if err != nil {
+		w.sub.log.Debug("bus re-create consumer", "err", err)
+		return
+	}
+	w.cons = cons
 }
 
 // keepAlive tells JetStream every half ack wait that m is still being

@@ -21,7 +21,7 @@ func Cast[T any](ctx context.Context, b *Bus, subject string, msg T) error {
 	return nil
 }
 
-// Publish sends the event ev to every [Subscribe]r of subject (and to one
+// Publish sends the event ev to every [Subscribe] handler of subject (and to one
 // member of each queue group), for notifications such as "instance
 // changed state". Like [Cast] it is fire-and-forget: subscribers that are
 // not connected miss the event.

@@ -1,31 +1,65 @@
 package bus
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"testing"
 	"time"
 )
 
-// testLogger keeps test output quiet unless -v is given.
-func testLogger() *slog.Logger {
-	if testing.Verbose() {
-		level := slog.LevelInfo
-		if os.Getenv("BUS_TEST_DEBUG") != "" {
-			level = slog.LevelDebug
-		}
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+// testLogger returns a logger for t. Output goes to a buffer that is
+// printed only if t fails, so passing runs stay quiet and failing ones show
+// what the bus did; with -v and BUS_TEST_DEBUG set it streams to stderr.
+func testLogger(t *testing.T) *slog.Logger {
+	if testing.Verbose() && os.Getenv("BUS_TEST_DEBUG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return slog.New(slog.DiscardHandler)
+	if l, ok := testLoggers.Load(t); ok {
+		return l.(*slog.Logger)
+	}
+	buf := &syncBuffer{}
+	l := slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	testLoggers.Store(t, l)
+	t.Cleanup(func() {
+		testLoggers.Delete(t)
+		if t.Failed() {
+			t.Logf("bus log:\n%s", buf.String())
+		}
+	})
+	return l
+}
+
+// testLoggers holds one logger per running test.
+var testLoggers sync.Map // *testing.T -> *slog.Logger
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of handlers
+// and the embedded server.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer // guarded by mu
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // startTestServer starts an embedded server that is shut down when the test
 // ends.
 func startTestServer(t *testing.T, cfg ServerConfig) *Server {
 	t.Helper()
-	cfg.Logger = testLogger()
+	cfg.Logger = testLogger(t)
 	s, err := StartServer(cfg)
 	if err != nil {
 		t.Fatalf("start server: %v", err)
@@ -39,7 +73,7 @@ func startTestServer(t *testing.T, cfg ServerConfig) *Server {
 func connectTest(t *testing.T, cfg Config) *Bus {
 	t.Helper()
 	if cfg.Logger == nil {
-		cfg.Logger = testLogger()
+		cfg.Logger = testLogger(t)
 	}
 	if cfg.ReconnectWait == 0 {
 		cfg.ReconnectWait = 50 * time.Millisecond

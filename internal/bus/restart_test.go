@@ -19,7 +19,7 @@ func TestServerRestartUnderLoad(t *testing.T) {
 	}
 	port := freePort(t)
 	storeDir := t.TempDir()
-	srv, err := StartServer(ServerConfig{Port: port, StoreDir: storeDir, Logger: testLogger()})
+	srv, err := StartServer(ServerConfig{Port: port, StoreDir: storeDir, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatalf("start server: %v", err)
 	}
@@ -134,7 +134,7 @@ func TestServerRestartUnderLoad(t *testing.T) {
 	}()
 	time.Sleep(500 * time.Millisecond) // keep the bus down for a while
 
-	srv2, err = StartServer(ServerConfig{Port: port, StoreDir: storeDir, Logger: testLogger()})
+	srv2, err = StartServer(ServerConfig{Port: port, StoreDir: storeDir, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatalf("restart server: %v", err)
 	}
@@ -193,5 +193,53 @@ func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 			t.Fatalf("timed out after %s waiting for %s", d, what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestDurableSurvivesStoreLoss restarts the server with an empty store:
+// messages in the old store are gone, but casters and workers must set the
+// stream and consumer up again by themselves so new work flows.
+func TestDurableSurvivesStoreLoss(t *testing.T) {
+	port := freePort(t)
+	srv, err := StartServer(ServerConfig{Port: port, StoreDir: t.TempDir(), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatalf("start server: %v", err)
+	}
+	var srv2 *Server
+	t.Cleanup(func() {
+		srv.Shutdown()
+		if srv2 != nil {
+			srv2.Shutdown()
+		}
+	})
+	caster := connectTest(t, Config{URL: srv.ClientURL(), Name: "caster"})
+	worker := connectTest(t, Config{URL: srv.ClientURL(), Name: "worker"})
+	got := make(chan string, 10)
+	if _, err := Consume(testContext(t), worker, "store.jobs", func(ctx context.Context, job buildJob) error {
+		got <- job.InstanceID
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := CastDurable(testContext(t), caster, "store.jobs", buildJob{InstanceID: "first"}); err != nil {
+		t.Fatal(err)
+	}
+	if id := receive(t, got, 5*time.Second, "first job"); id != "first" {
+		t.Fatalf("got %q", id)
+	}
+
+	srv.Shutdown()
+	srv2, err = StartServer(ServerConfig{Port: port, StoreDir: t.TempDir(), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatalf("restart server: %v", err)
+	}
+	waitUntil(t, 10*time.Second, "clients to reconnect", func() bool {
+		return caster.Connected() && worker.Connected()
+	})
+	if err := CastDurable(testContext(t), caster, "store.jobs", buildJob{InstanceID: "second"}); err != nil {
+		t.Fatalf("cast durable after store loss: %v", err)
+	}
+	if id := receive(t, got, 10*time.Second, "job after store loss"); id != "second" {
+		t.Fatalf("got %q", id)
 	}
 }

@@ -36,7 +36,7 @@ func TestConnectWaitsForServer(t *testing.T) {
 	started := make(chan *Server, 1)
 	go func() {
 		time.Sleep(300 * time.Millisecond) // the bus comes up after the service
-		s, err := StartServer(ServerConfig{Port: port, StoreDir: dir, Logger: testLogger()})
+		s, err := StartServer(ServerConfig{Port: port, StoreDir: dir, Logger: testLogger(t)})
 		if err != nil {
 			t.Errorf("start server: %v", err)
 		}
@@ -55,7 +55,7 @@ func TestConnectGivesUpWithContext(t *testing.T) {
 	port := freePort(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	_, err := Connect(ctx, Config{URL: "nats://127.0.0.1:" + strconv.Itoa(port), Logger: testLogger(), ReconnectWait: 50 * time.Millisecond})
+	_, err := Connect(ctx, Config{URL: "nats://127.0.0.1:" + strconv.Itoa(port), Logger: testLogger(t), ReconnectWait: 50 * time.Millisecond})
 	if err == nil {
 		t.Fatal("connect to nothing succeeded")
 	}

@@ -132,7 +132,8 @@ func (s *Subscription) Subject() string { return s.subject }
 // waits up to [Config.DrainTimeout] for running handlers before cancelling
 // their contexts. Stopping gracefully means a rolling restart of a worker
 // neither drops calls it accepted nor duplicates durable work needlessly.
-// Later calls return the first result.
+// Do not call it from the subscription's own handler, which it would wait
+// for. Later calls return the first result.
 func (s *Subscription) Unsubscribe() error {
 	s.unsubOnce.Do(func() {
 		defer s.bus.untrack(s)
@@ -172,14 +173,9 @@ func (s *Subscription) Unsubscribe() error {
 // bounded by sem. It returns false if the subscription is closing, in
 // which case fn did not run.
 func (s *Subscription) dispatch(fn func()) bool {
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
+	if !s.begin() {
 		return false
 	}
-	s.active++
-	s.mu.Unlock()
-
 	if s.sem == nil {
 		defer s.done()
 		fn()
@@ -194,6 +190,18 @@ func (s *Subscription) dispatch(fn func()) bool {
 	return true
 }
 
+// begin counts a handler as running, unless the subscription is closing.
+func (s *Subscription) begin() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.active++
+	return true
+}
+
+// done ends what begin started.
 func (s *Subscription) done() {
 	s.mu.Lock()
 	s.active--
