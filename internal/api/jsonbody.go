@@ -45,16 +45,25 @@ func DecodeBytes(data []byte, v any, strict bool) error {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return BadRequest("Expecting to find valid JSON in request body.")
 	}
+	// Decode into a fresh value and copy it over only on success:
+	// encoding/json fills fields before it meets an error, and a failed
+	// body must leave nothing applied.
+	dst := reflect.ValueOf(v)
+	if dst.Kind() != reflect.Pointer || dst.IsNil() {
+		return fmt.Errorf("decode json: target must be a non-nil pointer, not %T", v)
+	}
+	fresh := reflect.New(dst.Elem().Type())
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if strict {
 		dec.DisallowUnknownFields()
 	}
-	if err := dec.Decode(v); err != nil {
+	if err := dec.Decode(fresh.Interface()); err != nil {
 		return jsonError(err)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF { // dec.More() would miss a stray "]" or "}"
 		return BadRequest("Malformed request body: unexpected data after the JSON document.")
 	}
+	dst.Elem().Set(fresh.Elem())
 	return nil
 }
 
@@ -117,10 +126,14 @@ type Optional[T any] struct {
 
 // UnmarshalJSON implements json.Unmarshaler.
 func (o *Optional[T]) UnmarshalJSON(b []byte) error {
-	o.Set = true
+	*o = Optional[T]{Set: true} // with duplicate keys the last one wins, as for plain fields
 	if string(bytes.TrimSpace(b)) == "null" {
 		o.Null = true
 		return nil
 	}
-	return json.Unmarshal(b, &o.Value)
+	// Strict like the document around it: unknown fields nested in an
+	// optional object are refused too.
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	return dec.Decode(&o.Value)
 }

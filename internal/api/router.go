@@ -123,6 +123,11 @@ func (rt *Router) dispatch(w http.ResponseWriter, r *http.Request, pattern strin
 		for m := range methods {
 			allow = append(allow, m)
 		}
+		if _, get := methods[http.MethodGet]; get {
+			if _, head := methods[http.MethodHead]; !head {
+				allow = append(allow, http.MethodHead)
+			}
+		}
 		sort.Strings(allow)
 		e := Errorf(http.StatusMethodNotAllowed, "The method %s is not allowed for this resource.", r.Method)
 		e.Header = http.Header{"Allow": {strings.Join(allow, ", ")}}

@@ -2,8 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nimbus-cloud/nimbus/internal/requestid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -48,8 +47,7 @@ type Service struct {
 type ctxKey int
 
 const (
-	requestIDKey ctxKey = iota
-	identityKey
+	identityKey ctxKey = iota
 	routeKey
 )
 
@@ -59,25 +57,14 @@ const RequestIDHeader = "X-Openstack-Request-Id"
 var requestIDPattern = regexp.MustCompile(`^req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 
 // NewRequestID returns a fresh id in OpenStack's req-<uuid> form.
-func NewRequestID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return "req-" + h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
-}
+func NewRequestID() string { return requestid.New() }
 
-// WithRequestID returns ctx carrying the request id.
-func WithRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, requestIDKey, id)
-}
+// WithRequestID returns ctx carrying the request id; bus messages sent
+// with this context carry it too.
+func WithRequestID(ctx context.Context, id string) context.Context { return requestid.With(ctx, id) }
 
 // RequestID returns the request id carried by ctx, or "".
-func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey).(string)
-	return id
-}
+func RequestID(ctx context.Context) string { return requestid.From(ctx) }
 
 type routeHolder struct{ pattern string }
 
@@ -117,6 +104,9 @@ func (s *Service) Handler(routes http.Handler) http.Handler {
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		defer func() {
 			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p) // the handler asked for the connection to be dropped
+				}
 				s.logger().Error("panic serving request", "request_id", id, "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 				if !rec.wrote {
 					s.WriteError(rec, r, &Error{Status: http.StatusInternalServerError, Message: "An unexpected error prevented the server from fulfilling your request. Request id: " + id})
