@@ -205,3 +205,36 @@ func TestIdentityChangesReachOtherProcesses(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// After identity.lockout_failures consecutive wrong passwords the account
+// is locked: even the right password is refused until the lockout ends.
+func TestLockoutAfterRepeatedFailures(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Identity.LockoutFailures = 3
+	c := start(t, cfg)
+	authURL := c.IdentityURL + "/v3"
+	login := func(password string) (int, string) {
+		body, _ := json.Marshal(map[string]any{"auth": map[string]any{"identity": map[string]any{
+			"methods": []string{"password"}, "password": map[string]any{"user": map[string]any{
+				"name": "admin", "password": password, "domain": map[string]any{"id": "default"}}}}}})
+		resp, err := http.Post(authURL+"/auth/tokens", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(data)
+	}
+	if code, _ := login(c.AdminPassword); code != http.StatusCreated {
+		t.Fatalf("first login: %d", code)
+	}
+	for i := range 3 {
+		if code, _ := login("wrong"); code != http.StatusUnauthorized {
+			t.Fatalf("wrong password %d: %d, want 401", i, code)
+		}
+	}
+	code, body := login(c.AdminPassword)
+	if code != http.StatusUnauthorized || !strings.Contains(body, "locked") {
+		t.Fatalf("right password after 3 failures: %d %s; want 401 locked", code, body)
+	}
+}
