@@ -31,7 +31,7 @@ type tokenPayload struct {
 const payloadVersion = 1
 
 // authMethods maps method names to bits; the order is the wire format.
-var authMethods = []string{"password", "token", "application_credential", "oauth1", "totp", "mapped", "external"}
+var authMethods = []string{"password", "token", "application_credential", "oauth1", "totp", "mapped", "external", "ec2credential"}
 
 var errBadPayload = errors.New("malformed token payload")
 

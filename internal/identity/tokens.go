@@ -211,6 +211,11 @@ func (s *Service) tokenRoles(ctx context.Context, v *tokenView, sc scope) ([]str
 	if v.appCred != nil {
 		roles = intersectRoles(roles, v.appCred.RoleIDs)
 	}
+	if p.AccessTokenID != "" {
+		if roles, err = s.oauthTokenRoles(ctx, p.AccessTokenID, roles); err != nil {
+			return nil, err
+		}
+	}
 	if len(roles) == 0 {
 		return nil, errTokenInvalid
 	}
