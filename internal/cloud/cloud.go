@@ -141,12 +141,13 @@ func (c *Cloud) startIdentity(ctx, runCtx context.Context, metrics *api.Metrics)
 		AuthURI: c.IdentityURL, Log: c.log.With("service", "identity"), Metrics: metrics,
 	}
 	ident, err := identity.New(ctx, identity.Config{
-		KeyDir:          filepath.Join(cfg.DataDir, "fernet-keys"),
-		TokenLifetime:   cfg.Identity.TokenLifetime,
-		LockoutFailures: cfg.Identity.LockoutFailures,
-		LockoutDuration: cfg.Identity.LockoutDuration,
-		BcryptCost:      cfg.Identity.BcryptCost,
-		MaxActiveKeys:   cfg.Identity.MaxActiveKeys,
+		KeyDir:                  filepath.Join(cfg.DataDir, "fernet-keys"),
+		TokenLifetime:           cfg.Identity.TokenLifetime,
+		LockoutFailures:         cfg.Identity.LockoutFailures,
+		LockoutDuration:         cfg.Identity.LockoutDuration,
+		UniqueLastPasswordCount: cfg.Identity.UniqueLastPasswordCount,
+		BcryptCost:              cfg.Identity.BcryptCost,
+		MaxActiveKeys:           cfg.Identity.MaxActiveKeys,
 	}, c.DB, svc, c.log.With("service", "identity"))
 	if err != nil {
 		ln.Close()

@@ -238,3 +238,50 @@ func TestLockoutAfterRepeatedFailures(t *testing.T) {
 		t.Fatalf("right password after 3 failures: %d %s; want 401 locked", code, body)
 	}
 }
+
+// With identity.unique_last_password_count, users cannot change their own
+// password back to a recent one; an administrator's reset is not bound.
+func TestPasswordHistory(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Identity.UniqueLastPasswordCount = 2
+	c := start(t, cfg)
+	authURL := c.IdentityURL + "/v3"
+	admin := issueToken(t, authURL, "admin", c.AdminPassword, "admin")
+	call := func(method, path, token string, body any) (int, string) {
+		data, _ := json.Marshal(body)
+		req, _ := http.NewRequest(method, authURL+path, bytes.NewReader(data))
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("X-Auth-Token", token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(out)
+	}
+	code, body := call("POST", "/users", admin, map[string]any{"user": map[string]any{"name": "carol", "password": "first-pass"}})
+	if code != http.StatusCreated {
+		t.Fatalf("create user: %d %s", code, body)
+	}
+	var created struct{ User struct{ ID string } }
+	_ = json.Unmarshal([]byte(body), &created)
+	change := func(from, to string) int {
+		code, _ := call("POST", "/users/"+created.User.ID+"/password", "", map[string]any{"user": map[string]any{"original_password": from, "password": to}})
+		return code
+	}
+	if code := change("first-pass", "second-pass"); code != http.StatusNoContent {
+		t.Fatalf("change to a new password: %d", code)
+	}
+	if code := change("second-pass", "first-pass"); code != http.StatusBadRequest {
+		t.Fatalf("change back to the previous password: %d, want 400", code)
+	}
+	if code := change("second-pass", "second-pass"); code != http.StatusBadRequest {
+		t.Fatalf("change to the current password: %d, want 400", code)
+	}
+	if code, body := call("PATCH", "/users/"+created.User.ID, admin, map[string]any{"user": map[string]any{"password": "second-pass"}}); code != http.StatusOK {
+		t.Fatalf("admin reset to a recent password: %d %s, want 200", code, body)
+	}
+}

@@ -50,6 +50,10 @@ type IdentityConfig struct {
 	// logins (0: never), for LockoutDuration.
 	LockoutFailures int           `yaml:"lockout_failures"`
 	LockoutDuration time.Duration `yaml:"lockout_duration"`
+	// UniqueLastPasswordCount refuses a self-service password change to
+	// any of the user's last N passwords (0: off), as Keystone's
+	// security_compliance.unique_last_password_count.
+	UniqueLastPasswordCount int `yaml:"unique_last_password_count"`
 	// BcryptCost is the password KDF cost (Keystone's is 12).
 	BcryptCost int `yaml:"bcrypt_cost"`
 	// PolicyFile overrides default policy rules (oslo.policy YAML).
@@ -129,10 +133,11 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
 		}
 	}
 	ints := map[string]*int{
-		"NIMBUS_IDENTITY_PORT":    &c.Identity.Port,
-		"NIMBUS_BCRYPT_COST":      &c.Identity.BcryptCost,
-		"NIMBUS_LOCKOUT_FAILURES": &c.Identity.LockoutFailures,
-		"NIMBUS_NATS_PORT":        &c.NATSPort,
+		"NIMBUS_IDENTITY_PORT":              &c.Identity.Port,
+		"NIMBUS_BCRYPT_COST":                &c.Identity.BcryptCost,
+		"NIMBUS_LOCKOUT_FAILURES":           &c.Identity.LockoutFailures,
+		"NIMBUS_NATS_PORT":                  &c.NATSPort,
+		"NIMBUS_UNIQUE_LAST_PASSWORD_COUNT": &c.Identity.UniqueLastPasswordCount,
 	}
 	for k, dst := range ints {
 		if v, ok := lookup(k); ok {
@@ -143,12 +148,18 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
 			*dst = n
 		}
 	}
-	if v, ok := lookup("NIMBUS_TOKEN_LIFETIME"); ok {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return fmt.Errorf("NIMBUS_TOKEN_LIFETIME=%q: %w", v, err)
+	durations := map[string]*time.Duration{
+		"NIMBUS_TOKEN_LIFETIME":   &c.Identity.TokenLifetime,
+		"NIMBUS_LOCKOUT_DURATION": &c.Identity.LockoutDuration,
+	}
+	for k, dst := range durations {
+		if v, ok := lookup(k); ok {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("%s=%q: %w", k, v, err)
+			}
+			*dst = d
 		}
-		c.Identity.TokenLifetime = d
 	}
 	return nil
 }

@@ -269,8 +269,12 @@ func (s *Service) authPassword(ctx context.Context, m *passwordMethod) (*authRes
 
 func (s *Service) authToken(ctx context.Context, m *tokenMethod) (*authResult, error) {
 	v, err := s.validate(ctx, m.ID, false)
+	if errors.Is(err, errTokenInvalid) {
+		// Keystone's token method answers an invalid token with 404.
+		return nil, api.NotFound("Failed to validate token")
+	}
 	if err != nil {
-		return nil, errAuth()
+		return nil, err
 	}
 	if v.payload.TrustID != "" {
 		return nil, api.Forbidden("Cannot rescope a token obtained through a trust.")

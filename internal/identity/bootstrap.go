@@ -69,9 +69,13 @@ func (s *Service) Bootstrap(ctx context.Context, o BootstrapOptions) error {
 			return err
 		}
 		ts := store.FormatTime(now())
-		_, err = s.db.Exec(ctx, `INSERT INTO users (id, domain_id, name, enabled, default_project_id, password_hash, password_created_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			id, DefaultDomainID, o.AdminUser, true, projectID, hash, ts, ts)
-		return err
+		return s.db.InTx(ctx, func(tx *store.Tx) error {
+			if _, err := tx.Exec(ctx, `INSERT INTO users (id, domain_id, name, enabled, default_project_id, password_hash, password_created_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+				id, DefaultDomainID, o.AdminUser, true, projectID, hash, ts, ts); err != nil {
+				return err
+			}
+			return recordPasswordHistory(ctx, tx, id, hash, ts)
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("bootstrap admin user: %w", err)

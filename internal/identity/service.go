@@ -42,6 +42,9 @@ type Config struct {
 	// password attempts (0 disables lockout), for LockoutDuration.
 	LockoutFailures int
 	LockoutDuration time.Duration
+	// UniqueLastPasswordCount refuses self-service changes to any of the
+	// last N passwords (0: off).
+	UniqueLastPasswordCount int
 	// BcryptCost is the stored-password KDF cost (Keystone: 12).
 	BcryptCost int
 	// PolicyFile optionally overrides the default policy rules (YAML).

@@ -179,9 +179,14 @@ func (s *Service) createUser(r *http.Request) (*api.Response, error) {
 			return nil, err
 		}
 	}
-	_, err = s.db.Exec(ctx, `INSERT INTO users (id, domain_id, name, enabled, default_project_id, password_hash, password_created_at, created_at, options, extra)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		u.ID, u.DomainID, u.Name, u.Enabled, nullable(u.DefaultProjectID), nullable(u.PasswordHash), nullable(passwordCreated(u)), u.CreatedAt, u.Options, u.Extra)
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO users (id, domain_id, name, enabled, default_project_id, password_hash, password_created_at, created_at, options, extra)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			u.ID, u.DomainID, u.Name, u.Enabled, nullable(u.DefaultProjectID), nullable(u.PasswordHash), nullable(passwordCreated(u)), u.CreatedAt, u.Options, u.Extra); err != nil {
+			return err
+		}
+		return recordPasswordHistory(ctx, tx, u.ID, u.PasswordHash, u.CreatedAt)
+	})
 	if store.IsConflict(err) {
 		return nil, api.Conflict("Conflict occurred attempting to store user - Duplicate entry found with name %s at domain ID %s.", u.Name, u.DomainID)
 	}
@@ -380,11 +385,42 @@ func setPassword(ctx context.Context, tx *store.Tx, userID, hash, ts string) err
 		nullable(hash), ts, userID); err != nil {
 		return err
 	}
-	if hash != "" {
-		_, err := tx.Exec(ctx, `INSERT INTO password_history (user_id, hash, created_at) VALUES (?, ?, ?)`, userID, hash, ts)
-		return err
+	return recordPasswordHistory(ctx, tx, userID, hash, ts)
+}
+
+// recordPasswordHistory remembers a password's hash for the
+// unique-last-passwords rule.
+func recordPasswordHistory(ctx context.Context, tx *store.Tx, userID, hash, ts string) error {
+	if hash == "" {
+		return nil
 	}
-	return nil
+	_, err := tx.Exec(ctx, `INSERT INTO password_history (user_id, hash, created_at) VALUES (?, ?, ?)`, userID, hash, ts)
+	return err
+}
+
+// reusesRecentPassword reports whether password is one of the user's last
+// UniqueLastPasswordCount passwords. Each comparison is a full bcrypt
+// verification, so the rule costs what the count says.
+func (s *Service) reusesRecentPassword(ctx context.Context, userID, password string) (bool, error) {
+	n := s.cfg.UniqueLastPasswordCount
+	if n <= 0 {
+		return false, nil
+	}
+	rows, err := s.db.Query(ctx, `SELECT hash FROM password_history WHERE user_id = ? ORDER BY created_at DESC LIMIT ?`, userID, n)
+	if err != nil {
+		return false, fmt.Errorf("password history of %s: %w", userID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var h string
+		if err := rows.Scan(&h); err != nil {
+			return false, err
+		}
+		if s.checkPassword(&user{ID: userID, PasswordHash: h}, password) {
+			return true, nil
+		}
+	}
+	return false, rows.Err()
 }
 
 func (s *Service) deleteUser(r *http.Request) (*api.Response, error) {
@@ -450,6 +486,15 @@ func (s *Service) changePassword(r *http.Request) (*api.Response, error) {
 	_ = json.Unmarshal([]byte(u.Options), &opts)
 	if locked, _ := opts["lock_password"].(bool); locked {
 		return nil, api.Forbidden("You are not allowed to change the password of this user: the password is locked.")
+	}
+	// The history rule binds users changing their own password, not an
+	// administrator resetting it, as in Keystone.
+	reused, err := s.reusesRecentPassword(ctx, u.ID, b.Password)
+	if err != nil {
+		return nil, err
+	}
+	if reused {
+		return nil, api.BadRequest("The new password cannot be identical to a previous password. The total number which includes the new password must be unique is %d.", s.cfg.UniqueLastPasswordCount)
 	}
 	hash, err := s.hashPassword(b.Password)
 	if err != nil {
