@@ -7,6 +7,10 @@
 #   interop-identity  the 7 identity tests the interop guideline 2020.06 requires:
 #                     tempest run --include-list interop-2020.06/identity.txt
 #   all               both of the above, one after the other (one Nimbus each)
+#   identity-extended the v3 identity tests with the two features Tempest
+#                     leaves off by default turned on (access_rules,
+#                     security_compliance) and Nimbus configured to match
+#                     Tempest's user_lockout_* / unique password defaults
 #
 # Environment:
 #   CONCURRENCY=2        tempest workers
@@ -43,6 +47,10 @@ extra=("$@")
 
 case "$suite" in
 identity | interop-identity) ;;
+identity-extended)
+  export NIMBUS_LOCKOUT_FAILURES=2 NIMBUS_LOCKOUT_DURATION=5s NIMBUS_UNIQUE_LAST_PASSWORD_COUNT=2
+  export TEMPEST_CONF_TEMPLATE=${TEMPEST_CONF_TEMPLATE:-test/tempest/tempest-extended.conf.in}
+  ;;
 all)
   rc=0
   "$0" identity -- "${extra[@]}" || rc=1
@@ -50,7 +58,7 @@ all)
   exit $rc
   ;;
 -h | --help | help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-*) echo "usage: $0 [identity|interop-identity|all] [-- tempest run args]" >&2; exit 2 ;;
+*) echo "usage: $0 [identity|interop-identity|identity-extended|all] [-- tempest run args]" >&2; exit 2 ;;
 esac
 
 scripts/install-deps.sh conformance || exit 1
@@ -59,6 +67,7 @@ scripts/install-deps.sh conformance || exit 1
 
 case "$suite" in
 identity) selector=(--regex '^tempest\.api\.identity') ;;
+identity-extended) selector=(--regex '^tempest\.api\.identity\.(v3|admin\.v3)\.') ;;
 interop-identity)
   list="$INTEROP_DIR/identity.txt"
   [ -f "$list" ] || { echo "interop list not found: $list (set INTEROP_DIR)" >&2; exit 1; }
