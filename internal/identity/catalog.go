@@ -165,11 +165,7 @@ func (s *Service) updateRegion(r *http.Request) (*api.Response, error) {
 		}
 		rg.ParentID = parent
 	}
-	merged := decodeExtra(rg.Extra)
-	for k, v := range extra {
-		merged[k] = v
-	}
-	rg.Extra = encodeExtra(merged)
+	rg.Extra = mergeExtra(rg.Extra, extra)
 	if _, err := s.db.Exec(ctx, `UPDATE regions SET description = ?, parent_region_id = ?, extra = ? WHERE id = ?`,
 		rg.Description, nullable(rg.ParentID), rg.Extra, rg.ID); err != nil {
 		return nil, fmt.Errorf("update region %s: %w", rg.ID, err)
@@ -328,11 +324,7 @@ func (s *Service) updateService(r *http.Request) (*api.Response, error) {
 	if b.Enabled.Set {
 		sv.Enabled = b.Enabled.Value
 	}
-	merged := decodeExtra(sv.Extra)
-	for k, v := range extra {
-		merged[k] = v
-	}
-	sv.Extra = encodeExtra(merged)
+	sv.Extra = mergeExtra(sv.Extra, extra)
 	if _, err := s.db.Exec(r.Context(), `UPDATE services SET type = ?, enabled = ?, extra = ? WHERE id = ?`, sv.Type, sv.Enabled, sv.Extra, sv.ID); err != nil {
 		return nil, err
 	}
@@ -559,11 +551,7 @@ func (s *Service) updateEndpoint(r *http.Request) (*api.Response, error) {
 	if b.Enabled.Set {
 		e.Enabled = b.Enabled.Value
 	}
-	merged := decodeExtra(e.Extra)
-	for k, v := range extra {
-		merged[k] = v
-	}
-	e.Extra = encodeExtra(merged)
+	e.Extra = mergeExtra(e.Extra, extra)
 	if _, err := s.db.Exec(ctx, `UPDATE endpoints SET service_id = ?, interface = ?, url = ?, region_id = ?, enabled = ?, extra = ? WHERE id = ?`,
 		e.ServiceID, e.Interface, e.URL, nullable(e.RegionID), e.Enabled, e.Extra, e.ID); err != nil {
 		return nil, err

@@ -456,11 +456,7 @@ func (s *Service) updateCredential(r *http.Request) (*api.Response, error) {
 	if b.ProjectID.Set {
 		next.ProjectID = b.ProjectID.Value
 	}
-	merged := decodeExtra(cur.Extra)
-	for k, v := range extra {
-		merged[k] = v
-	}
-	next.Extra = encodeExtra(merged)
+	next.Extra = mergeExtra(cur.Extra, extra)
 	// The owner may change what they own, not give it to someone else.
 	if err := s.api.Authorize(r, "identity:update_credential", credentialTarget(&next)); err != nil {
 		return nil, err

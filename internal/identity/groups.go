@@ -172,11 +172,7 @@ func (s *Service) updateGroup(r *http.Request) (*api.Response, error) {
 	if b.Description.Set {
 		g.Description = b.Description.Value
 	}
-	merged := decodeExtra(g.Extra)
-	for k, v := range extra {
-		merged[k] = v
-	}
-	g.Extra = encodeExtra(merged)
+	g.Extra = mergeExtra(g.Extra, extra)
 	_, err = s.db.Exec(r.Context(), `UPDATE groups SET name = ?, description = ?, extra = ? WHERE id = ?`, g.Name, g.Description, g.Extra, g.ID)
 	if store.IsConflict(err) {
 		return nil, api.Conflict("Conflict occurred attempting to store group - Duplicate entry found with name %s at domain ID %s.", g.Name, g.DomainID)

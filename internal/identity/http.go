@@ -107,6 +107,20 @@ func encodeExtra(m map[string]any) string {
 	return string(b)
 }
 
+// mergeExtra applies an update's extra attributes to the stored ones: a
+// value replaces, null removes.
+func mergeExtra(stored string, changes map[string]any) string {
+	merged := decodeExtra(stored)
+	for k, v := range changes {
+		if v == nil {
+			delete(merged, k)
+		} else {
+			merged[k] = v
+		}
+	}
+	return encodeExtra(merged)
+}
+
 // withExtra copies extras into obj without overriding its own attributes.
 func withExtra(obj map[string]any, extra string) map[string]any {
 	for k, v := range decodeExtra(extra) {

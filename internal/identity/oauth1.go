@@ -179,11 +179,7 @@ func (s *Service) updateConsumer(r *http.Request) (*api.Response, error) {
 	if b.Description.Set {
 		c.Description = sql.NullString{String: b.Description.Value, Valid: !b.Description.Null}
 	}
-	merged := decodeExtra(c.Extra)
-	for k, v := range extra {
-		merged[k] = v
-	}
-	c.Extra = encodeExtra(merged)
+	c.Extra = mergeExtra(c.Extra, extra)
 	if _, err := s.db.Exec(r.Context(), `UPDATE oauth1_consumers SET description = ?, extra = ? WHERE id = ?`, c.Description, c.Extra, c.ID); err != nil {
 		return nil, fmt.Errorf("update consumer %s: %w", c.ID, err)
 	}

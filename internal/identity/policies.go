@@ -142,11 +142,7 @@ func (s *Service) updatePolicy(r *http.Request) (*api.Response, error) {
 		}
 		p.Blob = b.Blob.Value
 	}
-	merged := decodeExtra(p.Extra)
-	for k, v := range extra {
-		merged[k] = v
-	}
-	p.Extra = encodeExtra(merged)
+	p.Extra = mergeExtra(p.Extra, extra)
 	if _, err := s.db.Exec(r.Context(), `UPDATE policies SET type = ?, blob = ?, extra = ? WHERE id = ?`, p.Type, p.Blob, p.Extra, p.ID); err != nil {
 		return nil, fmt.Errorf("update policy %s: %w", p.ID, err)
 	}

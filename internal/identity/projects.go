@@ -673,15 +673,7 @@ func (s *Service) updateProjectOrDomain(r *http.Request, id string, domain bool)
 			p.Tags = []string{}
 		}
 	}
-	merged := decodeExtra(p.Extra)
-	for k, v := range extra {
-		if v == nil {
-			delete(merged, k)
-		} else {
-			merged[k] = v
-		}
-	}
-	p.Extra = encodeExtra(merged)
+	p.Extra = mergeExtra(p.Extra, extra)
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE projects SET name = ?, description = ?, enabled = ?, extra = ? WHERE id = ?`,
 			p.Name, p.Description, p.Enabled, p.Extra, p.ID); err != nil {

@@ -214,11 +214,7 @@ func (s *Service) updateRole(r *http.Request) (*api.Response, error) {
 	if b.Description.Set {
 		ro.Description = b.Description.Value
 	}
-	merged := decodeExtra(ro.Extra)
-	for k, v := range extra {
-		merged[k] = v
-	}
-	ro.Extra = encodeExtra(merged)
+	ro.Extra = mergeExtra(ro.Extra, extra)
 	_, err = s.db.Exec(r.Context(), `UPDATE roles SET name = ?, description = ?, options = ?, extra = ? WHERE id = ?`, ro.Name, ro.Description, ro.Options, ro.Extra, ro.ID)
 	if store.IsConflict(err) {
 		return nil, api.Conflict("Conflict occurred attempting to store role - Duplicate entry found with name %s.", ro.Name)

@@ -345,15 +345,7 @@ func (s *Service) updateUser(r *http.Request) (*api.Response, error) {
 		}
 		passwordChanged, revoke = true, true
 	}
-	merged := decodeExtra(u.Extra)
-	for k, v := range extra {
-		if v == nil {
-			delete(merged, k)
-		} else {
-			merged[k] = v
-		}
-	}
-	u.Extra = encodeExtra(merged)
+	u.Extra = mergeExtra(u.Extra, extra)
 	ts := store.FormatTime(now())
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE users SET name = ?, enabled = ?, default_project_id = ?, options = ?, extra = ? WHERE id = ?`,
