@@ -19,6 +19,7 @@ import (
 
 	"github.com/nimbus-cloud/nimbus/internal/cloud"
 	"github.com/nimbus-cloud/nimbus/internal/config"
+	"github.com/nimbus-cloud/nimbus/internal/logbuf"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -58,6 +59,19 @@ func newLogger(level string) *slog.Logger {
 		l = slog.LevelInfo
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// newServerLogger is newLogger for long-running servers: lines are batched
+// and flushed every 100 ms (warnings and errors at once), so access logs
+// do not cost a system call per request. Close the writer on exit.
+func newServerLogger(level string) (*slog.Logger, *logbuf.Writer) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	w := logbuf.New(os.Stderr, 100*time.Millisecond)
+	h := slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})
+	return slog.New(logbuf.Handler(h, w, slog.LevelWarn)), w
 }
 
 func rootCmd() *cobra.Command {
@@ -120,7 +134,8 @@ func serveCmd(g *globals) *cobra.Command {
 
 // run starts the cloud and serves until SIGINT or SIGTERM.
 func run(cmd *cobra.Command, cfg config.Config, printAccess bool) error {
-	log := newLogger(cfg.LogLevel)
+	log, logw := newServerLogger(cfg.LogLevel)
+	defer logw.Close()
 	slog.SetDefault(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"slices"
@@ -87,6 +88,11 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Cloud, 
 		return nil, err
 	}
 	metrics := api.NewMetrics()
+	if cfg.DebugAddr != "" {
+		if err := c.startDebug(cfg.DebugAddr); err != nil {
+			return nil, err
+		}
+	}
 
 	if slices.Contains(roles, "identity") {
 		if err := c.startIdentity(ctx, runCtx, metrics); err != nil {
@@ -246,6 +252,24 @@ func (c *Cloud) catalog() []identity.CatalogEntry {
 			URLs: map[string]string{"public": u, "internal": u, "admin": u}})
 	}
 	return out
+}
+
+// startDebug serves net/http/pprof on a loopback address, for profiling a
+// running cloud with `go tool pprof`.
+func (c *Cloud) startDebug(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("debug listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	c.serve(ln, mux)
+	c.log.Info("pprof listening", "addr", ln.Addr().String())
+	return nil
 }
 
 func (c *Cloud) serve(ln net.Listener, h http.Handler) {

@@ -5,6 +5,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -36,6 +37,9 @@ type Config struct {
 	Roles []string `yaml:"roles"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
+	// DebugAddr, when set, serves Go's net/http/pprof profiles there. It
+	// must be a loopback address: profiles reveal memory contents.
+	DebugAddr string `yaml:"debug_addr"`
 
 	Identity IdentityConfig `yaml:"identity"`
 }
@@ -124,6 +128,7 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
 		"NIMBUS_NATS":           &c.NATS,
 		"NIMBUS_REGION":         &c.Region,
 		"NIMBUS_LOG_LEVEL":      &c.LogLevel,
+		"NIMBUS_DEBUG_ADDR":     &c.DebugAddr,
 		"NIMBUS_ADMIN_PASSWORD": &c.Identity.AdminPassword,
 		"NIMBUS_POLICY_FILE":    &c.Identity.PolicyFile,
 	}
@@ -174,6 +179,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Identity.TokenLifetime < time.Minute {
 		return fmt.Errorf("config: identity.token_lifetime %s is shorter than a minute", c.Identity.TokenLifetime)
+	}
+	if c.DebugAddr != "" {
+		host, _, err := net.SplitHostPort(c.DebugAddr)
+		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+			return fmt.Errorf("config: debug_addr %q must be a loopback address with a port", c.DebugAddr)
+		}
 	}
 	if c.Identity.MaxActiveKeys < 3 {
 		return fmt.Errorf("config: identity.max_active_keys must be at least 3")

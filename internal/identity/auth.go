@@ -446,11 +446,12 @@ func (s *Service) validateToken(r *http.Request) (*api.Response, error) {
 	if err := s.callerMayInspect(r, "identity:validate_token", v); err != nil {
 		return nil, err
 	}
-	body, err := s.tokenBody(r, v, !r.URL.Query().Has("nocatalog"))
+	body, err := s.renderedBody(r, v, !r.URL.Query().Has("nocatalog"))
 	if err != nil {
 		return nil, err
 	}
-	return api.JSON(http.StatusOK, body).WithHeader("X-Subject-Token", r.Header.Get("X-Subject-Token")), nil
+	return &api.Response{Status: http.StatusOK, Raw: body, Header: http.Header{
+		"Content-Type": {"application/json"}, "X-Subject-Token": {r.Header.Get("X-Subject-Token")}}}, nil
 }
 
 func (s *Service) checkToken(r *http.Request) (*api.Response, error) {

@@ -574,8 +574,18 @@ func (s *Service) deleteEndpoint(r *http.Request) (*api.Response, error) {
 
 // catalogFor builds the service catalog a token sees: enabled services
 // with their enabled endpoints, URLs with $(project_id)s substituted.
+// The rendered catalog depends only on the project (for the endpoint
+// filter and URL substitution), so it is built once per project and
+// generation and shared, read-only, by every token that shows it.
 func (s *Service) catalogFor(r *http.Request, v *tokenView) ([]any, error) {
-	ctx := r.Context()
+	projectID := ""
+	if v.project != nil {
+		projectID = v.project.ID
+	}
+	return cached(s, "catalog-for:"+projectID, func() ([]any, error) { return s.buildCatalog(r.Context(), v) })
+}
+
+func (s *Service) buildCatalog(ctx context.Context, v *tokenView) ([]any, error) {
 	rows, err := cached(s, "catalog", func() (*catalogRows, error) { return s.loadCatalogRows(ctx) })
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -42,6 +43,31 @@ type tokenView struct {
 	trust   *trust
 
 	identity *api.Identity
+
+	// rendered caches the encoded token body, with and without the
+	// catalog: a view lives for one generation, and so does its body.
+	rendered [2]atomic.Pointer[[]byte]
+}
+
+// renderedBody returns the token body as JSON, encoding it once per view.
+func (s *Service) renderedBody(r *http.Request, v *tokenView, withCatalog bool) ([]byte, error) {
+	i := 0
+	if withCatalog {
+		i = 1
+	}
+	if b := v.rendered[i].Load(); b != nil {
+		return *b, nil
+	}
+	body, err := s.tokenBody(r, v, withCatalog)
+	if err != nil {
+		return nil, err
+	}
+	data, err := json.Marshal(body)
+	if err != nil {
+		return nil, fmt.Errorf("encode token: %w", err)
+	}
+	v.rendered[i].Store(&data)
+	return data, nil
 }
 
 // cachedToken is a validated token remembered until the next identity
