@@ -232,14 +232,6 @@ func parseKeystoneError(t *testing.T, body []byte) keystoneError {
 	return e
 }
 
-func must[T any](t *testing.T, v T, err error) T {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
 // Fixtures: each deletes what it made when the test ends.
 
 func newDomain(t *testing.T, c *gophercloud.ServiceClient) *domains.Domain {
