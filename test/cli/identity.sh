@@ -71,7 +71,7 @@ expect "application credential list" 'ci-cred' os "${alice[@]}" application cred
 # Revoke a token and see it refused.
 tok=$(os token issue -f value -c id)
 check "token revoke" os token revoke "$tok"
-refuse "revoked token is refused" '401|authentication|Unauthorized' env -u OS_USERNAME -u OS_PASSWORD -u OS_USER_DOMAIN_NAME \
+refuse "revoked token is refused" 'Failed to validate token|401|Unauthorized' env -u OS_USERNAME -u OS_PASSWORD -u OS_USER_DOMAIN_NAME \
   "$OPENSTACK" --os-auth-type token --os-token "$tok" project list
 
 # Clean up like an operator would.
