@@ -29,7 +29,7 @@ func (a *appCred) expired() bool { return !a.ExpiresAt.IsZero() && !time.Now().B
 
 const appCredColumns = `id, name, user_id, COALESCE(project_id, ''), secret_hash, description, COALESCE(expires_at, ''), unrestricted`
 
-func (s *Service) scanAppCred(ctx context.Context, row interface{ Scan(...any) error }) (*appCred, error) {
+func (s *Service) scanAppCred(ctx context.Context, row store.Scanner) (*appCred, error) {
 	a := &appCred{}
 	var exp string
 	if err := row.Scan(&a.ID, &a.Name, &a.UserID, &a.ProjectID, &a.SecretHash, &a.Description, &exp, &a.Unrestricted); err != nil {
@@ -39,33 +39,24 @@ func (s *Service) scanAppCred(ctx context.Context, row interface{ Scan(...any) e
 	if a.ExpiresAt, err = store.ParseTime(exp); err != nil {
 		return nil, err
 	}
-	rows, err := s.db.Query(ctx, `SELECT role_id FROM application_credential_roles WHERE application_credential_id = ? ORDER BY role_id`, a.ID)
-	if err != nil {
+	if a.RoleIDs, err = s.linkedRoleIDs(ctx, "application_credential_roles", "application_credential_id", a.ID); err != nil {
 		return nil, err
 	}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		a.RoleIDs = append(a.RoleIDs, id)
-	}
-	rows.Close()
-	rules, err := s.db.Query(ctx, `SELECT ar.id, ar.service, ar.path, ar.method FROM access_rules ar
+	a.AccessRules, err = store.QueryAll(ctx, s.db, scanAccessRule, `SELECT ar.id, ar.service, ar.path, ar.method FROM access_rules ar
 		JOIN application_credential_access_rules l ON l.access_rule_id = ar.id WHERE l.application_credential_id = ? ORDER BY ar.id`, a.ID)
 	if err != nil {
+		return nil, fmt.Errorf("access rules of application credential %s: %w", a.ID, err)
+	}
+	return a, nil
+}
+
+// scanAccessRule reads id, service, path, method as an access rule's JSON.
+func scanAccessRule(row store.Scanner) (map[string]any, error) {
+	var id, svc, path, method string
+	if err := row.Scan(&id, &svc, &path, &method); err != nil {
 		return nil, err
 	}
-	defer rules.Close()
-	for rules.Next() {
-		var id, svc, path, method string
-		if err := rules.Scan(&id, &svc, &path, &method); err != nil {
-			return nil, err
-		}
-		a.AccessRules = append(a.AccessRules, map[string]any{"id": id, "service": svc, "path": path, "method": method})
-	}
-	return a, rules.Err()
+	return map[string]any{"id": id, "service": svc, "path": path, "method": method}, nil
 }
 
 func (s *Service) getAppCred(ctx context.Context, id string) (*appCred, error) {
@@ -77,12 +68,9 @@ func (s *Service) getAppCred(ctx context.Context, id string) (*appCred, error) {
 }
 
 func (s *Service) appCredJSON(r *http.Request, a *appCred) map[string]any {
-	roles := []any{}
-	for _, id := range a.RoleIDs {
-		if ro, err := s.getRole(r.Context(), id); err == nil {
-			roles = append(roles, map[string]any{"id": ro.ID, "name": ro.Name, "domain_id": nullable(ro.DomainID)})
-		}
-	}
+	roles := renderAll(r, s.existingRoles(r.Context(), a.RoleIDs), func(_ *http.Request, ro *role) map[string]any {
+		return map[string]any{"id": ro.ID, "name": ro.Name, "domain_id": nullable(ro.DomainID)}
+	})
 	var exp any
 	if !a.ExpiresAt.IsZero() {
 		// Keystone echoes application credential expiries without a zone.
@@ -284,25 +272,14 @@ func (s *Service) listAppCreds(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	q, args := `SELECT `+appCredColumns+` FROM application_credentials WHERE user_id = ?`, []any{uid}
+	q, args := `SELECT id FROM application_credentials WHERE user_id = ?`, []any{uid}
 	if name := r.URL.Query().Get("name"); name != "" {
 		q, args = q+` AND name = ?`, append(args, name)
 	}
-	rows, err := s.db.Query(r.Context(), q+` ORDER BY name`, args...)
+	ids, err := store.QueryStrings(r.Context(), s.db, q+` ORDER BY name`, args...)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list application credentials: %w", err)
 	}
-	var ids []string
-	for rows.Next() {
-		var a appCred
-		var exp string
-		if err := rows.Scan(&a.ID, &a.Name, &a.UserID, &a.ProjectID, &a.SecretHash, &a.Description, &exp, &a.Unrestricted); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		ids = append(ids, a.ID)
-	}
-	rows.Close()
 	out := []any{}
 	for _, id := range ids {
 		a, err := s.getAppCred(r.Context(), id)
@@ -345,11 +322,7 @@ func (s *Service) deleteAppCred(r *http.Request) (*api.Response, error) {
 			return nil, api.Forbidden("Using a restricted application credential to delete one is not allowed.")
 		}
 	}
-	if _, err := s.db.Exec(r.Context(), `DELETE FROM application_credentials WHERE id = ?`, a.ID); err != nil {
-		return nil, err
-	}
-	s.changed()
-	return api.NoContent(), nil
+	return s.deleteResource(r.Context(), "application credential", a.ID, `DELETE FROM application_credentials WHERE id = ?`)
 }
 
 // authAppCred authenticates with an application credential's secret.
@@ -408,21 +381,14 @@ func (s *Service) listAccessRules(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.db.Query(r.Context(), `SELECT id, service, path, method FROM access_rules WHERE user_id = ? ORDER BY id`, uid)
+	rules, err := store.QueryAll(r.Context(), s.db, scanAccessRule, `SELECT id, service, path, method FROM access_rules WHERE user_id = ? ORDER BY id`, uid)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list access rules of %s: %w", uid, err)
 	}
-	defer rows.Close()
-	out := []any{}
-	for rows.Next() {
-		var id, svc, path, method string
-		if err := rows.Scan(&id, &svc, &path, &method); err != nil {
-			return nil, err
-		}
-		out = append(out, map[string]any{"id": id, "service": svc, "path": path, "method": method,
-			"links": s.selfLinks(r, "/v3/users/"+uid+"/access_rules/"+id)})
-	}
-	return api.JSON(http.StatusOK, s.listBody(r, "access_rules", out)), rows.Err()
+	return listResponse(s, r, "access_rules", rules, func(r *http.Request, rule map[string]any) map[string]any {
+		rule["links"] = s.selfLinks(r, "/v3/users/"+uid+"/access_rules/"+rule["id"].(string))
+		return rule
+	}), nil
 }
 
 func (s *Service) showAccessRule(r *http.Request) (*api.Response, error) {
@@ -430,16 +396,15 @@ func (s *Service) showAccessRule(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	var id, svc, path, method string
-	err = s.db.QueryRow(r.Context(), `SELECT id, service, path, method FROM access_rules WHERE user_id = ? AND id = ?`, uid, r.PathValue("access_rule_id")).Scan(&id, &svc, &path, &method)
+	rule, err := scanAccessRule(s.db.QueryRow(r.Context(), `SELECT id, service, path, method FROM access_rules WHERE user_id = ? AND id = ?`, uid, r.PathValue("access_rule_id")))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, api.NotFound("Could not find access rule: %s.", r.PathValue("access_rule_id"))
 	}
 	if err != nil {
 		return nil, err
 	}
-	return api.JSON(http.StatusOK, map[string]any{"access_rule": map[string]any{"id": id, "service": svc, "path": path, "method": method,
-		"links": s.selfLinks(r, r.URL.Path)}}), nil
+	rule["links"] = s.selfLinks(r, r.URL.Path)
+	return api.JSON(http.StatusOK, map[string]any{"access_rule": rule}), nil
 }
 
 func (s *Service) deleteAccessRule(r *http.Request) (*api.Response, error) {

@@ -127,12 +127,20 @@ func (s *Service) grantHandlers(actor, target string, inherited bool) (put, chec
 		t[actor] = map[string]any{"id": g.actorID}
 		return s.api.Authorize(r, policyName(verb), map[string]any{"target": t, "project_id": r.PathValue("project_id"), "domain_id": r.PathValue("domain_id")})
 	}
-	put = func(r *http.Request) (*api.Response, error) {
+	notFound := func(g grantTarget) error {
+		return api.NotFound("Could not find role assignment with role: %s, %s: %s, %s: %s.", g.roleID, actor, g.actorID, target, g.targetID)
+	}
+	// load resolves the URL's grant and checks the caller may verb it.
+	load := func(r *http.Request, verb string) (grantTarget, error) {
 		g, err := s.resolveGrant(r, actor, target, inherited)
 		if err != nil {
-			return nil, err
+			return g, err
 		}
-		if err := authorize(r, "create", g); err != nil {
+		return g, authorize(r, verb, g)
+	}
+	put = func(r *http.Request) (*api.Response, error) {
+		g, err := load(r, "create")
+		if err != nil {
 			return nil, err
 		}
 		_, err = s.db.Exec(r.Context(), `INSERT INTO assignments (type, actor_id, target_id, role_id, inherited) VALUES (?, ?, ?, ?, ?)`,
@@ -144,41 +152,23 @@ func (s *Service) grantHandlers(actor, target string, inherited bool) (put, chec
 		return api.NoContent(), nil
 	}
 	check = func(r *http.Request) (*api.Response, error) {
-		g, err := s.resolveGrant(r, actor, target, inherited)
+		g, err := load(r, "check")
 		if err != nil {
 			return nil, err
 		}
-		if err := authorize(r, "check", g); err != nil {
+		if err := s.mustExist(r.Context(), notFound(g), `SELECT COUNT(*) FROM assignments WHERE type = ? AND actor_id = ? AND target_id = ? AND role_id = ? AND inherited = ?`,
+			g.typ, g.actorID, g.targetID, g.roleID, g.inherited); err != nil {
 			return nil, err
-		}
-		var n int
-		if err := s.db.QueryRow(r.Context(), `SELECT COUNT(*) FROM assignments WHERE type = ? AND actor_id = ? AND target_id = ? AND role_id = ? AND inherited = ?`,
-			g.typ, g.actorID, g.targetID, g.roleID, g.inherited).Scan(&n); err != nil {
-			return nil, err
-		}
-		if n == 0 {
-			return nil, api.NotFound("Could not find role assignment with role: %s, %s: %s, %s: %s.", g.roleID, actor, g.actorID, target, g.targetID)
 		}
 		return api.NoContent(), nil
 	}
 	del = func(r *http.Request) (*api.Response, error) {
-		g, err := s.resolveGrant(r, actor, target, inherited)
+		g, err := load(r, "revoke")
 		if err != nil {
 			return nil, err
 		}
-		if err := authorize(r, "revoke", g); err != nil {
-			return nil, err
-		}
-		res, err := s.db.Exec(r.Context(), `DELETE FROM assignments WHERE type = ? AND actor_id = ? AND target_id = ? AND role_id = ? AND inherited = ?`,
+		return s.deleteOne(r.Context(), notFound(g), `DELETE FROM assignments WHERE type = ? AND actor_id = ? AND target_id = ? AND role_id = ? AND inherited = ?`,
 			g.typ, g.actorID, g.targetID, g.roleID, g.inherited)
-		if err != nil {
-			return nil, err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return nil, api.NotFound("Could not find role assignment with role: %s, %s: %s, %s: %s.", g.roleID, actor, g.actorID, target, g.targetID)
-		}
-		s.changed()
-		return api.NoContent(), nil
 	}
 	return put, check, del
 }
@@ -191,21 +181,8 @@ func (s *Service) listGrantsHandler(actor, target string, inherited bool) api.Ha
 		if err != nil {
 			return nil, err
 		}
-		rows, err := s.db.Query(r.Context(), `SELECT `+roleColumns+` FROM roles WHERE id IN (SELECT role_id FROM assignments WHERE type = ? AND actor_id = ? AND target_id = ? AND inherited = ?) ORDER BY name`,
+		return s.queryRoles(r, `SELECT `+roleColumns+` FROM roles WHERE id IN (SELECT role_id FROM assignments WHERE type = ? AND actor_id = ? AND target_id = ? AND inherited = ?) ORDER BY name`,
 			assignmentType(actor, target), g.actorID, g.targetID, inherited)
-		if err != nil {
-			return nil, err
-		}
-		defer rows.Close()
-		out := []any{}
-		for rows.Next() {
-			ro, err := scanRole(rows)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, s.roleJSON(r, ro))
-		}
-		return api.JSON(http.StatusOK, s.listBody(r, "roles", out)), rows.Err()
 	}
 }
 
@@ -247,20 +224,14 @@ func (s *Service) loadAssignments(ctx context.Context, where string, args ...any
 	if where != "" {
 		q += ` WHERE ` + where
 	}
-	rows, err := s.db.Query(ctx, q+` ORDER BY type, actor_id, target_id, role_id`, args...)
+	out, err := store.QueryAll(ctx, s.db, func(row store.Scanner) (a assignment, err error) {
+		err = row.Scan(&a.Type, &a.ActorID, &a.TargetID, &a.RoleID, &a.Inherited)
+		return a, err
+	}, q+` ORDER BY type, actor_id, target_id, role_id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("load assignments: %w", err)
 	}
-	defer rows.Close()
-	var out []assignment
-	for rows.Next() {
-		var a assignment
-		if err := rows.Scan(&a.Type, &a.ActorID, &a.TargetID, &a.RoleID, &a.Inherited); err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // scopeRoles computes the roles a user effectively holds on a scope:
@@ -321,6 +292,18 @@ func (s *Service) scopeRoles(ctx context.Context, userID string, sc scope) ([]st
 	if len(direct) == 0 {
 		return nil, nil
 	}
+	expand, err := s.roleExpander(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return expand(direct), nil
+}
+
+// roleExpander returns a function that turns directly granted roles into
+// the roles they confer: themselves and everything they imply, less
+// domain-specific roles, which only ever confer the global roles they
+// imply, as in Keystone.
+func (s *Service) roleExpander(ctx context.Context) (func(roles []string) []string, error) {
 	graph, err := s.impliedRoleGraph(ctx)
 	if err != nil {
 		return nil, err
@@ -329,32 +312,29 @@ func (s *Service) scopeRoles(ctx context.Context, userID string, sc scope) ([]st
 	if err != nil {
 		return nil, err
 	}
-	var out []string
-	for _, id := range expandImplied(graph, direct) {
-		if !local[id] {
-			out = append(out, id)
+	return func(roles []string) []string {
+		var out []string
+		for _, id := range expandImplied(graph, roles) {
+			if !local[id] {
+				out = append(out, id)
+			}
 		}
-	}
-	return out, nil
+		return out
+	}, nil
 }
 
 // domainSpecificRoles returns the ids of roles that belong to a domain.
 func (s *Service) domainSpecificRoles(ctx context.Context) (map[string]bool, error) {
 	return cached(s, "domain-specific-roles", func() (map[string]bool, error) {
-		rows, err := s.db.Query(ctx, `SELECT id FROM roles WHERE domain_id <> ?`, globalRoleDomain)
+		list, err := store.QueryStrings(ctx, s.db, `SELECT id FROM roles WHERE domain_id <> ?`, globalRoleDomain)
 		if err != nil {
 			return nil, fmt.Errorf("list domain-specific roles: %w", err)
 		}
-		defer rows.Close()
 		ids := map[string]bool{}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				return nil, err
-			}
+		for _, id := range list {
 			ids[id] = true
 		}
-		return ids, rows.Err()
+		return ids, nil
 	})
 }
 
@@ -464,34 +444,17 @@ func (s *Service) listRoleAssignments(r *http.Request) (*api.Response, error) {
 // roles they imply; inherited grants themselves are not effective on their
 // own target and drop out.
 func (s *Service) effectiveAssignments(ctx context.Context, in []expanded) ([]expanded, error) {
-	graph, err := s.impliedRoleGraph(ctx)
+	expand, err := s.roleExpander(ctx)
 	if err != nil {
 		return nil, err
 	}
-	local, err := s.domainSpecificRoles(ctx)
+	members, err := s.queryMultimap(ctx, `SELECT group_id, user_id FROM group_members`)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("load group members: %w", err)
 	}
-	members := map[string][]string{}
-	rows, err := s.db.Query(ctx, `SELECT group_id, user_id FROM group_members`)
-	if err != nil {
-		return nil, err
-	}
-	for rows.Next() {
-		var g, u string
-		if err := rows.Scan(&g, &u); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		members[g] = append(members[g], u)
-	}
-	rows.Close()
 	var out []expanded
 	add := func(e expanded) {
-		for _, id := range expandImplied(graph, []string{e.RoleID}) {
-			if local[id] {
-				continue // confers only the global roles it implies
-			}
+		for _, id := range expand([]string{e.RoleID}) {
 			c := e
 			if id != e.RoleID {
 				c.priorRole = e.RoleID
@@ -550,20 +513,11 @@ func (s *Service) effectiveAssignments(ctx context.Context, in []expanded) ([]ex
 }
 
 func (s *Service) domainProjects(ctx context.Context, domainID string) ([]*project, error) {
-	rows, err := s.db.Query(ctx, `SELECT `+projectColumns+` FROM projects WHERE domain_id = ? AND is_domain = ?`, domainID, false)
+	out, err := store.QueryAll(ctx, s.db, scanProject, `SELECT `+projectColumns+` FROM projects WHERE domain_id = ? AND is_domain = ?`, domainID, false)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("projects of domain %s: %w", domainID, err)
 	}
-	defer rows.Close()
-	var out []*project
-	for rows.Next() {
-		p, err := scanProject(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 func (s *Service) assignmentJSON(r *http.Request, e expanded, names bool) map[string]any {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"time"
@@ -497,29 +498,20 @@ func (s *Service) authCatalog(r *http.Request) (*api.Response, error) {
 
 // authProjects lists the projects the caller can scope to.
 func (s *Service) authProjects(r *http.Request) (*api.Response, error) {
-	c := api.Caller(r)
-	ps, err := s.scopableProjects(r.Context(), c.UserID, false)
-	if err != nil {
-		return nil, err
-	}
-	out := []any{}
-	for _, p := range ps {
-		out = append(out, s.projectJSON(r, p))
-	}
-	return api.JSON(http.StatusOK, s.listBody(r, "projects", out)), nil
+	return s.authScopes(r, "projects", false)
 }
 
+// authDomains lists the domains the caller can scope to.
 func (s *Service) authDomains(r *http.Request) (*api.Response, error) {
-	c := api.Caller(r)
-	ps, err := s.scopableProjects(r.Context(), c.UserID, true)
+	return s.authScopes(r, "domains", true)
+}
+
+func (s *Service) authScopes(r *http.Request, key string, domains bool) (*api.Response, error) {
+	ps, err := s.scopableProjects(r.Context(), api.Caller(r).UserID, domains)
 	if err != nil {
 		return nil, err
 	}
-	out := []any{}
-	for _, p := range ps {
-		out = append(out, s.projectJSON(r, p))
-	}
-	return api.JSON(http.StatusOK, s.listBody(r, "domains", out)), nil
+	return listResponse(s, r, key, ps, s.projectJSON), nil
 }
 
 func (s *Service) authSystem(r *http.Request) (*api.Response, error) {
@@ -538,20 +530,10 @@ func (s *Service) authSystem(r *http.Request) (*api.Response, error) {
 // scopableProjects returns the enabled projects (or domains) where the
 // user effectively holds a role.
 func (s *Service) scopableProjects(ctx context.Context, userID string, domains bool) ([]*project, error) {
-	rows, err := s.db.Query(ctx, `SELECT `+projectColumns+` FROM projects WHERE is_domain = ? AND enabled = ? ORDER BY name`, domains, true)
+	all, err := store.QueryAll(ctx, s.db, scanProject, `SELECT `+projectColumns+` FROM projects WHERE is_domain = ? AND enabled = ? ORDER BY name`, domains, true)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list scopable projects: %w", err)
 	}
-	var all []*project
-	for rows.Next() {
-		p, err := scanProject(rows)
-		if err != nil {
-			rows.Close()
-			return nil, err
-		}
-		all = append(all, p)
-	}
-	rows.Close()
 	var out []*project
 	for _, p := range all {
 		sc := scope{ProjectID: p.ID}

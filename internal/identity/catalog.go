@@ -2,7 +2,6 @@ package identity
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
@@ -19,13 +18,18 @@ type region struct {
 	ID, Description, ParentID, Extra string
 }
 
-func (s *Service) getRegion(ctx context.Context, id string) (*region, error) {
+const regionColumns = `id, description, COALESCE(parent_region_id, ''), extra`
+
+func scanRegion(row store.Scanner) (*region, error) {
 	rg := &region{}
-	err := s.db.QueryRow(ctx, `SELECT id, description, COALESCE(parent_region_id, ''), extra FROM regions WHERE id = ?`, id).
-		Scan(&rg.ID, &rg.Description, &rg.ParentID, &rg.Extra)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, store.ErrNotFound
+	if err := row.Scan(&rg.ID, &rg.Description, &rg.ParentID, &rg.Extra); err != nil {
+		return nil, err
 	}
+	return rg, nil
+}
+
+func (s *Service) getRegion(ctx context.Context, id string) (*region, error) {
+	rg, err := store.QueryOne(ctx, s.db, scanRegion, `SELECT `+regionColumns+` FROM regions WHERE id = ?`, id)
 	return rg, err
 }
 
@@ -112,24 +116,15 @@ func (s *Service) showRegion(r *http.Request) (*api.Response, error) {
 }
 
 func (s *Service) listRegions(r *http.Request) (*api.Response, error) {
-	q, args := `SELECT id, description, COALESCE(parent_region_id, ''), extra FROM regions`, []any{}
+	q, args := `SELECT `+regionColumns+` FROM regions`, []any{}
 	if v := r.URL.Query().Get("parent_region_id"); v != "" {
 		q, args = q+` WHERE parent_region_id = ?`, append(args, v)
 	}
-	rows, err := s.db.Query(r.Context(), q+` ORDER BY id`, args...)
+	regions, err := store.QueryAll(r.Context(), s.db, scanRegion, q+` ORDER BY id`, args...)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list regions: %w", err)
 	}
-	defer rows.Close()
-	out := []any{}
-	for rows.Next() {
-		rg := &region{}
-		if err := rows.Scan(&rg.ID, &rg.Description, &rg.ParentID, &rg.Extra); err != nil {
-			return nil, err
-		}
-		out = append(out, s.regionJSON(r, rg))
-	}
-	return api.JSON(http.StatusOK, s.listBody(r, "regions", out)), rows.Err()
+	return listResponse(s, r, "regions", regions, s.regionJSON), nil
 }
 
 func (s *Service) updateRegion(r *http.Request) (*api.Response, error) {
@@ -185,19 +180,11 @@ func (s *Service) deleteRegion(r *http.Request) (*api.Response, error) {
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
 		tree := []string{rg.ID}
 		for i := 0; i < len(tree); i++ {
-			rows, err := tx.Query(ctx, `SELECT id FROM regions WHERE parent_region_id = ?`, tree[i])
+			children, err := store.QueryStrings(ctx, tx, `SELECT id FROM regions WHERE parent_region_id = ?`, tree[i])
 			if err != nil {
 				return err
 			}
-			for rows.Next() {
-				var id string
-				if err := rows.Scan(&id); err != nil {
-					rows.Close()
-					return err
-				}
-				tree = append(tree, id)
-			}
-			rows.Close()
+			tree = append(tree, children...)
 			var endpoints int
 			if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM endpoints WHERE region_id = ?`, tree[i]).Scan(&endpoints); err != nil {
 				return err
@@ -228,12 +215,18 @@ type service struct {
 	Extra    string
 }
 
-func (s *Service) getService(ctx context.Context, id string) (*service, error) {
+const serviceColumns = `id, type, enabled, extra`
+
+func scanService(row store.Scanner) (*service, error) {
 	sv := &service{}
-	err := s.db.QueryRow(ctx, `SELECT id, type, enabled, extra FROM services WHERE id = ?`, id).Scan(&sv.ID, &sv.Type, &sv.Enabled, &sv.Extra)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, store.ErrNotFound
+	if err := row.Scan(&sv.ID, &sv.Type, &sv.Enabled, &sv.Extra); err != nil {
+		return nil, err
 	}
+	return sv, nil
+}
+
+func (s *Service) getService(ctx context.Context, id string) (*service, error) {
+	sv, err := store.QueryOne(ctx, s.db, scanService, `SELECT `+serviceColumns+` FROM services WHERE id = ?`, id)
 	return sv, err
 }
 
@@ -281,28 +274,24 @@ func (s *Service) showService(r *http.Request) (*api.Response, error) {
 }
 
 func (s *Service) listServices(r *http.Request) (*api.Response, error) {
-	q, args := `SELECT id, type, enabled, extra FROM services`, []any{}
+	q, args := `SELECT `+serviceColumns+` FROM services`, []any{}
 	if v := r.URL.Query().Get("type"); v != "" {
 		q, args = q+` WHERE type = ?`, append(args, v)
 	}
-	rows, err := s.db.Query(r.Context(), q+` ORDER BY type, id`, args...)
+	all, err := store.QueryAll(r.Context(), s.db, scanService, q+` ORDER BY type, id`, args...)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list services: %w", err)
 	}
-	defer rows.Close()
-	out := []any{}
+	// Keystone keeps a service's name among its extra attributes, so the
+	// name filter applies after decoding them.
 	name := r.URL.Query().Get("name")
-	for rows.Next() {
-		sv := &service{}
-		if err := rows.Scan(&sv.ID, &sv.Type, &sv.Enabled, &sv.Extra); err != nil {
-			return nil, err
+	var services []*service
+	for _, sv := range all {
+		if name == "" || decodeExtra(sv.Extra)["name"] == name {
+			services = append(services, sv)
 		}
-		if name != "" && decodeExtra(sv.Extra)["name"] != name {
-			continue
-		}
-		out = append(out, s.serviceJSON(r, sv))
 	}
-	return api.JSON(http.StatusOK, s.listBody(r, "services", out)), rows.Err()
+	return listResponse(s, r, "services", services, s.serviceJSON), nil
 }
 
 func (s *Service) updateService(r *http.Request) (*api.Response, error) {
@@ -361,7 +350,7 @@ type endpoint struct {
 
 const endpointColumns = `id, service_id, interface, url, COALESCE(region_id, ''), enabled, extra`
 
-func scanEndpoint(row interface{ Scan(...any) error }) (*endpoint, error) {
+func scanEndpoint(row store.Scanner) (*endpoint, error) {
 	e := &endpoint{}
 	return e, row.Scan(&e.ID, &e.ServiceID, &e.Interface, &e.URL, &e.RegionID, &e.Enabled, &e.Extra)
 }
@@ -446,10 +435,7 @@ func (s *Service) ensureEndpointRegion(ctx context.Context, regionID, legacy str
 }
 
 func (s *Service) getEndpoint(ctx context.Context, id string) (*endpoint, error) {
-	e, err := scanEndpoint(s.db.QueryRow(ctx, `SELECT `+endpointColumns+` FROM endpoints WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, store.ErrNotFound
-	}
+	e, err := store.QueryOne(ctx, s.db, scanEndpoint, `SELECT `+endpointColumns+` FROM endpoints WHERE id = ?`, id)
 	return e, err
 }
 
@@ -474,20 +460,7 @@ func (s *Service) listEndpointRows(ctx context.Context, where string, args ...an
 	if where != "" {
 		q += ` WHERE ` + where
 	}
-	rows, err := s.db.Query(ctx, q+` ORDER BY service_id, interface, id`, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*endpoint
-	for rows.Next() {
-		e, err := scanEndpoint(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return store.QueryAll(ctx, s.db, scanEndpoint, q+` ORDER BY service_id, interface, id`, args...)
 }
 
 func (s *Service) listEndpoints(r *http.Request) (*api.Response, error) {
@@ -502,11 +475,7 @@ func (s *Service) listEndpoints(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := []any{}
-	for _, e := range es {
-		out = append(out, s.endpointJSON(r, e))
-	}
-	return api.JSON(http.StatusOK, s.listBody(r, "endpoints", out)), nil
+	return listResponse(s, r, "endpoints", es, s.endpointJSON), nil
 }
 
 func (s *Service) updateEndpoint(r *http.Request) (*api.Response, error) {
@@ -565,11 +534,7 @@ func (s *Service) deleteEndpoint(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.db.Exec(r.Context(), `DELETE FROM endpoints WHERE id = ?`, e.ID); err != nil {
-		return nil, err
-	}
-	s.changed()
-	return api.NoContent(), nil
+	return s.deleteResource(r.Context(), "endpoint", e.ID, `DELETE FROM endpoints WHERE id = ?`)
 }
 
 // catalogFor builds the service catalog a token sees: enabled services
@@ -628,22 +593,10 @@ type catalogRows struct {
 }
 
 func (s *Service) loadCatalogRows(ctx context.Context) (*catalogRows, error) {
-	rows, err := s.db.Query(ctx, `SELECT id, type, enabled, extra FROM services WHERE enabled = ? ORDER BY type, id`, true)
-	if err != nil {
-		return nil, fmt.Errorf("load catalog: %w", err)
-	}
 	out := &catalogRows{}
-	for rows.Next() {
-		sv := &service{}
-		if err := rows.Scan(&sv.ID, &sv.Type, &sv.Enabled, &sv.Extra); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		out.services = append(out.services, sv)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
+	var err error
+	if out.services, err = store.QueryAll(ctx, s.db, scanService, `SELECT `+serviceColumns+` FROM services WHERE enabled = ? ORDER BY type, id`, true); err != nil {
+		return nil, fmt.Errorf("load catalog: %w", err)
 	}
 	if out.endpoints, err = s.listEndpointRows(ctx, `enabled = ?`, true); err != nil {
 		return nil, err

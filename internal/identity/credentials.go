@@ -3,7 +3,6 @@ package identity
 import (
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -93,7 +92,7 @@ type credential struct {
 
 const credentialColumns = `id, user_id, COALESCE(project_id, ''), type, blob, extra`
 
-func (s *Service) scanCredential(row interface{ Scan(...any) error }) (*credential, error) {
+func (s *Service) scanCredential(row store.Scanner) (*credential, error) {
 	c := &credential{}
 	var sealed string
 	if err := row.Scan(&c.ID, &c.UserID, &c.ProjectID, &c.Type, &sealed, &c.Extra); err != nil {
@@ -108,10 +107,7 @@ func (s *Service) scanCredential(row interface{ Scan(...any) error }) (*credenti
 }
 
 func (s *Service) getCredential(ctx context.Context, id string) (*credential, error) {
-	c, err := s.scanCredential(s.db.QueryRow(ctx, `SELECT `+credentialColumns+` FROM credentials WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, store.ErrNotFound
-	}
+	c, err := store.QueryOne(ctx, s.db, s.scanCredential, `SELECT `+credentialColumns+` FROM credentials WHERE id = ?`, id)
 	return c, err
 }
 
@@ -120,20 +116,11 @@ func (s *Service) listCredentialRows(ctx context.Context, where string, args ...
 	if where != "" {
 		q += ` WHERE ` + where
 	}
-	rows, err := s.db.Query(ctx, q+` ORDER BY id`, args...)
+	out, err := store.QueryAll(ctx, s.db, s.scanCredential, q+` ORDER BY id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list credentials: %w", err)
 	}
-	defer rows.Close()
-	var out []*credential
-	for rows.Next() {
-		c, err := s.scanCredential(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 func (s *Service) credentialJSON(r *http.Request, c *credential) map[string]any {
@@ -503,11 +490,7 @@ func (s *Service) deleteCredential(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.db.Exec(r.Context(), `DELETE FROM credentials WHERE id = ?`, c.ID); err != nil {
-		return nil, fmt.Errorf("delete credential %s: %w", c.ID, err)
-	}
-	s.changed()
-	return api.NoContent(), nil
+	return s.deleteResource(r.Context(), "credential", c.ID, `DELETE FROM credentials WHERE id = ?`)
 }
 
 func (s *Service) credentialRoutes(rt *api.Router) {

@@ -89,26 +89,23 @@ func (s *Service) configOptions(ctx context.Context, q store.Querier, domainID, 
 	if option != "" {
 		where, args = where+` AND config_option = ?`, append(args, option)
 	}
-	rows, err := q.Query(ctx, `SELECT config_group, config_option, value FROM domain_configs WHERE `+where+` ORDER BY config_group, config_option`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("read domain config: %w", err)
-	}
-	defer rows.Close()
-	var out []configOption
-	for rows.Next() {
+	out, err := store.QueryAll(ctx, q, func(row store.Scanner) (configOption, error) {
 		o := configOption{Sensitive: sensitive}
 		var raw string
-		if err := rows.Scan(&o.Group, &o.Option, &raw); err != nil {
-			return nil, err
+		if err := row.Scan(&o.Group, &o.Option, &raw); err != nil {
+			return o, err
 		}
 		if !sensitive {
 			if err := json.Unmarshal([]byte(raw), &o.Value); err != nil {
-				return nil, fmt.Errorf("domain config %s.%s: %w", o.Group, o.Option, err)
+				return o, fmt.Errorf("domain config %s.%s: %w", o.Group, o.Option, err)
 			}
 		}
-		out = append(out, o)
+		return o, nil
+	}, `SELECT config_group, config_option, value FROM domain_configs WHERE `+where+` ORDER BY config_group, config_option`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read domain config: %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // configDict renders options as {"group": {"option": value}}, or just

@@ -69,11 +69,7 @@ func (s *Service) listEC2Creds(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := []any{}
-	for _, c := range creds {
-		out = append(out, s.ec2CredJSON(r, c))
-	}
-	return api.JSON(http.StatusOK, s.listBody(r, "credentials", out)), nil
+	return listResponse(s, r, "credentials", creds, s.ec2CredJSON), nil
 }
 
 func (s *Service) createEC2Cred(r *http.Request) (*api.Response, error) {
@@ -162,11 +158,7 @@ func (s *Service) deleteEC2Cred(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.db.Exec(r.Context(), `DELETE FROM credentials WHERE id = ?`, c.ID); err != nil {
-		return nil, fmt.Errorf("delete ec2 credential: %w", err)
-	}
-	s.changed()
-	return api.NoContent(), nil
+	return s.deleteResource(r.Context(), "ec2 credential", c.ID, `DELETE FROM credentials WHERE id = ?`)
 }
 
 // ec2Request is a signed request as ec2tokens and s3tokens receive it.

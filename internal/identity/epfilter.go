@@ -70,7 +70,7 @@ func (g *endpointGroup) matches(e *endpoint) bool {
 	return true
 }
 
-func scanEndpointGroup(row interface{ Scan(...any) error }) (*endpointGroup, error) {
+func scanEndpointGroup(row store.Scanner) (*endpointGroup, error) {
 	g := &endpointGroup{}
 	var filters string
 	if err := row.Scan(&g.ID, &g.Name, &g.Description, &filters); err != nil {
@@ -85,10 +85,7 @@ func scanEndpointGroup(row interface{ Scan(...any) error }) (*endpointGroup, err
 const endpointGroupColumns = `id, name, description, filters`
 
 func (s *Service) getEndpointGroup(ctx context.Context, id string) (*endpointGroup, error) {
-	g, err := scanEndpointGroup(s.db.QueryRow(ctx, `SELECT `+endpointGroupColumns+` FROM endpoint_groups WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, store.ErrNotFound
-	}
+	g, err := store.QueryOne(ctx, s.db, scanEndpointGroup, `SELECT `+endpointGroupColumns+` FROM endpoint_groups WHERE id = ?`, id)
 	return g, err
 }
 
@@ -106,20 +103,11 @@ func (s *Service) listEndpointGroupRows(ctx context.Context, where string, args 
 	if where != "" {
 		q += ` WHERE ` + where
 	}
-	rows, err := s.db.Query(ctx, q+` ORDER BY name, id`, args...)
+	out, err := store.QueryAll(ctx, s.db, scanEndpointGroup, q+` ORDER BY name, id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list endpoint groups: %w", err)
 	}
-	defer rows.Close()
-	var out []*endpointGroup
-	for rows.Next() {
-		g, err := scanEndpointGroup(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, g)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 func (s *Service) endpointGroupJSON(r *http.Request, g *endpointGroup) map[string]any {
@@ -195,11 +183,7 @@ func (s *Service) listEndpointGroups(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := []any{}
-	for _, g := range gs {
-		out = append(out, s.endpointGroupJSON(r, g))
-	}
-	return api.JSON(http.StatusOK, s.listBody(r, "endpoint_groups", out)), nil
+	return listResponse(s, r, "endpoint_groups", gs, s.endpointGroupJSON), nil
 }
 
 func (s *Service) showEndpointGroup(r *http.Request) (*api.Response, error) {
@@ -251,16 +235,9 @@ func (s *Service) deleteEndpointGroup(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = s.db.InTx(ctx, func(tx *store.Tx) error {
-		return execAll(ctx, tx, g.ID,
-			`DELETE FROM project_endpoint_groups WHERE endpoint_group_id = ?`,
-			`DELETE FROM endpoint_groups WHERE id = ?`)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("delete endpoint group %s: %w", g.ID, err)
-	}
-	s.changed()
-	return api.NoContent(), nil
+	return s.deleteResource(ctx, "endpoint group", g.ID,
+		`DELETE FROM project_endpoint_groups WHERE endpoint_group_id = ?`,
+		`DELETE FROM endpoint_groups WHERE id = ?`)
 }
 
 // loadPathProject fetches the project named in the path.
@@ -282,30 +259,19 @@ func (s *Service) projectsJSON(r *http.Request, ids []string) []any {
 		if err != nil {
 			continue
 		}
-		if p.IsDomain {
-			out = append(out, s.domainAsProjectJSON(r, p))
-		} else {
-			out = append(out, s.projectJSON(r, p))
-		}
+		out = append(out, s.projectListingJSON(r, p))
 	}
 	return out
 }
 
-func (s *Service) queryIDs(ctx context.Context, q string, args ...any) ([]string, error) {
-	rows, err := s.db.Query(ctx, q, args...)
+// associatedProjects answers a list call with the projects whose ids q
+// selects.
+func (s *Service) associatedProjects(r *http.Request, q string, args ...any) (*api.Response, error) {
+	ids, err := store.QueryStrings(r.Context(), s.db, q, args...)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list associated projects: %w", err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
+	return api.JSON(http.StatusOK, s.listBody(r, "projects", s.projectsJSON(r, ids))), nil
 }
 
 func (s *Service) listEndpointGroupProjects(r *http.Request) (*api.Response, error) {
@@ -313,11 +279,7 @@ func (s *Service) listEndpointGroupProjects(r *http.Request) (*api.Response, err
 	if err != nil {
 		return nil, err
 	}
-	ids, err := s.queryIDs(r.Context(), `SELECT project_id FROM project_endpoint_groups WHERE endpoint_group_id = ? ORDER BY project_id`, g.ID)
-	if err != nil {
-		return nil, err
-	}
-	return api.JSON(http.StatusOK, s.listBody(r, "projects", s.projectsJSON(r, ids))), nil
+	return s.associatedProjects(r, `SELECT project_id FROM project_endpoint_groups WHERE endpoint_group_id = ? ORDER BY project_id`, g.ID)
 }
 
 func (s *Service) listEndpointGroupEndpoints(r *http.Request) (*api.Response, error) {
@@ -357,12 +319,9 @@ func (s *Service) showEndpointGroupProject(r *http.Request) (*api.Response, erro
 	if err != nil {
 		return nil, err
 	}
-	var n int
-	if err := s.db.QueryRow(r.Context(), `SELECT COUNT(*) FROM project_endpoint_groups WHERE endpoint_group_id = ? AND project_id = ?`, g.ID, p.ID).Scan(&n); err != nil {
+	if err := s.mustExist(r.Context(), api.NotFound("Endpoint Group Project Association not found"),
+		`SELECT COUNT(*) FROM project_endpoint_groups WHERE endpoint_group_id = ? AND project_id = ?`, g.ID, p.ID); err != nil {
 		return nil, err
-	}
-	if n == 0 {
-		return nil, api.NotFound("Endpoint Group Project Association not found")
 	}
 	return api.JSON(http.StatusOK, map[string]any{"project_endpoint_group": map[string]any{
 		"endpoint_group_id": g.ID, "project_id": p.ID,
@@ -391,15 +350,8 @@ func (s *Service) removeEndpointGroupProject(r *http.Request) (*api.Response, er
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.db.Exec(r.Context(), `DELETE FROM project_endpoint_groups WHERE endpoint_group_id = ? AND project_id = ?`, g.ID, p.ID)
-	if err != nil {
-		return nil, err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return nil, api.NotFound("Endpoint Group Project Association not found")
-	}
-	s.changed()
-	return api.NoContent(), nil
+	return s.deleteOne(r.Context(), api.NotFound("Endpoint Group Project Association not found"),
+		`DELETE FROM project_endpoint_groups WHERE endpoint_group_id = ? AND project_id = ?`, g.ID, p.ID)
 }
 
 func (s *Service) listEndpointProjects(r *http.Request) (*api.Response, error) {
@@ -407,11 +359,7 @@ func (s *Service) listEndpointProjects(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	ids, err := s.queryIDs(r.Context(), `SELECT project_id FROM project_endpoints WHERE endpoint_id = ? ORDER BY project_id`, e.ID)
-	if err != nil {
-		return nil, err
-	}
-	return api.JSON(http.StatusOK, s.listBody(r, "projects", s.projectsJSON(r, ids))), nil
+	return s.associatedProjects(r, `SELECT project_id FROM project_endpoints WHERE endpoint_id = ? ORDER BY project_id`, e.ID)
 }
 
 // projectEndpoints resolves the endpoints a project is associated with,
@@ -461,11 +409,11 @@ func (s *Service) listProjectEndpoints(r *http.Request) (*api.Response, error) {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	out := []any{}
+	sorted := make([]*endpoint, 0, len(ids))
 	for _, id := range ids {
-		out = append(out, s.endpointJSON(r, eps[id]))
+		sorted = append(sorted, eps[id])
 	}
-	return api.JSON(http.StatusOK, s.listBody(r, "endpoints", out)), nil
+	return listResponse(s, r, "endpoints", sorted, s.endpointJSON), nil
 }
 
 // loadProjectAndEndpoint resolves both ends of a project-endpoint URL.
@@ -486,12 +434,9 @@ func (s *Service) checkProjectEndpoint(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	var n int
-	if err := s.db.QueryRow(r.Context(), `SELECT COUNT(*) FROM project_endpoints WHERE endpoint_id = ? AND project_id = ?`, e.ID, p.ID).Scan(&n); err != nil {
+	if err := s.mustExist(r.Context(), api.NotFound("Endpoint %s not found in project %s", e.ID, p.ID),
+		`SELECT COUNT(*) FROM project_endpoints WHERE endpoint_id = ? AND project_id = ?`, e.ID, p.ID); err != nil {
 		return nil, err
-	}
-	if n == 0 {
-		return nil, api.NotFound("Endpoint %s not found in project %s", e.ID, p.ID)
 	}
 	return api.NoContent(), nil
 }
@@ -513,17 +458,9 @@ func (s *Service) addProjectEndpoint(r *http.Request) (*api.Response, error) {
 }
 
 func (s *Service) removeProjectEndpoint(r *http.Request) (*api.Response, error) {
-	ctx := r.Context()
 	eid, pid := r.PathValue("endpoint_id"), r.PathValue("project_id")
-	res, err := s.db.Exec(ctx, `DELETE FROM project_endpoints WHERE endpoint_id = ? AND project_id = ?`, eid, pid)
-	if err != nil {
-		return nil, err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return nil, api.NotFound("Endpoint %s not found in project %s", eid, pid)
-	}
-	s.changed()
-	return api.NoContent(), nil
+	return s.deleteOne(r.Context(), api.NotFound("Endpoint %s not found in project %s", eid, pid),
+		`DELETE FROM project_endpoints WHERE endpoint_id = ? AND project_id = ?`, eid, pid)
 }
 
 func (s *Service) listProjectEndpointGroups(r *http.Request) (*api.Response, error) {
@@ -535,11 +472,7 @@ func (s *Service) listProjectEndpointGroups(r *http.Request) (*api.Response, err
 	if err != nil {
 		return nil, err
 	}
-	out := []any{}
-	for _, g := range gs {
-		out = append(out, s.endpointGroupJSON(r, g))
-	}
-	return api.JSON(http.StatusOK, s.listBody(r, "endpoint_groups", out)), nil
+	return listResponse(s, r, "endpoint_groups", gs, s.endpointGroupJSON), nil
 }
 
 // projectEndpointFilter returns the endpoints a project-scoped token's

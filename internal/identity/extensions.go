@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/nimbus-cloud/nimbus/internal/api"
 	"github.com/nimbus-cloud/nimbus/internal/store"
@@ -157,6 +158,46 @@ func execAll(ctx context.Context, tx *store.Tx, arg any, stmts ...string) error 
 		if _, err := tx.Exec(ctx, q, arg); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// deleteResource runs stmts, each taking id as its one argument, in one
+// transaction and answers 204: the delete of a resource, with whatever
+// dependent rows go with it.
+func (s *Service) deleteResource(ctx context.Context, what, id string, stmts ...string) (*api.Response, error) {
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		return execAll(ctx, tx, id, stmts...)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("delete %s %s: %w", what, id, err)
+	}
+	s.changed()
+	return api.NoContent(), nil
+}
+
+// deleteOne runs q, a DELETE of a link row (an association, a tag, an
+// implication), and answers 204, or notFound when it matched nothing.
+func (s *Service) deleteOne(ctx context.Context, notFound error, q string, args ...any) (*api.Response, error) {
+	res, err := s.db.Exec(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil, notFound
+	}
+	s.changed()
+	return api.NoContent(), nil
+}
+
+// mustExist returns notFound unless q, a SELECT COUNT(*), counts a row.
+func (s *Service) mustExist(ctx context.Context, notFound error, q string, args ...any) error {
+	var n int
+	if err := s.db.QueryRow(ctx, q, args...).Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		return notFound
 	}
 	return nil
 }

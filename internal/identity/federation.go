@@ -58,14 +58,18 @@ type mapping struct {
 	Rules json.RawMessage
 }
 
-func (s *Service) getMapping(ctx context.Context, id string) (*mapping, error) {
+func scanMapping(row store.Scanner) (*mapping, error) {
 	m := &mapping{}
 	var rules string
-	err := s.db.QueryRow(ctx, `SELECT id, rules FROM federation_mappings WHERE id = ?`, id).Scan(&m.ID, &rules)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, store.ErrNotFound
+	if err := row.Scan(&m.ID, &rules); err != nil {
+		return nil, err
 	}
 	m.Rules = json.RawMessage(rules)
+	return m, nil
+}
+
+func (s *Service) getMapping(ctx context.Context, id string) (*mapping, error) {
+	m, err := store.QueryOne(ctx, s.db, scanMapping, `SELECT id, rules FROM federation_mappings WHERE id = ?`, id)
 	return m, err
 }
 
@@ -125,20 +129,11 @@ func (s *Service) createMapping(r *http.Request) (*api.Response, error) {
 }
 
 func (s *Service) listMappings(r *http.Request) (*api.Response, error) {
-	rows, err := s.db.Query(r.Context(), `SELECT id, rules FROM federation_mappings ORDER BY id`)
+	mappings, err := store.QueryAll(r.Context(), s.db, scanMapping, `SELECT id, rules FROM federation_mappings ORDER BY id`)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list mappings: %w", err)
 	}
-	defer rows.Close()
-	out := []any{}
-	for rows.Next() {
-		var id, rules string
-		if err := rows.Scan(&id, &rules); err != nil {
-			return nil, err
-		}
-		out = append(out, s.mappingJSON(r, &mapping{ID: id, Rules: json.RawMessage(rules)}))
-	}
-	return api.JSON(http.StatusOK, s.listBody(r, "mappings", out)), rows.Err()
+	return listResponse(s, r, "mappings", mappings, s.mappingJSON), nil
 }
 
 func (s *Service) showMapping(r *http.Request) (*api.Response, error) {
@@ -171,11 +166,7 @@ func (s *Service) deleteMapping(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.db.Exec(r.Context(), `DELETE FROM federation_mappings WHERE id = ?`, m.ID); err != nil {
-		return nil, fmt.Errorf("delete mapping %s: %w", m.ID, err)
-	}
-	s.changed()
-	return api.NoContent(), nil
+	return s.deleteResource(r.Context(), "mapping", m.ID, `DELETE FROM federation_mappings WHERE id = ?`)
 }
 
 // Mapping rule validation, following Keystone's MAPPING_SCHEMA: rules is
@@ -442,7 +433,7 @@ func (s *Service) getIdP(ctx context.Context, id string) (*identityProvider, err
 	if err != nil {
 		return nil, err
 	}
-	p.RemoteIDs, err = s.queryIDs(ctx, `SELECT remote_id FROM idp_remote_ids WHERE idp_id = ? ORDER BY remote_id`, id)
+	p.RemoteIDs, err = store.QueryStrings(ctx, s.db, `SELECT remote_id FROM idp_remote_ids WHERE idp_id = ? ORDER BY remote_id`, id)
 	return p, err
 }
 
@@ -582,9 +573,9 @@ func (s *Service) listIdPs(r *http.Request) (*api.Response, error) {
 	if v, ok := queryBool(r, "enabled"); ok {
 		where, args = append(where, "enabled = ?"), append(args, v)
 	}
-	ids, err := s.queryIDs(r.Context(), `SELECT id FROM identity_providers WHERE `+strings.Join(where, " AND ")+` ORDER BY id`, args...)
+	ids, err := store.QueryStrings(r.Context(), s.db, `SELECT id FROM identity_providers WHERE `+strings.Join(where, " AND ")+` ORDER BY id`, args...)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list identity providers: %w", err)
 	}
 	out := []any{}
 	for _, id := range ids {
@@ -662,17 +653,10 @@ func (s *Service) deleteIdP(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = s.db.InTx(ctx, func(tx *store.Tx) error {
-		return execAll(ctx, tx, p.ID,
-			`DELETE FROM federation_protocols WHERE idp_id = ?`,
-			`DELETE FROM idp_remote_ids WHERE idp_id = ?`,
-			`DELETE FROM identity_providers WHERE id = ?`)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("delete identity provider %s: %w", p.ID, err)
-	}
-	s.changed()
-	return api.NoContent(), nil
+	return s.deleteResource(ctx, "identity provider", p.ID,
+		`DELETE FROM federation_protocols WHERE idp_id = ?`,
+		`DELETE FROM idp_remote_ids WHERE idp_id = ?`,
+		`DELETE FROM identity_providers WHERE id = ?`)
 }
 
 // Protocols.
@@ -692,11 +676,19 @@ func (s *Service) protocolJSON(r *http.Request, p *protocol) map[string]any {
 	return out
 }
 
+const protocolColumns = `id, idp_id, mapping_id, remote_id_attribute`
+
+func scanProtocol(row store.Scanner) (*protocol, error) {
+	p := &protocol{}
+	if err := row.Scan(&p.ID, &p.IdPID, &p.MappingID, &p.RemoteIDAttribute); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
 func (s *Service) loadProtocol(r *http.Request) (*protocol, error) {
 	idp, id := r.PathValue("idp_id"), r.PathValue("protocol_id")
-	p := &protocol{}
-	err := s.db.QueryRow(r.Context(), `SELECT id, idp_id, mapping_id, remote_id_attribute FROM federation_protocols WHERE idp_id = ? AND id = ?`, idp, id).
-		Scan(&p.ID, &p.IdPID, &p.MappingID, &p.RemoteIDAttribute)
+	p, err := scanProtocol(s.db.QueryRow(r.Context(), `SELECT `+protocolColumns+` FROM federation_protocols WHERE idp_id = ? AND id = ?`, idp, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, api.NotFound("Could not find federated protocol %s for Identity Provider: %s.", id, idp)
 	}
@@ -770,20 +762,11 @@ func (s *Service) listProtocols(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.db.Query(r.Context(), `SELECT id, idp_id, mapping_id, remote_id_attribute FROM federation_protocols WHERE idp_id = ? ORDER BY id`, idp.ID)
+	protocols, err := store.QueryAll(r.Context(), s.db, scanProtocol, `SELECT `+protocolColumns+` FROM federation_protocols WHERE idp_id = ? ORDER BY id`, idp.ID)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list protocols of %s: %w", idp.ID, err)
 	}
-	defer rows.Close()
-	out := []any{}
-	for rows.Next() {
-		p := &protocol{}
-		if err := rows.Scan(&p.ID, &p.IdPID, &p.MappingID, &p.RemoteIDAttribute); err != nil {
-			return nil, err
-		}
-		out = append(out, s.protocolJSON(r, p))
-	}
-	return api.JSON(http.StatusOK, s.listBody(r, "protocols", out)), rows.Err()
+	return listResponse(s, r, "protocols", protocols, s.protocolJSON), nil
 }
 
 func (s *Service) showProtocol(r *http.Request) (*api.Response, error) {

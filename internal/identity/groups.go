@@ -2,7 +2,6 @@ package identity
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
@@ -18,20 +17,17 @@ type group struct {
 
 const groupColumns = `id, domain_id, name, description, extra`
 
-func scanGroup(row interface{ Scan(...any) error }) (*group, error) {
+func scanGroup(row store.Scanner) (*group, error) {
 	g := &group{}
 	return g, row.Scan(&g.ID, &g.DomainID, &g.Name, &g.Description, &g.Extra)
 }
 
 func (s *Service) getGroup(ctx context.Context, id string) (*group, error) {
-	g, err := scanGroup(s.db.QueryRow(ctx, `SELECT `+groupColumns+` FROM groups WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, store.ErrNotFound
-	}
-	if err != nil {
+	g, err := store.QueryOne(ctx, s.db, scanGroup, `SELECT `+groupColumns+` FROM groups WHERE id = ?`, id)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("get group %s: %w", id, err)
 	}
-	return g, nil
+	return g, err
 }
 
 func (s *Service) groupJSON(r *http.Request, g *group) map[string]any {
@@ -112,18 +108,7 @@ func (s *Service) showGroup(r *http.Request) (*api.Response, error) {
 }
 
 func (s *Service) listGroups(r *http.Request) (*api.Response, error) {
-	q := r.URL.Query()
-	where, args := []string{"1 = 1"}, []any{}
-	if v := q.Get("name"); v != "" {
-		where, args = append(where, "name = ?"), append(args, v)
-	}
-	domain := q.Get("domain_id")
-	if c := api.Caller(r); domain == "" && c != nil && c.DomainID != "" {
-		domain = c.DomainID
-	}
-	if domain != "" {
-		where, args = append(where, "domain_id = ?"), append(args, domain)
-	}
+	where, args, domain := nameDomainFilter(r)
 	if err := s.api.Authorize(r, "identity:list_groups", map[string]any{"target": map[string]any{"domain_id": domain}}); err != nil {
 		return nil, err
 	}
@@ -131,23 +116,11 @@ func (s *Service) listGroups(r *http.Request) (*api.Response, error) {
 }
 
 func (s *Service) queryGroups(r *http.Request, q string, args ...any) (*api.Response, error) {
-	rows, err := s.db.Query(r.Context(), q, args...)
+	groups, err := store.QueryAll(r.Context(), s.db, scanGroup, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list groups: %w", err)
 	}
-	defer rows.Close()
-	out := []any{}
-	for rows.Next() {
-		g, err := scanGroup(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, s.groupJSON(r, g))
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return api.JSON(http.StatusOK, s.listBody(r, "groups", out)), nil
+	return listResponse(s, r, "groups", groups, s.groupJSON), nil
 }
 
 func (s *Service) updateGroup(r *http.Request) (*api.Response, error) {
@@ -190,19 +163,7 @@ func (s *Service) deleteGroup(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = s.db.InTx(ctx, func(tx *store.Tx) error {
-		for _, q := range []string{`DELETE FROM assignments WHERE actor_id = ?`, `DELETE FROM groups WHERE id = ?`} {
-			if _, err := tx.Exec(ctx, q, g.ID); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("delete group %s: %w", g.ID, err)
-	}
-	s.changed()
-	return api.NoContent(), nil
+	return s.deleteResource(ctx, "group", g.ID, `DELETE FROM assignments WHERE actor_id = ?`, `DELETE FROM groups WHERE id = ?`)
 }
 
 // groupAndUser loads the group and user a membership call names.
@@ -236,12 +197,9 @@ func (s *Service) checkUserInGroup(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	var n int
-	if err := s.db.QueryRow(r.Context(), `SELECT COUNT(*) FROM group_members WHERE group_id = ? AND user_id = ?`, g.ID, u.ID).Scan(&n); err != nil {
+	if err := s.mustExist(r.Context(), api.NotFound("User '%s' not found in group '%s'.", u.ID, g.ID),
+		`SELECT COUNT(*) FROM group_members WHERE group_id = ? AND user_id = ?`, g.ID, u.ID); err != nil {
 		return nil, err
-	}
-	if n == 0 {
-		return nil, api.NotFound("User '%s' not found in group '%s'.", u.ID, g.ID)
 	}
 	return api.NoContent(), nil
 }
@@ -271,20 +229,7 @@ func (s *Service) listGroupUsers(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.db.Query(r.Context(), `SELECT `+userColumns+` FROM users WHERE id IN (SELECT user_id FROM group_members WHERE group_id = ?) ORDER BY name`, g.ID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []any{}
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, s.userJSON(r, u))
-	}
-	return api.JSON(http.StatusOK, s.listBody(r, "users", out)), rows.Err()
+	return s.queryUsers(r, `SELECT `+userColumns+` FROM users WHERE id IN (SELECT user_id FROM group_members WHERE group_id = ?) ORDER BY name`, g.ID)
 }
 
 func (s *Service) listUserGroups(r *http.Request) (*api.Response, error) {
@@ -297,18 +242,9 @@ func (s *Service) listUserGroups(r *http.Request) (*api.Response, error) {
 
 // userGroupIDs returns the groups a user belongs to.
 func (s *Service) userGroupIDs(ctx context.Context, userID string) ([]string, error) {
-	rows, err := s.db.Query(ctx, `SELECT group_id FROM group_members WHERE user_id = ?`, userID)
+	ids, err := store.QueryStrings(ctx, s.db, `SELECT group_id FROM group_members WHERE user_id = ?`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("groups of user %s: %w", userID, err)
 	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+	return ids, nil
 }

@@ -15,21 +15,9 @@ import (
 // unknown attributes of users, projects and friends and returns them.
 // strict rejects unknown attributes instead.
 func readEnvelope(r *http.Request, key string, dst any, strict bool) (map[string]any, error) {
-	data, err := io.ReadAll(r.Body)
+	inner, err := readEnvelopeMember(r, key)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if asMaxBytes(err, &tooBig) {
-			return nil, api.Errorf(http.StatusRequestEntityTooLarge, "Request is too large.")
-		}
-		return nil, api.BadRequest("Could not read the request body.")
-	}
-	var env map[string]json.RawMessage
-	if err := api.DecodeBytes(data, &env, false); err != nil {
 		return nil, err
-	}
-	inner, ok := env[key]
-	if !ok || string(inner) == "null" {
-		return nil, api.BadRequest("Invalid input for field '%s': '%s' is a required property.", key, key)
 	}
 	if len(inner) == 0 || inner[0] != '{' {
 		return nil, api.BadRequest("Invalid input for field '%s': expected object.", key)
@@ -47,6 +35,28 @@ func readEnvelope(r *http.Request, key string, dst any, strict bool) (map[string
 	delete(all, "links")
 	delete(all, "id")
 	return all, nil
+}
+
+// readEnvelopeMember reads a body of the form {"<key>": ...} and returns
+// the member, undecoded; a missing or null member is a 400.
+func readEnvelopeMember(r *http.Request, key string) (json.RawMessage, error) {
+	data, err := io.ReadAll(r.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if asMaxBytes(err, &tooBig) {
+			return nil, api.Errorf(http.StatusRequestEntityTooLarge, "Request is too large.")
+		}
+		return nil, api.BadRequest("Could not read the request body.")
+	}
+	var env map[string]json.RawMessage
+	if err := api.DecodeBytes(data, &env, false); err != nil {
+		return nil, err
+	}
+	inner, ok := env[key]
+	if !ok || string(inner) == "null" {
+		return nil, api.BadRequest("Invalid input for field '%s': '%s' is a required property.", key, key)
+	}
+	return inner, nil
 }
 
 func asMaxBytes(err error, target **http.MaxBytesError) bool {
@@ -143,6 +153,22 @@ func (s *Service) listBody(r *http.Request, key string, items any) map[string]an
 		self += "?" + r.URL.RawQuery
 	}
 	return map[string]any{key: items, "links": map[string]any{"self": self, "previous": nil, "next": nil}}
+}
+
+// listResponse answers a list call: each item rendered by render, in the
+// collection envelope under key. An empty list is [] on the wire, not null.
+func listResponse[T any](s *Service, r *http.Request, key string, items []T, render func(*http.Request, T) map[string]any) *api.Response {
+	return api.JSON(http.StatusOK, s.listBody(r, key, renderAll(r, items, render)))
+}
+
+// renderAll renders each item with render. The result is never nil, so an
+// empty list is [] on the wire, not null.
+func renderAll[T any](r *http.Request, items []T, render func(*http.Request, T) map[string]any) []any {
+	out := make([]any, 0, len(items))
+	for _, it := range items {
+		out = append(out, render(r, it))
+	}
+	return out
 }
 
 // queryBool reads a boolean filter the way Keystone does: "0", "false",

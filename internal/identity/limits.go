@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"sort"
@@ -50,21 +49,9 @@ type jsonObject map[string]any
 
 // readLimitBody reads {"<key>": <value>} with numbers as json.Number.
 func readLimitBody(r *http.Request, key string) (any, error) {
-	data, err := io.ReadAll(r.Body)
+	raw, err := readEnvelopeMember(r, key)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if asMaxBytes(err, &tooBig) {
-			return nil, api.Errorf(http.StatusRequestEntityTooLarge, "Request is too large.")
-		}
-		return nil, api.BadRequest("Could not read the request body.")
-	}
-	var env map[string]json.RawMessage
-	if err := api.DecodeBytes(data, &env, false); err != nil {
 		return nil, err
-	}
-	raw, ok := env[key]
-	if !ok || string(raw) == "null" {
-		return nil, api.BadRequest("Invalid input for field '%s': '%s' is a required property.", key, key)
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
@@ -73,6 +60,19 @@ func readLimitBody(r *http.Request, key string) (any, error) {
 		return nil, api.BadRequest("Invalid input for field '%s': malformed JSON.", key)
 	}
 	return v, nil
+}
+
+// readLimitObject reads {"<key>": {...}}, the body of a limit update.
+func readLimitObject(r *http.Request, key string) (jsonObject, error) {
+	body, err := readLimitBody(r, key)
+	if err != nil {
+		return nil, err
+	}
+	it, ok := body.(map[string]any)
+	if !ok {
+		return nil, api.BadRequest("Invalid input for field '%s': expected object.", key)
+	}
+	return jsonObject(it), nil
 }
 
 func limitItems(v any, key string) ([]jsonObject, error) {
@@ -135,6 +135,15 @@ func (o jsonObject) str(path, name string, required, nullable bool, maxLen int) 
 	return sv, true, nil
 }
 
+// description reads the optional, nullable description of a limit.
+func (o jsonObject) description(path string) (value sql.NullString, set bool, err error) {
+	v, set, err := o.str(path, "description", false, true, 0)
+	if err != nil {
+		return sql.NullString{}, false, err
+	}
+	return sql.NullString{String: v, Valid: set && o["description"] != nil}, set, nil
+}
+
 // limitValue reads a limit: an integer from -1 (unlimited) to maxLimit.
 func (o jsonObject) limitValue(path, name string, required bool) (int64, bool, error) {
 	v, ok := o[name]
@@ -165,16 +174,13 @@ type registeredLimit struct {
 
 const registeredLimitColumns = `id, service_id, region_id, resource_name, default_limit, description`
 
-func scanRegisteredLimit(row interface{ Scan(...any) error }) (*registeredLimit, error) {
+func scanRegisteredLimit(row store.Scanner) (*registeredLimit, error) {
 	l := &registeredLimit{}
 	return l, row.Scan(&l.ID, &l.ServiceID, &l.RegionID, &l.ResourceName, &l.DefaultLimit, &l.Description)
 }
 
 func (s *Service) getRegisteredLimit(ctx context.Context, q store.Querier, id string) (*registeredLimit, error) {
-	l, err := scanRegisteredLimit(q.QueryRow(ctx, `SELECT `+registeredLimitColumns+` FROM registered_limits WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, store.ErrNotFound
-	}
+	l, err := store.QueryOne(ctx, q, scanRegisteredLimit, `SELECT `+registeredLimitColumns+` FROM registered_limits WHERE id = ?`, id)
 	return l, err
 }
 
@@ -241,37 +247,43 @@ func (s *Service) createRegisteredLimits(r *http.Request) (*api.Response, error)
 		if l.DefaultLimit, _, err = it.limitValue(path, "default_limit", true); err != nil {
 			return nil, err
 		}
-		desc, set, err := it.str(path, "description", false, true, 0)
-		if err != nil {
+		if l.Description, _, err = it.description(path); err != nil {
 			return nil, err
 		}
-		l.Description = sql.NullString{String: desc, Valid: set && it["description"] != nil}
 		if err := s.checkLimitRefs(ctx, path, l.ServiceID, l.RegionID); err != nil {
 			return nil, err
 		}
 		limits = append(limits, l)
 	}
-	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+	return storeLimits(s, r, "registered_limit", limits, func(ctx context.Context, tx *store.Tx, l *registeredLimit) error {
+		_, err := tx.Exec(ctx, `INSERT INTO registered_limits (id, service_id, region_id, resource_name, default_limit, description) VALUES (?, ?, ?, ?, ?, ?)`,
+			l.ID, l.ServiceID, l.RegionID, l.ResourceName, l.DefaultLimit, l.Description)
+		return err
+	}, s.registeredLimitJSON)
+}
+
+// storeLimits inserts a create call's limits (or registered limits) in one
+// transaction and answers 201 with them, under kind+"s"; a duplicate is a
+// 409 and nothing is stored.
+func storeLimits[T any](s *Service, r *http.Request, kind string, limits []T,
+	insert func(context.Context, *store.Tx, T) error, render func(*http.Request, T) map[string]any) (*api.Response, error) {
+	ctx := r.Context()
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		for _, l := range limits {
-			if _, err := tx.Exec(ctx, `INSERT INTO registered_limits (id, service_id, region_id, resource_name, default_limit, description) VALUES (?, ?, ?, ?, ?, ?)`,
-				l.ID, l.ServiceID, l.RegionID, l.ResourceName, l.DefaultLimit, l.Description); err != nil {
+			if err := insert(ctx, tx, l); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	if store.IsConflict(err) {
-		return nil, duplicateLimit("registered_limit")
+		return nil, duplicateLimit(kind)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("create registered limits: %w", err)
+		return nil, fmt.Errorf("create %ss: %w", strings.ReplaceAll(kind, "_", " "), err)
 	}
 	s.changed()
-	out := []any{}
-	for _, l := range limits {
-		out = append(out, s.registeredLimitJSON(r, l))
-	}
-	return api.JSON(http.StatusCreated, map[string]any{"registered_limits": out}), nil
+	return api.JSON(http.StatusCreated, map[string]any{kind + "s": renderAll(r, limits, render)}), nil
 }
 
 func (s *Service) listRegisteredLimits(r *http.Request) (*api.Response, error) {
@@ -282,20 +294,11 @@ func (s *Service) listRegisteredLimits(r *http.Request) (*api.Response, error) {
 			where, args = append(where, f+" = ?"), append(args, q.Get(f))
 		}
 	}
-	rows, err := s.db.Query(r.Context(), `SELECT `+registeredLimitColumns+` FROM registered_limits WHERE `+strings.Join(where, " AND ")+` ORDER BY service_id, region_id, resource_name`, args...)
+	limits, err := store.QueryAll(r.Context(), s.db, scanRegisteredLimit, `SELECT `+registeredLimitColumns+` FROM registered_limits WHERE `+strings.Join(where, " AND ")+` ORDER BY service_id, region_id, resource_name`, args...)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list registered limits: %w", err)
 	}
-	defer rows.Close()
-	out := []any{}
-	for rows.Next() {
-		l, err := scanRegisteredLimit(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, s.registeredLimitJSON(r, l))
-	}
-	return api.JSON(http.StatusOK, s.listBody(r, "registered_limits", out)), rows.Err()
+	return listResponse(s, r, "registered_limits", limits, s.registeredLimitJSON), nil
 }
 
 func (s *Service) loadRegisteredLimit(r *http.Request) (*registeredLimit, error) {
@@ -330,15 +333,11 @@ func (s *Service) registeredLimitInUse(ctx context.Context, id string) error {
 
 func (s *Service) updateRegisteredLimit(r *http.Request) (*api.Response, error) {
 	ctx := r.Context()
-	body, err := readLimitBody(r, "registered_limit")
+	path := "registered_limit"
+	obj, err := readLimitObject(r, path)
 	if err != nil {
 		return nil, err
 	}
-	it, ok := body.(map[string]any)
-	if !ok {
-		return nil, api.BadRequest("Invalid input for field 'registered_limit': expected object.")
-	}
-	obj, path := jsonObject(it), "registered_limit"
 	if err := obj.only(path, "service_id", "region_id", "resource_name", "default_limit", "description"); err != nil {
 		return nil, err
 	}
@@ -366,10 +365,10 @@ func (s *Service) updateRegisteredLimit(r *http.Request) (*api.Response, error) 
 	} else if set {
 		l.DefaultLimit = v
 	}
-	if v, set, err := obj.str(path, "description", false, true, 0); err != nil {
+	if v, set, err := obj.description(path); err != nil {
 		return nil, err
 	} else if set {
-		l.Description = sql.NullString{String: v, Valid: obj["description"] != nil}
+		l.Description = v
 	}
 	if err := s.checkLimitRefs(ctx, path, l.ServiceID, l.RegionID); err != nil {
 		return nil, err
@@ -425,16 +424,13 @@ const limitColumns = `l.id, COALESCE(l.project_id, ''), COALESCE(l.domain_id, ''
 
 const limitFrom = ` FROM unified_limits l JOIN registered_limits rl ON rl.id = l.registered_limit_id`
 
-func scanLimit(row interface{ Scan(...any) error }) (*limit, error) {
+func scanLimit(row store.Scanner) (*limit, error) {
 	l := &limit{}
 	return l, row.Scan(&l.ID, &l.ProjectID, &l.DomainID, &l.ServiceID, &l.RegionID, &l.Name, &l.RegisteredLimitID, &l.ResourceLimit, &l.Description)
 }
 
 func (s *Service) getLimit(ctx context.Context, id string) (*limit, error) {
-	l, err := scanLimit(s.db.QueryRow(ctx, `SELECT `+limitColumns+limitFrom+` WHERE l.id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, store.ErrNotFound
-	}
+	l, err := store.QueryOne(ctx, s.db, scanLimit, `SELECT `+limitColumns+limitFrom+` WHERE l.id = ?`, id)
 	return l, err
 }
 
@@ -485,11 +481,9 @@ func (s *Service) createLimits(r *http.Request) (*api.Response, error) {
 		if l.ResourceLimit, _, err = it.limitValue(path, "resource_limit", true); err != nil {
 			return nil, err
 		}
-		desc, set, err := it.str(path, "description", false, true, 0)
-		if err != nil {
+		if l.Description, _, err = it.description(path); err != nil {
 			return nil, err
 		}
-		l.Description = sql.NullString{String: desc, Valid: set && it["description"] != nil}
 		if err := s.checkLimitRefs(ctx, path, l.ServiceID, l.RegionID); err != nil {
 			return nil, err
 		}
@@ -506,28 +500,12 @@ func (s *Service) createLimits(r *http.Request) (*api.Response, error) {
 		}
 		limits = append(limits, l)
 	}
-	err = s.db.InTx(ctx, func(tx *store.Tx) error {
-		for _, l := range limits {
-			owner := l.ProjectID + l.DomainID
-			if _, err := tx.Exec(ctx, `INSERT INTO unified_limits (id, registered_limit_id, project_id, domain_id, owner_id, resource_limit, description) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-				l.ID, l.RegisteredLimitID, nullable(l.ProjectID), nullable(l.DomainID), owner, l.ResourceLimit, l.Description); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if store.IsConflict(err) {
-		return nil, duplicateLimit("limit")
-	}
-	if err != nil {
-		return nil, fmt.Errorf("create limits: %w", err)
-	}
-	s.changed()
-	out := []any{}
-	for _, l := range limits {
-		out = append(out, s.limitJSON(r, l))
-	}
-	return api.JSON(http.StatusCreated, map[string]any{"limits": out}), nil
+	return storeLimits(s, r, "limit", limits, func(ctx context.Context, tx *store.Tx, l *limit) error {
+		owner := l.ProjectID + l.DomainID
+		_, err := tx.Exec(ctx, `INSERT INTO unified_limits (id, registered_limit_id, project_id, domain_id, owner_id, resource_limit, description) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			l.ID, l.RegisteredLimitID, nullable(l.ProjectID), nullable(l.DomainID), owner, l.ResourceLimit, l.Description)
+		return err
+	}, s.limitJSON)
 }
 
 // checkLimitOwner checks the project or domain of a limit exists. A
@@ -585,20 +563,11 @@ func (s *Service) listLimits(r *http.Request) (*api.Response, error) {
 	default:
 		where = append(where, "1 = 0")
 	}
-	rows, err := s.db.Query(r.Context(), `SELECT `+limitColumns+limitFrom+` WHERE `+strings.Join(where, " AND ")+` ORDER BY l.id`, args...)
+	limits, err := store.QueryAll(r.Context(), s.db, scanLimit, `SELECT `+limitColumns+limitFrom+` WHERE `+strings.Join(where, " AND ")+` ORDER BY l.id`, args...)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list limits: %w", err)
 	}
-	defer rows.Close()
-	out := []any{}
-	for rows.Next() {
-		l, err := scanLimit(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, s.limitJSON(r, l))
-	}
-	return api.JSON(http.StatusOK, s.listBody(r, "limits", out)), rows.Err()
+	return listResponse(s, r, "limits", limits, s.limitJSON), nil
 }
 
 func limitTarget(l *limit) map[string]any {
@@ -643,15 +612,11 @@ func (s *Service) showLimit(r *http.Request) (*api.Response, error) {
 
 func (s *Service) updateLimit(r *http.Request) (*api.Response, error) {
 	ctx := r.Context()
-	body, err := readLimitBody(r, "limit")
+	path := "limit"
+	obj, err := readLimitObject(r, path)
 	if err != nil {
 		return nil, err
 	}
-	it, ok := body.(map[string]any)
-	if !ok {
-		return nil, api.BadRequest("Invalid input for field 'limit': expected object.")
-	}
-	obj, path := jsonObject(it), "limit"
 	if err := obj.only(path, "resource_limit", "description"); err != nil {
 		return nil, err
 	}
@@ -664,10 +629,10 @@ func (s *Service) updateLimit(r *http.Request) (*api.Response, error) {
 	} else if set {
 		l.ResourceLimit = v
 	}
-	if v, set, err := obj.str(path, "description", false, true, 0); err != nil {
+	if v, set, err := obj.description(path); err != nil {
 		return nil, err
 	} else if set {
-		l.Description = sql.NullString{String: v, Valid: obj["description"] != nil}
+		l.Description = v
 	}
 	if _, err := s.db.Exec(ctx, `UPDATE unified_limits SET resource_limit = ?, description = ? WHERE id = ?`, l.ResourceLimit, l.Description, l.ID); err != nil {
 		return nil, fmt.Errorf("update limit %s: %w", l.ID, err)
@@ -681,11 +646,7 @@ func (s *Service) deleteLimit(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.db.Exec(r.Context(), `DELETE FROM unified_limits WHERE id = ?`, l.ID); err != nil {
-		return nil, fmt.Errorf("delete limit %s: %w", l.ID, err)
-	}
-	s.changed()
-	return api.NoContent(), nil
+	return s.deleteResource(r.Context(), "limit", l.ID, `DELETE FROM unified_limits WHERE id = ?`)
 }
 
 func (s *Service) limitModel(r *http.Request) (*api.Response, error) {

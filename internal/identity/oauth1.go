@@ -77,13 +77,18 @@ type consumer struct {
 	Extra       string
 }
 
-func (s *Service) getConsumer(ctx context.Context, id string) (*consumer, error) {
+const consumerColumns = `id, description, secret, extra`
+
+func scanConsumer(row store.Scanner) (*consumer, error) {
 	c := &consumer{}
-	err := s.db.QueryRow(ctx, `SELECT id, description, secret, extra FROM oauth1_consumers WHERE id = ?`, id).
-		Scan(&c.ID, &c.Description, &c.Secret, &c.Extra)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, store.ErrNotFound
+	if err := row.Scan(&c.ID, &c.Description, &c.Secret, &c.Extra); err != nil {
+		return nil, err
 	}
+	return c, nil
+}
+
+func (s *Service) getConsumer(ctx context.Context, id string) (*consumer, error) {
+	c, err := store.QueryOne(ctx, s.db, scanConsumer, `SELECT `+consumerColumns+` FROM oauth1_consumers WHERE id = ?`, id)
 	return c, err
 }
 
@@ -136,20 +141,11 @@ func (s *Service) createConsumer(r *http.Request) (*api.Response, error) {
 }
 
 func (s *Service) listConsumers(r *http.Request) (*api.Response, error) {
-	rows, err := s.db.Query(r.Context(), `SELECT id, description, secret, extra FROM oauth1_consumers ORDER BY id`)
+	consumers, err := store.QueryAll(r.Context(), s.db, scanConsumer, `SELECT `+consumerColumns+` FROM oauth1_consumers ORDER BY id`)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list consumers: %w", err)
 	}
-	defer rows.Close()
-	out := []any{}
-	for rows.Next() {
-		c := &consumer{}
-		if err := rows.Scan(&c.ID, &c.Description, &c.Secret, &c.Extra); err != nil {
-			return nil, err
-		}
-		out = append(out, s.consumerJSON(r, c))
-	}
-	return api.JSON(http.StatusOK, s.listBody(r, "consumers", out)), rows.Err()
+	return listResponse(s, r, "consumers", consumers, s.consumerJSON), nil
 }
 
 func (s *Service) showConsumer(r *http.Request) (*api.Response, error) {
@@ -195,18 +191,10 @@ func (s *Service) deleteConsumer(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = s.db.InTx(ctx, func(tx *store.Tx) error {
-		return execAll(ctx, tx, c.ID,
-			`DELETE FROM oauth1_request_tokens WHERE consumer_id = ?`,
-			`DELETE FROM oauth1_access_tokens WHERE consumer_id = ?`,
-			`DELETE FROM oauth1_consumers WHERE id = ?`,
-		)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("delete consumer %s: %w", c.ID, err)
-	}
-	s.changed()
-	return api.NoContent(), nil
+	return s.deleteResource(ctx, "consumer", c.ID,
+		`DELETE FROM oauth1_request_tokens WHERE consumer_id = ?`,
+		`DELETE FROM oauth1_access_tokens WHERE consumer_id = ?`,
+		`DELETE FROM oauth1_consumers WHERE id = ?`)
 }
 
 // Request and access tokens.
@@ -218,23 +206,6 @@ type oauthToken struct {
 }
 
 func (t *oauthToken) expired() bool { return !t.ExpiresAt.IsZero() && !time.Now().Before(t.ExpiresAt) }
-
-func (s *Service) tokenRoleIDs(ctx context.Context, table, column, id string) ([]string, error) {
-	rows, err := s.db.Query(ctx, `SELECT role_id FROM `+table+` WHERE `+column+` = ? ORDER BY role_id`, id)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var rid string
-		if err := rows.Scan(&rid); err != nil {
-			return nil, err
-		}
-		out = append(out, rid)
-	}
-	return out, rows.Err()
-}
 
 func (s *Service) getRequestToken(ctx context.Context, id string) (*oauthToken, error) {
 	t := &oauthToken{}
@@ -250,13 +221,13 @@ func (s *Service) getRequestToken(ctx context.Context, id string) (*oauthToken, 
 	if t.ExpiresAt, err = store.ParseTime(exp); err != nil {
 		return nil, err
 	}
-	t.RoleIDs, err = s.tokenRoleIDs(ctx, "oauth1_request_token_roles", "request_token_id", t.ID)
+	t.RoleIDs, err = s.linkedRoleIDs(ctx, "oauth1_request_token_roles", "request_token_id", t.ID)
 	return t, err
 }
 
 const accessTokenColumns = `id, secret, consumer_id, project_id, authorizing_user_id, COALESCE(expires_at, '')`
 
-func (s *Service) scanAccessToken(ctx context.Context, row interface{ Scan(...any) error }) (*oauthToken, error) {
+func scanAccessToken(row store.Scanner) (*oauthToken, error) {
 	t := &oauthToken{}
 	var exp string
 	if err := row.Scan(&t.ID, &t.Secret, &t.ConsumerID, &t.ProjectID, &t.UserID, &exp); err != nil {
@@ -270,14 +241,11 @@ func (s *Service) scanAccessToken(ctx context.Context, row interface{ Scan(...an
 }
 
 func (s *Service) getAccessToken(ctx context.Context, id string) (*oauthToken, error) {
-	t, err := s.scanAccessToken(ctx, s.db.QueryRow(ctx, `SELECT `+accessTokenColumns+` FROM oauth1_access_tokens WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, store.ErrNotFound
-	}
+	t, err := store.QueryOne(ctx, s.db, scanAccessToken, `SELECT `+accessTokenColumns+` FROM oauth1_access_tokens WHERE id = ?`, id)
 	if err != nil {
 		return nil, err
 	}
-	t.RoleIDs, err = s.tokenRoleIDs(ctx, "oauth1_access_token_roles", "access_token_id", t.ID)
+	t.RoleIDs, err = s.linkedRoleIDs(ctx, "oauth1_access_token_roles", "access_token_id", t.ID)
 	return t, err
 }
 
@@ -561,20 +529,11 @@ func (s *Service) listAccessTokens(r *http.Request) (*api.Response, error) {
 	if s.isDelegated(r) {
 		return nil, api.Forbidden("Cannot list request tokens with a token issued via delegation.")
 	}
-	rows, err := s.db.Query(r.Context(), `SELECT `+accessTokenColumns+` FROM oauth1_access_tokens WHERE authorizing_user_id = ? ORDER BY id`, uid)
+	tokens, err := store.QueryAll(r.Context(), s.db, scanAccessToken, `SELECT `+accessTokenColumns+` FROM oauth1_access_tokens WHERE authorizing_user_id = ? ORDER BY id`, uid)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list access tokens of %s: %w", uid, err)
 	}
-	defer rows.Close()
-	out := []any{}
-	for rows.Next() {
-		t, err := s.scanAccessToken(r.Context(), rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, s.accessTokenJSON(r, t))
-	}
-	return api.JSON(http.StatusOK, s.listBody(r, "access_tokens", out)), rows.Err()
+	return listResponse(s, r, "access_tokens", tokens, s.accessTokenJSON), nil
 }
 
 // loadUserAccessToken fetches the path's access token of the path's user.
@@ -604,12 +563,8 @@ func (s *Service) deleteAccessToken(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.db.Exec(r.Context(), `DELETE FROM oauth1_access_tokens WHERE id = ?`, t.ID); err != nil {
-		return nil, fmt.Errorf("delete access token %s: %w", t.ID, err)
-	}
 	// Tokens issued with it stop validating: tokenRoles finds it gone.
-	s.changed()
-	return api.NoContent(), nil
+	return s.deleteResource(r.Context(), "access token", t.ID, `DELETE FROM oauth1_access_tokens WHERE id = ?`)
 }
 
 // accessTokenRoleJSON renders a role as Keystone lists an access token's
@@ -625,13 +580,7 @@ func (s *Service) listAccessTokenRoles(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := []any{}
-	for _, rid := range t.RoleIDs {
-		if ro, err := s.getRole(r.Context(), rid); err == nil {
-			out = append(out, s.accessTokenRoleJSON(r, ro))
-		}
-	}
-	return api.JSON(http.StatusOK, s.listBody(r, "roles", out)), nil
+	return listResponse(s, r, "roles", s.existingRoles(r.Context(), t.RoleIDs), s.accessTokenRoleJSON), nil
 }
 
 func (s *Service) showAccessTokenRole(r *http.Request) (*api.Response, error) {

@@ -2,7 +2,6 @@ package identity
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
@@ -30,12 +29,18 @@ type policyBlob struct {
 	ID, Type, Blob, Extra string
 }
 
-func (s *Service) getPolicyBlob(ctx context.Context, id string) (*policyBlob, error) {
+const policyBlobColumns = `id, type, blob, extra`
+
+func scanPolicyBlob(row store.Scanner) (*policyBlob, error) {
 	p := &policyBlob{}
-	err := s.db.QueryRow(ctx, `SELECT id, type, blob, extra FROM policies WHERE id = ?`, id).Scan(&p.ID, &p.Type, &p.Blob, &p.Extra)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, store.ErrNotFound
+	if err := row.Scan(&p.ID, &p.Type, &p.Blob, &p.Extra); err != nil {
+		return nil, err
 	}
+	return p, nil
+}
+
+func (s *Service) getPolicyBlob(ctx context.Context, id string) (*policyBlob, error) {
+	p, err := store.QueryOne(ctx, s.db, scanPolicyBlob, `SELECT `+policyBlobColumns+` FROM policies WHERE id = ?`, id)
 	return p, err
 }
 
@@ -89,24 +94,15 @@ func (s *Service) createPolicy(r *http.Request) (*api.Response, error) {
 }
 
 func (s *Service) listPolicies(r *http.Request) (*api.Response, error) {
-	q, args := `SELECT id, type, blob, extra FROM policies`, []any{}
+	q, args := `SELECT `+policyBlobColumns+` FROM policies`, []any{}
 	if t := r.URL.Query().Get("type"); t != "" {
 		q, args = q+` WHERE type = ?`, append(args, t)
 	}
-	rows, err := s.db.Query(r.Context(), q+` ORDER BY id`, args...)
+	policies, err := store.QueryAll(r.Context(), s.db, scanPolicyBlob, q+` ORDER BY id`, args...)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list policies: %w", err)
 	}
-	defer rows.Close()
-	out := []any{}
-	for rows.Next() {
-		p := &policyBlob{}
-		if err := rows.Scan(&p.ID, &p.Type, &p.Blob, &p.Extra); err != nil {
-			return nil, err
-		}
-		out = append(out, s.policyJSON(r, p))
-	}
-	return api.JSON(http.StatusOK, s.listBody(r, "policies", out)), rows.Err()
+	return listResponse(s, r, "policies", policies, s.policyJSON), nil
 }
 
 func (s *Service) showPolicy(r *http.Request) (*api.Response, error) {
@@ -155,9 +151,5 @@ func (s *Service) deletePolicy(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.db.Exec(r.Context(), `DELETE FROM policies WHERE id = ?`, p.ID); err != nil {
-		return nil, fmt.Errorf("delete policy %s: %w", p.ID, err)
-	}
-	s.changed()
-	return api.NoContent(), nil
+	return s.deleteResource(r.Context(), "policy", p.ID, `DELETE FROM policies WHERE id = ?`)
 }

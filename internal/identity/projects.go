@@ -31,7 +31,7 @@ type project struct {
 
 const projectColumns = `id, name, domain_id, COALESCE(parent_id, ''), description, enabled, is_domain, extra`
 
-func scanProject(row interface{ Scan(...any) error }) (*project, error) {
+func scanProject(row store.Scanner) (*project, error) {
 	p := &project{}
 	err := row.Scan(&p.ID, &p.Name, &p.DomainID, &p.ParentID, &p.Description, &p.Enabled, &p.IsDomain, &p.Extra)
 	return p, err
@@ -39,11 +39,11 @@ func scanProject(row interface{ Scan(...any) error }) (*project, error) {
 
 // getProject loads a project or domain by id, with its tags.
 func (s *Service) getProject(ctx context.Context, q store.Querier, id string) (*project, error) {
-	p, err := scanProject(q.QueryRow(ctx, `SELECT `+projectColumns+` FROM projects WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, store.ErrNotFound
-	}
+	p, err := store.QueryOne(ctx, q, scanProject, `SELECT `+projectColumns+` FROM projects WHERE id = ?`, id)
 	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("get project %s: %w", id, err)
 	}
 	p.Tags, err = s.projectTags(ctx, q, id)
@@ -51,20 +51,26 @@ func (s *Service) getProject(ctx context.Context, q store.Querier, id string) (*
 }
 
 func (s *Service) projectTags(ctx context.Context, q store.Querier, id string) ([]string, error) {
-	rows, err := q.Query(ctx, `SELECT tag FROM project_tags WHERE project_id = ? ORDER BY tag`, id)
+	tags, err := store.QueryStrings(ctx, q, `SELECT tag FROM project_tags WHERE project_id = ? ORDER BY tag`, id)
 	if err != nil {
 		return nil, fmt.Errorf("project tags: %w", err)
 	}
-	defer rows.Close()
-	tags := []string{}
-	for rows.Next() {
-		var t string
-		if err := rows.Scan(&t); err != nil {
-			return nil, err
-		}
-		tags = append(tags, t)
+	if tags == nil {
+		tags = []string{} // "tags": [], not null
 	}
-	return tags, rows.Err()
+	return tags, nil
+}
+
+// loadProjectTags fills in the tags of each of ps.
+func (s *Service) loadProjectTags(ctx context.Context, ps []*project) error {
+	for _, p := range ps {
+		tags, err := s.projectTags(ctx, s.db, p.ID)
+		if err != nil {
+			return err
+		}
+		p.Tags = tags
+	}
+	return nil
 }
 
 // getDomain loads a domain; a project id is not a domain.
@@ -107,6 +113,15 @@ func (s *Service) projectJSON(r *http.Request, p *project) map[string]any {
 		"tags": p.Tags, "options": map[string]any{},
 		"links": s.selfLinks(r, "/v3/projects/"+p.ID),
 	}, p.Extra)
+}
+
+// projectListingJSON renders a project, or a domain acting as one, as a
+// member of a project listing.
+func (s *Service) projectListingJSON(r *http.Request, p *project) map[string]any {
+	if p.IsDomain {
+		return s.domainAsProjectJSON(r, p)
+	}
+	return s.projectJSON(r, p)
 }
 
 // domainAsProjectJSON renders a domain in a project listing (is_domain=true).
@@ -442,33 +457,20 @@ func (s *Service) projectDescendants(ctx context.Context, id string) ([]*project
 	for len(queue) > 0 {
 		cur := queue[0]
 		queue = queue[1:]
-		rows, err := s.db.Query(ctx, `SELECT `+projectColumns+` FROM projects WHERE parent_id = ? AND is_domain = ? ORDER BY name`, cur, false)
+		children, err := store.QueryAll(ctx, s.db, scanProject, `SELECT `+projectColumns+` FROM projects WHERE parent_id = ? AND is_domain = ? ORDER BY name`, cur, false)
 		if err != nil {
 			return nil, fmt.Errorf("list child projects: %w", err)
 		}
-		for rows.Next() {
-			p, err := scanProject(rows)
-			if err != nil {
-				rows.Close()
-				return nil, err
-			}
+		for _, p := range children {
 			if !seen[p.ID] {
 				seen[p.ID] = true
 				out = append(out, p)
 				queue = append(queue, p.ID)
 			}
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
 	}
-	for _, p := range out {
-		tags, err := s.projectTags(ctx, s.db, p.ID)
-		if err != nil {
-			return nil, err
-		}
-		p.Tags = tags
+	if err := s.loadProjectTags(ctx, out); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -495,27 +497,12 @@ func (s *Service) listProjectRows(ctx context.Context, r *http.Request, domains 
 	if v, ok := queryBool(r, "enabled"); ok {
 		where, args = append(where, "enabled = ?"), append(args, v)
 	}
-	rows, err := s.db.Query(ctx, `SELECT `+projectColumns+` FROM projects WHERE `+strings.Join(where, " AND ")+` ORDER BY name, id`, args...)
+	out, err := store.QueryAll(ctx, s.db, scanProject, `SELECT `+projectColumns+` FROM projects WHERE `+strings.Join(where, " AND ")+` ORDER BY name, id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list projects: %w", err)
 	}
-	var out []*project
-	for rows.Next() {
-		p, err := scanProject(rows)
-		if err != nil {
-			rows.Close()
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	if err := s.loadProjectTags(ctx, out); err != nil {
 		return nil, err
-	}
-	for _, p := range out {
-		if p.Tags, err = s.projectTags(ctx, s.db, p.ID); err != nil {
-			return nil, err
-		}
 	}
 	return filterByTags(out, q.Get("tags"), q.Get("tags-any"), q.Get("not-tags"), q.Get("not-tags-any")), nil
 }
@@ -591,15 +578,7 @@ func (s *Service) listProjects(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := []any{}
-	for _, p := range ps {
-		if p.IsDomain {
-			out = append(out, s.domainAsProjectJSON(r, p))
-			continue
-		}
-		out = append(out, s.projectJSON(r, p))
-	}
-	return api.JSON(http.StatusOK, s.listBody(r, "projects", out)), nil
+	return listResponse(s, r, "projects", ps, s.projectListingJSON), nil
 }
 
 // allow evaluates a policy action without failing the request.
@@ -782,13 +761,11 @@ func (s *Service) deleteProject(r *http.Request) (*api.Response, error) {
 		return nil, api.Forbidden("Cannot delete the project %s since it is not a leaf in the hierarchy. Use the cascade option if you want to delete a whole subtree.", id)
 	}
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
-		for _, q := range []string{
+		if err := execAll(ctx, tx, id,
 			`DELETE FROM assignments WHERE target_id = ?`,
 			`DELETE FROM projects WHERE id = ?`,
-		} {
-			if _, err := tx.Exec(ctx, q, id); err != nil {
-				return err
-			}
+		); err != nil {
+			return err
 		}
 		return s.deleteProjectExtras(ctx, tx, id)
 	})
@@ -892,13 +869,6 @@ func (s *Service) deleteProjectTag(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.db.Exec(r.Context(), `DELETE FROM project_tags WHERE project_id = ? AND tag = ?`, p.ID, r.PathValue("tag"))
-	if err != nil {
-		return nil, err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return nil, api.NotFound("Tag %s not found on project %s.", r.PathValue("tag"), p.ID)
-	}
-	s.changed()
-	return api.NoContent(), nil
+	return s.deleteOne(r.Context(), api.NotFound("Tag %s not found on project %s.", r.PathValue("tag"), p.ID),
+		`DELETE FROM project_tags WHERE project_id = ? AND tag = ?`, p.ID, r.PathValue("tag"))
 }

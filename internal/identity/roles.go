@@ -2,7 +2,6 @@ package identity
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,7 +17,7 @@ type role struct {
 
 const roleColumns = `id, name, domain_id, description, options, extra`
 
-func scanRole(row interface{ Scan(...any) error }) (*role, error) {
+func scanRole(row store.Scanner) (*role, error) {
 	r := &role{}
 	err := row.Scan(&r.ID, &r.Name, &r.DomainID, &r.Description, &r.Options, &r.Extra)
 	if r.DomainID == globalRoleDomain {
@@ -28,24 +27,18 @@ func scanRole(row interface{ Scan(...any) error }) (*role, error) {
 }
 
 func (s *Service) getRole(ctx context.Context, id string) (*role, error) {
-	r, err := scanRole(s.db.QueryRow(ctx, `SELECT `+roleColumns+` FROM roles WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, store.ErrNotFound
-	}
-	if err != nil {
+	r, err := store.QueryOne(ctx, s.db, scanRole, `SELECT `+roleColumns+` FROM roles WHERE id = ?`, id)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("get role %s: %w", id, err)
 	}
-	return r, nil
+	return r, err
 }
 
 func (s *Service) roleByName(ctx context.Context, name, domainID string) (*role, error) {
 	if domainID == "" {
 		domainID = globalRoleDomain
 	}
-	r, err := scanRole(s.db.QueryRow(ctx, `SELECT `+roleColumns+` FROM roles WHERE name = ? AND domain_id = ?`, name, domainID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, store.ErrNotFound
-	}
+	r, err := store.QueryOne(ctx, s.db, scanRole, `SELECT `+roleColumns+` FROM roles WHERE name = ? AND domain_id = ?`, name, domainID)
 	return r, err
 }
 
@@ -162,20 +155,16 @@ func (s *Service) listRoles(r *http.Request) (*api.Response, error) {
 	if v := q.Get("name"); v != "" {
 		query, args = query+` AND name = ?`, append(args, v)
 	}
-	rows, err := s.db.Query(r.Context(), query+` ORDER BY name`, args...)
+	return s.queryRoles(r, query+` ORDER BY name`, args...)
+}
+
+// queryRoles answers a list call with the roles q selects.
+func (s *Service) queryRoles(r *http.Request, q string, args ...any) (*api.Response, error) {
+	roles, err := store.QueryAll(r.Context(), s.db, scanRole, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list roles: %w", err)
 	}
-	defer rows.Close()
-	out := []any{}
-	for rows.Next() {
-		ro, err := scanRole(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, s.roleJSON(r, ro))
-	}
-	return api.JSON(http.StatusOK, s.listBody(r, "roles", out)), rows.Err()
+	return listResponse(s, r, "roles", roles, s.roleJSON), nil
 }
 
 func (s *Service) updateRole(r *http.Request) (*api.Response, error) {
@@ -236,16 +225,14 @@ func (s *Service) deleteRole(r *http.Request) (*api.Response, error) {
 		return nil, api.Forbidden("Role %s is immutable.", ro.ID)
 	}
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
-		for _, q := range []string{
+		if err := execAll(ctx, tx, ro.ID,
 			`DELETE FROM assignments WHERE role_id = ?`,
 			`DELETE FROM implied_roles WHERE prior_role_id = ?`,
 			`DELETE FROM implied_roles WHERE implied_role_id = ?`,
 			`DELETE FROM application_credential_roles WHERE role_id = ?`,
 			`DELETE FROM roles WHERE id = ?`,
-		} {
-			if _, err := tx.Exec(ctx, q, ro.ID); err != nil {
-				return err
-			}
+		); err != nil {
+			return err
 		}
 		return s.deleteRoleExtras(ctx, tx, ro.ID)
 	})
@@ -342,15 +329,8 @@ func (s *Service) deleteImpliedRole(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.db.Exec(r.Context(), `DELETE FROM implied_roles WHERE prior_role_id = ? AND implied_role_id = ?`, prior.ID, implied.ID)
-	if err != nil {
-		return nil, err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return nil, api.NotFound("%s is not an implied role of %s.", implied.ID, prior.ID)
-	}
-	s.changed()
-	return api.NoContent(), nil
+	return s.deleteOne(r.Context(), api.NotFound("%s is not an implied role of %s.", implied.ID, prior.ID),
+		`DELETE FROM implied_roles WHERE prior_role_id = ? AND implied_role_id = ?`, prior.ID, implied.ID)
 }
 
 func (s *Service) listImpliedRoles(r *http.Request) (*api.Response, error) {
@@ -369,37 +349,18 @@ func (s *Service) listImpliedRoles(r *http.Request) (*api.Response, error) {
 }
 
 func (s *Service) impliedOf(r *http.Request, priorID string) ([]any, error) {
-	rows, err := s.db.Query(r.Context(), `SELECT `+roleColumns+` FROM roles WHERE id IN (SELECT implied_role_id FROM implied_roles WHERE prior_role_id = ?) ORDER BY name`, priorID)
+	implied, err := store.QueryAll(r.Context(), s.db, scanRole, `SELECT `+roleColumns+` FROM roles WHERE id IN (SELECT implied_role_id FROM implied_roles WHERE prior_role_id = ?) ORDER BY name`, priorID)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("roles implied by %s: %w", priorID, err)
 	}
-	defer rows.Close()
-	out := []any{}
-	for rows.Next() {
-		ro, err := scanRole(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, s.roleRefJSON(r, ro))
-	}
-	return out, rows.Err()
+	return renderAll(r, implied, s.roleRefJSON), nil
 }
 
 func (s *Service) listRoleInferences(r *http.Request) (*api.Response, error) {
-	rows, err := s.db.Query(r.Context(), `SELECT DISTINCT prior_role_id FROM implied_roles ORDER BY prior_role_id`)
+	priors, err := store.QueryStrings(r.Context(), s.db, `SELECT DISTINCT prior_role_id FROM implied_roles ORDER BY prior_role_id`)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list role inferences: %w", err)
 	}
-	var priors []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		priors = append(priors, id)
-	}
-	rows.Close()
 	out := []any{}
 	for _, id := range priors {
 		prior, err := s.getRole(r.Context(), id)
@@ -417,20 +378,50 @@ func (s *Service) listRoleInferences(r *http.Request) (*api.Response, error) {
 
 // impliedRoleGraph loads prior -> implied edges.
 func (s *Service) impliedRoleGraph(ctx context.Context) (map[string][]string, error) {
-	rows, err := s.db.Query(ctx, `SELECT prior_role_id, implied_role_id FROM implied_roles`)
+	g, err := s.queryMultimap(ctx, `SELECT prior_role_id, implied_role_id FROM implied_roles`)
 	if err != nil {
 		return nil, fmt.Errorf("load implied roles: %w", err)
 	}
-	defer rows.Close()
-	g := map[string][]string{}
-	for rows.Next() {
-		var a, b string
-		if err := rows.Scan(&a, &b); err != nil {
-			return nil, err
+	return g, nil
+}
+
+// existingRoles loads the roles of ids in order, skipping any that have
+// been deleted since they were granted.
+func (s *Service) existingRoles(ctx context.Context, ids []string) []*role {
+	var out []*role
+	for _, id := range ids {
+		if ro, err := s.getRole(ctx, id); err == nil {
+			out = append(out, ro)
 		}
-		g[a] = append(g[a], b)
 	}
-	return g, rows.Err()
+	return out
+}
+
+// linkedRoleIDs returns, sorted, the role ids a link table (trust_roles,
+// application_credential_roles, ...) holds for id in column.
+func (s *Service) linkedRoleIDs(ctx context.Context, table, column, id string) ([]string, error) {
+	ids, err := store.QueryStrings(ctx, s.db, `SELECT role_id FROM `+table+` WHERE `+column+` = ? ORDER BY role_id`, id)
+	if err != nil {
+		return nil, fmt.Errorf("roles in %s of %s: %w", table, id, err)
+	}
+	return ids, nil
+}
+
+// queryMultimap loads a query of two text columns as first -> seconds, in
+// row order.
+func (s *Service) queryMultimap(ctx context.Context, q string, args ...any) (map[string][]string, error) {
+	pairs, err := store.QueryAll(ctx, s.db, func(row store.Scanner) (pair [2]string, err error) {
+		err = row.Scan(&pair[0], &pair[1])
+		return pair, err
+	}, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string][]string{}
+	for _, p := range pairs {
+		m[p[0]] = append(m[p[0]], p[1])
+	}
+	return m, nil
 }
 
 // expandImplied returns roles plus everything they imply, transitively,

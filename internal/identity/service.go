@@ -133,8 +133,10 @@ func (s *Service) OnChange(notify func()) { s.notify.Store(&notify) }
 // Invalidate drops every cached answer and reloads revocations, after
 // another process changed identity data in the shared database.
 func (s *Service) Invalidate(ctx context.Context) error {
+	// Revocations first, generation second; see recordRevocation.
+	err := s.loadRevocations(ctx)
 	s.generation.Add(1)
-	return s.loadRevocations(ctx)
+	return err
 }
 
 // newID returns a Keystone-style id: 32 lowercase hex digits.

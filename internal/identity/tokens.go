@@ -435,34 +435,35 @@ func (s *Service) recordRevocation(ctx context.Context, e revocationEvent) error
 	if _, err := s.db.Exec(ctx, `DELETE FROM revocation_events WHERE revoked_at < ?`, store.FormatTime(cutoff)); err != nil {
 		return fmt.Errorf("prune revocations: %w", err)
 	}
+	// Reload before bumping the generation: a validation that starts
+	// after the bump must see the new event, or it could cache the
+	// revoked token under the new generation.
+	if err := s.loadRevocations(ctx); err != nil {
+		return err
+	}
 	s.changed()
-	return s.loadRevocations(ctx)
+	return nil
 }
 
 func (s *Service) loadRevocations(ctx context.Context) error {
-	rows, err := s.db.Query(ctx, `SELECT COALESCE(user_id, ''), COALESCE(project_id, ''), COALESCE(domain_id, ''), COALESCE(audit_id, ''),
+	events, err := store.QueryAll(ctx, s.db, scanRevocationEvent, `SELECT COALESCE(user_id, ''), COALESCE(project_id, ''), COALESCE(domain_id, ''), COALESCE(audit_id, ''),
 		COALESCE(audit_chain_id, ''), COALESCE(trust_id, ''), issued_before FROM revocation_events`)
 	if err != nil {
 		return fmt.Errorf("load revocations: %w", err)
 	}
-	defer rows.Close()
-	list := &revocationList{}
-	for rows.Next() {
-		var e revocationEvent
-		var before string
-		if err := rows.Scan(&e.UserID, &e.ProjectID, &e.DomainID, &e.AuditID, &e.AuditChainID, &e.TrustID, &before); err != nil {
-			return err
-		}
-		if e.IssuedBefore, err = store.ParseTime(before); err != nil {
-			return fmt.Errorf("revocation time %q: %w", before, err)
-		}
-		list.events = append(list.events, e)
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	s.revocations.Store(list)
+	s.revocations.Store(&revocationList{events: events})
 	return nil
+}
+
+func scanRevocationEvent(row store.Scanner) (e revocationEvent, err error) {
+	var before string
+	if err := row.Scan(&e.UserID, &e.ProjectID, &e.DomainID, &e.AuditID, &e.AuditChainID, &e.TrustID, &before); err != nil {
+		return e, err
+	}
+	if e.IssuedBefore, err = store.ParseTime(before); err != nil {
+		return e, fmt.Errorf("revocation time %q: %w", before, err)
+	}
+	return e, nil
 }
 
 // RotateKeys rotates the key repository and reloads it.

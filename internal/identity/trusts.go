@@ -56,7 +56,7 @@ CREATE TABLE trust_roles (
 const trustColumns = `id, trustor_user_id, trustee_user_id, COALESCE(project_id, ''), impersonation, COALESCE(expires_at, ''),
 	remaining_uses, allow_redelegation, redelegation_count, COALESCE(redelegated_trust_id, '')`
 
-func (s *Service) scanTrust(ctx context.Context, row interface{ Scan(...any) error }) (*trust, error) {
+func (s *Service) scanTrust(ctx context.Context, row store.Scanner) (*trust, error) {
 	t := &trust{}
 	var exp string
 	var uses sql.NullInt64
@@ -72,19 +72,10 @@ func (s *Service) scanTrust(ctx context.Context, row interface{ Scan(...any) err
 	if t.ExpiresAt, err = store.ParseTime(exp); err != nil {
 		return nil, err
 	}
-	rows, err := s.db.Query(ctx, `SELECT role_id FROM trust_roles WHERE trust_id = ? ORDER BY role_id`, t.ID)
-	if err != nil {
+	if t.RoleIDs, err = s.linkedRoleIDs(ctx, "trust_roles", "trust_id", t.ID); err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		t.RoleIDs = append(t.RoleIDs, id)
-	}
-	return t, rows.Err()
+	return t, nil
 }
 
 func (s *Service) getTrust(ctx context.Context, id string) (*trust, error) {
@@ -136,12 +127,7 @@ func (s *Service) consumeTrustUse(ctx context.Context, t *trust) error {
 }
 
 func (s *Service) trustJSON(r *http.Request, t *trust) map[string]any {
-	roles := []any{}
-	for _, id := range t.RoleIDs {
-		if ro, err := s.getRole(r.Context(), id); err == nil {
-			roles = append(roles, s.roleJSON(r, ro))
-		}
-	}
+	roles := renderAll(r, s.existingRoles(r.Context(), t.RoleIDs), s.roleJSON)
 	var exp, uses any
 	if !t.ExpiresAt.IsZero() {
 		exp = keystoneTime(t.ExpiresAt)
@@ -327,20 +313,10 @@ func (s *Service) listTrusts(r *http.Request) (*api.Response, error) {
 	if trustee != "" {
 		where, args = where+" AND trustee_user_id = ?", append(args, trustee)
 	}
-	rows, err := s.db.Query(ctx, `SELECT id FROM trusts WHERE `+where+` ORDER BY id`, args...)
+	ids, err := store.QueryStrings(ctx, s.db, `SELECT id FROM trusts WHERE `+where+` ORDER BY id`, args...)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list trusts: %w", err)
 	}
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
 	out := []any{}
 	for _, id := range ids {
 		t, err := s.getTrust(ctx, id)
@@ -377,13 +353,7 @@ func (s *Service) listTrustRoles(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := []any{}
-	for _, id := range t.RoleIDs {
-		if ro, err := s.getRole(r.Context(), id); err == nil {
-			out = append(out, s.roleJSON(r, ro))
-		}
-	}
-	return api.JSON(http.StatusOK, s.listBody(r, "roles", out)), nil
+	return listResponse(s, r, "roles", s.existingRoles(r.Context(), t.RoleIDs), s.roleJSON), nil
 }
 
 func (s *Service) showTrustRole(r *http.Request) (*api.Response, error) {

@@ -2,7 +2,6 @@ package identity
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,7 +32,7 @@ type user struct {
 const userColumns = `id, domain_id, name, enabled, COALESCE(default_project_id, ''), COALESCE(password_hash, ''),
 	COALESCE(password_expires_at, ''), created_at, failed_auth_count, COALESCE(failed_auth_at, ''), options, extra`
 
-func scanUser(row interface{ Scan(...any) error }) (*user, error) {
+func scanUser(row store.Scanner) (*user, error) {
 	u := &user{}
 	err := row.Scan(&u.ID, &u.DomainID, &u.Name, &u.Enabled, &u.DefaultProjectID, &u.PasswordHash,
 		&u.PasswordExpiresAt, &u.CreatedAt, &u.FailedAuthCount, &u.FailedAuthAt, &u.Options, &u.Extra)
@@ -41,25 +40,19 @@ func scanUser(row interface{ Scan(...any) error }) (*user, error) {
 }
 
 func (s *Service) getUser(ctx context.Context, id string) (*user, error) {
-	u, err := scanUser(s.db.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, store.ErrNotFound
-	}
-	if err != nil {
+	u, err := store.QueryOne(ctx, s.db, scanUser, `SELECT `+userColumns+` FROM users WHERE id = ?`, id)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("get user %s: %w", id, err)
 	}
-	return u, nil
+	return u, err
 }
 
 func (s *Service) userByName(ctx context.Context, domainID, name string) (*user, error) {
-	u, err := scanUser(s.db.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE domain_id = ? AND name = ?`, domainID, name))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, store.ErrNotFound
-	}
-	if err != nil {
+	u, err := store.QueryOne(ctx, s.db, scanUser, `SELECT `+userColumns+` FROM users WHERE domain_id = ? AND name = ?`, domainID, name)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("get user %s: %w", name, err)
 	}
-	return u, nil
+	return u, err
 }
 
 func (s *Service) userJSON(r *http.Request, u *user) map[string]any {
@@ -243,42 +236,43 @@ func (s *Service) showUser(r *http.Request) (*api.Response, error) {
 }
 
 func (s *Service) listUsers(r *http.Request) (*api.Response, error) {
-	q := r.URL.Query()
-	where, args := []string{"1 = 1"}, []any{}
-	if v := q.Get("name"); v != "" {
-		where, args = append(where, "name = ?"), append(args, v)
-	}
-	domain := q.Get("domain_id")
-	if c := api.Caller(r); domain == "" && c != nil && c.DomainID != "" {
-		// Domain-scoped callers list their own domain, as Keystone does.
-		domain = c.DomainID
-	}
-	if domain != "" {
-		where, args = append(where, "domain_id = ?"), append(args, domain)
-	}
+	where, args, domain := nameDomainFilter(r)
 	if v, ok := queryBool(r, "enabled"); ok {
 		where, args = append(where, "enabled = ?"), append(args, v)
 	}
 	if err := s.api.Authorize(r, "identity:list_users", map[string]any{"domain_id": domain, "target": map[string]any{"domain_id": domain}}); err != nil {
 		return nil, err
 	}
-	rows, err := s.db.Query(r.Context(), `SELECT `+userColumns+` FROM users WHERE `+strings.Join(where, " AND ")+` ORDER BY name, id`, args...)
+	return s.queryUsers(r, `SELECT `+userColumns+` FROM users WHERE `+strings.Join(where, " AND ")+` ORDER BY name, id`, args...)
+}
+
+// queryUsers answers a list call with the users q selects.
+func (s *Service) queryUsers(r *http.Request, q string, args ...any) (*api.Response, error) {
+	users, err := store.QueryAll(r.Context(), s.db, scanUser, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
-	defer rows.Close()
-	out := []any{}
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, s.userJSON(r, u))
+	return listResponse(s, r, "users", users, s.userJSON), nil
+}
+
+// nameDomainFilter starts the filters of a user or group listing from the
+// name and domain_id parameters. A domain-scoped caller that names no
+// domain lists its own, as Keystone does; domain is what the listing is
+// limited to ("" for every domain), for the policy check.
+func nameDomainFilter(r *http.Request) (where []string, args []any, domain string) {
+	q := r.URL.Query()
+	where, args = []string{"1 = 1"}, []any{}
+	if v := q.Get("name"); v != "" {
+		where, args = append(where, "name = ?"), append(args, v)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
+	domain = q.Get("domain_id")
+	if c := api.Caller(r); domain == "" && c != nil && c.DomainID != "" {
+		domain = c.DomainID
 	}
-	return api.JSON(http.StatusOK, s.listBody(r, "users", out)), nil
+	if domain != "" {
+		where, args = append(where, "domain_id = ?"), append(args, domain)
+	}
+	return where, args, domain
 }
 
 func (s *Service) updateUser(r *http.Request) (*api.Response, error) {
@@ -398,21 +392,16 @@ func (s *Service) reusesRecentPassword(ctx context.Context, userID, password str
 	if n <= 0 {
 		return false, nil
 	}
-	rows, err := s.db.Query(ctx, `SELECT hash FROM password_history WHERE user_id = ? ORDER BY created_at DESC LIMIT ?`, userID, n)
+	hashes, err := store.QueryStrings(ctx, s.db, `SELECT hash FROM password_history WHERE user_id = ? ORDER BY created_at DESC LIMIT ?`, userID, n)
 	if err != nil {
 		return false, fmt.Errorf("password history of %s: %w", userID, err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var h string
-		if err := rows.Scan(&h); err != nil {
-			return false, err
-		}
+	for _, h := range hashes {
 		if s.checkPassword(&user{ID: userID, PasswordHash: h}, password) {
 			return true, nil
 		}
 	}
-	return false, rows.Err()
+	return false, nil
 }
 
 func (s *Service) deleteUser(r *http.Request) (*api.Response, error) {
@@ -422,16 +411,14 @@ func (s *Service) deleteUser(r *http.Request) (*api.Response, error) {
 		return nil, err
 	}
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
-		for _, q := range []string{
+		if err := execAll(ctx, tx, u.ID,
 			`DELETE FROM assignments WHERE actor_id = ?`,
 			`DELETE FROM credentials WHERE user_id = ?`,
 			`DELETE FROM application_credentials WHERE user_id = ?`,
 			`DELETE FROM access_rules WHERE user_id = ?`,
 			`DELETE FROM users WHERE id = ?`,
-		} {
-			if _, err := tx.Exec(ctx, q, u.ID); err != nil {
-				return err
-			}
+		); err != nil {
+			return err
 		}
 		return s.deleteUserExtras(ctx, tx, u.ID)
 	})

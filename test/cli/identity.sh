@@ -65,7 +65,7 @@ if [ "$(wc -l <<<"$appcred")" = 2 ]; then pass=$((pass+1)); echo "ok   applicati
 else fail=$((fail+1)); echo "FAIL application credential create"; echo "$appcred"; fi
 ac_id=$(sed -n 1p <<<"$appcred"); ac_secret=$(sed -n 2p <<<"$appcred")
 expect "authenticate with the application credential" '^\| project_id' env -u OS_USERNAME -u OS_PASSWORD -u OS_PROJECT_NAME -u OS_USER_DOMAIN_NAME -u OS_PROJECT_DOMAIN_NAME \
-  "$OPENSTACK" --os-auth-type v3applicationcredential --os-application-credential-id "$ac_id" --os-application-credential-secret "$ac_secret" token issue
+  "$OPENSTACK" --os-auth-type v3applicationcredential --os-application-credential-id="$ac_id" --os-application-credential-secret="$ac_secret" token issue
 expect "application credential list" 'ci-cred' os "${alice[@]}" application credential list
 
 # Revoke a token and see it refused.
