@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -541,13 +542,24 @@ func (s *Service) deleteEndpoint(r *http.Request) (*api.Response, error) {
 // with their enabled endpoints, URLs with $(project_id)s substituted.
 // The rendered catalog depends only on the project (for the endpoint
 // filter and URL substitution), so it is built once per project and
-// generation and shared, read-only, by every token that shows it.
-func (s *Service) catalogFor(r *http.Request, v *tokenView) ([]any, error) {
+// generation and shared, read-only, by every token that shows it —
+// already encoded, since every token body embeds it as JSON.
+func (s *Service) catalogFor(r *http.Request, v *tokenView) (json.RawMessage, error) {
 	projectID := ""
 	if v.project != nil {
 		projectID = v.project.ID
 	}
-	return cached(s, "catalog-for:"+projectID, func() ([]any, error) { return s.buildCatalog(r.Context(), v) })
+	return cached(s, "catalog-for:"+projectID, func() (json.RawMessage, error) {
+		cat, err := s.buildCatalog(r.Context(), v)
+		if err != nil {
+			return nil, err
+		}
+		data, err := json.Marshal(cat)
+		if err != nil {
+			return nil, fmt.Errorf("encode catalog: %w", err)
+		}
+		return data, nil
+	})
 }
 
 func (s *Service) buildCatalog(ctx context.Context, v *tokenView) ([]any, error) {
