@@ -63,8 +63,45 @@ func DecodeBytes(data []byte, v any, strict bool) error {
 	if _, err := dec.Token(); err != io.EOF { // dec.More() would miss a stray "]" or "}"
 		return BadRequest("Malformed request body: unexpected data after the JSON document.")
 	}
+	if bytes.Contains(data, []byte(`\u0000`)) && hasNUL(fresh) {
+		// Databases refuse NUL in text; say so instead of failing later.
+		return BadRequest("Invalid input: strings must not contain NUL characters.")
+	}
 	dst.Elem().Set(fresh.Elem())
 	return nil
+}
+
+// hasNUL reports whether any string reachable from v contains a NUL.
+func hasNUL(v reflect.Value) bool {
+	switch v.Kind() {
+	case reflect.String:
+		return strings.ContainsRune(v.String(), 0)
+	case reflect.Pointer, reflect.Interface:
+		return !v.IsNil() && hasNUL(v.Elem())
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() && hasNUL(v.Field(i)) {
+				return true
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			return false // []byte / json.RawMessage: checked where decoded
+		}
+		for i := range v.Len() {
+			if hasNUL(v.Index(i)) {
+				return true
+			}
+		}
+	case reflect.Map:
+		it := v.MapRange()
+		for it.Next() {
+			if hasNUL(it.Key()) || hasNUL(it.Value()) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // jsonError turns encoding/json's errors into messages a client can act on.

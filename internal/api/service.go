@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"regexp"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nimbus-cloud/nimbus/internal/requestid"
 	"github.com/prometheus/client_golang/prometheus"
@@ -94,6 +97,10 @@ func (s *Service) Handler(routes http.Handler) http.Handler {
 		holder := &routeHolder{}
 		ctx := context.WithValue(WithRequestID(r.Context(), id), routeKey, holder)
 		r = r.WithContext(ctx)
+		if !cleanURL(r) {
+			s.WriteError(w, r, BadRequest("The request URL contains characters that are not allowed (NUL or invalid UTF-8)."))
+			return
+		}
 		if r.ContentLength > limit {
 			s.WriteError(w, r, Errorf(http.StatusRequestEntityTooLarge, "Request is too large."))
 			return
@@ -131,6 +138,34 @@ func (s *Service) Handler(routes http.Handler) http.Handler {
 	outer.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
 	outer.Handle("/", inner)
 	return outer
+}
+
+// cleanURL reports whether the path and query are valid UTF-8 without NUL
+// characters. Databases refuse such text (PostgreSQL errors on both), so
+// they are turned away at the door instead of failing deep inside.
+func cleanURL(r *http.Request) bool {
+	ok := func(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
+	if !ok(r.URL.Path) {
+		return false
+	}
+	if r.URL.RawQuery == "" {
+		return true
+	}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return true // handlers answer malformed queries themselves
+	}
+	for k, vs := range q {
+		if !ok(k) {
+			return false
+		}
+		for _, v := range vs {
+			if !ok(v) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (s *Service) logger() *slog.Logger {
