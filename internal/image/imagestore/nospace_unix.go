@@ -1,0 +1,7 @@
+//go:build unix
+
+package imagestore
+
+import "syscall"
+
+var errNoSpace error = syscall.ENOSPC
