@@ -16,3 +16,4 @@ echo "== go test"
 go test -race -count=1 -timeout 20m ./...
 echo "== openstack CLI end-to-end"
 test/cli/identity.sh
+test/cli/image.sh

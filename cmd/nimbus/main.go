@@ -153,6 +153,9 @@ func run(cmd *cobra.Command, cfg config.Config, printAccess bool) error {
 		out := cmd.OutOrStdout()
 		fmt.Fprintf(out, "Nimbus is up in %s.\n", time.Since(start).Round(time.Millisecond))
 		fmt.Fprintf(out, "  identity:        %s/v3\n", c.IdentityURL)
+		if c.ImageURL != "" {
+			fmt.Fprintf(out, "  image:           %s\n", c.ImageURL)
+		}
 		fmt.Fprintf(out, "  data dir:        %s\n", cfg.DataDir)
 		fmt.Fprintf(out, "  admin password:  %s/admin-password\n", cfg.DataDir)
 		fmt.Fprintf(out, "  openrc:          source %s\n", openrc)

@@ -29,12 +29,14 @@ import (
 	"github.com/nimbus-cloud/nimbus/internal/bus"
 	"github.com/nimbus-cloud/nimbus/internal/config"
 	"github.com/nimbus-cloud/nimbus/internal/identity"
+	"github.com/nimbus-cloud/nimbus/internal/image"
+	"github.com/nimbus-cloud/nimbus/internal/image/imagestore"
 	"github.com/nimbus-cloud/nimbus/internal/policy"
 	"github.com/nimbus-cloud/nimbus/internal/store"
 )
 
 // AllRoles are the control-plane roles this build implements.
-var AllRoles = []string{"identity"}
+var AllRoles = []string{"identity", "image"}
 
 // Cloud is a running Nimbus process.
 type Cloud struct {
@@ -45,6 +47,10 @@ type Cloud struct {
 	Identity *identity.Service
 	// IdentityURL is the identity endpoint clients use.
 	IdentityURL string
+	// Image is the image service when this process runs it.
+	Image *image.Service
+	// ImageURL is the image endpoint clients use.
+	ImageURL string
 	// AdminPassword is the bootstrap admin's password.
 	AdminPassword string
 
@@ -94,8 +100,25 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Cloud, 
 		}
 	}
 
+	// Listen for every role first, so that bootstrap registers each
+	// endpoint's real address in the catalog.
+	var imageLn net.Listener
+	if slices.Contains(roles, "image") {
+		if imageLn, c.ImageURL, err = c.listen(cfg.Image.Port); err != nil {
+			return nil, fmt.Errorf("image listener: %w", err)
+		}
+	}
 	if slices.Contains(roles, "identity") {
 		if err := c.startIdentity(ctx, runCtx, metrics); err != nil {
+			if imageLn != nil {
+				imageLn.Close()
+			}
+			return nil, err
+		}
+	}
+	if imageLn != nil {
+		if err := c.startImage(ctx, imageLn, metrics); err != nil {
+			imageLn.Close()
 			return nil, err
 		}
 	}
@@ -136,12 +159,11 @@ func (c *Cloud) startIdentity(ctx, runCtx context.Context, metrics *api.Metrics)
 			return fmt.Errorf("identity policy: %w", err)
 		}
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Bind, strconv.Itoa(cfg.Identity.Port)))
+	ln, url, err := c.listen(cfg.Identity.Port)
 	if err != nil {
 		return fmt.Errorf("identity listener: %w", err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	c.IdentityURL = "http://" + net.JoinHostPort(cfg.PublicHost, strconv.Itoa(port))
+	c.IdentityURL = url
 	svc := &api.Service{
 		Name: "identity", Errors: api.KeystoneErrors, Policy: api.PolicyAuthorizer{Enforcer: enforcer},
 		AuthURI: c.IdentityURL, Log: c.log.With("service", "identity"), Metrics: metrics,
@@ -173,6 +195,48 @@ func (c *Cloud) startIdentity(ctx, runCtx context.Context, metrics *api.Metrics)
 	// picked up within this interval.
 	go ident.Keys().Watch(runCtx, 30*time.Second, func(err error) { c.log.Warn("reload fernet keys", "err", err) })
 	c.serve(ln, svc.Handler(ident.Routes()))
+	return nil
+}
+
+// listen opens a role's listener on the bind address and returns it with
+// the public URL clients reach it at.
+func (c *Cloud) listen(port int) (net.Listener, string, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(c.Config.Bind, strconv.Itoa(port)))
+	if err != nil {
+		return nil, "", err
+	}
+	p := ln.Addr().(*net.TCPAddr).Port
+	return ln, "http://" + net.JoinHostPort(c.Config.PublicHost, strconv.Itoa(p)), nil
+}
+
+// startImage serves the image API with the filesystem store in the data
+// dir. Tokens are validated by the identity service in this process.
+func (c *Cloud) startImage(ctx context.Context, ln net.Listener, metrics *api.Metrics) error {
+	if c.Identity == nil {
+		return errors.New("the image role needs the identity role in the same process (remote identity is not wired yet)")
+	}
+	enforcer, err := policy.NewEnforcer(image.DefaultPolicy)
+	if err != nil {
+		return fmt.Errorf("image policy defaults: %w", err)
+	}
+	dir := c.Config.Image.Dir
+	if dir == "" {
+		dir = filepath.Join(c.Config.DataDir, "images")
+	}
+	fs, err := imagestore.NewFilesystem("file", dir)
+	if err != nil {
+		return fmt.Errorf("image store: %w", err)
+	}
+	log := c.log.With("service", "image")
+	svc := &api.Service{Name: "image", Errors: image.Errors, Tokens: c.Identity,
+		Policy: api.PolicyAuthorizer{Enforcer: enforcer}, AuthURI: c.IdentityURL, Log: log, Metrics: metrics}
+	img, err := image.New(ctx, image.Config{PublicURL: c.ImageURL, Stores: map[string]imagestore.Store{"file": fs}, DefaultStore: "file"}, c.DB, svc, log)
+	if err != nil {
+		return err
+	}
+	c.Image = img
+	// Handler adds the streaming download route to the API's routes.
+	c.serve(ln, img.Handler())
 	return nil
 }
 
@@ -249,6 +313,11 @@ func (c *Cloud) catalog() []identity.CatalogEntry {
 	if c.IdentityURL != "" {
 		u := c.IdentityURL + "/v3"
 		out = append(out, identity.CatalogEntry{Type: "identity", Name: "keystone", Description: "Nimbus Identity",
+			URLs: map[string]string{"public": u, "internal": u, "admin": u}})
+	}
+	if c.ImageURL != "" {
+		u := c.ImageURL
+		out = append(out, identity.CatalogEntry{Type: "image", Name: "glance", Description: "Nimbus Image",
 			URLs: map[string]string{"public": u, "internal": u, "admin": u}})
 	}
 	return out

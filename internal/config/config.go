@@ -42,6 +42,16 @@ type Config struct {
 	DebugAddr string `yaml:"debug_addr"`
 
 	Identity IdentityConfig `yaml:"identity"`
+	Image    ImageConfig    `yaml:"image"`
+}
+
+// ImageConfig configures the image service.
+type ImageConfig struct {
+	// Port is the image API's port (0: any free port, for tests).
+	Port int `yaml:"port"`
+	// Dir is where the filesystem store keeps image data; DataDir/images
+	// when empty.
+	Dir string `yaml:"dir"`
 }
 
 // IdentityConfig configures the identity service.
@@ -84,6 +94,7 @@ func Default() Config {
 			BcryptCost:      12,
 			MaxActiveKeys:   3,
 		},
+		Image: ImageConfig{Port: 9292},
 	}
 }
 
@@ -142,6 +153,7 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
 		"NIMBUS_BCRYPT_COST":                &c.Identity.BcryptCost,
 		"NIMBUS_LOCKOUT_FAILURES":           &c.Identity.LockoutFailures,
 		"NIMBUS_NATS_PORT":                  &c.NATSPort,
+		"NIMBUS_IMAGE_PORT":                 &c.Image.Port,
 		"NIMBUS_UNIQUE_LAST_PASSWORD_COUNT": &c.Identity.UniqueLastPasswordCount,
 	}
 	for k, dst := range ints {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Filesystem keeps each image as one file, <dir>/<imageID>, like Glance's
@@ -31,7 +32,30 @@ func NewFilesystem(id, dir string) (*Filesystem, error) {
 	if err != nil {
 		return nil, fmt.Errorf("filesystem store %s: %w", id, err)
 	}
-	return &Filesystem{id: id, dir: abs}, nil
+	f := &Filesystem{id: id, dir: abs}
+	f.removeStaleTemps(time.Now().Add(-staleTempAge))
+	return f, nil
+}
+
+// staleTempAge is how long a temp file may go unwritten before it counts
+// as left by a crashed upload. Live uploads touch theirs constantly.
+const staleTempAge = 24 * time.Hour
+
+// removeStaleTemps deletes temp files of uploads that a crash
+// interrupted, so that restarting reclaims their space.
+func (f *Filesystem) removeStaleTemps(before time.Time) {
+	entries, err := os.ReadDir(f.dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), ".tmp-") {
+			continue
+		}
+		if info, err := e.Info(); err == nil && info.ModTime().Before(before) {
+			os.Remove(filepath.Join(f.dir, e.Name()))
+		}
+	}
 }
 
 // ID implements Store.

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func newFS(t *testing.T) (*Filesystem, string) {
@@ -127,5 +129,23 @@ func TestFilesystemRefusesForeignLocations(t *testing.T) {
 	}
 	if _, _, err := fs.Put(ctx, "../evil", strings.NewReader("x")); err == nil {
 		t.Error("put with a path id succeeded")
+	}
+}
+
+func TestFilesystemRemovesStaleTemps(t *testing.T) {
+	dir := t.TempDir()
+	stale, fresh := filepath.Join(dir, ".tmp-a-1"), filepath.Join(dir, ".tmp-b-2")
+	for _, p := range []string{stale, fresh, filepath.Join(dir, "img")} {
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-48 * time.Hour)
+	os.Chtimes(stale, old, old)
+	if _, err := NewFilesystem("file", dir); err != nil {
+		t.Fatal(err)
+	}
+	if got := entries(t, dir); len(got) != 2 || got[0] != ".tmp-b-2" || got[1] != "img" {
+		t.Fatalf("after start: %v", got)
 	}
 }
