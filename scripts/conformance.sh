@@ -7,6 +7,8 @@
 #   interop-identity  the 7 identity tests the interop guideline 2020.06 requires:
 #                     tempest run --include-list interop-2020.06/identity.txt
 #   all               both of the above, one after the other (one Nimbus each)
+#   image             every Tempest image API test (glance available)
+#   interop-image     the 20 image tests the interop guideline 2020.06 requires
 #   identity-extended the v3 identity tests with the two features Tempest
 #                     leaves off by default turned on (access_rules,
 #                     security_compliance) and Nimbus configured to match
@@ -47,6 +49,9 @@ extra=("$@")
 
 case "$suite" in
 identity | interop-identity) ;;
+image | interop-image)
+  export TEMPEST_CONF_TEMPLATE=${TEMPEST_CONF_TEMPLATE:-test/tempest/tempest-image.conf.in}
+  ;;
 identity-extended)
   export NIMBUS_LOCKOUT_FAILURES=2 NIMBUS_LOCKOUT_DURATION=5s NIMBUS_UNIQUE_LAST_PASSWORD_COUNT=2
   export TEMPEST_CONF_TEMPLATE=${TEMPEST_CONF_TEMPLATE:-test/tempest/tempest-extended.conf.in}
@@ -58,7 +63,7 @@ all)
   exit $rc
   ;;
 -h | --help | help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-*) echo "usage: $0 [identity|interop-identity|identity-extended|all] [-- tempest run args]" >&2; exit 2 ;;
+*) echo "usage: $0 [identity|interop-identity|identity-extended|image|interop-image|all] [-- tempest run args]" >&2; exit 2 ;;
 esac
 
 scripts/install-deps.sh conformance || exit 1
@@ -68,6 +73,12 @@ scripts/install-deps.sh conformance || exit 1
 case "$suite" in
 identity) selector=(--regex '^tempest\.api\.identity') ;;
 identity-extended) selector=(--regex '^tempest\.api\.identity\.(v3|admin\.v3)\.') ;;
+image) selector=(--regex '^tempest\.api\.image') ;;
+interop-image)
+  list="$INTEROP_DIR/image.txt"
+  [ -f "$list" ] || { echo "interop list not found: $list (set INTEROP_DIR)" >&2; exit 1; }
+  selector=(--include-list "$(cd "$(dirname "$list")" && pwd)/image.txt")
+  ;;
 interop-identity)
   list="$INTEROP_DIR/identity.txt"
   [ -f "$list" ] || { echo "interop list not found: $list (set INTEROP_DIR)" >&2; exit 1; }

@@ -636,6 +636,34 @@ type patchOp struct {
 	Value json.RawMessage `json:"value"`
 }
 
+// UnmarshalJSON reads both patch dialects: v2.1's {"op": "replace",
+// "path": "/name", "value": ...} and the older v2.0 form, still sent by
+// Tempest and old clients, where the operation is the key:
+// {"replace": "/name", "value": ...}.
+func (p *patchOp) UnmarshalJSON(b []byte) error {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	*p = patchOp{Value: m["value"]}
+	if op, ok := m["op"]; ok {
+		if err := json.Unmarshal(op, &p.Op); err != nil {
+			return api.BadRequest("Invalid input for field 'op': expected string.")
+		}
+		p.Path = m["path"]
+		return nil
+	}
+	for _, op := range []string{"add", "replace", "remove"} {
+		if path, ok := m[op]; ok {
+			if p.Op != "" {
+				return api.BadRequest("A JSON-patch operation names more than one of add, replace and remove.")
+			}
+			p.Op, p.Path = op, path
+		}
+	}
+	return nil
+}
+
 const (
 	patchV21 = "application/openstack-images-v2.1-json-patch"
 	patchV20 = "application/openstack-images-v2.0-json-patch"
