@@ -25,8 +25,8 @@ var DefaultPolicy = map[string]string{
 	"download_image":    "rule:admin or role:member",
 	"publicize_image":   "rule:admin",
 	"communitize_image": "rule:admin_or_member",
-	"deactivate":        "rule:admin",
-	"reactivate":        "rule:admin",
+	"deactivate":        "rule:admin_or_member",
+	"reactivate":        "rule:admin_or_member",
 
 	"add_member":    "rule:admin_or_member",
 	"delete_member": "rule:admin_or_member",
