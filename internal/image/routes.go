@@ -50,6 +50,7 @@ func (s *Service) Routes() *api.Router {
 		R{Method: "GET", Pattern: "/v2/info/import", Handler: s.infoImport},
 		R{Method: "GET", Pattern: "/v2/info/usage", Handler: s.infoUsage, Policy: "get_usage_info"},
 	)
+	s.metadefRoutes(rt)
 	return rt
 }
 

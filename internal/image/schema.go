@@ -7,6 +7,10 @@ import "github.com/nimbus-cloud/nimbus/internal/store"
 // Glance filters on them rarely and always together with visibility, so
 // the list path filters them in Go after the indexed visibility query.
 func schema() []store.Migration {
+	return append(coreMigrations(), metadefMigrations...)
+}
+
+func coreMigrations() []store.Migration {
 	return []store.Migration{{
 		Version: 1,
 		Name:    "images and members",
