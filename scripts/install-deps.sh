@@ -4,8 +4,8 @@
 set -euo pipefail
 case "${1:-run}" in
 run) pkgs=() ;;
-test) pkgs=(postgresql python3-openstackclient) ;;
-conformance) pkgs=(postgresql python3-openstackclient tempest) ;;
+test) pkgs=(postgresql python3-openstackclient curl) ;;
+conformance) pkgs=(postgresql python3-openstackclient tempest curl) ;;
 *) echo "usage: $0 run|test|conformance" >&2; exit 2 ;;
 esac
 missing=()
