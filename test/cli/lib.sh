@@ -1,0 +1,49 @@
+# Shared harness of the CLI end-to-end scripts: it starts a real
+# `nimbus up` on a temp data dir and free ports, sources the admin openrc,
+# and provides the check helpers. Source it from a script in test/cli;
+# finish with `report NAME`, which prints "N passed, M failed".
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+OPENSTACK=${OPENSTACK:-/usr/bin/openstack}
+NIMBUS=${NIMBUS:-bin/nimbus}
+[ -x "$OPENSTACK" ] || { echo "openstack CLI not found at $OPENSTACK (apt-get install python3-openstackclient)" >&2; exit 1; }
+[ -x "$NIMBUS" ] || { echo "$NIMBUS not built (make build)" >&2; exit 1; }
+
+work=$(mktemp -d)
+log="$work/nimbus.log"
+NIMBUS_IDENTITY_PORT=0 NIMBUS_IMAGE_PORT=0 NIMBUS_NATS_PORT=0 "$NIMBUS" up --data-dir "$work/data" >"$work/up.out" 2>"$log" &
+pid=$!
+cleanup() { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+for _ in $(seq 1 100); do grep -q "Nimbus is up" "$work/up.out" 2>/dev/null && break; sleep 0.1; done
+if ! grep -q "Nimbus is up" "$work/up.out"; then
+  echo "nimbus up did not start:"; cat "$work/up.out" "$log"; exit 1
+fi
+# shellcheck disable=SC1091
+source "$work/data/admin-openrc.sh"
+export OS_CLIENT_CONFIG_FILE=/dev/null
+
+pass=0 fail=0
+ok()  { pass=$((pass+1)); echo "ok   $1"; }
+bad() { fail=$((fail+1)); echo "FAIL $1"; [ -n "${2:-}" ] && echo "$2" | sed 's/^/     /' | tail -20; return 0; }
+# check NAME COMMAND...: the command must succeed.
+check() {
+  local name=$1; shift
+  if out=$("$@" 2>&1); then ok "$name"; else bad "$name" "$out"; fi
+}
+# expect NAME PATTERN COMMAND...: the command must succeed and print PATTERN.
+expect() {
+  local name=$1 pattern=$2; shift 2
+  if out=$("$@" 2>&1) && grep -qE -- "$pattern" <<<"$out"; then ok "$name"; else bad "$name (wanted /$pattern/)" "$out"; fi
+}
+# refuse NAME PATTERN COMMAND...: the command must fail and print PATTERN.
+refuse() {
+  local name=$1 pattern=$2; shift 2
+  if ! out=$("$@" 2>&1) && grep -qE -- "$pattern" <<<"$out"; then ok "$name"; else bad "$name (wanted failure with /$pattern/)" "$out"; fi
+}
+os() { "$OPENSTACK" "$@"; }
+# report NAME: prints the totals and sets the exit status.
+report() {
+  echo "$1 CLI: $pass passed, $fail failed"
+  [ "$fail" = 0 ]
+}
