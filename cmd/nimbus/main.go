@@ -162,7 +162,7 @@ func run(cmd *cobra.Command, cfg config.Config, printAccess bool) error {
 		fmt.Fprintf(out, "  clouds.yaml:     %s (export OS_CLIENT_CONFIG_FILE=%s OS_CLOUD=nimbus)\n", clouds, clouds)
 		fmt.Fprintln(out, "Press Ctrl-C to stop.")
 	} else {
-		log.Info("nimbus serving", "identity", c.IdentityURL, "startup", time.Since(start).String())
+		log.Info("nimbus serving", "identity", c.IdentityURL, "image", c.ImageURL, "startup", time.Since(start).String())
 	}
 	<-ctx.Done()
 	log.Info("shutting down")

@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"path/filepath"
 	"strconv"
 
 	"github.com/spf13/cobra"
 
-	"github.com/nimbus-cloud/nimbus/internal/api"
 	"github.com/nimbus-cloud/nimbus/internal/cloud"
 	"github.com/nimbus-cloud/nimbus/internal/config"
 	"github.com/nimbus-cloud/nimbus/internal/fernet"
@@ -26,20 +26,28 @@ func manageCmd(g *globals) *cobra.Command {
 func keyDir(cfg config.Config) string { return filepath.Join(cfg.DataDir, "fernet-keys") }
 
 // openIdentity opens the store and the identity service without serving.
-func openIdentity(ctx context.Context, cfg config.Config) (*store.DB, *identity.Service, error) {
+// The handler is the identity API, for tasks that go through it in memory.
+func openIdentity(ctx context.Context, cfg config.Config) (*store.DB, *identity.Service, http.Handler, error) {
+	apiSvc, err := cloud.IdentityAPI(cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	db, err := store.Open(ctx, cfg.DSN())
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
+	log := newLogger(cfg.LogLevel)
+	apiSvc.Log = log
 	svc, err := identity.New(ctx, identity.Config{
 		KeyDir: keyDir(cfg), TokenLifetime: cfg.Identity.TokenLifetime, BcryptCost: cfg.Identity.BcryptCost,
 		MaxActiveKeys: cfg.Identity.MaxActiveKeys,
-	}, db, &api.Service{Name: "identity"}, newLogger(cfg.LogLevel))
+	}, db, apiSvc, log)
 	if err != nil {
 		db.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return db, svc, nil
+	apiSvc.Tokens = svc
+	return db, svc, apiSvc.Handler(svc.Routes()), nil
 }
 
 func dbSyncCmd(g *globals) *cobra.Command {
@@ -51,7 +59,7 @@ func dbSyncCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			db, _, err := openIdentity(cmd.Context(), cfg)
+			db, _, _, err := openIdentity(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}
@@ -68,10 +76,10 @@ func dbSyncCmd(g *globals) *cobra.Command {
 
 func bootstrapCmd(g *globals) *cobra.Command {
 	var o identity.BootstrapOptions
-	var publicURL string
+	var publicURL, imageURL string
 	cmd := &cobra.Command{
 		Use:   "bootstrap",
-		Short: "Create the default domain, admin project, user, roles, region and catalog (idempotent)",
+		Short: "Create the default domain, admin project, user, roles, region, catalog and configured service users (idempotent)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.load()
 			if err != nil {
@@ -90,13 +98,27 @@ func bootstrapCmd(g *globals) *cobra.Command {
 			o.ResetPassword = true
 			o.Catalog = []identity.CatalogEntry{{Type: "identity", Name: "keystone", Description: "Nimbus Identity",
 				URLs: map[string]string{"public": publicURL + "/v3", "internal": publicURL + "/v3", "admin": publicURL + "/v3"}}}
-			db, svc, err := openIdentity(cmd.Context(), cfg)
+			if imageURL != "" {
+				o.Catalog = append(o.Catalog, identity.CatalogEntry{Type: "image", Name: "glance", Description: "Nimbus Image",
+					URLs: map[string]string{"public": imageURL, "internal": imageURL, "admin": imageURL}})
+			}
+			db, svc, h, err := openIdentity(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}
 			defer db.Close()
 			if err := svc.Bootstrap(cmd.Context(), o); err != nil {
 				return err
+			}
+			// Service users get their configured password back, as the
+			// admin does: the config is what their services log in with.
+			users := cloud.ServiceUsers(cfg)
+			admin := cloud.AdminLogin{User: o.AdminUser, Project: o.AdminProject, Password: o.AdminPassword}
+			if err := cloud.EnsureServiceUsers(cmd.Context(), h, admin, users, true); err != nil {
+				return err
+			}
+			for _, u := range users {
+				fmt.Fprintf(cmd.OutOrStdout(), "service user %s ready in project %s\n", u.Name, u.Project)
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "bootstrap complete")
 			return nil
@@ -106,6 +128,7 @@ func bootstrapCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&o.AdminUser, "bootstrap-username", "admin", "admin user name")
 	cmd.Flags().StringVar(&o.AdminProject, "bootstrap-project-name", "admin", "admin project name")
 	cmd.Flags().StringVar(&publicURL, "bootstrap-public-url", "", "identity endpoint for the catalog (default from the config)")
+	cmd.Flags().StringVar(&imageURL, "image-url", "", "image endpoint to register in the catalog, for image hosts run apart from identity")
 	return cmd
 }
 

@@ -32,6 +32,10 @@ type Service struct {
 	Name string
 	// Errors renders error bodies; KeystoneErrors when nil.
 	Errors ErrorFormat
+	// ErrorsFor, when set, picks the error format per request and
+	// overrides Errors: Glance's errors follow the Accept header (webob's
+	// content negotiation), and its clients parse what they asked for.
+	ErrorsFor func(r *http.Request) ErrorFormat
 	// Tokens validates X-Auth-Token; routes needing auth fail with 401 when nil.
 	Tokens TokenValidator
 	// Policy decides whether a caller may perform an action.
@@ -252,6 +256,9 @@ func (s *Service) Authorize(r *http.Request, action string, target map[string]an
 // WriteError renders e in the service's format with the request id.
 func (s *Service) WriteError(w http.ResponseWriter, r *http.Request, e *Error) {
 	format := s.Errors
+	if s.ErrorsFor != nil {
+		format = s.ErrorsFor(r)
+	}
 	if format == nil {
 		format = KeystoneErrors
 	}

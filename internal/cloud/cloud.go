@@ -30,7 +30,6 @@ import (
 	"github.com/nimbus-cloud/nimbus/internal/config"
 	"github.com/nimbus-cloud/nimbus/internal/identity"
 	"github.com/nimbus-cloud/nimbus/internal/image"
-	"github.com/nimbus-cloud/nimbus/internal/image/imagestore"
 	"github.com/nimbus-cloud/nimbus/internal/policy"
 	"github.com/nimbus-cloud/nimbus/internal/store"
 )
@@ -54,10 +53,13 @@ type Cloud struct {
 	// AdminPassword is the bootstrap admin's password.
 	AdminPassword string
 
-	natsServer *bus.Server
-	servers    []*http.Server
-	log        *slog.Logger
-	cancel     context.CancelFunc
+	// identityHandler serves the identity API in memory when this process
+	// runs identity, for services that need to call it.
+	identityHandler http.Handler
+	natsServer      *bus.Server
+	servers         []*http.Server
+	log             *slog.Logger
+	cancel          context.CancelFunc
 }
 
 // Start opens the store, starts (or connects to) the bus, bootstraps the
@@ -150,24 +152,16 @@ func (c *Cloud) startBus(ctx context.Context) error {
 
 func (c *Cloud) startIdentity(ctx, runCtx context.Context, metrics *api.Metrics) error {
 	cfg := c.Config
-	enforcer, err := policy.NewEnforcer(identity.DefaultPolicy)
+	svc, err := IdentityAPI(cfg)
 	if err != nil {
-		return fmt.Errorf("identity policy defaults: %w", err)
-	}
-	if cfg.Identity.PolicyFile != "" {
-		if err := enforcer.LoadFile(cfg.Identity.PolicyFile); err != nil {
-			return fmt.Errorf("identity policy: %w", err)
-		}
+		return err
 	}
 	ln, url, err := c.listen(cfg.Identity.Port)
 	if err != nil {
 		return fmt.Errorf("identity listener: %w", err)
 	}
 	c.IdentityURL = url
-	svc := &api.Service{
-		Name: "identity", Errors: api.KeystoneErrors, Policy: api.PolicyAuthorizer{Enforcer: enforcer},
-		AuthURI: c.IdentityURL, Log: c.log.With("service", "identity"), Metrics: metrics,
-	}
+	svc.AuthURI, svc.Log, svc.Metrics = c.IdentityURL, c.log.With("service", "identity"), metrics
 	ident, err := identity.New(ctx, identity.Config{
 		KeyDir:                  filepath.Join(cfg.DataDir, "fernet-keys"),
 		TokenLifetime:           cfg.Identity.TokenLifetime,
@@ -187,15 +181,33 @@ func (c *Cloud) startIdentity(ctx, runCtx context.Context, metrics *api.Metrics)
 		ln.Close()
 		return err
 	}
-	if err := c.bootstrap(ctx); err != nil {
+	h := svc.Handler(ident.Routes())
+	c.identityHandler = h
+	if err := c.bootstrap(ctx, h); err != nil {
 		ln.Close()
 		return err
 	}
 	// A rotation by `nimbus manage fernet-rotate` in another process is
 	// picked up within this interval.
 	go ident.Keys().Watch(runCtx, 30*time.Second, func(err error) { c.log.Warn("reload fernet keys", "err", err) })
-	c.serve(ln, svc.Handler(ident.Routes()))
+	c.serve(ln, h)
 	return nil
+}
+
+// IdentityAPI returns the identity service's shared API settings: Keystone
+// error bodies and the default policy overridden by identity.policy_file.
+// Set Tokens to the identity service once it is made.
+func IdentityAPI(cfg config.Config) (*api.Service, error) {
+	enforcer, err := policy.NewEnforcer(identity.DefaultPolicy)
+	if err != nil {
+		return nil, fmt.Errorf("identity policy defaults: %w", err)
+	}
+	if cfg.Identity.PolicyFile != "" {
+		if err := enforcer.LoadFile(cfg.Identity.PolicyFile); err != nil {
+			return nil, fmt.Errorf("identity policy: %w", err)
+		}
+	}
+	return &api.Service{Name: "identity", Errors: api.KeystoneErrors, Policy: api.PolicyAuthorizer{Enforcer: enforcer}}, nil
 }
 
 // listen opens a role's listener on the bind address and returns it with
@@ -207,37 +219,6 @@ func (c *Cloud) listen(port int) (net.Listener, string, error) {
 	}
 	p := ln.Addr().(*net.TCPAddr).Port
 	return ln, "http://" + net.JoinHostPort(c.Config.PublicHost, strconv.Itoa(p)), nil
-}
-
-// startImage serves the image API with the filesystem store in the data
-// dir. Tokens are validated by the identity service in this process.
-func (c *Cloud) startImage(ctx context.Context, ln net.Listener, metrics *api.Metrics) error {
-	if c.Identity == nil {
-		return errors.New("the image role needs the identity role in the same process (remote identity is not wired yet)")
-	}
-	enforcer, err := policy.NewEnforcer(image.DefaultPolicy)
-	if err != nil {
-		return fmt.Errorf("image policy defaults: %w", err)
-	}
-	dir := c.Config.Image.Dir
-	if dir == "" {
-		dir = filepath.Join(c.Config.DataDir, "images")
-	}
-	fs, err := imagestore.NewFilesystem("file", dir)
-	if err != nil {
-		return fmt.Errorf("image store: %w", err)
-	}
-	log := c.log.With("service", "image")
-	svc := &api.Service{Name: "image", Errors: image.Errors, Tokens: c.Identity,
-		Policy: api.PolicyAuthorizer{Enforcer: enforcer}, AuthURI: c.IdentityURL, Log: log, Metrics: metrics}
-	img, err := image.New(ctx, image.Config{PublicURL: c.ImageURL, Stores: map[string]imagestore.Store{"file": fs}, DefaultStore: "file"}, c.DB, svc, log)
-	if err != nil {
-		return err
-	}
-	c.Image = img
-	// Handler adds the streaming download route to the API's routes.
-	c.serve(ln, img.Handler())
-	return nil
 }
 
 // identityChanged is broadcast after every identity write, so that every
@@ -276,10 +257,12 @@ func (c *Cloud) BusURL() string {
 	return c.Config.NATS
 }
 
-// bootstrap makes sure the cloud has its admin, roles and catalog. The
-// admin password comes from the config or, on first start, is generated
-// and kept (mode 0600) in the data dir.
-func (c *Cloud) bootstrap(ctx context.Context) error {
+// bootstrap makes sure the cloud has its admin, roles, catalog and the
+// service users the config gives passwords for. The admin password comes
+// from the config or, on first start, is generated and kept (mode 0600)
+// in the data dir. h is the identity API, through which service users are
+// made.
+func (c *Cloud) bootstrap(ctx context.Context, h http.Handler) error {
 	pw := c.Config.Identity.AdminPassword
 	pwFile := filepath.Join(c.Config.DataDir, "admin-password")
 	if pw == "" {
@@ -303,6 +286,12 @@ func (c *Cloud) bootstrap(ctx context.Context) error {
 		AdminPassword: pw, Region: c.Config.Region, Catalog: c.catalog(),
 	}); err != nil {
 		return err
+	}
+	// A failure here (say, the admin's password was changed through the
+	// API since) must not keep identity down: services on other hosts
+	// report their failed logins, and `nimbus manage bootstrap` fixes it.
+	if err := EnsureServiceUsers(ctx, h, AdminLogin{Password: pw}, ServiceUsers(c.Config), false); err != nil {
+		c.log.Error("bootstrap service users; run `nimbus manage bootstrap` to retry", "err", err)
 	}
 	return nil
 }
@@ -367,6 +356,10 @@ func (c *Cloud) Close(ctx context.Context) error {
 	}
 	if c.cancel != nil {
 		c.cancel()
+	}
+	if c.Image != nil {
+		// Background imports stop (and revert) before the database goes.
+		c.Image.Close()
 	}
 	if c.Bus != nil {
 		if err := c.Bus.Close(); err != nil {

@@ -286,3 +286,155 @@ func TestPasswordHistory(t *testing.T) {
 		t.Fatalf("admin reset to a recent password: %d %s, want 200", code, body)
 	}
 }
+
+// The image role can run without identity in its process, as on an image
+// host of a multi-host cloud: it validates tokens through the identity API
+// with the glance service user, which the identity process's bootstrap
+// created from the same password. Policy is still decided by the image
+// service.
+func TestImageWithRemoteIdentity(t *testing.T) {
+	const glancePassword = "glance-service-secret"
+	idCfg := testConfig(t, t.TempDir())
+	idCfg.Roles = []string{"identity"}
+	idCfg.Image.Auth.Password = glancePassword
+	ident := start(t, idCfg)
+	if ident.Image != nil || ident.ImageURL != "" {
+		t.Fatal("the identity-only process serves images")
+	}
+	authURL := ident.IdentityURL + "/v3"
+	// Bootstrap made the service user as OpenStack installs do.
+	svcTok := issueToken(t, authURL, "glance", glancePassword, "service")
+	svcID, err := ident.Identity.ValidateToken(context.Background(), svcTok)
+	if err != nil || !svcID.HasRole("service") || !svcID.HasRole("admin") {
+		t.Fatalf("glance token: %+v, %v; want service and admin roles in project service", svcID, err)
+	}
+
+	imgCfg := testConfig(t, t.TempDir())
+	imgCfg.Roles = []string{"image"}
+	imgCfg.Image.Auth.AuthURL = authURL
+	imgCfg.Image.Auth.Password = glancePassword
+	img := start(t, imgCfg)
+	if img.Identity != nil || img.Image == nil {
+		t.Fatal("the image-only process should run image and not identity")
+	}
+
+	call := func(method, path, token string, body any) (int, http.Header, string) {
+		t.Helper()
+		var rd io.Reader
+		if body != nil {
+			data, _ := json.Marshal(body)
+			rd = bytes.NewReader(data)
+		}
+		req, _ := http.NewRequest(method, img.ImageURL+path, rd)
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if token != "" {
+			req.Header.Set("X-Auth-Token", token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, string(data)
+	}
+
+	admin := issueToken(t, authURL, "admin", ident.AdminPassword, "admin")
+	if code, _, body := call("GET", "/v2/images", admin, nil); code != http.StatusOK {
+		t.Fatalf("list images with a token from the identity process: %d %s", code, body)
+	}
+	code, _, body := call("POST", "/v2/images", admin, map[string]any{"name": "cirros", "disk_format": "qcow2", "container_format": "bare"})
+	if code != http.StatusCreated || !strings.Contains(body, `"owner"`) {
+		t.Fatalf("create image: %d %s", code, body)
+	}
+	// Policy is enforced here, on the roles identity reported: a member
+	// may create private images but not public ones.
+	member := createMember(t, authURL, admin, "demo", "demo-password")
+	if code, _, body := call("POST", "/v2/images", member, map[string]any{"name": "mine"}); code != http.StatusCreated {
+		t.Fatalf("member creates a private image: %d %s", code, body)
+	}
+	if code, _, body := call("POST", "/v2/images", member, map[string]any{"name": "everyone", "visibility": "public"}); code != http.StatusForbidden {
+		t.Fatalf("member creates a public image: %d %s, want 403", code, body)
+	}
+	for _, tok := range []string{"", "not-a-token", admin[:len(admin)-4] + "AAAA"} {
+		code, hdr, _ := call("GET", "/v2/images", tok, nil)
+		if code != http.StatusUnauthorized {
+			t.Fatalf("token %q: %d, want 401", tok, code)
+		}
+		if got := hdr.Get("WWW-Authenticate"); !strings.Contains(got, ident.IdentityURL) {
+			t.Fatalf("WWW-Authenticate = %q, want the identity endpoint", got)
+		}
+	}
+	code, _, body = call("GET", "/v2/info/stores", admin, nil)
+	if code != http.StatusOK || !strings.Contains(body, `"file"`) || !strings.Contains(body, `"http"`) {
+		t.Fatalf("stores: %d %s; want Glance's default file and http", code, body)
+	}
+
+	// Bootstrap again (a restart) leaves one glance user.
+	ident2Cfg := idCfg
+	ident2Cfg.NATS = ident.BusURL()
+	ident2Cfg.Identity.AdminPassword = ident.AdminPassword
+	start(t, ident2Cfg)
+	var users int
+	if err := ident.DB.QueryRow(context.Background(), `SELECT COUNT(*) FROM users WHERE name = 'glance'`).Scan(&users); err != nil {
+		t.Fatal(err)
+	}
+	if users != 1 {
+		t.Fatalf("%d glance users after a second bootstrap, want 1", users)
+	}
+}
+
+// Without the identity role, the image role needs service credentials.
+func TestImageWithoutIdentityNeedsCredentials(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Roles = []string{"image"}
+	_, err := cloud.Start(context.Background(), cfg, nil)
+	if err == nil || !strings.Contains(err.Error(), "image.auth.password") {
+		t.Fatalf("start = %v, want an error naming image.auth.password", err)
+	}
+}
+
+// createMember makes a project and a user with the member role on it, and
+// returns the user's token.
+func createMember(t *testing.T, authURL, adminToken, name, password string) string {
+	t.Helper()
+	call := func(method, path string, body, out any) {
+		t.Helper()
+		var rd io.Reader
+		if body != nil {
+			data, _ := json.Marshal(body)
+			rd = bytes.NewReader(data)
+		}
+		req, _ := http.NewRequest(method, authURL+path, rd)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Auth-Token", adminToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode >= 300 {
+			t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, data)
+		}
+		if out != nil {
+			if err := json.Unmarshal(data, out); err != nil {
+				t.Fatalf("%s %s: %v", method, path, err)
+			}
+		}
+	}
+	type ref struct{ ID string }
+	var p struct{ Project ref }
+	call("POST", "/projects", map[string]any{"project": map[string]any{"name": name}}, &p)
+	var u struct{ User ref }
+	call("POST", "/users", map[string]any{"user": map[string]any{"name": name, "password": password, "default_project_id": p.Project.ID}}, &u)
+	var r struct{ Roles []ref }
+	call("GET", "/roles?name=member", nil, &r)
+	if len(r.Roles) != 1 {
+		t.Fatalf("member roles: %+v", r)
+	}
+	call("PUT", "/projects/"+p.Project.ID+"/users/"+u.User.ID+"/roles/"+r.Roles[0].ID, nil, nil)
+	return issueToken(t, authURL, name, password, name)
+}

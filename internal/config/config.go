@@ -45,15 +45,6 @@ type Config struct {
 	Image    ImageConfig    `yaml:"image"`
 }
 
-// ImageConfig configures the image service.
-type ImageConfig struct {
-	// Port is the image API's port (0: any free port, for tests).
-	Port int `yaml:"port"`
-	// Dir is where the filesystem store keeps image data; DataDir/images
-	// when empty.
-	Dir string `yaml:"dir"`
-}
-
 // IdentityConfig configures the identity service.
 type IdentityConfig struct {
 	// Port is the identity API's port (0: any free port, for tests).
@@ -94,7 +85,7 @@ func Default() Config {
 			BcryptCost:      12,
 			MaxActiveKeys:   3,
 		},
-		Image: ImageConfig{Port: 9292},
+		Image: defaultImageConfig(),
 	}
 }
 
@@ -142,6 +133,15 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
 		"NIMBUS_DEBUG_ADDR":     &c.DebugAddr,
 		"NIMBUS_ADMIN_PASSWORD": &c.Identity.AdminPassword,
 		"NIMBUS_POLICY_FILE":    &c.Identity.PolicyFile,
+
+		"NIMBUS_IMAGE_DIR":           &c.Image.Dir,
+		"NIMBUS_IMAGE_DEFAULT_STORE": &c.Image.DefaultStore,
+		"NIMBUS_IMAGE_STAGING_DIR":   &c.Image.StagingDir,
+		"NIMBUS_IMAGE_CONVERT_TO":    &c.Image.ConvertTo,
+		"NIMBUS_IMAGE_AUTH_URL":      &c.Image.Auth.AuthURL,
+		"NIMBUS_IMAGE_AUTH_USERNAME": &c.Image.Auth.Username,
+		"NIMBUS_IMAGE_AUTH_PASSWORD": &c.Image.Auth.Password,
+		"NIMBUS_IMAGE_AUTH_PROJECT":  &c.Image.Auth.ProjectName,
 	}
 	for k, dst := range str {
 		if v, ok := lookup(k); ok {
@@ -165,9 +165,61 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
 			*dst = n
 		}
 	}
+	counts := map[string]*int64{
+		"NIMBUS_IMAGE_QUOTA_IMAGES":    &c.Image.Quota.Images,
+		"NIMBUS_IMAGE_QUOTA_UPLOADING": &c.Image.Quota.Uploading,
+	}
+	for k, dst := range counts {
+		if v, ok := lookup(k); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return fmt.Errorf("%s=%q: not an integer", k, v)
+			}
+			*dst = n
+		}
+	}
+	sizes := map[string]*ByteSize{
+		"NIMBUS_IMAGE_MAX_IMAGE_SIZE":      &c.Image.MaxImageSize,
+		"NIMBUS_IMAGE_QUOTA_BYTES":         &c.Image.Quota.Bytes,
+		"NIMBUS_IMAGE_QUOTA_STAGING_BYTES": &c.Image.Quota.StagingBytes,
+	}
+	for k, dst := range sizes {
+		if v, ok := lookup(k); ok {
+			n, err := ParseByteSize(v)
+			if err != nil {
+				return fmt.Errorf("%s: %w", k, err)
+			}
+			*dst = n
+		}
+	}
+	bools := map[string]*bool{
+		"NIMBUS_IMAGE_SHOW_MULTIPLE_LOCATIONS":    &c.Image.ShowMultipleLocations,
+		"NIMBUS_IMAGE_REQUIRE_FORMAT_MATCH":       &c.Image.RequireFormatMatch,
+		"NIMBUS_IMAGE_WEB_DOWNLOAD":               &c.Image.WebDownload.Enabled,
+		"NIMBUS_IMAGE_WEB_DOWNLOAD_ALLOW_PRIVATE": &c.Image.WebDownload.AllowPrivate,
+	}
+	for k, dst := range bools {
+		if v, ok := lookup(k); ok {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%s=%q: not a boolean", k, v)
+			}
+			*dst = b
+		}
+	}
+	// Lists are comma separated.
+	if v, ok := lookup("NIMBUS_IMAGE_WEB_DOWNLOAD_ALLOWED_HOSTS"); ok {
+		c.Image.WebDownload.AllowedHosts = nil
+		for _, h := range strings.Split(v, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				c.Image.WebDownload.AllowedHosts = append(c.Image.WebDownload.AllowedHosts, h)
+			}
+		}
+	}
 	durations := map[string]*time.Duration{
-		"NIMBUS_TOKEN_LIFETIME":   &c.Identity.TokenLifetime,
-		"NIMBUS_LOCKOUT_DURATION": &c.Identity.LockoutDuration,
+		"NIMBUS_TOKEN_LIFETIME":              &c.Identity.TokenLifetime,
+		"NIMBUS_LOCKOUT_DURATION":            &c.Identity.LockoutDuration,
+		"NIMBUS_IMAGE_AUTH_TOKEN_CACHE_TIME": &c.Image.Auth.TokenCacheTime,
 	}
 	for k, dst := range durations {
 		if v, ok := lookup(k); ok {
@@ -201,7 +253,11 @@ func (c *Config) Validate() error {
 	if c.Identity.MaxActiveKeys < 3 {
 		return fmt.Errorf("config: identity.max_active_keys must be at least 3")
 	}
-	return nil
+	return c.ValidateImage()
+}
+
+func joinHostPort(host string, port int) string {
+	return net.JoinHostPort(host, strconv.Itoa(port))
 }
 
 // DSN returns the database DSN, defaulting to SQLite in the data dir.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/md5"
 	"crypto/sha512"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -16,33 +17,224 @@ import (
 	"time"
 
 	"github.com/nimbus-cloud/nimbus/internal/api"
+	"github.com/nimbus-cloud/nimbus/internal/image/diskformat"
 	"github.com/nimbus-cloud/nimbus/internal/image/imagestore"
 	"github.com/nimbus-cloud/nimbus/internal/store"
 )
 
-// hashingReader hashes and counts what passes through it, so checksums
-// are computed while the data streams into the store.
+// hashingReader hashes what passes through it, so checksums are
+// computed while the data streams into the store.
 type hashingReader struct {
-	r      io.Reader
-	md5    hash.Hash
-	sha512 hash.Hash
-	n      int64
-	max    int64
+	r       io.Reader
+	md5     hash.Hash
+	sha512  hash.Hash
+	inspect io.Writer // the disk format inspector, which never fails
 }
-
-var errTooLarge = errors.New("image data exceeds the size cap")
 
 func (h *hashingReader) Read(p []byte) (int, error) {
 	n, err := h.r.Read(p)
 	if n > 0 {
 		h.md5.Write(p[:n])
 		h.sha512.Write(p[:n])
-		h.n += int64(n)
-		if h.n > h.max {
-			return n, errTooLarge
-		}
+		h.inspect.Write(p[:n])
 	}
 	return n, err
+}
+
+var errTooLarge = errors.New("image data exceeds the size cap")
+
+// capReader fails with errTooLarge once more than max bytes went through.
+type capReader struct {
+	r   io.Reader
+	n   int64
+	max int64
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if c.n > c.max {
+		return n, errTooLarge
+	}
+	return n, err
+}
+
+// ingested is what a store holds after ingest: where, how much, the
+// digests computed on the way in and the virtual size read from the
+// disk format's header.
+type ingested struct {
+	loc         imagestore.Location
+	size        int64
+	checksum    string // hex MD5
+	hashValue   string // hex SHA-512 (os_hash_algo sha512)
+	virtualSize *int64
+}
+
+// errSizeMismatch: the data was not as long as the client declared.
+var errSizeMismatch = errors.New("image data size differs from the declared size")
+
+// ingest streams src into st as imageID's data, hashing it and reading
+// its disk format's header on the way. limit caps the bytes accepted
+// (errTooLarge beyond it); declared >= 0 is the length the client
+// announced; diskFormat is the image's declared disk format. Data that
+// would make a hypervisor read other files (a qcow2 backing file, a vmdk
+// extent pointing elsewhere) is always refused; data that is not in its
+// declared format only when the operator requires formats to match. On
+// any error nothing is left in st.
+func (s *Service) ingest(ctx context.Context, st imagestore.Store, imageID string, src io.Reader, limit, declared int64, diskFormat string) (ingested, error) {
+	insp := diskformat.NewInspector(diskFormat)
+	hr := &hashingReader{r: &capReader{r: src, max: limit}, md5: md5.New(), sha512: sha512.New(), inspect: insp}
+	loc, n, err := st.Put(ctx, imageID, hr)
+	if err == nil && declared >= 0 && n != declared {
+		err = fmt.Errorf("%w: got %d bytes, expected %d", errSizeMismatch, n, declared)
+	}
+	if err == nil {
+		err = s.checkFormat(insp)
+	}
+	if err != nil {
+		if loc.URL != "" {
+			if derr := st.Delete(context.WithoutCancel(ctx), loc); derr != nil {
+				err = fmt.Errorf("%w (and removing the data: %v)", err, derr)
+			}
+		}
+		return ingested{}, err
+	}
+	in := ingested{loc: loc, size: n, checksum: hex.EncodeToString(hr.md5.Sum(nil)),
+		hashValue: hex.EncodeToString(hr.sha512.Sum(nil))}
+	if vs, ok := insp.VirtualSize(); ok && insp.Format() == insp.Declared() {
+		in.virtualSize = &vs
+	}
+	return in, nil
+}
+
+// errBadDiskData marks data refused by the disk format check.
+var errBadDiskData = errors.New("image data refused")
+
+// checkFormat applies the operator's format policy to inspected data.
+func (s *Service) checkFormat(insp *diskformat.Inspector) error {
+	err := insp.Check()
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, diskformat.ErrUnsafe):
+		return fmt.Errorf("%w: %w", errBadDiskData, err)
+	case s.cfg.RequireFormatMatch:
+		return fmt.Errorf("%w: %w", errBadDiskData, err)
+	}
+	return nil
+}
+
+// activate records data stored for an image and makes it active, if the
+// image is still in status from: its size and digests, its disk format
+// (conversion may have changed it) and the new locations. It reports
+// false when the image moved on (deleted meanwhile), in which case the
+// caller must remove the data.
+func (s *Service) activate(ctx context.Context, imageID, from string, in ingested, diskFormat *string, locs []location) (bool, error) {
+	var ok bool
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		res, err := tx.Exec(ctx, `UPDATE images SET status = 'active', size = ?, virtual_size = ?, checksum = ?, os_hash_algo = 'sha512',
+			os_hash_value = ?, disk_format = COALESCE(?, disk_format), updated_at = ? WHERE id = ? AND status = ?`,
+			in.size, in.virtualSize, in.checksum, in.hashValue, diskFormat, store.FormatTime(time.Now()), imageID, from)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil || n != 1 {
+			return err
+		}
+		for _, l := range locs {
+			if err := addLocation(ctx, tx, imageID, l); err != nil {
+				return err
+			}
+		}
+		ok = true
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("activate image %s: %w", imageID, err)
+	}
+	return ok, nil
+}
+
+// dataError turns a failed ingest into the answer Glance gives.
+func (s *Service) dataError(r *http.Request, imageID string, err error, limit int64) error {
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.Is(err, errQuota):
+		return err
+	case errors.Is(err, errTooLarge), errors.As(err, &tooBig):
+		return api.Errorf(http.StatusRequestEntityTooLarge, "Image exceeds the storage quota of %d bytes.", limit)
+	case errors.Is(err, imagestore.ErrFull):
+		return api.Errorf(http.StatusRequestEntityTooLarge, "Image storage media is full.")
+	case errors.Is(err, errSizeMismatch):
+		return api.BadRequest("Image upload failed: %v.", err)
+	case errors.Is(err, errBadDiskData):
+		return api.BadRequest("Image upload failed: %v.", err)
+	}
+	s.log.Warn("image data upload failed", "image_id", imageID, "request_id", api.RequestID(r.Context()), "err", err)
+	return api.BadRequest("Image upload failed: the data could not be read completely.")
+}
+
+// targetStore picks the store a direct upload goes to: the one named by
+// Glance's X-Image-Meta-Store header, or the default.
+func (s *Service) targetStore(r *http.Request) (imagestore.Store, error) {
+	id := r.Header.Get("X-Image-Meta-Store")
+	if id == "" {
+		id = s.cfg.DefaultStore
+	}
+	st, ok := s.cfg.Stores[id]
+	if !ok {
+		return nil, api.BadRequest("Store for identifier %s not found.", id)
+	}
+	if st.ReadOnly() {
+		return nil, api.BadRequest("Store %s is read-only.", id)
+	}
+	return st, nil
+}
+
+// declaredMD5 reads an optional Content-MD5 request header, in hex (what
+// Glance sends back) or base64 (RFC 1864).
+func declaredMD5(h string) (string, error) {
+	if h == "" {
+		return "", nil
+	}
+	if b, err := hex.DecodeString(h); err == nil && len(b) == md5.Size {
+		return strings.ToLower(h), nil
+	}
+	if b, err := base64.StdEncoding.DecodeString(h); err == nil && len(b) == md5.Size {
+		return hex.EncodeToString(b), nil
+	}
+	return "", api.BadRequest("Content-MD5 header is not a valid MD5 digest.")
+}
+
+// checkTransfer refuses image data in a body that is not
+// application/octet-stream, or for an image that is not queued.
+func checkTransfer(r *http.Request, im *image, to string) error {
+	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "" && ct != "application/octet-stream" {
+		return api.Errorf(http.StatusUnsupportedMediaType, "Content-Type must be application/octet-stream.")
+	}
+	if im.Status != "queued" {
+		return api.Conflict("Image status transition from %s to %s is not allowed", im.Status, to)
+	}
+	return nil
+}
+
+// beginTransfer moves a queued image to status to (saving for an upload,
+// uploading for staging). The first heartbeat is written with the status,
+// so a process starting meanwhile never takes the transfer for a dead one.
+func (s *Service) beginTransfer(ctx context.Context, id, to string) error {
+	now := store.FormatTime(time.Now())
+	res, err := s.db.Exec(ctx, `UPDATE images SET status = ?, upload_heartbeat = ?, updated_at = ? WHERE id = ? AND status = 'queued'`,
+		to, now, now, id)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n != 1 {
+		return api.Conflict("Image %s is not in status queued.", id)
+	}
+	return nil
 }
 
 // uploadImage stores the request body as the image's data: queued →
@@ -56,30 +248,26 @@ func (s *Service) uploadImage(r *http.Request) (*api.Response, error) {
 	if err := s.authorize(r, "upload_image", im, nil); err != nil {
 		return nil, err
 	}
-	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "" && ct != "application/octet-stream" {
-		return nil, api.Errorf(http.StatusUnsupportedMediaType, "Content-Type must be application/octet-stream.")
-	}
-	if im.Status != "queued" {
-		return nil, api.Conflict("Image status transition from %s to saving is not allowed", im.Status)
+	if err := checkTransfer(r, im, "saving"); err != nil {
+		return nil, err
 	}
 	if im.DiskFormat == nil || im.ContainerFormat == nil {
 		return nil, api.BadRequest("Properties disk_format, container_format must be set prior to saving data.")
 	}
-	if r.ContentLength > s.cfg.MaxImageSize {
-		return nil, api.Errorf(http.StatusRequestEntityTooLarge, "Image exceeds the storage quota of %d bytes.", s.cfg.MaxImageSize)
-	}
-	// The first heartbeat is written with the status, so a process
-	// starting meanwhile never takes this upload for a dead one.
-	now := store.FormatTime(time.Now())
-	res, err := s.db.Exec(r.Context(), `UPDATE images SET status = 'saving', upload_heartbeat = ?, updated_at = ? WHERE id = ? AND status = 'queued'`,
-		now, now, im.ID)
+	st, err := s.targetStore(r)
 	if err != nil {
 		return nil, err
 	}
-	if n, err := res.RowsAffected(); err != nil {
+	wantMD5, err := declaredMD5(r.Header.Get("Content-MD5"))
+	if err != nil {
 		return nil, err
-	} else if n != 1 {
-		return nil, api.Conflict("Image %s is not in status queued.", im.ID)
+	}
+	limit, err := s.dataAllowance(r.Context(), im.Owner, r.ContentLength)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.beginTransfer(r.Context(), im.ID, "saving"); err != nil {
+		return nil, err
 	}
 	// Book-keeping after the upload must happen even if the client went
 	// away, so it runs on a context that is not cancelled with the request.
@@ -89,45 +277,28 @@ func (s *Service) uploadImage(r *http.Request) (*api.Response, error) {
 			s.log.Error("revert image to queued", "image_id", im.ID, "err", err)
 		}
 	}
-	st := s.cfg.Stores[s.cfg.DefaultStore]
-	hr := &hashingReader{r: r.Body, md5: md5.New(), sha512: sha512.New(), max: s.cfg.MaxImageSize}
-	stop, beating := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(beating)
-		s.beat(bg, im.ID, stop)
-	}()
-	loc, n, err := st.Put(r.Context(), im.ID, hr)
-	close(stop)
-	<-beating
-	if err == nil && r.ContentLength >= 0 && n != r.ContentLength {
-		err = fmt.Errorf("got %d bytes, Content-Length said %d", n, r.ContentLength)
-		_ = st.Delete(bg, loc)
+	stop := s.keepAlive(bg, `UPDATE images SET upload_heartbeat = ? WHERE id = ? AND status = 'saving'`, im.ID)
+	in, err := s.ingest(r.Context(), st, im.ID, r.Body, limit, r.ContentLength, *im.DiskFormat)
+	stop()
+	if err == nil && wantMD5 != "" && wantMD5 != in.checksum {
+		err = api.BadRequest("Image upload failed: checksum %s does not match Content-MD5 %s.", in.checksum, wantMD5)
+		if derr := st.Delete(bg, in.loc); derr != nil {
+			s.log.Warn("discard mismatched upload", "image_id", im.ID, "err", derr)
+		}
 	}
 	if err != nil {
 		revert()
-		var tooBig *http.MaxBytesError
-		switch {
-		case errors.Is(err, errTooLarge), errors.As(err, &tooBig):
-			return nil, api.Errorf(http.StatusRequestEntityTooLarge, "Image exceeds the storage quota of %d bytes.", s.cfg.MaxImageSize)
-		case errors.Is(err, imagestore.ErrFull):
-			return nil, api.Errorf(http.StatusRequestEntityTooLarge, "Image storage media is full.")
+		var e *api.Error
+		if errors.As(err, &e) {
+			return nil, e
 		}
-		s.log.Warn("image upload failed", "image_id", im.ID, "request_id", api.RequestID(r.Context()), "err", err)
-		return nil, api.BadRequest("Image upload failed: the data could not be read completely.")
+		return nil, s.dataError(r, im.ID, err, limit)
 	}
-	sum := hex.EncodeToString(hr.md5.Sum(nil))
-	hv := hex.EncodeToString(hr.sha512.Sum(nil))
-	res, err = s.db.Exec(bg, `UPDATE images SET status = 'active', size = ?, checksum = ?, os_hash_algo = 'sha512', os_hash_value = ?,
-		location_store = ?, location_url = ?, updated_at = ? WHERE id = ? AND status = 'saving'`,
-		n, sum, hv, loc.Store, loc.URL, store.FormatTime(time.Now()), im.ID)
-	var rows int64
-	if err == nil {
-		rows, err = res.RowsAffected()
-	}
-	if err != nil || rows != 1 {
+	ok, err := s.activate(bg, im.ID, "saving", in, nil, []location{{Location: in.loc}})
+	if err != nil || !ok {
 		// The image was deleted while uploading (or the database failed):
 		// the data must not outlive it.
-		_ = st.Delete(bg, loc)
+		s.deleteData(bg, im.ID, []location{{Location: in.loc}})
 		if err != nil {
 			revert()
 			return nil, err
@@ -220,13 +391,9 @@ func (s *Service) download(w http.ResponseWriter, r *http.Request) error {
 	if im.Status == "deactivated" && !s.isAdmin(r) {
 		return api.Forbidden("The requested image has been deactivated. Image data download is forbidden.")
 	}
-	if (im.Status != "active" && im.Status != "deactivated") || im.Location.URL == "" || im.Size == nil {
+	if (im.Status != "active" && im.Status != "deactivated") || len(im.Locations) == 0 || im.Size == nil {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
-	}
-	st, ok := s.cfg.Stores[im.Location.Store]
-	if !ok {
-		return fmt.Errorf("image %s is in unknown store %q", im.ID, im.Location.Store)
 	}
 	size := *im.Size
 	offset, length, status := int64(0), size, http.StatusOK
@@ -239,10 +406,7 @@ func (s *Service) download(w http.ResponseWriter, r *http.Request) error {
 		}
 		offset, length, status = br.start, br.length, http.StatusPartialContent
 	}
-	rc, err := st.Get(r.Context(), im.Location, offset, length)
-	if errors.Is(err, imagestore.ErrNotFound) {
-		return api.NotFound("Image data for %s is not available.", im.ID)
-	}
+	rc, err := s.openData(r.Context(), im, offset, length)
 	if err != nil {
 		return err
 	}
@@ -268,4 +432,29 @@ func (s *Service) download(w http.ResponseWriter, r *http.Request) error {
 		panic(http.ErrAbortHandler)
 	}
 	return nil
+}
+
+// openData opens the image's data at the first location whose store can
+// serve it, falling back to the next copy when one is missing.
+func (s *Service) openData(ctx context.Context, im *image, offset, length int64) (io.ReadCloser, error) {
+	var lastErr error
+	for _, l := range im.Locations {
+		st, ok := s.cfg.Stores[l.Store]
+		if !ok {
+			lastErr = fmt.Errorf("image %s is in unknown store %q", im.ID, l.Store)
+			continue
+		}
+		rc, err := st.Get(ctx, l.Location, offset, length)
+		if err == nil {
+			return rc, nil
+		}
+		lastErr = err
+		if !errors.Is(err, imagestore.ErrNotFound) {
+			s.log.Warn("image data unreadable, trying the next location", "image_id", im.ID, "store", l.Store, "err", err)
+		}
+	}
+	if lastErr == nil || errors.Is(lastErr, imagestore.ErrNotFound) {
+		return nil, api.NotFound("Image data for %s is not available.", im.ID)
+	}
+	return nil, lastErr
 }

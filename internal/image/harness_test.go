@@ -22,7 +22,9 @@ type fakeTokens map[string]*api.Identity
 
 func (f fakeTokens) ValidateToken(_ context.Context, token string) (*api.Identity, error) {
 	if id, ok := f[token]; ok {
-		return id, nil
+		c := *id
+		c.Token = token
+		return &c, nil
 	}
 	return nil, api.Unauthorized("The request you have made requires authentication.")
 }
@@ -43,6 +45,13 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
+	return newHarnessWith(t, nil)
+}
+
+// newHarnessWith builds the service after configure (when not nil) has
+// adjusted its configuration; the default is one filesystem store, "file".
+func newHarnessWith(t *testing.T, configure func(cfg *Config)) *harness {
+	t.Helper()
 	ctx := context.Background()
 	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "nimbus.db"))
 	if err != nil {
@@ -55,7 +64,7 @@ func newHarness(t *testing.T) *harness {
 	}
 	member := []api.Role{{Name: "member"}, {Name: "reader"}}
 	apiSvc := &api.Service{
-		Name: "image", Errors: Errors, Policy: api.PolicyAuthorizer{Enforcer: enf},
+		Name: "image", Errors: Errors, ErrorsFor: ErrorsFor, Policy: api.PolicyAuthorizer{Enforcer: enf},
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Tokens: fakeTokens{
 			"admin": {UserID: "u-admin", ProjectID: projX, Roles: []api.Role{{Name: "admin"}, {Name: "member"}}},
@@ -70,10 +79,15 @@ func newHarness(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := New(ctx, Config{Stores: map[string]imagestore.Store{"file": fs}, DefaultStore: "file"}, db, apiSvc, apiSvc.Log)
+	cfg := Config{Stores: map[string]imagestore.Store{"file": fs}, DefaultStore: "file"}
+	if configure != nil {
+		configure(&cfg)
+	}
+	svc, err := New(ctx, cfg, db, apiSvc, apiSvc.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(svc.Close)
 	srv := httptest.NewServer(svc.Handler())
 	t.Cleanup(srv.Close)
 	return &harness{t: t, srv: srv, svc: svc, dataDir: dir}
@@ -112,7 +126,8 @@ func (h *harness) json(token, method, path string, v any, wantStatus int, hdr ..
 			hdr = []string{"Content-Type", "application/json"}
 		}
 	}
-	status, _, out := h.do(token, method, path, body, hdr...)
+	// Like openstacksdk, ask for JSON (errors included).
+	status, _, out := h.do(token, method, path, body, append(hdr, "Accept", "application/json")...)
 	if status != wantStatus {
 		h.t.Fatalf("%s %s: status %d, want %d: %s", method, path, status, wantStatus, out)
 	}
@@ -133,4 +148,13 @@ func (h *harness) create(token string, attrs map[string]any) map[string]any {
 func (h *harness) patch(token, id string, ops []map[string]any, want int) map[string]any {
 	h.t.Helper()
 	return h.json(token, "PATCH", "/v2/images/"+id, ops, want, "Content-Type", patchV21)
+}
+
+func jsonBody(t *testing.T, v any) io.Reader {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.NewReader(b)
 }

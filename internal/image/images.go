@@ -15,13 +15,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nimbus-cloud/nimbus/internal/api"
+	"github.com/nimbus-cloud/nimbus/internal/store"
 )
-
-// importMethods are the interoperable import methods advertised on image
-// creation and in /v2/info/import. None is implemented yet (only direct
-// upload, PUT /file), and advertising one would send clients such as
-// `openstack image create --import` down a path that fails.
-var importMethods = []string{}
 
 // coreAttrs are the image attributes that are not extra properties.
 var coreAttrs = map[string]bool{
@@ -29,21 +24,21 @@ var coreAttrs = map[string]bool{
 	"os_hidden": true, "disk_format": true, "container_format": true, "min_disk": true, "min_ram": true,
 	"size": true, "virtual_size": true, "checksum": true, "os_hash_algo": true, "os_hash_value": true,
 	"tags": true, "created_at": true, "updated_at": true, "self": true, "file": true, "schema": true,
-	"locations": true, "direct_url": true,
+	"locations": true, "direct_url": true, "stores": true,
 }
 
 // readOnlyAttrs may not be set by clients (Glance answers 403).
 var readOnlyAttrs = map[string]bool{
 	"id": true, "status": true, "size": true, "virtual_size": true, "checksum": true, "os_hash_algo": true,
 	"os_hash_value": true, "created_at": true, "updated_at": true, "self": true, "file": true,
-	"schema": true, "locations": true, "direct_url": true,
+	"schema": true, "locations": true, "direct_url": true, "stores": true,
 }
 
 func glanceTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05Z") }
 
 // view renders an image as Glance does: core attributes and extra
 // properties side by side at the top level.
-func view(im *image) map[string]any {
+func (s *Service) view(im *image) map[string]any {
 	out := make(map[string]any, len(im.Properties)+24)
 	for k, v := range im.Properties {
 		out[k] = v
@@ -74,6 +69,26 @@ func view(im *image) map[string]any {
 	out["self"] = "/v2/images/" + im.ID
 	out["file"] = "/v2/images/" + im.ID + "/file"
 	out["schema"] = "/v2/schemas/image"
+	if st := storeIDs(im); st != "" {
+		out["stores"] = st
+	}
+	if im.ImportingStores != nil {
+		out["os_glance_importing_to_stores"] = *im.ImportingStores
+	}
+	if im.FailedImport != nil {
+		out["os_glance_failed_import"] = *im.FailedImport
+	}
+	if s.cfg.ShowMultipleLocations {
+		locs := make([]map[string]any, 0, len(im.Locations))
+		for _, l := range im.Locations {
+			meta := l.Metadata
+			if meta == nil {
+				meta = map[string]any{}
+			}
+			locs = append(locs, map[string]any{"url": l.URL, "metadata": meta})
+		}
+		out["locations"] = locs
+	}
 	return out
 }
 
@@ -220,12 +235,18 @@ func (s *Service) createImage(r *http.Request) (*api.Response, error) {
 	if err := s.authorize(r, "add_image", im, nil); err != nil {
 		return nil, err
 	}
+	if err := s.checkImageCount(r.Context(), im.Owner); err != nil {
+		return nil, err
+	}
 	if err := s.insert(r.Context(), im); err != nil {
 		return nil, err
 	}
-	resp := api.JSON(http.StatusCreated, view(im)).WithHeader("Location", s.baseURL(r)+"/v2/images/"+im.ID)
-	if len(importMethods) > 0 {
-		resp.WithHeader("OpenStack-image-import-methods", strings.Join(importMethods, ","))
+	resp := api.JSON(http.StatusCreated, s.view(im)).WithHeader("Location", s.baseURL(r)+"/v2/images/"+im.ID)
+	if m := s.importMethods(); len(m) > 0 {
+		resp.WithHeader("OpenStack-image-import-methods", strings.Join(m, ","))
+	}
+	if len(s.cfg.Stores) > 1 {
+		resp.WithHeader("OpenStack-image-store-ids", strings.Join(s.writableStores(), ","))
 	}
 	return resp, nil
 }
@@ -252,7 +273,7 @@ func (s *Service) showImage(r *http.Request) (*api.Response, error) {
 	if err := s.authorize(r, "get_image", im, nil); err != nil {
 		return nil, err
 	}
-	return api.JSON(http.StatusOK, view(im)), nil
+	return api.JSON(http.StatusOK, s.view(im)), nil
 }
 
 var sortKeys = []string{"name", "status", "container_format", "disk_format", "size", "id", "created_at", "updated_at", "min_disk", "min_ram", "visibility", "owner", "protected", "os_hidden"}
@@ -541,9 +562,12 @@ func (s *Service) listImages(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.loadLocations(ctx, got...); err != nil {
+		return nil, err
+	}
 	out := make([]map[string]any, len(got))
 	for i, im := range got {
-		out[i] = view(im)
+		out[i] = s.view(im)
 	}
 	body := map[string]any{"images": out, "schema": "/v2/schemas/images", "first": "/v2/images"}
 	if fq := firstQuery(q); fq != "" {
@@ -709,8 +733,21 @@ func (s *Service) updateImage(r *http.Request) (*api.Response, error) {
 		return nil, err
 	}
 	admin := s.isAdmin(r)
-	before := im.Visibility
+	before, fromStatus := im.Visibility, im.Status
+	lp := &locationPatch{s: s, im: im, status: im.Status, locs: slices.Clone(im.Locations)}
 	for _, op := range ops {
+		if s.cfg.ShowMultipleLocations {
+			index, whole, ok, err := locationPath(op.Path)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				if err := lp.apply(r.Context(), op.Op, index, whole, op.Value); err != nil {
+					return nil, err
+				}
+				continue
+			}
+		}
 		key, err := patchPath(op.Path)
 		if err != nil {
 			return nil, err
@@ -748,10 +785,25 @@ func (s *Service) updateImage(r *http.Request) (*api.Response, error) {
 	if err := s.checkVisibilityChange(r, im, before); err != nil {
 		return nil, err
 	}
-	if err := s.update(r.Context(), im); err != nil {
+	if !lp.changed {
+		if err := s.update(r.Context(), im); err != nil {
+			return nil, err
+		}
+		return api.JSON(http.StatusOK, s.view(im)), nil
+	}
+	err = s.db.InTx(r.Context(), func(tx *store.Tx) error {
+		if err := lp.save(r.Context(), tx, fromStatus); err != nil {
+			return err
+		}
+		return updateIn(r.Context(), tx, im)
+	})
+	if err != nil {
 		return nil, err
 	}
-	return api.JSON(http.StatusOK, view(im)), nil
+	// Data behind removed locations goes once no record points to it.
+	s.deleteData(context.WithoutCancel(r.Context()), im.ID, lp.removed)
+	im.Status, im.Locations = lp.status, lp.locs
+	return api.JSON(http.StatusOK, s.view(im)), nil
 }
 
 func (s *Service) deleteImage(r *http.Request) (*api.Response, error) {
@@ -770,12 +822,8 @@ func (s *Service) deleteImage(r *http.Request) (*api.Response, error) {
 	}
 	// The record goes first: a failed data delete leaves an orphan file
 	// that no image points to rather than an image without data.
-	if im.Location.URL != "" {
-		if st, ok := s.cfg.Stores[im.Location.Store]; ok && !st.ReadOnly() {
-			if err := st.Delete(context.WithoutCancel(r.Context()), im.Location); err != nil {
-				s.log.Warn("delete image data", "image_id", im.ID, "location", im.Location.URL, "err", err)
-			}
-		}
-	}
+	bg := context.WithoutCancel(r.Context())
+	s.deleteData(bg, im.ID, im.Locations)
+	s.discardStaged(bg, im.ID)
 	return api.NoContent(), nil
 }

@@ -1,6 +1,7 @@
 package image
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"slices"
@@ -285,9 +286,26 @@ func TestSchemasAndInfo(t *testing.T) {
 		}
 	}
 	stores := h.json("a", "GET", "/v2/info/stores", nil, http.StatusOK)["stores"].([]any)
-	if len(stores) != 1 || stores[0].(map[string]any)["id"] != "file" || stores[0].(map[string]any)["default"] != true {
+	if len(stores) != 1 || stores[0].(map[string]any)["id"] != "file" || stores[0].(map[string]any)["default"] != "true" {
 		t.Fatalf("stores %v", stores)
 	}
 	h.json("a", "GET", "/v2/info/import", nil, http.StatusOK)
 	h.json("a", "GET", "/v2/info/usage", nil, http.StatusOK)
+}
+
+// Errors follow the Accept header as webob's do: JSON for clients that
+// ask for it (openstacksdk), plain text otherwise (glanceclient).
+func TestErrorNegotiation(t *testing.T) {
+	h := newHarness(t)
+	missing := "/v2/images/" + projA[:8] + "-0000-0000-0000-000000000000"
+	status, hdr, body := h.do("a", "GET", missing, nil, "Accept", "application/json")
+	var m map[string]any
+	if status != http.StatusNotFound || json.Unmarshal(body, &m) != nil || m["code"] != "404 Not Found" || m["message"] == nil {
+		t.Fatalf("JSON error: %d %s %s", status, hdr.Get("Content-Type"), body)
+	}
+	status, hdr, body = h.do("a", "GET", missing, nil)
+	if status != http.StatusNotFound || !strings.HasPrefix(hdr.Get("Content-Type"), "text/plain") ||
+		!strings.HasPrefix(string(body), "404 Not Found\n\n") || !strings.Contains(string(body), "No image found") {
+		t.Fatalf("plain error: %d %s %q", status, hdr.Get("Content-Type"), body)
+	}
 }

@@ -27,6 +27,7 @@ var DefaultPolicy = map[string]string{
 	"communitize_image": "rule:admin_or_member",
 	"deactivate":        "rule:admin_or_member",
 	"reactivate":        "rule:admin_or_member",
+	"copy_image":        "rule:admin",
 
 	"add_member":    "rule:admin_or_member",
 	"delete_member": "rule:admin_or_member",

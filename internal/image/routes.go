@@ -29,6 +29,9 @@ func (s *Service) Routes() *api.Router {
 		R{Method: "PATCH", Pattern: "/v2/images/{image_id}", Handler: s.updateImage},
 		R{Method: "DELETE", Pattern: "/v2/images/{image_id}", Handler: s.deleteImage},
 		R{Method: "PUT", Pattern: "/v2/images/{image_id}/file", Handler: s.uploadImage},
+		R{Method: "PUT", Pattern: "/v2/images/{image_id}/stage", Handler: s.stageImage},
+		R{Method: "POST", Pattern: "/v2/images/{image_id}/import", Handler: s.importImage},
+		R{Method: "GET", Pattern: "/v2/images/{image_id}/tasks", Handler: s.listImageTasks},
 		R{Method: "POST", Pattern: "/v2/images/{image_id}/actions/deactivate", Handler: s.deactivate},
 		R{Method: "POST", Pattern: "/v2/images/{image_id}/actions/reactivate", Handler: s.reactivate},
 
@@ -73,42 +76,28 @@ func (s *Service) infoStores(r *http.Request) (*api.Response, error) {
 	out := make([]map[string]any, 0, len(ids))
 	for _, id := range ids {
 		st := s.cfg.Stores[id]
-		m := map[string]any{"id": id, "description": st.Description()}
+		desc := st.Description()
+		if d := s.cfg.Descriptions[id]; d != "" {
+			desc = d
+		}
+		m := map[string]any{"id": id, "description": desc}
+		// Glance sends these flags as the string "true", and clients
+		// (Tempest among them) compare them as strings.
 		if id == s.cfg.DefaultStore {
-			m["default"] = true
+			m["default"] = "true"
 		}
 		if st.ReadOnly() {
-			m["read-only"] = true
+			m["read-only"] = "true"
 		}
 		out = append(out, m)
 	}
 	return api.JSON(http.StatusOK, map[string]any{"stores": out}), nil
 }
 
-// infoImport lists the import methods (none yet, see importMethods).
+// infoImport lists the import methods this service runs.
 func (s *Service) infoImport(r *http.Request) (*api.Response, error) {
 	return api.JSON(http.StatusOK, map[string]any{"import-methods": map[string]any{
-		"description": "Import methods available.", "type": "array", "value": importMethods,
-	}}), nil
-}
-
-// infoUsage reports the caller project's image usage; no quotas are
-// enforced yet, so every limit is -1 (unlimited), as Glance shows it.
-func (s *Service) infoUsage(r *http.Request) (*api.Response, error) {
-	var count, size int64
-	if err := s.db.QueryRow(r.Context(), `SELECT COUNT(*), COALESCE(SUM(size), 0) FROM images WHERE owner = ?`, projectOf(r)).Scan(&count, &size); err != nil {
-		return nil, err
-	}
-	var uploading int64
-	if err := s.db.QueryRow(r.Context(), `SELECT COUNT(*) FROM images WHERE owner = ? AND status = 'saving'`, projectOf(r)).Scan(&uploading); err != nil {
-		return nil, err
-	}
-	u := func(n int64) map[string]any { return map[string]any{"limit": -1, "usage": n} }
-	// Sizes are in MiB, as Glance reports them; nothing is ever staged
-	// because the import flow is not implemented.
-	return api.JSON(http.StatusOK, map[string]any{"usage": map[string]any{
-		"image_size_total": u(size / (1 << 20)), "image_stage_total": u(0),
-		"image_count_total": u(count), "image_count_uploading": u(uploading),
+		"description": "Import methods available.", "type": "array", "value": s.importMethods(),
 	}}), nil
 }
 

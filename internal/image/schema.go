@@ -7,7 +7,8 @@ import "github.com/nimbus-cloud/nimbus/internal/store"
 // Glance filters on them rarely and always together with visibility, so
 // the list path filters them in Go after the indexed visibility query.
 func schema() []store.Migration {
-	return append(coreMigrations(), metadefMigrations...)
+	m := append(coreMigrations(), metadefMigrations...)
+	return append(m, importMigration)
 }
 
 func coreMigrations() []store.Migration {
@@ -51,4 +52,44 @@ CREATE TABLE image_members (
 );
 CREATE INDEX image_members_member ON image_members (member_id)`,
 	}}
+}
+
+// importMigration adds locations (an image's data may live in several
+// stores: multi-store imports, copy-image, the locations API; one row per
+// copy, in the order clients see them), the import progress columns and
+// the tasks imports run as.
+var importMigration = store.Migration{
+	Version: 3,
+	Name:    "image locations and import tasks",
+	SQL: `CREATE TABLE image_locations (
+	image_id TEXT NOT NULL REFERENCES images (id) ON DELETE CASCADE,
+	position INTEGER NOT NULL,
+	store TEXT NOT NULL,
+	url TEXT NOT NULL,
+	metadata TEXT NOT NULL DEFAULT '{}',
+	PRIMARY KEY (image_id, url)
+);
+INSERT INTO image_locations (image_id, position, store, url)
+	SELECT id, 0, location_store, location_url FROM images WHERE location_url <> '';
+ALTER TABLE images DROP COLUMN location_store;
+ALTER TABLE images DROP COLUMN location_url;
+ALTER TABLE images ADD COLUMN importing_stores TEXT;
+ALTER TABLE images ADD COLUMN failed_import TEXT;
+CREATE TABLE image_tasks (
+	id TEXT PRIMARY KEY,
+	image_id TEXT NOT NULL,
+	type TEXT NOT NULL,
+	status TEXT NOT NULL,
+	owner TEXT NOT NULL,
+	user_id TEXT NOT NULL,
+	request_id TEXT NOT NULL,
+	input TEXT NOT NULL,
+	result TEXT NOT NULL DEFAULT 'null',
+	message TEXT NOT NULL DEFAULT '',
+	heartbeat TEXT NOT NULL DEFAULT '',
+	created_at TEXT NOT NULL,
+	updated_at TEXT NOT NULL,
+	expires_at TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX image_tasks_image ON image_tasks (image_id)`,
 }

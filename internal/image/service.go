@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -32,9 +34,47 @@ type Config struct {
 	Stores map[string]imagestore.Store
 	// DefaultStore is the id of the store uploads go to.
 	DefaultStore string
+	// Descriptions are the operator's descriptions of stores, by id,
+	// shown in /v2/info/stores instead of the stores' own.
+	Descriptions map[string]string
 	// MaxImageSize caps one image's data (Glance's image_size_cap);
 	// DefaultMaxImageSize when 0.
 	MaxImageSize int64
+	// StagingDir holds data uploaded for the glance-direct import
+	// (PUT /v2/images/{id}/stage) until it is imported. Required.
+	StagingDir string
+	// WebDownload decides which URLs web-download imports may fetch
+	// (loopback, link-local, metadata and private addresses are refused
+	// unless the operator allows them) and fetches through its Client;
+	// nil disables the web-download method.
+	WebDownload *imagestore.SSRFGuard
+	// Endpoints finds the image API of another region for glance-download
+	// imports (the identity catalog's image endpoint of that region and
+	// interface); nil disables the glance-download method.
+	Endpoints func(ctx context.Context, region, iface string) (string, error)
+	// Quota bounds each project's images; zero fields are unlimited.
+	Quota Quota
+	// ConvertTo, when set ("raw" or "qcow2"), makes imports convert
+	// image data to that disk format with qemu-img.
+	ConvertTo string
+	// RequireFormatMatch refuses image data that is not in its declared
+	// disk format (Glance's [image_format] require_image_format_match).
+	// Data that would make a hypervisor read other files is refused
+	// whatever this says.
+	RequireFormatMatch bool
+	// ShowMultipleLocations exposes the locations API and the
+	// "locations" attribute (Glance's show_multiple_locations).
+	ShowMultipleLocations bool
+}
+
+// Quota is a per-project limit on images, as Glance's unified-limits
+// resources image_count_total, image_size_total (bytes here, MiB on the
+// wire), image_stage_total and image_count_uploading. Zero is unlimited.
+type Quota struct {
+	Images    int64
+	Bytes     int64
+	Staging   int64
+	Uploading int64
 }
 
 // Service serves the image API.
@@ -43,6 +83,16 @@ type Service struct {
 	db  *store.DB
 	api *api.Service
 	log *slog.Logger
+
+	// staging holds data on its way into the stores (nil: no import API).
+	staging *imagestore.Filesystem
+	// webClient fetches web-download URLs through the SSRF guard;
+	// peerClient talks to other regions' image services.
+	webClient, peerClient *http.Client
+	// ctx ends background imports on Close; jobs tracks them.
+	ctx    context.Context
+	cancel context.CancelFunc
+	jobs   sync.WaitGroup
 }
 
 // New migrates the image schema and returns the service. Because image
@@ -77,11 +127,33 @@ func New(ctx context.Context, cfg Config, db *store.DB, svc *api.Service, log *s
 	if err := db.Migrate(ctx, "image", schema()); err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, db: db, api: svc, log: log}
+	s := &Service{cfg: cfg, db: db, api: svc, log: log,
+		peerClient: &http.Client{Transport: &http.Transport{ResponseHeaderTimeout: time.Minute}}}
+	if cfg.StagingDir != "" {
+		st, err := imagestore.NewFilesystem("staging", cfg.StagingDir)
+		if err != nil {
+			return nil, fmt.Errorf("image service: staging area: %w", err)
+		}
+		s.staging = st
+	}
+	if cfg.WebDownload != nil {
+		s.webClient = cfg.WebDownload.Client()
+	}
 	if err := s.requeueStaleUploads(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.recoverImports(ctx); err != nil {
+		return nil, err
+	}
+	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	return s, nil
+}
+
+// Close stops background imports (they fail and revert, as after a
+// crash) and waits for them.
+func (s *Service) Close() {
+	s.cancel()
+	s.jobs.Wait()
 }
 
 // uploadHeartbeat is how often an upload in progress says it is alive;
@@ -105,24 +177,33 @@ func (s *Service) requeueStaleUploads(ctx context.Context) error {
 	return nil
 }
 
-// beat records that the upload of image id is alive until stop is closed.
-func (s *Service) beat(ctx context.Context, id string, stop <-chan struct{}) {
+// keepAlive runs query (with the current time and id as arguments)
+// every uploadHeartbeat until the returned stop is called, so that a
+// long upload or import is known to be alive; one that stops beating
+// belonged to a process that died. stop waits for the beating to end.
+func (s *Service) keepAlive(ctx context.Context, query, id string) (stop func()) {
 	touch := func() {
-		if _, err := s.db.Exec(ctx, `UPDATE images SET upload_heartbeat = ? WHERE id = ? AND status = 'saving'`,
-			store.FormatTime(time.Now()), id); err != nil {
-			s.log.Warn("upload heartbeat", "image_id", id, "err", err)
+		if _, err := s.db.Exec(ctx, query, store.FormatTime(time.Now()), id); err != nil {
+			s.log.Warn("heartbeat", "id", id, "err", err)
 		}
 	}
-	touch()
-	t := time.NewTicker(uploadHeartbeat)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-			touch()
+	done, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		t := time.NewTicker(uploadHeartbeat)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				touch()
+			}
 		}
+	}()
+	return func() {
+		close(done)
+		<-exited
 	}
 }
 
@@ -154,26 +235,37 @@ type image struct {
 	HashValue       *string
 	Properties      map[string]any
 	Tags            []string
-	Location        imagestore.Location
+	// Locations are the copies of the image's data, in order; the first
+	// one readable is served. Loaded by getImage and list pages.
+	Locations []location
+	// ImportingStores and FailedImport are Glance's
+	// os_glance_importing_to_stores and os_glance_failed_import: the
+	// stores an import still has to fill and those it failed, comma
+	// separated; nil when no import ever ran. They live in columns of
+	// their own so that the import task and a user's PATCH never
+	// overwrite each other's changes.
+	ImportingStores *string
+	FailedImport    *string
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
 }
 
 const imageColumns = `id, name, status, visibility, owner, protected, os_hidden, disk_format, container_format,
 	min_disk, min_ram, size, virtual_size, checksum, os_hash_algo, os_hash_value, properties, tags,
-	location_store, location_url, created_at, updated_at`
+	created_at, updated_at, importing_stores, failed_import`
 
 func scanImage(row store.Scanner) (*image, error) {
 	var (
 		im                                      image
 		name, disk, container, sum, algo, hashv sql.NullString
+		importing, failed                       sql.NullString
 		size, vsize                             sql.NullInt64
 		props, tags, created, updated           string
 		protected, hidden                       int
 	)
 	if err := row.Scan(&im.ID, &name, &im.Status, &im.Visibility, &im.Owner, &protected, &hidden, &disk, &container,
 		&im.MinDisk, &im.MinRAM, &size, &vsize, &sum, &algo, &hashv, &props, &tags,
-		&im.Location.Store, &im.Location.URL, &created, &updated); err != nil {
+		&created, &updated, &importing, &failed); err != nil {
 		return nil, err
 	}
 	str := func(n sql.NullString) *string {
@@ -191,6 +283,7 @@ func scanImage(row store.Scanner) (*image, error) {
 	im.Name, im.DiskFormat, im.ContainerFormat = str(name), str(disk), str(container)
 	im.Checksum, im.HashAlgo, im.HashValue = str(sum), str(algo), str(hashv)
 	im.Size, im.VirtualSize = num(size), num(vsize)
+	im.ImportingStores, im.FailedImport = str(importing), str(failed)
 	im.Protected, im.Hidden = protected != 0, hidden != 0
 	if err := json.Unmarshal([]byte(props), &im.Properties); err != nil {
 		return nil, fmt.Errorf("image %s properties: %w", im.ID, err)
@@ -220,7 +313,7 @@ func (s *Service) insert(ctx context.Context, im *image) error {
 	_, err := s.db.Exec(ctx, `INSERT INTO images (`+imageColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		im.ID, im.Name, im.Status, im.Visibility, im.Owner, boolInt(im.Protected), boolInt(im.Hidden), im.DiskFormat, im.ContainerFormat,
 		im.MinDisk, im.MinRAM, im.Size, im.VirtualSize, im.Checksum, im.HashAlgo, im.HashValue, jsonText(im.Properties), jsonText(im.Tags),
-		im.Location.Store, im.Location.URL, store.FormatTime(im.CreatedAt), store.FormatTime(im.UpdatedAt))
+		store.FormatTime(im.CreatedAt), store.FormatTime(im.UpdatedAt), im.ImportingStores, im.FailedImport)
 	if store.IsConflict(err) {
 		return api.Conflict("Image with identifier %s already exists!", im.ID)
 	}
@@ -229,8 +322,13 @@ func (s *Service) insert(ctx context.Context, im *image) error {
 
 // update rewrites the mutable metadata of im (not its status or data).
 func (s *Service) update(ctx context.Context, im *image) error {
+	return updateIn(ctx, s.db, im)
+}
+
+// updateIn is update within a transaction (or any Querier).
+func updateIn(ctx context.Context, q store.Querier, im *image) error {
 	im.UpdatedAt = time.Now().UTC()
-	_, err := s.db.Exec(ctx, `UPDATE images SET name = ?, visibility = ?, owner = ?, protected = ?, os_hidden = ?, disk_format = ?,
+	_, err := q.Exec(ctx, `UPDATE images SET name = ?, visibility = ?, owner = ?, protected = ?, os_hidden = ?, disk_format = ?,
 		container_format = ?, min_disk = ?, min_ram = ?, properties = ?, tags = ?, updated_at = ? WHERE id = ?`,
 		im.Name, im.Visibility, im.Owner, boolInt(im.Protected), boolInt(im.Hidden), im.DiskFormat, im.ContainerFormat,
 		im.MinDisk, im.MinRAM, jsonText(im.Properties), jsonText(im.Tags), store.FormatTime(im.UpdatedAt), im.ID)
@@ -250,7 +348,14 @@ func (s *Service) setStatus(ctx context.Context, id, from, to string) (bool, err
 }
 
 func (s *Service) getImage(ctx context.Context, id string) (*image, error) {
-	return store.QueryOne(ctx, s.db, scanImage, `SELECT `+imageColumns+` FROM images WHERE id = ?`, id)
+	im, err := store.QueryOne(ctx, s.db, scanImage, `SELECT `+imageColumns+` FROM images WHERE id = ?`, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.loadLocations(ctx, im); err != nil {
+		return nil, err
+	}
+	return im, nil
 }
 
 // isAdmin reports whether the caller is a cloud admin (Glance's
@@ -360,9 +465,10 @@ func (s *Service) baseURL(r *http.Request) string {
 	return api.BaseURL(r, s.cfg.PublicURL)
 }
 
-// Errors renders error bodies as Glance does (webob's JSON error page):
+// Errors renders error bodies as Glance does for clients that accept
+// JSON (webob's JSON error page):
 // {"code": "404 Not Found", "title": "Not Found", "message": "..."}.
-// Clients read the status code; openstacksdk shows "message".
+// openstacksdk asks for JSON and shows "message".
 func Errors(e *api.Error, _ string) (string, []byte) {
 	b, err := json.Marshal(map[string]any{
 		"code":    fmt.Sprintf("%d %s", e.Status, e.Title()),
@@ -373,4 +479,19 @@ func Errors(e *api.Error, _ string) (string, []byte) {
 		b = []byte(`{}`)
 	}
 	return "application/json", b
+}
+
+// PlainErrors renders webob's plain-text error page, what Glance sends
+// clients that do not ask for JSON: glanceclient, for one, parses JSON
+// errors only in a shape Glance never sends, and shows this text as is.
+func PlainErrors(e *api.Error, _ string) (string, []byte) {
+	return "text/plain; charset=UTF-8", fmt.Appendf(nil, "%d %s\n\n%s\n\n", e.Status, e.Title(), e.Message)
+}
+
+// ErrorsFor picks the error format by the request's Accept header.
+func ErrorsFor(r *http.Request) api.ErrorFormat {
+	if strings.Contains(r.Header.Get("Accept"), "application/json") {
+		return Errors
+	}
+	return PlainErrors
 }

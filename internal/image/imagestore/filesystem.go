@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/nimbus-cloud/nimbus/internal/ctxio"
 )
 
 // Filesystem keeps each image as one file, <dir>/<imageID>, like Glance's
@@ -67,19 +69,6 @@ func (f *Filesystem) Description() string { return "Filesystem store at " + f.di
 // ReadOnly implements Store.
 func (f *Filesystem) ReadOnly() bool { return false }
 
-// ctxReader stops a copy as soon as ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
-
 // Put implements Store.
 func (f *Filesystem) Put(ctx context.Context, imageID string, r io.Reader) (loc Location, n int64, err error) {
 	if !validName(imageID) {
@@ -95,7 +84,7 @@ func (f *Filesystem) Put(ctx context.Context, imageID string, r io.Reader) (loc 
 			os.Remove(tmp.Name())
 		}
 	}()
-	n, err = io.Copy(tmp, ctxReader{ctx: ctx, r: r})
+	n, err = io.Copy(tmp, ctxio.Reader(ctx, r))
 	if err != nil {
 		return Location{}, n, fmt.Errorf("put %s: %w", imageID, mapFull(err))
 	}

@@ -52,6 +52,35 @@ func (h *HTTP) Put(context.Context, string, io.Reader) (Location, int64, error) 
 // Delete implements Store; the store is read-only.
 func (h *HTTP) Delete(context.Context, Location) error { return ErrReadOnly }
 
+// Size asks the server how long the data at rawURL is (a HEAD request),
+// which is how a location added through the locations API gets the
+// image's size. The URL is checked like any fetch.
+func (h *HTTP) Size(ctx context.Context, rawURL string) (int64, error) {
+	if h.guard != nil {
+		if err := h.guard.Check(ctx, rawURL); err != nil {
+			return 0, fmt.Errorf("size of %s: %w", redact(rawURL), err)
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, rawURL, nil)
+	if err != nil {
+		return 0, fmt.Errorf("size of %s: %w", redact(rawURL), err)
+	}
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("size of image data: %w", err)
+	}
+	resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
+		return 0, fmt.Errorf("size of %s: %w", redact(rawURL), ErrNotFound)
+	case resp.StatusCode != http.StatusOK:
+		return 0, fmt.Errorf("size of %s: unexpected status %s", redact(rawURL), resp.Status)
+	case resp.ContentLength < 0:
+		return 0, fmt.Errorf("size of %s: the server does not say", redact(rawURL))
+	}
+	return resp.ContentLength, nil
+}
+
 // Get implements Store. It asks for a byte range when offset or length is
 // given, and copes with servers that ignore Range by skipping and
 // truncating the full body itself.

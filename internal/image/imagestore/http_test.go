@@ -113,3 +113,20 @@ func TestRedact(t *testing.T) {
 		}
 	}
 }
+
+func TestHTTPSize(t *testing.T) {
+	data := bytes.Repeat([]byte("s"), 4321)
+	srv, _ := newImageServer(t, data)
+	h := NewHTTP("http", srv.Client(), nil)
+	n, err := h.Size(context.Background(), srv.URL+"/ranged")
+	if err != nil || n != int64(len(data)) {
+		t.Fatalf("size = %d, %v; want %d", n, err, len(data))
+	}
+	if _, err := h.Size(context.Background(), srv.URL+"/missing"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("size of a missing object: %v, want ErrNotFound", err)
+	}
+	guarded := NewHTTP("http", nil, &SSRFGuard{})
+	if _, err := guarded.Size(context.Background(), srv.URL+"/ranged"); !errors.Is(err, ErrForbiddenTarget) {
+		t.Fatalf("guarded size of a loopback URL: %v, want ErrForbiddenTarget", err)
+	}
+}
