@@ -17,3 +17,4 @@ go test -race -count=1 -timeout 20m ./...
 echo "== openstack CLI end-to-end"
 test/cli/identity.sh
 test/cli/image.sh
+test/cli/network.sh

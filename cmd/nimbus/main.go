@@ -156,13 +156,16 @@ func run(cmd *cobra.Command, cfg config.Config, printAccess bool) error {
 		if c.ImageURL != "" {
 			fmt.Fprintf(out, "  image:           %s\n", c.ImageURL)
 		}
+		if c.NetworkURL != "" {
+			fmt.Fprintf(out, "  network:         %s\n", c.NetworkURL)
+		}
 		fmt.Fprintf(out, "  data dir:        %s\n", cfg.DataDir)
 		fmt.Fprintf(out, "  admin password:  %s/admin-password\n", cfg.DataDir)
 		fmt.Fprintf(out, "  openrc:          source %s\n", openrc)
 		fmt.Fprintf(out, "  clouds.yaml:     %s (export OS_CLIENT_CONFIG_FILE=%s OS_CLOUD=nimbus)\n", clouds, clouds)
 		fmt.Fprintln(out, "Press Ctrl-C to stop.")
 	} else {
-		log.Info("nimbus serving", "identity", c.IdentityURL, "image", c.ImageURL, "startup", time.Since(start).String())
+		log.Info("nimbus serving", "identity", c.IdentityURL, "image", c.ImageURL, "network", c.NetworkURL, "startup", time.Since(start).String())
 	}
 	<-ctx.Done()
 	log.Info("shutting down")

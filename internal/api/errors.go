@@ -12,6 +12,10 @@ import (
 type Error struct {
 	Status  int
 	Message string
+	// Type names the failure for formats that carry one, such as
+	// Neutron's exception types (OverQuota, IpAddressAlreadyAllocated),
+	// which clients branch on; formats pick one by status when empty.
+	Type string
 	// Header holds extra response headers, such as WWW-Authenticate on a
 	// 401 or Allow on a 405.
 	Header http.Header
@@ -91,9 +95,13 @@ func NovaErrors(e *Error, _ string) (string, []byte) {
 	return "application/json", mustJSON(map[string]any{name: map[string]any{"code": e.Status, "message": e.Message}})
 }
 
-// NeutronErrors renders {"NeutronError": {"type", "message", "detail"}}.
+// NeutronErrors renders {"NeutronError": {"type", "message", "detail"}},
+// with the error's Type or one following its status.
 func NeutronErrors(e *Error, _ string) (string, []byte) {
-	typ := map[int]string{400: "BadRequest", 401: "NotAuthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflict", 413: "OverQuota"}[e.Status]
+	typ := e.Type
+	if typ == "" {
+		typ = map[int]string{400: "BadRequest", 401: "NotAuthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflict", 413: "RequestEntityTooLarge"}[e.Status]
+	}
 	if typ == "" {
 		typ = "NeutronException"
 	}

@@ -30,12 +30,13 @@ import (
 	"github.com/nimbus-cloud/nimbus/internal/config"
 	"github.com/nimbus-cloud/nimbus/internal/identity"
 	"github.com/nimbus-cloud/nimbus/internal/image"
+	"github.com/nimbus-cloud/nimbus/internal/network"
 	"github.com/nimbus-cloud/nimbus/internal/policy"
 	"github.com/nimbus-cloud/nimbus/internal/store"
 )
 
 // AllRoles are the control-plane roles this build implements.
-var AllRoles = []string{"identity", "image"}
+var AllRoles = []string{"identity", "image", "network"}
 
 // Cloud is a running Nimbus process.
 type Cloud struct {
@@ -50,6 +51,10 @@ type Cloud struct {
 	Image *image.Service
 	// ImageURL is the image endpoint clients use.
 	ImageURL string
+	// Network is the networking service when this process runs it.
+	Network *network.Service
+	// NetworkURL is the networking endpoint clients use.
+	NetworkURL string
 	// AdminPassword is the bootstrap admin's password.
 	AdminPassword string
 
@@ -104,25 +109,48 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Cloud, 
 
 	// Listen for every role first, so that bootstrap registers each
 	// endpoint's real address in the catalog.
-	var imageLn net.Listener
-	if slices.Contains(roles, "image") {
-		if imageLn, c.ImageURL, err = c.listen(cfg.Image.Port); err != nil {
-			return nil, fmt.Errorf("image listener: %w", err)
+	type role struct {
+		name  string
+		port  int
+		url   *string
+		start func(context.Context, net.Listener, *api.Metrics) error
+		ln    net.Listener
+	}
+	services := []*role{
+		{name: "image", port: cfg.Image.Port, url: &c.ImageURL, start: c.startImage},
+		{name: "network", port: cfg.Network.Port, url: &c.NetworkURL, start: c.startNetwork},
+	}
+	closeListeners := func() {
+		for _, r := range services {
+			if r.ln != nil {
+				r.ln.Close()
+			}
+		}
+	}
+	for _, r := range services {
+		if !slices.Contains(roles, r.name) {
+			continue
+		}
+		if r.ln, *r.url, err = c.listen(r.port); err != nil {
+			closeListeners()
+			return nil, fmt.Errorf("%s listener: %w", r.name, err)
 		}
 	}
 	if slices.Contains(roles, "identity") {
 		if err := c.startIdentity(ctx, runCtx, metrics); err != nil {
-			if imageLn != nil {
-				imageLn.Close()
-			}
+			closeListeners()
 			return nil, err
 		}
 	}
-	if imageLn != nil {
-		if err := c.startImage(ctx, imageLn, metrics); err != nil {
-			imageLn.Close()
+	for _, r := range services {
+		if r.ln == nil {
+			continue
+		}
+		if err := r.start(ctx, r.ln, metrics); err != nil {
+			closeListeners()
 			return nil, err
 		}
+		r.ln = nil // served now; Close shuts it down
 	}
 	return c, nil
 }
@@ -307,6 +335,11 @@ func (c *Cloud) catalog() []identity.CatalogEntry {
 	if c.ImageURL != "" {
 		u := c.ImageURL
 		out = append(out, identity.CatalogEntry{Type: "image", Name: "glance", Description: "Nimbus Image",
+			URLs: map[string]string{"public": u, "internal": u, "admin": u}})
+	}
+	if c.NetworkURL != "" {
+		u := c.NetworkURL
+		out = append(out, identity.CatalogEntry{Type: "network", Name: "neutron", Description: "Nimbus Networking",
 			URLs: map[string]string{"public": u, "internal": u, "admin": u}})
 	}
 	return out

@@ -2,7 +2,6 @@ package cloud
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -27,7 +26,7 @@ func (c *Cloud) startImage(ctx context.Context, ln net.Listener, metrics *api.Me
 	if err := cfg.ValidateImage(); err != nil {
 		return err
 	}
-	tokens, authURI, err := c.imageTokens()
+	tokens, authURI, err := c.serviceTokens("image", c.Config.Image.Auth)
 	if err != nil {
 		return err
 	}
@@ -83,19 +82,21 @@ func (c *Cloud) startImage(ctx context.Context, ln net.Listener, metrics *api.Me
 	return nil
 }
 
-// imageTokens returns what validates the image API's tokens, and the
-// identity endpoint advertised to clients that fail to authenticate.
-func (c *Cloud) imageTokens() (api.TokenValidator, string, error) {
+// serviceTokens returns what validates a service role's tokens, and the
+// identity endpoint advertised to clients that fail to authenticate: the
+// identity service in this process when there is one, otherwise the
+// identity API asked as the role's service user, as keystonemiddleware
+// does.
+func (c *Cloud) serviceTokens(role string, a config.ServiceAuth) (api.TokenValidator, string, error) {
 	if c.Identity != nil {
 		return c.Identity, c.IdentityURL, nil
 	}
-	a := c.Config.Image.Auth
 	if a.Password == "" {
-		return nil, "", errors.New("the image role without the identity role in this process needs image.auth.password " +
-			"(the image service user's credentials for validating tokens)")
+		return nil, "", fmt.Errorf("the %s role without the identity role in this process needs %s.auth.password "+
+			"(the %s service user's credentials for validating tokens)", role, role, role)
 	}
-	authURL := c.Config.ImageAuthURL()
-	c.log.Info("image service validates tokens remotely", "auth_url", authURL, "username", a.Username)
+	authURL := c.Config.ServiceAuthURL(a)
+	c.log.Info("service validates tokens remotely", "service", role, "auth_url", authURL, "username", a.Username)
 	return &api.RemoteValidator{
 		AuthURL: authURL, Username: a.Username, Password: a.Password, Project: a.ProjectName,
 		UserDomain: a.UserDomainName, ProjectDomain: a.ProjectDomainName, CacheTTL: a.TokenCacheTime,
@@ -154,7 +155,7 @@ func storeDescriptions(list []config.ImageStoreConfig) map[string]string {
 func (c *Cloud) catalogFinder() *catalogFinder {
 	a := c.Config.Image.Auth
 	f := &catalogFinder{
-		authURL: c.Config.ImageAuthURL(), user: a.Username, password: a.Password, project: a.ProjectName,
+		authURL: c.Config.ServiceAuthURL(a), user: a.Username, password: a.Password, project: a.ProjectName,
 		userDomain: a.UserDomainName, projDomain: a.ProjectDomainName,
 		client: &http.Client{Timeout: 30 * time.Second},
 	}

@@ -32,9 +32,11 @@ var serviceUserRoles = []string{"service", "admin"}
 // ServiceUsers lists the service users the config gives a password for.
 func ServiceUsers(cfg config.Config) []ServiceUser {
 	var out []ServiceUser
-	if a := cfg.Image.Auth; a.Password != "" {
-		out = append(out, ServiceUser{Name: a.Username, Password: a.Password, Project: a.ProjectName,
-			UserDomain: a.UserDomainName, ProjectDomain: a.ProjectDomainName, Roles: serviceUserRoles})
+	for _, a := range []config.ServiceAuth{cfg.Image.Auth, cfg.Network.Auth} {
+		if a.Password != "" {
+			out = append(out, ServiceUser{Name: a.Username, Password: a.Password, Project: a.ProjectName,
+				UserDomain: a.UserDomainName, ProjectDomain: a.ProjectDomainName, Roles: serviceUserRoles})
+		}
 	}
 	return out
 }

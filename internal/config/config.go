@@ -43,6 +43,7 @@ type Config struct {
 
 	Identity IdentityConfig `yaml:"identity"`
 	Image    ImageConfig    `yaml:"image"`
+	Network  NetworkConfig  `yaml:"network"`
 }
 
 // IdentityConfig configures the identity service.
@@ -85,7 +86,8 @@ func Default() Config {
 			BcryptCost:      12,
 			MaxActiveKeys:   3,
 		},
-		Image: defaultImageConfig(),
+		Image:   defaultImageConfig(),
+		Network: defaultNetworkConfig(),
 	}
 }
 
@@ -154,6 +156,7 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
 		"NIMBUS_LOCKOUT_FAILURES":           &c.Identity.LockoutFailures,
 		"NIMBUS_NATS_PORT":                  &c.NATSPort,
 		"NIMBUS_IMAGE_PORT":                 &c.Image.Port,
+		"NIMBUS_NETWORK_PORT":               &c.Network.Port,
 		"NIMBUS_UNIQUE_LAST_PASSWORD_COUNT": &c.Identity.UniqueLastPasswordCount,
 	}
 	for k, dst := range ints {
@@ -253,7 +256,10 @@ func (c *Config) Validate() error {
 	if c.Identity.MaxActiveKeys < 3 {
 		return fmt.Errorf("config: identity.max_active_keys must be at least 3")
 	}
-	return c.ValidateImage()
+	if err := c.ValidateImage(); err != nil {
+		return err
+	}
+	return c.ValidateNetwork()
 }
 
 func joinHostPort(host string, port int) string {

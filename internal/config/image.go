@@ -227,11 +227,11 @@ func (c *Config) ImageStagingDir() string {
 	return filepath.Join(c.DataDir, "images-staging")
 }
 
-// ImageAuthURL returns the identity endpoint the image service validates
-// tokens with when identity runs in another process.
-func (c *Config) ImageAuthURL() string {
-	if c.Image.Auth.AuthURL != "" {
-		return c.Image.Auth.AuthURL
+// ServiceAuthURL returns the identity endpoint a service user
+// authenticates against: its auth_url, or this config's identity.
+func (c *Config) ServiceAuthURL(a ServiceAuth) string {
+	if a.AuthURL != "" {
+		return a.AuthURL
 	}
 	return "http://" + joinHostPort(c.PublicHost, c.Identity.Port) + "/v3"
 }

@@ -51,7 +51,7 @@ func TestImageDefaults(t *testing.T) {
 		t.Fatalf("auth = %+v", a)
 	}
 	cfg.PublicHost, cfg.Identity.Port = "ctl.example", 5000
-	if got := cfg.ImageAuthURL(); got != "http://ctl.example:5000/v3" {
+	if got := cfg.ServiceAuthURL(cfg.Image.Auth); got != "http://ctl.example:5000/v3" {
 		t.Fatalf("auth url = %q", got)
 	}
 

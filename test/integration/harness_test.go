@@ -75,6 +75,7 @@ func runSuite(m *testing.M) int {
 	cfg.DataDir = dir
 	cfg.Identity.Port = 0
 	cfg.Image.Port = 0
+	cfg.Network.Port = 0
 	cfg.NATSPort = 0
 	// Keystone's cost is 12; 4 keeps the suite fast while still hashing
 	// every password for real.

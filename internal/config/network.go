@@ -1,0 +1,120 @@
+package config
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// NetworkConfig configures the networking service (Neutron's ML2 type
+// driver and quota settings, in Nimbus's terms).
+type NetworkConfig struct {
+	// Port is the networking API's port (0: any free port, for tests).
+	Port int `yaml:"port"`
+	// TenantNetworkType is the type of networks created without provider
+	// attributes: vxlan (default), vlan or local.
+	TenantNetworkType string `yaml:"tenant_network_type"`
+	// VXLANRanges are the VNIs given to tenant VXLAN networks, as
+	// "min:max" (Neutron's vni_ranges); 1:65535 when empty.
+	VXLANRanges []string `yaml:"vxlan_ranges"`
+	// VLANRanges are "physnet:min:max" (Neutron's network_vlan_ranges).
+	VLANRanges []string `yaml:"vlan_ranges"`
+	// PhysicalNetworks are the physical networks flat and VLAN provider
+	// networks may name.
+	PhysicalNetworks []string `yaml:"physical_networks"`
+	// UnderlayMTU is the host network's MTU; VXLAN networks get 50 less.
+	UnderlayMTU int `yaml:"underlay_mtu"`
+	// AvailabilityZone networks and routers are placed in ("nova").
+	AvailabilityZone string `yaml:"availability_zone"`
+	// Quotas overrides Neutron's default per-project limits by resource
+	// name (network, subnet, port, router, floatingip, security_group,
+	// security_group_rule); -1 is unlimited.
+	Quotas map[string]int `yaml:"quotas"`
+	// Auth is the networking service user, used to validate tokens when
+	// identity runs in another process.
+	Auth ServiceAuth `yaml:"auth"`
+}
+
+func defaultNetworkConfig() NetworkConfig {
+	return NetworkConfig{
+		Port:              9696,
+		TenantNetworkType: "vxlan",
+		UnderlayMTU:       1500,
+		AvailabilityZone:  "nova",
+		Auth: ServiceAuth{
+			Username: "neutron", ProjectName: "service",
+			UserDomainName: "Default", ProjectDomainName: "Default",
+			TokenCacheTime: 5 * time.Minute,
+		},
+	}
+}
+
+// IDRange is an inclusive range of segment ids (VNIs or VLAN ids).
+type IDRange struct{ Min, Max int }
+
+// NetworkVXLANRanges parses network.vxlan_ranges.
+func (c *Config) NetworkVXLANRanges() ([]IDRange, error) {
+	var out []IDRange
+	for i, s := range c.Network.VXLANRanges {
+		r, err := parseIDRange(s, 1, 1<<24-1)
+		if err != nil {
+			return nil, fmt.Errorf("config: network.vxlan_ranges[%d]: %w", i, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// NetworkVLANRanges parses network.vlan_ranges by physical network.
+func (c *Config) NetworkVLANRanges() (map[string][]IDRange, error) {
+	out := map[string][]IDRange{}
+	for i, s := range c.Network.VLANRanges {
+		physnet, rng, ok := strings.Cut(s, ":")
+		if !ok || physnet == "" {
+			return nil, fmt.Errorf("config: network.vlan_ranges[%d]: %q is not physnet:min:max", i, s)
+		}
+		r, err := parseIDRange(rng, 1, 4094)
+		if err != nil {
+			return nil, fmt.Errorf("config: network.vlan_ranges[%d]: %w", i, err)
+		}
+		out[physnet] = append(out[physnet], r)
+	}
+	return out, nil
+}
+
+func parseIDRange(s string, lo, hi int) (IDRange, error) {
+	a, b, ok := strings.Cut(s, ":")
+	if !ok {
+		return IDRange{}, fmt.Errorf("%q is not min:max", s)
+	}
+	minID, err1 := strconv.Atoi(strings.TrimSpace(a))
+	maxID, err2 := strconv.Atoi(strings.TrimSpace(b))
+	if err1 != nil || err2 != nil || minID < lo || maxID > hi || minID > maxID {
+		return IDRange{}, fmt.Errorf("%q is not a range within %d:%d", s, lo, hi)
+	}
+	return IDRange{minID, maxID}, nil
+}
+
+// ValidateNetwork rejects network settings that cannot work.
+func (c *Config) ValidateNetwork() error {
+	switch c.Network.TenantNetworkType {
+	case "vxlan", "vlan", "local":
+	default:
+		return fmt.Errorf("config: network.tenant_network_type %q is not vxlan, vlan or local", c.Network.TenantNetworkType)
+	}
+	if c.Network.UnderlayMTU < 576 || c.Network.UnderlayMTU > 9216 {
+		return fmt.Errorf("config: network.underlay_mtu %d is outside 576..9216", c.Network.UnderlayMTU)
+	}
+	if _, err := c.NetworkVXLANRanges(); err != nil {
+		return err
+	}
+	vlans, err := c.NetworkVLANRanges()
+	if err != nil {
+		return err
+	}
+	if c.Network.TenantNetworkType == "vlan" && len(vlans) == 0 {
+		return fmt.Errorf("config: network.tenant_network_type vlan needs network.vlan_ranges")
+	}
+	return nil
+}
