@@ -266,11 +266,17 @@ func (lp *locationPatch) replace(ctx context.Context, vs []locationValue) error 
 }
 
 // validate applies a location's validation data: it sets the image's
-// checksum and hash when it has none and must match them otherwise.
+// checksum and hash when it has none and must match them otherwise (a
+// mismatch is a conflict, checked before the values' form, as Glance).
 func (lp *locationPatch) validate(v locationValue) error {
 	vd := v.ValidationData
 	if vd == nil {
 		return nil
+	}
+	im := lp.im
+	mismatch := func(have *string, want *string) bool { return have != nil && want != nil && *have != *want }
+	if mismatch(im.Checksum, vd.Checksum) || mismatch(im.HashAlgo, vd.HashAlgo) || mismatch(im.HashValue, vd.HashValue) {
+		return api.Conflict("Validation data of the new location does not match the image's checksum and hash.")
 	}
 	if vd.Checksum != nil && !isHex(*vd.Checksum, 32) {
 		return api.BadRequest("Invalid checksum in validation data.")
@@ -283,11 +289,6 @@ func (lp *locationPatch) validate(v locationValue) error {
 		if !ok || !isHex(*vd.HashValue, n) {
 			return api.BadRequest("Invalid os_hash_algo or os_hash_value in validation data.")
 		}
-	}
-	im := lp.im
-	mismatch := func(have *string, want *string) bool { return have != nil && want != nil && *have != *want }
-	if mismatch(im.Checksum, vd.Checksum) || mismatch(im.HashAlgo, vd.HashAlgo) || mismatch(im.HashValue, vd.HashValue) {
-		return api.Conflict("Validation data of the new location does not match the image's checksum and hash.")
 	}
 	if im.Checksum == nil {
 		im.Checksum = vd.Checksum

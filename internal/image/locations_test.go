@@ -57,6 +57,10 @@ func TestLocations(t *testing.T) {
 	// A second location must agree with the validation data.
 	bad := map[string]any{"checksum": strings.Repeat("2", 32)}
 	add(src.URL+"/image#new", map[string]any{}, bad, http.StatusConflict)
+	// A mismatch is a conflict even when the value would not be valid for
+	// the algorithm (Tempest's test_set_location_with_hash_not_matching).
+	otherAlgo := map[string]any{"checksum": vd["checksum"], "os_hash_algo": "sha256", "os_hash_value": vd["os_hash_value"]}
+	add(src.URL+"/image#new", map[string]any{}, otherAlgo, http.StatusConflict)
 	add(src.URL+"/image", map[string]any{}, nil, http.StatusBadRequest) // duplicate
 	im = add(src.URL+"/image#new", map[string]any{"speed": "88mph"}, vd, http.StatusOK)
 	locs := im["locations"].([]any)
