@@ -3,9 +3,9 @@
 # they are missing. Usage: install-deps.sh run|test|conformance
 set -euo pipefail
 case "${1:-run}" in
-run) pkgs=(qemu-utils iproute2 nftables dnsmasq-base iputils-arping procps) ;;
-test) pkgs=(postgresql python3-openstackclient python3-glanceclient qemu-utils curl iproute2 nftables dnsmasq-base iputils-arping procps iputils-ping busybox) ;;
-conformance) pkgs=(postgresql python3-openstackclient python3-glanceclient qemu-utils tempest curl iproute2 nftables dnsmasq-base iputils-arping procps) ;;
+run) pkgs=(qemu-utils iproute2 nftables dnsmasq-base iputils-arping procps conntrack) ;;
+test) pkgs=(postgresql python3-openstackclient python3-glanceclient qemu-utils curl iproute2 nftables dnsmasq-base iputils-arping procps conntrack iputils-ping busybox) ;;
+conformance) pkgs=(postgresql python3-openstackclient python3-glanceclient qemu-utils tempest curl iproute2 nftables dnsmasq-base iputils-arping procps conntrack) ;;
 *) echo "usage: $0 run|test|conformance" >&2; exit 2 ;;
 esac
 missing=()

@@ -72,6 +72,8 @@ func (c *Cloud) startImage(ctx context.Context, ln net.Listener, metrics *api.Me
 		ConvertTo:             cfg.Image.ConvertTo,
 		ShowMultipleLocations: cfg.Image.ShowMultipleLocations,
 		RequireFormatMatch:    cfg.Image.RequireFormatMatch,
+		CacheDir:              cfg.Image.Cache.Dir,
+		CacheMaxSize:          int64(cfg.Image.Cache.MaxSize),
 	}, c.DB, svc, log)
 	if err != nil {
 		return err

@@ -181,7 +181,11 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
 			*dst = n
 		}
 	}
+	if v, ok := lookup("NIMBUS_IMAGE_CACHE_DIR"); ok {
+		c.Image.Cache.Dir = v
+	}
 	sizes := map[string]*ByteSize{
+		"NIMBUS_IMAGE_CACHE_MAX_SIZE":      &c.Image.Cache.MaxSize,
 		"NIMBUS_IMAGE_MAX_IMAGE_SIZE":      &c.Image.MaxImageSize,
 		"NIMBUS_IMAGE_QUOTA_BYTES":         &c.Image.Quota.Bytes,
 		"NIMBUS_IMAGE_QUOTA_STAGING_BYTES": &c.Image.Quota.StagingBytes,

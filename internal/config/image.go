@@ -49,6 +49,9 @@ type ImageConfig struct {
 	// make a hypervisor read host files (a qcow2 backing file, say) is
 	// refused either way.
 	RequireFormatMatch bool `yaml:"require_format_match"`
+	// Cache keeps copies of image data on this node (Glance's image
+	// cache), for images in remote stores; off unless a dir is set.
+	Cache ImageCacheConfig `yaml:"cache"`
 	// WebDownload configures the web-download import method and, because
 	// both fetch URLs that users choose, which hosts the read-only http
 	// stores may read from.
@@ -57,6 +60,16 @@ type ImageConfig struct {
 	// the identity role runs in another process. With a password set, the
 	// identity process's bootstrap creates this user.
 	Auth ServiceAuth `yaml:"auth"`
+}
+
+// ImageCacheConfig is the image cache of one image API node.
+type ImageCacheConfig struct {
+	// Dir holds the cached copies; the cache and the /v2/cache API are
+	// off when empty.
+	Dir string `yaml:"dir"`
+	// MaxSize bounds the cache (least recently used copies go first);
+	// 10GiB when 0.
+	MaxSize ByteSize `yaml:"max_size"`
 }
 
 // Image store types.

@@ -406,7 +406,7 @@ func (s *Service) download(w http.ResponseWriter, r *http.Request) error {
 		}
 		offset, length, status = br.start, br.length, http.StatusPartialContent
 	}
-	rc, err := s.openData(r.Context(), im, offset, length)
+	rc, err := s.openCachedOrStored(r.Context(), im, offset, length, status == http.StatusOK)
 	if err != nil {
 		return err
 	}
@@ -457,4 +457,27 @@ func (s *Service) openData(ctx context.Context, im *image, offset, length int64)
 		return nil, api.NotFound("Image data for %s is not available.", im.ID)
 	}
 	return nil, lastErr
+}
+
+// openCachedOrStored serves the image from this node's cache when it has
+// a copy, and otherwise from its store, filling the cache on the way
+// when the whole image is read.
+func (s *Service) openCachedOrStored(ctx context.Context, im *image, offset, length int64, whole bool) (io.ReadCloser, error) {
+	if s.cache != nil {
+		if f := s.cache.open(im.ID, *im.Size); f != nil {
+			if _, err := f.Seek(offset, io.SeekStart); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("cached image %s: %w", im.ID, err)
+			}
+			return struct {
+				io.Reader
+				io.Closer
+			}{io.LimitReader(f, length), f}, nil
+		}
+	}
+	rc, err := s.openData(ctx, im, offset, length)
+	if err != nil || !whole {
+		return rc, err
+	}
+	return s.teeToCache(ctx, im, rc), nil
 }

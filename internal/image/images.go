@@ -825,5 +825,9 @@ func (s *Service) deleteImage(r *http.Request) (*api.Response, error) {
 	bg := context.WithoutCancel(r.Context())
 	s.deleteData(bg, im.ID, im.Locations)
 	s.discardStaged(bg, im.ID)
+	if s.cache != nil {
+		s.cache.dequeue(im.ID)
+		s.cache.remove(im.ID)
+	}
 	return api.NoContent(), nil
 }

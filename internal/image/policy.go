@@ -35,6 +35,10 @@ var DefaultPolicy = map[string]string{
 	"get_members":   "rule:reader",
 	"modify_member": "rule:admin or (role:member and project_id:%(member_id)s)",
 
+	"cache_list":   "rule:admin",
+	"cache_image":  "rule:admin",
+	"cache_delete": "rule:admin",
+
 	"stores_info":    "rule:reader",
 	"get_usage_info": "rule:reader",
 }

@@ -49,6 +49,11 @@ func (s *Service) Routes() *api.Router {
 		R{Method: "GET", Pattern: "/v2/schemas/member", Handler: s.schema(memberSchema)},
 		R{Method: "GET", Pattern: "/v2/schemas/members", Handler: s.schema(membersSchema)},
 
+		R{Method: "GET", Pattern: "/v2/cache", Handler: s.listCache},
+		R{Method: "DELETE", Pattern: "/v2/cache", Handler: s.clearCache},
+		R{Method: "PUT", Pattern: "/v2/cache/{image_id}", Handler: s.queueCache},
+		R{Method: "DELETE", Pattern: "/v2/cache/{image_id}", Handler: s.deleteCached},
+
 		R{Method: "GET", Pattern: "/v2/info/stores", Handler: s.infoStores, Policy: "stores_info"},
 		R{Method: "GET", Pattern: "/v2/info/import", Handler: s.infoImport},
 		R{Method: "GET", Pattern: "/v2/info/usage", Handler: s.infoUsage, Policy: "get_usage_info"},

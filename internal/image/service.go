@@ -25,6 +25,9 @@ import (
 // DefaultMaxImageSize is Glance's default image_size_cap: 1 TiB.
 const DefaultMaxImageSize = 1 << 40
 
+// DefaultCacheMaxSize is Glance's default image_cache_max_size: 10 GiB.
+const DefaultCacheMaxSize = 10 << 30
+
 // Config configures the image service.
 type Config struct {
 	// PublicURL is the service's public base URL (e.g. http://host:9292),
@@ -62,6 +65,11 @@ type Config struct {
 	// Data that would make a hypervisor read other files is refused
 	// whatever this says.
 	RequireFormatMatch bool
+	// CacheDir, when set, keeps whole copies of downloaded (or queued)
+	// images on this node, up to CacheMaxSize bytes, and serves the
+	// /v2/cache API (Glance's image cache).
+	CacheDir     string
+	CacheMaxSize int64
 	// ShowMultipleLocations exposes the locations API and the
 	// "locations" attribute (Glance's show_multiple_locations).
 	ShowMultipleLocations bool
@@ -86,6 +94,8 @@ type Service struct {
 
 	// staging holds data on its way into the stores (nil: no import API).
 	staging *imagestore.Filesystem
+	// cache holds this node's copies of image data (nil: no cache).
+	cache *cache
 	// webClient fetches web-download URLs through the SSRF guard;
 	// peerClient talks to other regions' image services.
 	webClient, peerClient *http.Client
@@ -138,6 +148,16 @@ func New(ctx context.Context, cfg Config, db *store.DB, svc *api.Service, log *s
 	}
 	if cfg.WebDownload != nil {
 		s.webClient = cfg.WebDownload.Client()
+	}
+	if cfg.CacheDir != "" {
+		if cfg.CacheMaxSize <= 0 {
+			cfg.CacheMaxSize = DefaultCacheMaxSize
+		}
+		c, err := newCache(cfg.CacheDir, cfg.CacheMaxSize)
+		if err != nil {
+			return nil, err
+		}
+		s.cache = c
 	}
 	if err := s.requeueStaleUploads(ctx); err != nil {
 		return nil, err
