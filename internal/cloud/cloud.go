@@ -64,7 +64,9 @@ type Cloud struct {
 	natsServer      *bus.Server
 	servers         []*http.Server
 	log             *slog.Logger
-	cancel          context.CancelFunc
+	// runCtx lives as long as the cloud; background work hangs off it.
+	runCtx context.Context
+	cancel context.CancelFunc
 }
 
 // Start opens the store, starts (or connects to) the bus, bootstraps the
@@ -87,7 +89,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Cloud, 
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	c := &Cloud{Config: cfg, log: log, cancel: cancel}
+	c := &Cloud{Config: cfg, log: log, runCtx: runCtx, cancel: cancel}
 	defer func() {
 		if err != nil {
 			c.Close(context.Background())
@@ -151,6 +153,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Cloud, 
 			return nil, err
 		}
 		r.ln = nil // served now; Close shuts it down
+	}
+	if err := c.startNetworkAgent(ctx); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

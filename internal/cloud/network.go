@@ -46,6 +46,7 @@ func (c *Cloud) startNetwork(ctx context.Context, ln net.Listener, metrics *api.
 		UnderlayMTU:       cfg.Network.UnderlayMTU,
 		AvailabilityZone:  cfg.Network.AvailabilityZone,
 		Quotas:            cfg.Network.Quotas,
+		Notifier:          busNotifier{c},
 	}, c.DB, svc, log)
 	if err != nil {
 		return err

@@ -144,6 +144,15 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
 		"NIMBUS_IMAGE_AUTH_USERNAME": &c.Image.Auth.Username,
 		"NIMBUS_IMAGE_AUTH_PASSWORD": &c.Image.Auth.Password,
 		"NIMBUS_IMAGE_AUTH_PROJECT":  &c.Image.Auth.ProjectName,
+		"NIMBUS_IMAGE_CACHE_DIR":     &c.Image.Cache.Dir,
+
+		"NIMBUS_NETWORK_AUTH_PASSWORD":         &c.Network.Auth.Password,
+		"NIMBUS_NETWORK_AGENT_HOST":            &c.Network.Agent.Host,
+		"NIMBUS_NETWORK_AGENT_PREFIX":          &c.Network.Agent.Prefix,
+		"NIMBUS_NETWORK_AGENT_VTEP":            &c.Network.Agent.VTEP,
+		"NIMBUS_NETWORK_AGENT_EXTERNAL_MODE":   &c.Network.Agent.ExternalMode,
+		"NIMBUS_NETWORK_AGENT_UPLINK":          &c.Network.Agent.Uplink,
+		"NIMBUS_NETWORK_AGENT_UNDERLAY_DEVICE": &c.Network.Agent.UnderlayDevice,
 	}
 	for k, dst := range str {
 		if v, ok := lookup(k); ok {
@@ -181,9 +190,6 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
 			*dst = n
 		}
 	}
-	if v, ok := lookup("NIMBUS_IMAGE_CACHE_DIR"); ok {
-		c.Image.Cache.Dir = v
-	}
 	sizes := map[string]*ByteSize{
 		"NIMBUS_IMAGE_CACHE_MAX_SIZE":      &c.Image.Cache.MaxSize,
 		"NIMBUS_IMAGE_MAX_IMAGE_SIZE":      &c.Image.MaxImageSize,
@@ -202,6 +208,7 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
 	bools := map[string]*bool{
 		"NIMBUS_IMAGE_SHOW_MULTIPLE_LOCATIONS":    &c.Image.ShowMultipleLocations,
 		"NIMBUS_IMAGE_REQUIRE_FORMAT_MATCH":       &c.Image.RequireFormatMatch,
+		"NIMBUS_NETWORK_AGENT":                    &c.Network.Agent.Enabled,
 		"NIMBUS_IMAGE_WEB_DOWNLOAD":               &c.Image.WebDownload.Enabled,
 		"NIMBUS_IMAGE_WEB_DOWNLOAD_ALLOW_PRIVATE": &c.Image.WebDownload.AllowPrivate,
 	}

@@ -32,8 +32,37 @@ type NetworkConfig struct {
 	// security_group_rule); -1 is unlimited.
 	Quotas map[string]int `yaml:"quotas"`
 	// Auth is the networking service user, used to validate tokens when
-	// identity runs in another process.
+	// identity runs in another process (and by agents on other hosts).
 	Auth ServiceAuth `yaml:"auth"`
+	// Agent is this host's networking agent (the Linux data plane).
+	Agent NetworkAgentConfig `yaml:"agent"`
+}
+
+// NetworkAgentConfig configures the networking agent of a host.
+type NetworkAgentConfig struct {
+	// Enabled runs the agent (it needs root: it creates bridges,
+	// namespaces and nftables tables, all named with Prefix).
+	Enabled bool `yaml:"enabled"`
+	// Host is this host's name in port bindings (binding:host_id); the
+	// system host name when empty.
+	Host string `yaml:"host"`
+	// Prefix starts every name the agent owns on the host (1-4 lowercase
+	// letters, default nb).
+	Prefix string `yaml:"prefix"`
+	// VTEP is this host's VXLAN endpoint address and UnderlayDevice the
+	// NIC carrying VXLAN.
+	VTEP           string `yaml:"vtep"`
+	UnderlayDevice string `yaml:"underlay_device"`
+	// ExternalMode is how external networks meet the uplink: routed,
+	// host-ip, bridged, or auto (routed inside a public cloud, bridged
+	// elsewhere).
+	ExternalMode string `yaml:"external_mode"`
+	// Uplink is the host NIC with the host's own address (routed and
+	// host-ip modes).
+	Uplink string `yaml:"uplink"`
+	// PhysicalInterfaces maps physical network names to host NICs for flat
+	// and VLAN networks (bridged mode).
+	PhysicalInterfaces map[string]string `yaml:"physical_interfaces"`
 }
 
 func defaultNetworkConfig() NetworkConfig {
@@ -42,6 +71,7 @@ func defaultNetworkConfig() NetworkConfig {
 		TenantNetworkType: "vxlan",
 		UnderlayMTU:       1500,
 		AvailabilityZone:  "nova",
+		Agent:             NetworkAgentConfig{ExternalMode: "auto"},
 		Auth: ServiceAuth{
 			Username: "neutron", ProjectName: "service",
 			UserDomainName: "Default", ProjectDomainName: "Default",
@@ -115,6 +145,11 @@ func (c *Config) ValidateNetwork() error {
 	}
 	if c.Network.TenantNetworkType == "vlan" && len(vlans) == 0 {
 		return fmt.Errorf("config: network.tenant_network_type vlan needs network.vlan_ranges")
+	}
+	switch c.Network.Agent.ExternalMode {
+	case "auto", "routed", "host-ip", "bridged":
+	default:
+		return fmt.Errorf("config: network.agent.external_mode %q is not auto, routed, host-ip or bridged", c.Network.Agent.ExternalMode)
 	}
 	return nil
 }

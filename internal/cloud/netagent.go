@@ -1,0 +1,121 @@
+package cloud
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack"
+	"github.com/nimbus-cloud/nimbus/internal/bus"
+	"github.com/nimbus-cloud/nimbus/internal/dataplane"
+	"github.com/nimbus-cloud/nimbus/internal/netagent"
+	"github.com/nimbus-cloud/nimbus/internal/network"
+)
+
+// networkChangedSubject is where the networking service announces each
+// committed change; every host's agent then reads its state again.
+const networkChangedSubject = "nimbus.network.changed"
+
+// busNotifier publishes the networking service's changes on the bus.
+type busNotifier struct {
+	c *Cloud
+}
+
+func (n busNotifier) Notify(ctx context.Context, ev network.Event) {
+	if err := bus.Publish(ctx, n.c.Bus, networkChangedSubject, ev); err != nil {
+		n.c.log.Warn("announce network change", "resource", ev.Resource, "id", ev.ID, "err", err)
+	}
+}
+
+// startNetworkAgent runs this host's networking agent: the Linux data
+// plane, fed from the networking API as the network service user (or the
+// bootstrap admin when identity runs here and no such user is set).
+func (c *Cloud) startNetworkAgent(ctx context.Context) error {
+	ac := c.Config.Network.Agent
+	if !ac.Enabled {
+		return nil
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("network.agent.enabled needs root: the agent creates bridges, namespaces and nftables tables")
+	}
+	host := ac.Host
+	if host == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("network agent host name: %w", err)
+		}
+		host = h
+	}
+	var vtep netip.Addr
+	if ac.VTEP != "" {
+		var err error
+		if vtep, err = netip.ParseAddr(ac.VTEP); err != nil {
+			return fmt.Errorf("config: network.agent.vtep: %w", err)
+		}
+	}
+	cloudKind := dataplane.DetectPublicCloud("/")
+	mode := dataplane.ExternalMode(ac.ExternalMode)
+	if ac.ExternalMode == "auto" {
+		mode = dataplane.DefaultExternalMode(cloudKind)
+	}
+	client, err := c.networkClient(ctx)
+	if err != nil {
+		return err
+	}
+	dp, err := dataplane.New(dataplane.Config{
+		Prefix: ac.Prefix, VTEP: vtep, UnderlayDevice: ac.UnderlayDevice, UnderlayMTU: c.Config.Network.UnderlayMTU,
+		StateDir: filepath.Join(c.Config.DataDir, "dataplane"), Cloud: cloudKind, Logger: c.log.With("service", "dataplane"),
+	})
+	if err != nil {
+		return fmt.Errorf("network data plane: %w", err)
+	}
+	agent := netagent.New(netagent.Config{
+		Host:   netagent.Host{Name: host, ExternalMode: mode, Uplink: ac.Uplink, PhysicalInterfaces: ac.PhysicalInterfaces},
+		Client: client, Dataplane: dp, Log: c.log.With("service", "network-agent"),
+	})
+	if _, err := bus.Subscribe(c.Bus, networkChangedSubject, "", func(context.Context, network.Event) error {
+		agent.Kick()
+		return nil
+	}); err != nil {
+		dp.Close()
+		return fmt.Errorf("network agent: %w", err)
+	}
+	go func() {
+		agent.Run(c.runCtx)
+		dp.Close()
+	}()
+	c.log.Info("network agent running", "host", host, "external_mode", mode, "public_cloud", cloudKind)
+	return nil
+}
+
+// networkClient logs in for the agent and finds the networking endpoint
+// of this region in the catalog.
+func (c *Cloud) networkClient(ctx context.Context) (*gophercloud.ServiceClient, error) {
+	a := c.Config.Network.Auth
+	opts := gophercloud.AuthOptions{
+		IdentityEndpoint: c.Config.ServiceAuthURL(a), Username: a.Username, Password: a.Password,
+		DomainName: a.UserDomainName, TenantName: a.ProjectName, AllowReauth: true,
+		Scope: &gophercloud.AuthScope{ProjectName: a.ProjectName, DomainName: a.ProjectDomainName},
+	}
+	if a.Password == "" {
+		if c.Identity == nil {
+			return nil, errors.New("the network agent without the identity role in this process needs network.auth.password")
+		}
+		opts.IdentityEndpoint, opts.Username, opts.Password = c.IdentityURL+"/v3", "admin", c.AdminPassword
+		opts.DomainName, opts.TenantName = "Default", "admin"
+		opts.Scope = &gophercloud.AuthScope{ProjectName: "admin", DomainName: "Default"}
+	}
+	provider, err := openstack.AuthenticatedClient(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("network agent login: %w", err)
+	}
+	client, err := openstack.NewNetworkV2(provider, gophercloud.EndpointOpts{Region: c.Config.Region})
+	if err != nil {
+		return nil, fmt.Errorf("network agent: networking endpoint: %w", err)
+	}
+	return client, nil
+}

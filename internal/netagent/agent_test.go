@@ -1,0 +1,235 @@
+package netagent
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/floatingips"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/routers"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/security/groups"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
+	"github.com/nimbus-cloud/nimbus/internal/api"
+	"github.com/nimbus-cloud/nimbus/internal/dataplane"
+	neutron "github.com/nimbus-cloud/nimbus/internal/network"
+	"github.com/nimbus-cloud/nimbus/internal/policy"
+	"github.com/nimbus-cloud/nimbus/internal/store"
+)
+
+type adminToken struct{}
+
+func (adminToken) ValidateToken(_ context.Context, token string) (*api.Identity, error) {
+	if token != "admin-token" {
+		return nil, api.Unauthorized("The request you have made requires authentication.")
+	}
+	return &api.Identity{Token: token, UserID: "u-admin", ProjectID: "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+		Roles: []api.Role{{Name: "admin"}, {Name: "member"}, {Name: "reader"}}}, nil
+}
+
+// recorder stands in for the data plane and keeps what it was asked.
+type recorder struct {
+	mu     sync.Mutex
+	states []dataplane.State
+}
+
+func (r *recorder) Apply(_ context.Context, st dataplane.State) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.states = append(r.states, st)
+	return nil
+}
+
+// newNetworking serves a real networking service on a temp database and
+// returns an admin client for it.
+func newNetworking(t *testing.T) *gophercloud.ServiceClient {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "nimbus.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	enf, err := policy.NewEnforcer(neutron.DefaultPolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc := &api.Service{Name: "network", Errors: neutron.Errors, Tokens: adminToken{}, Policy: api.PolicyAuthorizer{Enforcer: enf}, Log: log}
+	n, err := neutron.New(ctx, neutron.Config{}, db, svc, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(n.Handler())
+	t.Cleanup(srv.Close)
+	pc := &gophercloud.ProviderClient{TokenID: "admin-token", HTTPClient: *srv.Client()}
+	return &gophercloud.ServiceClient{ProviderClient: pc, Endpoint: srv.URL + "/v2.0/", ResourceBase: srv.URL + "/v2.0/"}
+}
+
+func TestSyncBuildsTheHostState(t *testing.T) {
+	ctx := context.Background()
+	c := newNetworking(t)
+	ext, priv := newTopology(t, c, "203.0.113.0/24")
+	here, err := ports.Create(ctx, c, hostBound{ports.CreateOpts{NetworkID: priv.ID, Name: "guest"}, "host-1"}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ports.Create(ctx, c, hostBound{ports.CreateOpts{NetworkID: priv.ID, Name: "elsewhere"}, "host-2"}).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	fip, err := floatingips.Create(ctx, c, floatingips.CreateOpts{FloatingNetworkID: ext.ID, PortID: here.ID}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	rec := &recorder{}
+	a := New(Config{Host: Host{Name: "host-1", ExternalMode: dataplane.ExternalRouted, Uplink: "eth0"}, Client: c, Dataplane: rec,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err := a.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := rec.states[0]
+
+	// Both networks; the private one with DHCP from the port the agent made.
+	if len(st.Networks) != 2 {
+		t.Fatalf("networks %+v", st.Networks)
+	}
+	var pn, en dataplane.Network
+	for _, n := range st.Networks {
+		switch n.ID {
+		case priv.ID:
+			pn = n
+		case ext.ID:
+			en = n
+		}
+	}
+	if pn.Type != dataplane.NetworkVXLAN || pn.SegmentationID == 0 || len(pn.Subnets) != 1 || !pn.Subnets[0].DHCP ||
+		!pn.Subnets[0].DHCPAddress.IsValid() || pn.Subnets[0].Gateway != netip.MustParseAddr("10.0.0.1") {
+		t.Fatalf("private network %+v", pn)
+	}
+	if en.External == nil || en.External.Mode != dataplane.ExternalRouted || en.External.Uplink != "eth0" || en.Type != dataplane.NetworkLocal {
+		t.Fatalf("external network %+v (a routed external network never touches a NIC)", en)
+	}
+	dhcpPorts, err := ports.List(c, ports.ListOpts{DeviceOwner: ownerDHCP}).AllPages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all, _ := ports.ExtractPorts(dhcpPorts); len(all) != 1 || all[0].FixedIPs[0].IPAddress != pn.Subnets[0].DHCPAddress.String() {
+		t.Fatalf("DHCP ports %+v, DHCP address %s", all, pn.Subnets[0].DHCPAddress)
+	}
+	// Only this host's guest port, with its default security group.
+	if len(st.Ports) != 1 || st.Ports[0].ID != here.ID || !st.Ports[0].PortSecurity || len(st.Ports[0].SecurityGroups) != 1 {
+		t.Fatalf("ports %+v", st.Ports)
+	}
+	if len(st.SecurityGroups) != 1 || st.SecurityGroups[0].ID != st.Ports[0].SecurityGroups[0] || len(st.SecurityGroups[0].Rules) == 0 {
+		t.Fatalf("security groups %+v", st.SecurityGroups)
+	}
+	// The router with its gateway, its interface and the floating IP.
+	if len(st.Routers) != 1 {
+		t.Fatalf("routers %+v", st.Routers)
+	}
+	dr := st.Routers[0]
+	if dr.Gateway == nil || dr.Gateway.NetworkID != ext.ID || !dr.Gateway.SNAT || len(dr.Interfaces) != 1 ||
+		dr.Interfaces[0].IP != netip.MustParseAddr("10.0.0.1") {
+		t.Fatalf("router %+v", dr)
+	}
+	if len(dr.FloatingIPs) != 1 || dr.FloatingIPs[0].IP.String() != fip.FloatingIP || dr.FloatingIPs[0].FixedIP.String() != here.FixedIPs[0].IPAddress {
+		t.Fatalf("floating IPs %+v", dr.FloatingIPs)
+	}
+
+	// A second sync adds no second DHCP port and yields the same state.
+	if err := a.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.states[1]; len(got.Ports) != 1 || len(got.Networks) != 2 {
+		t.Fatalf("second sync %+v", got)
+	}
+	dhcpPorts, _ = ports.List(c, ports.ListOpts{DeviceOwner: ownerDHCP}).AllPages(ctx)
+	if all, _ := ports.ExtractPorts(dhcpPorts); len(all) != 1 {
+		t.Fatalf("%d DHCP ports after two syncs", len(all))
+	}
+}
+
+func TestBuildLeavesOutWhatTheHostCannotCarry(t *testing.T) {
+	vid := 100
+	snap := Snapshot{
+		Networks: []network{
+			{ID: "flat-unmapped", NetworkType: "flat", PhysicalNetwork: "datacentre"},
+			{ID: "vlan-mapped", NetworkType: "vlan", PhysicalNetwork: "physnet1", SegmentationID: &vid},
+			{ID: "gre", NetworkType: "gre"},
+		},
+		Ports: []port{
+			{ID: "p-unmapped", NetworkID: "flat-unmapped", MACAddress: "fa:16:3e:00:00:01", HostID: "h"},
+			{ID: "p-vlan", NetworkID: "vlan-mapped", MACAddress: "fa:16:3e:00:00:02", HostID: "h", PortSecurityEnabled: new(bool),
+				SecurityGroups: []string{"sg"}},
+			{ID: "p-badmac", NetworkID: "vlan-mapped", MACAddress: "not-a-mac", HostID: "h"},
+		},
+		SecurityGroups: []groups.SecGroup{{ID: "sg"}},
+	}
+	st := Build(snap, Host{Name: "h", PhysicalInterfaces: map[string]string{"physnet1": "eth1"}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if len(st.Networks) != 1 || st.Networks[0].ID != "vlan-mapped" || st.Networks[0].PhysicalInterface != "eth1" || st.Networks[0].SegmentationID != 100 {
+		t.Fatalf("networks %+v", st.Networks)
+	}
+	if len(st.Ports) != 1 || st.Ports[0].ID != "p-vlan" || st.Ports[0].PortSecurity || len(st.Ports[0].SecurityGroups) != 0 {
+		t.Fatalf("ports %+v (port security off carries no groups)", st.Ports)
+	}
+	if slices.ContainsFunc(st.SecurityGroups, func(g dataplane.SecurityGroup) bool { return g.ID == "sg" }) {
+		t.Fatalf("a group no included port uses is in the state: %+v", st.SecurityGroups)
+	}
+}
+
+// newTopology creates what a project typically has: an external network
+// (extCIDR, no DHCP), a private network 10.0.0.0/24 with DHCP and DNS, and
+// a router between them.
+func newTopology(t *testing.T, c *gophercloud.ServiceClient, extCIDR string) (ext, priv *networks.Network) {
+	t.Helper()
+	ctx := context.Background()
+	yes := true
+	ext, err := networks.Create(ctx, c, externalNet{networks.CreateOpts{Name: "public"}}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := subnets.Create(ctx, c, subnets.CreateOpts{NetworkID: ext.ID, CIDR: extCIDR, IPVersion: 4, EnableDHCP: new(bool)}).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	priv, err = networks.Create(ctx, c, networks.CreateOpts{Name: "private"}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn, err := subnets.Create(ctx, c, subnets.CreateOpts{NetworkID: priv.ID, CIDR: "10.0.0.0/24", IPVersion: 4, EnableDHCP: &yes,
+		DNSNameservers: []string{"10.0.0.2"}}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := routers.Create(ctx, c, routers.CreateOpts{Name: "r1", GatewayInfo: &routers.GatewayInfo{NetworkID: ext.ID}}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := routers.AddInterface(ctx, c, r.ID, routers.AddInterfaceOpts{SubnetID: sn.ID}).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	return ext, priv
+}
+
+// externalNet creates a router:external network.
+type externalNet struct{ networks.CreateOpts }
+
+func (e externalNet) ToNetworkCreateMap() (map[string]any, error) {
+	m, err := e.CreateOpts.ToNetworkCreateMap()
+	if err != nil {
+		return nil, err
+	}
+	n := m["network"].(map[string]any)
+	n["router:external"] = true
+	n["provider:network_type"] = "flat"
+	n["provider:physical_network"] = "public"
+	return m, nil
+}
