@@ -85,7 +85,7 @@ func rootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.configFile, "config", os.Getenv("NIMBUS_CONFIG"), "YAML configuration file")
 	root.PersistentFlags().StringVar(&g.dataDir, "data-dir", "", "data directory (overrides the config)")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "", "debug, info, warn or error")
-	root.AddCommand(upCmd(g), serveCmd(g), manageCmd(g), versionCmd())
+	root.AddCommand(upCmd(g), serveCmd(g), agentCmd(g), manageCmd(g), versionCmd())
 	return root
 }
 
@@ -130,6 +130,33 @@ func serveCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&roles, "roles", "", "comma-separated roles to run (default: all)")
 	return cmd
+}
+
+func agentCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "agent",
+		Short: "Run this hypervisor host's agents (networking data plane), joined to the cloud's bus",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			log, logw := newServerLogger(cfg.LogLevel)
+			defer logw.Close()
+			slog.SetDefault(log)
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			c, err := cloud.StartAgent(ctx, cfg, log)
+			if err != nil {
+				return err
+			}
+			log.Info("nimbus agent running")
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return c.Close(sctx)
+		},
+	}
 }
 
 // run starts the cloud and serves until SIGINT or SIGTERM.

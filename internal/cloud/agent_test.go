@@ -1,0 +1,98 @@
+package cloud_test
+
+import (
+	"context"
+	"crypto/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
+	"github.com/nimbus-cloud/nimbus/internal/cloud"
+	"github.com/nimbus-cloud/nimbus/internal/dataplane"
+)
+
+func TestAgentNeedsTheCloudsBus(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	if _, err := cloud.StartAgent(context.Background(), cfg, nil); err == nil || !strings.Contains(err.Error(), "nats") {
+		t.Fatalf("agent without a bus URL: %v", err)
+	}
+}
+
+// TestAgentJoinsTheCloud runs `nimbus agent`'s code on its own data dir,
+// joined to a controller only by the bus and the APIs: a subnet created
+// through the networking API turns into a DHCP server on the host.
+func TestAgentJoinsTheCloud(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("the agent drives the Linux data plane and needs root")
+	}
+	ctx := context.Background()
+	cfg := testConfig(t, t.TempDir())
+	cfg.Network.Auth.Password = "Neutron-Pass-1"
+	ctrl := start(t, cfg)
+
+	b := make([]byte, 3)
+	rand.Read(b)
+	prefix := "a"
+	for _, c := range b {
+		prefix += string("abcdefghijklmnopqrstuvwxyz"[int(c)%26])
+	}
+	acfg := testConfig(t, t.TempDir())
+	acfg.NATS = ctrl.BusURL()
+	acfg.Network.Auth = cfg.Network.Auth
+	acfg.Network.Auth.AuthURL = ctrl.IdentityURL + "/v3"
+	acfg.Network.Agent.Host = "agent-host"
+	acfg.Network.Agent.Prefix = prefix
+	acfg.Network.Agent.ExternalMode = "routed"
+	acfg.Network.Agent.VTEP = "127.0.0.1"
+	agent, err := cloud.StartAgent(ctx, acfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		agent.Close(context.Background())
+		// Take down what the agent built on this host.
+		dp, err := dataplane.New(dataplane.Config{Prefix: prefix, StateDir: filepath.Join(acfg.DataDir, "dataplane")})
+		if err == nil {
+			err = dp.Apply(context.Background(), dataplane.State{})
+		}
+		if err != nil {
+			t.Errorf("clean up the agent's host state: %v", err)
+		}
+	})
+
+	provider, err := openstack.AuthenticatedClient(ctx, gophercloud.AuthOptions{IdentityEndpoint: ctrl.IdentityURL + "/v3",
+		Username: "admin", Password: ctrl.AdminPassword, DomainName: "Default", TenantName: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := openstack.NewNetworkV2(provider, gophercloud.EndpointOpts{Region: cfg.Region})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := networks.Create(ctx, nc, networks.CreateOpts{Name: "agent-test"}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	yes := true
+	if _, err := subnets.Create(ctx, nc, subnets.CreateOpts{NetworkID: n.ID, CIDR: "10.77.0.0/24", IPVersion: 4, EnableDHCP: &yes}).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out, _ := exec.Command("ip", "netns", "list").Output()
+		if strings.Contains(string(out), prefix+"-d-") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no DHCP namespace %s-d-… appeared after the subnet was created:\n%s", prefix, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
