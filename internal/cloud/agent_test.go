@@ -12,6 +12,7 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/agents"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
 	"github.com/nimbus-cloud/nimbus/internal/cloud"
@@ -88,11 +89,29 @@ func TestAgentJoinsTheCloud(t *testing.T) {
 	for {
 		out, _ := exec.Command("ip", "netns", "list").Output()
 		if strings.Contains(string(out), prefix+"-d-") {
-			return
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no DHCP namespace %s-d-… appeared after the subnet was created:\n%s", prefix, out)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	// The host's agents are listed, alive, by the networking API.
+	pages, err := agents.List(nc, agents.ListOpts{Host: "agent-host"}).AllPages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := agents.ExtractAgents(pages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	types := map[string]bool{}
+	for _, a := range list {
+		if a.Alive {
+			types[a.AgentType] = true
+		}
+	}
+	if !types["DHCP agent"] || !types["L3 agent"] || !types["Linux bridge agent"] {
+		t.Fatalf("agents of agent-host: %+v", list)
 	}
 }

@@ -20,6 +20,27 @@ import (
 // committed change; every host's agent then reads its state again.
 const networkChangedSubject = "nimbus.network.changed"
 
+// agentReportSubject carries the agents' heartbeats to the networking
+// service (one controller of the queue group takes each).
+const agentReportSubject = "nimbus.network.agent-report"
+
+// agentTypes are the Neutron agents one Nimbus host agent stands for.
+var agentTypes = []struct{ typ, topic string }{
+	{network.AgentLinuxBridge, "N/A"}, {network.AgentDHCP, "dhcp_agent"}, {network.AgentL3, "l3_agent"}, {network.AgentMetadata, "N/A"},
+}
+
+// receiveAgentReports records agents' heartbeats in the networking service.
+func (c *Cloud) receiveAgentReports(n *network.Service) error {
+	_, err := bus.Subscribe(c.Bus, agentReportSubject, "network", func(ctx context.Context, rep network.AgentReport) error {
+		_, err := n.ReportAgent(ctx, rep)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("network agent reports: %w", err)
+	}
+	return nil
+}
+
 // busNotifier publishes the networking service's changes on the bus.
 type busNotifier struct {
 	c *Cloud
@@ -76,6 +97,17 @@ func (c *Cloud) startNetworkAgent(ctx context.Context) error {
 	agent := netagent.New(netagent.Config{
 		Host:   netagent.Host{Name: host, ExternalMode: mode, Uplink: ac.Uplink, PhysicalInterfaces: ac.PhysicalInterfaces},
 		Client: client, Dataplane: dp, Log: c.log.With("service", "network-agent"),
+		Report: func(ctx context.Context, healthy bool) {
+			for _, at := range agentTypes {
+				rep := network.AgentReport{AgentType: at.typ, Host: host, Binary: "nimbus-agent", Topic: at.topic,
+					AvailabilityZone: c.Config.Network.AvailabilityZone,
+					Configurations:   map[string]any{"tunneling_ip": ac.VTEP, "external_mode": string(mode), "in_sync": healthy}}
+				if err := bus.Publish(ctx, c.Bus, agentReportSubject, rep); err != nil {
+					c.log.Warn("network agent report", "err", err)
+					return
+				}
+			}
+		},
 	})
 	if _, err := bus.Subscribe(c.Bus, networkChangedSubject, "", func(context.Context, network.Event) error {
 		agent.Kick()

@@ -51,6 +51,9 @@ func (c *Cloud) startNetwork(ctx context.Context, ln net.Listener, metrics *api.
 	if err != nil {
 		return err
 	}
+	if err := c.receiveAgentReports(n); err != nil {
+		return err
+	}
 	c.Network = n
 	c.serve(ln, n.Handler())
 	return nil

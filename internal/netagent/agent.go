@@ -45,7 +45,13 @@ type Config struct {
 	// Resync is how often the whole state is applied even without news
 	// (default one minute): drift on the host gets repaired.
 	Resync time.Duration
-	Log    *slog.Logger
+	// Report, when set, is called every ReportInterval (default 30 s,
+	// well inside Neutron's 75 s agent_down_time) with whether the last
+	// sync worked: the heartbeat that lists this host's agents in the
+	// networking API.
+	Report         func(ctx context.Context, healthy bool)
+	ReportInterval time.Duration
+	Log            *slog.Logger
 }
 
 // Agent syncs one host.
@@ -63,6 +69,9 @@ func New(cfg Config) *Agent {
 	if cfg.Resync <= 0 {
 		cfg.Resync = time.Minute
 	}
+	if cfg.ReportInterval <= 0 {
+		cfg.ReportInterval = 30 * time.Second
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
@@ -77,15 +86,22 @@ func (a *Agent) Kick() {
 	}
 }
 
-// Run syncs at once, on every kick and every Resync until ctx ends.
+// Run syncs at once, on every kick and every Resync until ctx ends,
+// and reports every ReportInterval.
 func (a *Agent) Run(ctx context.Context) {
+	if a.cfg.Report != nil {
+		go a.report(ctx)
+	}
 	t := time.NewTicker(a.cfg.Resync)
 	defer t.Stop()
-	for {
+	for first := true; ; first = false {
 		err := a.Sync(ctx)
 		a.mu.Lock()
 		a.lastErr, a.lastSync = err, time.Now()
 		a.mu.Unlock()
+		if first && a.cfg.Report != nil {
+			a.cfg.Report(ctx, err == nil) // announce the agent at once
+		}
 		if err != nil && ctx.Err() == nil {
 			a.cfg.Log.Error("network agent sync", "host", a.cfg.Host.Name, "err", err)
 		}
@@ -97,6 +113,21 @@ func (a *Agent) Run(ctx context.Context) {
 			// floating IPs) land before reading.
 			time.Sleep(50 * time.Millisecond)
 		case <-t.C:
+		}
+	}
+}
+
+func (a *Agent) report(ctx context.Context) {
+	t := time.NewTicker(a.cfg.ReportInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if last, err := a.Status(); !last.IsZero() {
+			a.cfg.Report(ctx, err == nil)
 		}
 	}
 }
