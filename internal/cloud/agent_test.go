@@ -96,22 +96,29 @@ func TestAgentJoinsTheCloud(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	// The host's agents are listed, alive, by the networking API.
-	pages, err := agents.List(nc, agents.ListOpts{Host: "agent-host"}).AllPages(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	list, err := agents.ExtractAgents(pages)
-	if err != nil {
-		t.Fatal(err)
-	}
-	types := map[string]bool{}
-	for _, a := range list {
-		if a.Alive {
-			types[a.AgentType] = true
+	// The host's agents are listed, alive, by the networking API (the
+	// first heartbeat follows the first sync, which may still be running).
+	for {
+		pages, err := agents.List(nc, agents.ListOpts{Host: "agent-host"}).AllPages(ctx)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if !types["DHCP agent"] || !types["L3 agent"] || !types["Linux bridge agent"] {
-		t.Fatalf("agents of agent-host: %+v", list)
+		list, err := agents.ExtractAgents(pages)
+		if err != nil {
+			t.Fatal(err)
+		}
+		types := map[string]bool{}
+		for _, a := range list {
+			if a.Alive {
+				types[a.AgentType] = true
+			}
+		}
+		if types["DHCP agent"] && types["L3 agent"] && types["Linux bridge agent"] {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("agents of agent-host: %+v", list)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

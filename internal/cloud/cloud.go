@@ -23,6 +23,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nimbus-cloud/nimbus/internal/api"
@@ -67,6 +68,9 @@ type Cloud struct {
 	// runCtx lives as long as the cloud; background work hangs off it.
 	runCtx context.Context
 	cancel context.CancelFunc
+	// background tracks goroutines that must end before Close returns
+	// (agents in the middle of changing the host).
+	background sync.WaitGroup
 }
 
 // Start opens the store, starts (or connects to) the bus, bootstraps the
@@ -395,6 +399,7 @@ func (c *Cloud) Close(ctx context.Context) error {
 	if c.cancel != nil {
 		c.cancel()
 	}
+	c.background.Wait()
 	if c.Image != nil {
 		// Background imports stop (and revert) before the database goes.
 		c.Image.Close()

@@ -116,7 +116,9 @@ func (c *Cloud) startNetworkAgent(ctx context.Context) error {
 		dp.Close()
 		return fmt.Errorf("network agent: %w", err)
 	}
+	c.background.Add(1)
 	go func() {
+		defer c.background.Done()
 		agent.Run(c.runCtx)
 		dp.Close()
 	}()
