@@ -74,6 +74,7 @@ func (c *Cloud) startImage(ctx context.Context, ln net.Listener, metrics *api.Me
 		RequireFormatMatch:    cfg.Image.RequireFormatMatch,
 		CacheDir:              cfg.Image.Cache.Dir,
 		CacheMaxSize:          int64(cfg.Image.Cache.MaxSize),
+		CachePrefetchInterval: cfg.Image.Cache.PrefetchInterval,
 	}, c.DB, svc, log)
 	if err != nil {
 		return err

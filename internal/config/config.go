@@ -231,9 +231,10 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
 		}
 	}
 	durations := map[string]*time.Duration{
-		"NIMBUS_TOKEN_LIFETIME":              &c.Identity.TokenLifetime,
-		"NIMBUS_LOCKOUT_DURATION":            &c.Identity.LockoutDuration,
-		"NIMBUS_IMAGE_AUTH_TOKEN_CACHE_TIME": &c.Image.Auth.TokenCacheTime,
+		"NIMBUS_TOKEN_LIFETIME":                &c.Identity.TokenLifetime,
+		"NIMBUS_LOCKOUT_DURATION":              &c.Identity.LockoutDuration,
+		"NIMBUS_IMAGE_AUTH_TOKEN_CACHE_TIME":   &c.Image.Auth.TokenCacheTime,
+		"NIMBUS_IMAGE_CACHE_PREFETCH_INTERVAL": &c.Image.Cache.PrefetchInterval,
 	}
 	for k, dst := range durations {
 		if v, ok := lookup(k); ok {

@@ -70,6 +70,9 @@ type ImageCacheConfig struct {
 	// MaxSize bounds the cache (least recently used copies go first);
 	// 10GiB when 0.
 	MaxSize ByteSize `yaml:"max_size"`
+	// PrefetchInterval is how often images queued through /v2/cache are
+	// fetched (Glance's cache_prefetcher_interval); 30s when 0.
+	PrefetchInterval time.Duration `yaml:"prefetch_interval"`
 }
 
 // Image store types.

@@ -151,18 +151,16 @@ func (c *cache) remove(id string) {
 	c.mu.Unlock()
 }
 
-// enqueue adds id to the queue; false when it is cached or queued.
-func (c *cache) enqueue(id string) bool {
+// enqueue adds id to the queue unless it is cached or queued.
+func (c *cache) enqueue(id string) {
 	if _, err := os.Stat(c.path(id)); err == nil {
-		return false
+		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if slices.Contains(c.queue, id) {
-		return false
+	if !slices.Contains(c.queue, id) {
+		c.queue = append(c.queue, id)
 	}
-	c.queue = append(c.queue, id)
-	return true
 }
 
 func (c *cache) dequeue(id string) {
@@ -267,6 +265,25 @@ func (t *teeReadCloser) Close() error {
 	return err
 }
 
+// prefetcher fetches the queued images every interval, as Glance's
+// cache prefetcher does: queueing is a request for later, and the queue
+// shows what is waiting.
+func (s *Service) prefetcher(interval time.Duration) {
+	defer s.jobs.Done()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+			for _, id := range s.cache.queued() {
+				s.prefetch(id)
+			}
+		}
+	}
+}
+
 // prefetch fetches a queued image into the cache in the background.
 func (s *Service) prefetch(id string) {
 	c := s.cache
@@ -323,9 +340,7 @@ func (s *Service) queueCache(r *http.Request) (*api.Response, error) {
 	if im.Status != "active" {
 		return nil, api.BadRequest("Image %s is not active (status %s); only active images can be cached.", im.ID, im.Status)
 	}
-	if s.cache.enqueue(im.ID) {
-		s.prefetch(im.ID)
-	}
+	s.cache.enqueue(im.ID)
 	return &api.Response{Status: http.StatusAccepted}, nil
 }
 

@@ -10,7 +10,10 @@ import (
 )
 
 func withCache(t *testing.T) func(*Config) {
-	return func(cfg *Config) { cfg.CacheDir = filepath.Join(t.TempDir(), "cache") }
+	return func(cfg *Config) {
+		cfg.CacheDir = filepath.Join(t.TempDir(), "cache")
+		cfg.CachePrefetchInterval = 50 * time.Millisecond
+	}
 }
 
 func cachedIDs(h *harness) []string {
@@ -50,6 +53,9 @@ func TestImageCacheAPI(t *testing.T) {
 	h.upload("admin", id, data, http.StatusNoContent)
 	h.json("admin", "PUT", "/v2/cache/"+id, nil, http.StatusAccepted)
 	waitCached(t, h, id)
+	if q := h.json("admin", "GET", "/v2/cache", nil, http.StatusOK)["queued_images"].([]any); len(q) != 0 {
+		t.Fatalf("a cached image stays queued: %v", q)
+	}
 
 	// The cached copy serves downloads, also when the store lost its copy.
 	if err := os.Remove(filepath.Join(h.dataDir, id)); err != nil {
@@ -117,5 +123,29 @@ func TestDownloadFillsCache(t *testing.T) {
 		if id == b {
 			t.Fatal("a deleted image stays cached")
 		}
+	}
+}
+
+// Queued images wait for the prefetcher, as in Glance: until it runs the
+// queue shows them.
+func TestCacheQueueWaitsForPrefetcher(t *testing.T) {
+	h := newHarnessWith(t, func(cfg *Config) {
+		cfg.CacheDir = filepath.Join(t.TempDir(), "cache")
+		cfg.CachePrefetchInterval = time.Hour
+	})
+	id := h.create("admin", map[string]any{"name": "c", "disk_format": "raw", "container_format": "bare"})["id"].(string)
+	h.upload("admin", id, []byte("data"), http.StatusNoContent)
+	h.json("admin", "PUT", "/v2/cache/"+id, nil, http.StatusAccepted)
+	h.json("admin", "PUT", "/v2/cache/"+id, nil, http.StatusAccepted) // queued once
+	got := h.json("admin", "GET", "/v2/cache", nil, http.StatusOK)
+	if q := got["queued_images"].([]any); len(q) != 1 || q[0] != id || len(got["cached_images"].([]any)) != 0 {
+		t.Fatalf("cache listing right after queueing: %v", got)
+	}
+	status, _, _ := h.do("admin", "DELETE", "/v2/cache", nil, "X-Image-Cache-Clear-Target", "queue")
+	if status != http.StatusNoContent {
+		t.Fatalf("clear the queue: %d", status)
+	}
+	if q := h.json("admin", "GET", "/v2/cache", nil, http.StatusOK)["queued_images"].([]any); len(q) != 0 {
+		t.Fatalf("queue after clearing it: %v", q)
 	}
 }

@@ -70,6 +70,9 @@ type Config struct {
 	// /v2/cache API (Glance's image cache).
 	CacheDir     string
 	CacheMaxSize int64
+	// CachePrefetchInterval is how often queued images are fetched into
+	// the cache (Glance's cache_prefetcher_interval; 30 s when 0).
+	CachePrefetchInterval time.Duration
 	// ShowMultipleLocations exposes the locations API and the
 	// "locations" attribute (Glance's show_multiple_locations).
 	ShowMultipleLocations bool
@@ -166,6 +169,14 @@ func New(ctx context.Context, cfg Config, db *store.DB, svc *api.Service, log *s
 		return nil, err
 	}
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	if s.cache != nil {
+		interval := cfg.CachePrefetchInterval
+		if interval <= 0 {
+			interval = 30 * time.Second
+		}
+		s.jobs.Add(1)
+		go s.prefetcher(interval)
+	}
 	return s, nil
 }
 

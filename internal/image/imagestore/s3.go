@@ -3,19 +3,17 @@ package imagestore
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nimbus-cloud/nimbus/internal/sigv4"
 )
 
 // S3 part sizes. S3 refuses parts below 5 MiB (except the last) and above
@@ -448,8 +446,8 @@ func drainClose(rc io.ReadCloser) {
 
 // do sends one signed request for key.
 func (s *S3) do(ctx context.Context, method, key string, query url.Values, header http.Header, body []byte) (*http.Response, error) {
-	path := strings.TrimSuffix(s.endpoint.EscapedPath(), "/") + "/" + s3Escape(s.cfg.Bucket, false) + "/" + s3Escape(key, false)
-	rawQuery := canonicalQuery(query)
+	path := strings.TrimSuffix(s.endpoint.EscapedPath(), "/") + "/" + sigv4.Escape(s.cfg.Bucket, false) + "/" + sigv4.Escape(key, false)
+	rawQuery := sigv4.CanonicalQuery(query)
 	u := *s.endpoint
 	u.RawQuery = rawQuery
 	var err error
@@ -469,108 +467,17 @@ func (s *S3) do(ctx context.Context, method, key string, query url.Values, heade
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	s.sign(req, path, rawQuery, body)
+	s.sign(req, body)
 	return s.client.Do(req)
 }
 
-// sign adds SigV4 headers to req. path and rawQuery are exactly what goes
-// on the wire, which makes them canonical already.
-func (s *S3) sign(req *http.Request, path, rawQuery string, body []byte) {
-	now := s.now().UTC()
-	amzDate := now.Format("20060102T150405Z")
-	day := now.Format("20060102")
-	payloadHash := sha256Hex(body)
-	req.Header.Set("X-Amz-Date", amzDate)
-	req.Header.Set("X-Amz-Content-Sha256", payloadHash)
-
-	signed := map[string]string{
-		"host":                 req.URL.Host,
-		"x-amz-date":           amzDate,
-		"x-amz-content-sha256": payloadHash,
+// sign adds SigV4 headers to req.
+func (s *S3) sign(req *http.Request, body []byte) {
+	signer := sigv4.Signer{
+		Credentials: sigv4.Credentials{AccessKeyID: s.cfg.AccessKey, SecretAccessKey: s.cfg.SecretKey},
+		Region:      s.cfg.Region,
+		Service:     "s3",
+		S3:          true,
 	}
-	if ct := req.Header.Get("Content-Type"); ct != "" {
-		signed["content-type"] = ct
-	}
-	names := make([]string, 0, len(signed))
-	for k := range signed {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	var canonHeaders strings.Builder
-	for _, k := range names {
-		canonHeaders.WriteString(k + ":" + strings.TrimSpace(signed[k]) + "\n")
-	}
-	signedHeaders := strings.Join(names, ";")
-
-	canonicalRequest := strings.Join([]string{
-		req.Method, path, rawQuery, canonHeaders.String(), signedHeaders, payloadHash,
-	}, "\n")
-	scope := day + "/" + s.cfg.Region + "/s3/aws4_request"
-	stringToSign := "AWS4-HMAC-SHA256\n" + amzDate + "\n" + scope + "\n" + sha256Hex([]byte(canonicalRequest))
-
-	key := hmacSHA256([]byte("AWS4"+s.cfg.SecretKey), day)
-	key = hmacSHA256(key, s.cfg.Region)
-	key = hmacSHA256(key, "s3")
-	key = hmacSHA256(key, "aws4_request")
-	sig := hex.EncodeToString(hmacSHA256(key, stringToSign))
-
-	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential="+s.cfg.AccessKey+"/"+scope+
-		", SignedHeaders="+signedHeaders+", Signature="+sig)
-}
-
-// canonicalQuery encodes q sorted by key, as SigV4 wants and as it then
-// goes on the wire.
-func canonicalQuery(q url.Values) string {
-	if len(q) == 0 {
-		return ""
-	}
-	type kv struct{ k, v string }
-	var pairs []kv
-	for k, vs := range q {
-		for _, v := range vs {
-			pairs = append(pairs, kv{s3Escape(k, true), s3Escape(v, true)})
-		}
-	}
-	sort.Slice(pairs, func(i, j int) bool {
-		if pairs[i].k != pairs[j].k {
-			return pairs[i].k < pairs[j].k
-		}
-		return pairs[i].v < pairs[j].v
-	})
-	parts := make([]string, len(pairs))
-	for i, p := range pairs {
-		parts[i] = p.k + "=" + p.v
-	}
-	return strings.Join(parts, "&")
-}
-
-// s3Escape percent-encodes everything but the unreserved characters (and
-// '/' when encodeSlash is false), as SigV4 specifies.
-func s3Escape(s string, encodeSlash bool) string {
-	const hexDigits = "0123456789ABCDEF"
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9',
-			c == '-', c == '_', c == '.', c == '~', c == '/' && !encodeSlash:
-			b.WriteByte(c)
-		default:
-			b.WriteByte('%')
-			b.WriteByte(hexDigits[c>>4])
-			b.WriteByte(hexDigits[c&15])
-		}
-	}
-	return b.String()
-}
-
-func sha256Hex(b []byte) string {
-	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:])
-}
-
-func hmacSHA256(key []byte, data string) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(data))
-	return m.Sum(nil)
+	signer.Sign(req, sigv4.PayloadHash(body), s.now())
 }
