@@ -33,7 +33,7 @@ conformance: build
 	scripts/conformance.sh
 
 bench: build
-	scripts/bench.sh
+	scripts/bench.sh && scripts/bench-image.sh
 
 lint:
 	gofmt -l . | (! grep .)

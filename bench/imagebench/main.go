@@ -6,9 +6,15 @@
 // image is active, then downloads it -downloads times and checks the size
 // and the MD5 the server recorded against what was sent.
 //
-// The result is one JSON object on stdout (MiB/s up and down, and the
-// server's peak RSS when -pids names its processes); progress on stderr.
-// Any failure exits 1.
+// The result is one JSON object on stdout (MiB/s up and down; with -pids,
+// the server's peak RSS during this run and its CPU time for the upload
+// and the downloads); progress on stderr. Any failure exits 1.
+//
+// Peak RSS is VmHWM, which only ever grows over a process's life. So that
+// one server can be measured with several image sizes in turn, imagebench
+// first resets the high-water mark of each -pids process to its current
+// RSS (writing 5 to /proc/PID/clear_refs, which needs the same user or
+// root); "peak_rss_reset" in the result says whether that worked.
 package main
 
 import (
@@ -26,6 +32,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -145,7 +152,11 @@ func login(ctx context.Context, o options) (*client, error) {
 	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil {
 		return nil, fmt.Errorf("login: %w", err)
 	}
-	c := &client{http: &http.Client{Transport: &http.Transport{DisableCompression: true}}, token: resp.Header.Get("X-Subject-Token"), base: o.imageURL}
+	// Large socket buffers: with the default 4 KiB the client spends more
+	// CPU in system calls than it must, and it shares the cores with the
+	// server under test.
+	tr := &http.Transport{DisableCompression: true, WriteBufferSize: 256 << 10, ReadBufferSize: 256 << 10}
+	c := &client{http: &http.Client{Transport: tr}, token: resp.Header.Get("X-Subject-Token"), base: o.imageURL}
 	for _, s := range tok.Token.Catalog {
 		for _, e := range s.Endpoints {
 			if c.base == "" && s.Type == "image" && e.Interface == "public" {
@@ -218,8 +229,17 @@ func run(ctx context.Context, o options) error {
 	if !o.keep {
 		defer c.json(context.WithoutCancel(ctx), http.MethodDelete, "/v2/images/"+id, nil, http.StatusNoContent)
 	}
+	pids := splitPIDs(o.pids)
+	reset := len(pids) > 0
+	for _, p := range pids {
+		if err := os.WriteFile("/proc/"+p+"/clear_refs", []byte("5"), 0); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: cannot reset the peak RSS of %s (%v); peak is over the process's life\n", o.label, p, err)
+			reset = false
+		}
+	}
 	sum := md5.New()
 	fmt.Fprintf(os.Stderr, "%s: uploading %d MiB to %s\n", o.label, o.size>>20, c.base)
+	cpu0, ccpu0 := serverCPU(pids), clientCPU()
 	start := time.Now()
 	resp, err := c.do(ctx, http.MethodPut, "/v2/images/"+id+"/file", "application/octet-stream", newSource(o.size, sum), o.size)
 	if err != nil {
@@ -227,6 +247,7 @@ func run(ctx context.Context, o options) error {
 	}
 	msg, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	answered := time.Since(start)
 	if resp.StatusCode != http.StatusNoContent {
 		return fmt.Errorf("upload: %s: %s", resp.Status, msg)
 	}
@@ -245,6 +266,7 @@ func run(ctx context.Context, o options) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	up := time.Since(start)
+	cpu1, ccpu1 := serverCPU(pids), clientCPU()
 	want := hex.EncodeToString(sum.Sum(nil))
 	if shown["checksum"] != want || shown["size"] != float64(o.size) {
 		return fmt.Errorf("server recorded checksum %v size %v; sent %s, %d bytes", shown["checksum"], shown["size"], want, o.size)
@@ -252,13 +274,17 @@ func run(ctx context.Context, o options) error {
 	fmt.Fprintf(os.Stderr, "%s: upload %.1f MiB/s (%.2f s)\n", o.label, mibps(o.size, up), up.Seconds())
 
 	var downs []float64
+	// io.Copy to io.Discard would read in 8 KiB pieces; a client that
+	// spends its CPU on that measures itself, not the server.
+	buf := make([]byte, 1<<20)
+	dcpu0 := serverCPU(pids)
 	for i := 0; i < o.downloads; i++ {
 		start := time.Now()
 		resp, err := c.do(ctx, http.MethodGet, "/v2/images/"+id+"/file", "", nil, -1)
 		if err != nil {
 			return fmt.Errorf("download: %w", err)
 		}
-		n, err := io.Copy(io.Discard, resp.Body)
+		n, err := drain(resp.Body, buf)
 		resp.Body.Close()
 		d := time.Since(start)
 		if err != nil || resp.StatusCode != http.StatusOK || n != o.size {
@@ -267,42 +293,117 @@ func run(ctx context.Context, o options) error {
 		downs = append(downs, mibps(n, d))
 		fmt.Fprintf(os.Stderr, "%s: download %.1f MiB/s (%.2f s)\n", o.label, downs[i], d.Seconds())
 	}
+	dcpu1 := serverCPU(pids)
 	best := 0.0
-	for _, d := range downs {
+	for i, d := range downs {
 		best = max(best, d)
+		downs[i] = round1(d)
 	}
 	out := map[string]any{"mode": "image", "label": o.label, "size_mib": o.size >> 20,
-		"upload_mibps": round1(mibps(o.size, up)), "download_mibps": round1(best), "downloads_mibps": downs,
-		"checksum_verified": true}
-	if o.pids != "" {
-		hwm, err := peakRSS(o.pids)
+		"upload_mibps": round1(mibps(o.size, up)), "upload_s": round3(up.Seconds()),
+		"upload_answered_s": round3(answered.Seconds()), "client_upload_cpu_s": round3(ccpu1 - ccpu0),
+		"download_mibps": round1(best), "downloads_mibps": downs, "checksum_verified": true}
+	if len(pids) > 0 {
+		hwm, rss, err := memory(pids)
 		if err != nil {
 			return err
 		}
-		out["server_peak_rss_mib"] = hwm
+		out["server_peak_rss_mib"], out["server_rss_mib"], out["peak_rss_reset"] = hwm, rss, reset
+		out["server_upload_cpu_s"] = round3(cpu1 - cpu0)
+		if o.downloads > 0 {
+			out["server_download_cpu_s_each"] = round3((dcpu1 - dcpu0) / float64(o.downloads))
+		}
 	}
 	return json.NewEncoder(os.Stdout).Encode(out)
 }
 
-func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }
-
-// peakRSS sums VmHWM (the peak resident set) of the given processes.
-func peakRSS(pids string) (float64, error) {
-	var kb int64
-	for _, p := range strings.Split(pids, ",") {
-		b, err := os.ReadFile("/proc/" + strings.TrimSpace(p) + "/status")
+// drain reads r to EOF through buf and counts the bytes.
+func drain(r io.Reader, buf []byte) (int64, error) {
+	var n int64
+	for {
+		m, err := r.Read(buf)
+		n += int64(m)
+		if err == io.EOF {
+			return n, nil
+		}
 		if err != nil {
-			return 0, err
+			return n, err
+		}
+	}
+}
+
+func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }
+func round3(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }
+
+func splitPIDs(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// memory sums VmHWM (the peak resident set since the last reset) and
+// VmRSS of the given processes, in MiB.
+func memory(pids []string) (peak, now float64, err error) {
+	var hwm, rss int64
+	for _, p := range pids {
+		b, err := os.ReadFile("/proc/" + p + "/status")
+		if err != nil {
+			return 0, 0, err
 		}
 		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-				n, err := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
-				if err != nil {
-					return 0, err
-				}
-				kb += n
+			k, v, ok := strings.Cut(line, ":")
+			if !ok || (k != "VmHWM" && k != "VmRSS") {
+				continue
+			}
+			n, err := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+			if err != nil {
+				return 0, 0, fmt.Errorf("/proc/%s/status %s: %w", p, k, err)
+			}
+			if k == "VmHWM" {
+				hwm += n
+			} else {
+				rss += n
 			}
 		}
 	}
-	return round1(float64(kb) / 1024), nil
+	return round1(float64(hwm) / 1024), round1(float64(rss) / 1024), nil
+}
+
+// clkTck is USER_HZ, the unit of /proc/PID/stat times; 100 on Linux.
+const clkTck = 100
+
+// serverCPU is the user+system CPU seconds the processes have used so far
+// (a process that cannot be read counts 0).
+func serverCPU(pids []string) float64 {
+	var ticks int64
+	for _, p := range pids {
+		b, err := os.ReadFile("/proc/" + p + "/stat")
+		if err != nil {
+			continue
+		}
+		// Fields after the parenthesised command name: state is field 3,
+		// utime and stime are fields 14 and 15.
+		i := bytes.LastIndexByte(b, ')')
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		s, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += u + s
+	}
+	return float64(ticks) / clkTck
+}
+
+// clientCPU is this process's own user+system CPU seconds.
+func clientCPU() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }

@@ -3,12 +3,10 @@ package image
 import (
 	"context"
 	"crypto/md5"
-	"crypto/sha512"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"mime"
 	"net/http"
@@ -21,25 +19,6 @@ import (
 	"github.com/nimbus-cloud/nimbus/internal/image/imagestore"
 	"github.com/nimbus-cloud/nimbus/internal/store"
 )
-
-// hashingReader hashes what passes through it, so checksums are
-// computed while the data streams into the store.
-type hashingReader struct {
-	r       io.Reader
-	md5     hash.Hash
-	sha512  hash.Hash
-	inspect io.Writer // the disk format inspector, which never fails
-}
-
-func (h *hashingReader) Read(p []byte) (int, error) {
-	n, err := h.r.Read(p)
-	if n > 0 {
-		h.md5.Write(p[:n])
-		h.sha512.Write(p[:n])
-		h.inspect.Write(p[:n])
-	}
-	return n, err
-}
 
 var errTooLarge = errors.New("image data exceeds the size cap")
 
@@ -83,8 +62,9 @@ var errSizeMismatch = errors.New("image data size differs from the declared size
 // any error nothing is left in st.
 func (s *Service) ingest(ctx context.Context, st imagestore.Store, imageID string, src io.Reader, limit, declared int64, diskFormat string) (ingested, error) {
 	insp := diskformat.NewInspector(diskFormat)
-	hr := &hashingReader{r: &capReader{r: src, max: limit}, md5: md5.New(), sha512: sha512.New(), inspect: insp}
-	loc, n, err := st.Put(ctx, imageID, hr)
+	dg := newDigester(&capReader{r: src, max: limit}, insp)
+	loc, n, err := st.Put(ctx, imageID, dg)
+	sum, sha := dg.sums()
 	if err == nil && declared >= 0 && n != declared {
 		err = fmt.Errorf("%w: got %d bytes, expected %d", errSizeMismatch, n, declared)
 	}
@@ -99,8 +79,7 @@ func (s *Service) ingest(ctx context.Context, st imagestore.Store, imageID strin
 		}
 		return ingested{}, err
 	}
-	in := ingested{loc: loc, size: n, checksum: hex.EncodeToString(hr.md5.Sum(nil)),
-		hashValue: hex.EncodeToString(hr.sha512.Sum(nil))}
+	in := ingested{loc: loc, size: n, checksum: sum, hashValue: sha}
 	if vs, ok := insp.VirtualSize(); ok && insp.Format() == insp.Declared() {
 		in.virtualSize = &vs
 	}
