@@ -42,7 +42,6 @@ const (
 	digestDepth     = 16
 )
 
-
 type hashWorker struct {
 	h    hash.Hash
 	in   chan *digestChunk
