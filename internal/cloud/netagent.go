@@ -94,9 +94,24 @@ func (c *Cloud) startNetworkAgent(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("network data plane: %w", err)
 	}
+	var routes *vpcRoutes
+	if rc := ac.RouteController; rc.Provider != "" {
+		if mode != dataplane.ExternalRouted {
+			c.log.Warn("network.agent.route_controller is set but external networks are not in routed mode; no routes will be programmed", "mode", mode)
+		}
+		if routes, err = newVPCRoutes(ctx, rc, c.log.With("service", "vpc-routes")); err != nil {
+			dp.Close()
+			return fmt.Errorf("network.agent.route_controller: %w", err)
+		}
+	}
 	agent := netagent.New(netagent.Config{
 		Host:   netagent.Host{Name: host, ExternalMode: mode, Uplink: ac.Uplink, PhysicalInterfaces: ac.PhysicalInterfaces},
 		Client: client, Dataplane: dp, Log: c.log.With("service", "network-agent"),
+		RoutedCIDRs: func(ctx context.Context, cidrs []netip.Prefix) {
+			if routes != nil {
+				routes.sync(ctx, cidrs)
+			}
+		},
 		Report: func(ctx context.Context, healthy bool) {
 			for _, at := range agentTypes {
 				rep := network.AgentReport{AgentType: at.typ, Host: host, Binary: "nimbus-agent", Topic: at.topic,

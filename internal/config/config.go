@@ -153,6 +153,9 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
 		"NIMBUS_NETWORK_AGENT_EXTERNAL_MODE":   &c.Network.Agent.ExternalMode,
 		"NIMBUS_NETWORK_AGENT_UPLINK":          &c.Network.Agent.Uplink,
 		"NIMBUS_NETWORK_AGENT_UNDERLAY_DEVICE": &c.Network.Agent.UnderlayDevice,
+		"NIMBUS_ROUTE_ACCESS_KEY_ID":           &c.Network.Agent.RouteController.AccessKeyID,
+		"NIMBUS_ROUTE_ACCESS_KEY_SECRET":       &c.Network.Agent.RouteController.AccessKeySecret,
+		"NIMBUS_ROUTE_SESSION_TOKEN":           &c.Network.Agent.RouteController.SessionToken,
 	}
 	for k, dst := range str {
 		if v, ok := lookup(k); ok {

@@ -63,6 +63,31 @@ type NetworkAgentConfig struct {
 	// PhysicalInterfaces maps physical network names to host NICs for flat
 	// and VLAN networks (bridged mode).
 	PhysicalInterfaces map[string]string `yaml:"physical_interfaces"`
+	// RouteController, when its provider is set, points the VPC route of
+	// each routed external CIDR at this host through the cloud's API.
+	RouteController RouteControllerConfig `yaml:"route_controller"`
+}
+
+// RouteControllerConfig configures the VPC route controller of the routed
+// external mode (internal/vpcroute).
+type RouteControllerConfig struct {
+	// Provider is alibaba or aws; empty turns the controller off.
+	Provider     string `yaml:"provider"`
+	RouteTableID string `yaml:"route_table_id"`
+	// Region and InstanceID come from the instance metadata when empty.
+	Region     string `yaml:"region"`
+	InstanceID string `yaml:"instance_id"`
+	// Credentials; prefer NIMBUS_ROUTE_ACCESS_KEY_ID and
+	// NIMBUS_ROUTE_ACCESS_KEY_SECRET over the file for the secret.
+	AccessKeyID     string `yaml:"access_key_id"`
+	AccessKeySecret string `yaml:"access_key_secret"`
+	SessionToken    string `yaml:"session_token"`
+	// ReplaceConflicting lets the controller take over a route of the CIDR
+	// that points elsewhere (Alibaba Cloud: delete and create).
+	ReplaceConflicting bool `yaml:"replace_conflicting"`
+	// Endpoint and MetadataURL override the cloud's defaults.
+	Endpoint    string `yaml:"endpoint"`
+	MetadataURL string `yaml:"metadata_url"`
 }
 
 func defaultNetworkConfig() NetworkConfig {
@@ -145,6 +170,15 @@ func (c *Config) ValidateNetwork() error {
 	}
 	if c.Network.TenantNetworkType == "vlan" && len(vlans) == 0 {
 		return fmt.Errorf("config: network.tenant_network_type vlan needs network.vlan_ranges")
+	}
+	switch rc := c.Network.Agent.RouteController; rc.Provider {
+	case "":
+	case "alibaba", "aws":
+		if rc.RouteTableID == "" {
+			return fmt.Errorf("config: network.agent.route_controller.route_table_id is required")
+		}
+	default:
+		return fmt.Errorf("config: network.agent.route_controller.provider %q is not alibaba or aws", rc.Provider)
 	}
 	switch c.Network.Agent.ExternalMode {
 	case "auto", "routed", "host-ip", "bridged":

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -51,7 +52,11 @@ type Config struct {
 	// networking API.
 	Report         func(ctx context.Context, healthy bool)
 	ReportInterval time.Duration
-	Log            *slog.Logger
+	// RoutedCIDRs, when set, is told after every successful sync which
+	// external IPv4 CIDRs this host routes (routed mode): the VPC route
+	// controller points them at this host.
+	RoutedCIDRs func(ctx context.Context, cidrs []netip.Prefix)
+	Log         *slog.Logger
 }
 
 // Agent syncs one host.
@@ -158,7 +163,24 @@ func (a *Agent) Sync(ctx context.Context) error {
 	if err := a.cfg.Dataplane.Apply(ctx, st); err != nil {
 		return fmt.Errorf("apply: %w", err)
 	}
+	if a.cfg.RoutedCIDRs != nil && a.cfg.Host.ExternalMode == dataplane.ExternalRouted {
+		a.cfg.RoutedCIDRs(ctx, routedCIDRs(st))
+	}
 	return nil
+}
+
+// routedCIDRs are the IPv4 subnets of the external networks in a state.
+func routedCIDRs(st dataplane.State) []netip.Prefix {
+	var out []netip.Prefix
+	for _, n := range st.Networks {
+		if n.External == nil {
+			continue
+		}
+		for _, sn := range n.Subnets {
+			out = append(out, sn.CIDR)
+		}
+	}
+	return out
 }
 
 // read lists everything the host state is built from.

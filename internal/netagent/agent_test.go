@@ -91,12 +91,17 @@ func TestSyncBuildsTheHostState(t *testing.T) {
 	}
 
 	rec := &recorder{}
+	var routed []netip.Prefix
 	a := New(Config{Host: Host{Name: "host-1", ExternalMode: dataplane.ExternalRouted, Uplink: "eth0"}, Client: c, Dataplane: rec,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Log:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+		RoutedCIDRs: func(_ context.Context, cidrs []netip.Prefix) { routed = cidrs }})
 	if err := a.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
 	st := rec.states[0]
+	if len(routed) != 1 || routed[0] != netip.MustParsePrefix("203.0.113.0/24") {
+		t.Fatalf("routed CIDRs %v, want the external subnet", routed)
+	}
 
 	// Both networks; the private one with DHCP from the port the agent made.
 	if len(st.Networks) != 2 {
