@@ -1,0 +1,224 @@
+package server
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// dbCache keeps SQLite handles of recently used account and container
+// databases open; opening a file per request would dominate small-object
+// latency.
+type dbCache struct {
+	max int
+	mu  sync.Mutex
+	dbs map[string]*dbEntry // guarded by mu
+}
+
+type dbEntry struct {
+	db   *sql.DB
+	refs int       // guarded by dbCache.mu
+	used time.Time // guarded by dbCache.mu
+}
+
+func newDBCache(max int) *dbCache { return &dbCache{max: max, dbs: map[string]*dbEntry{}} }
+
+var dsnEscaper = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
+
+func sqliteDSN(path string, journal string) string {
+	return "file:" + dsnEscaper.Replace(path) + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(" + journal +
+		")&_pragma=synchronous(FULL)&_txlock=immediate"
+}
+
+// get returns an open handle on the existing database at path and a release
+// func; os.ErrNotExist if there is none.
+func (c *dbCache) get(path string) (*sql.DB, func(), error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.dbs[path]
+	if !ok {
+		if _, err := os.Stat(path); err != nil {
+			return nil, nil, err
+		}
+		db, err := sql.Open("sqlite", sqliteDSN(path, "WAL"))
+		if err != nil {
+			return nil, nil, fmt.Errorf("open %s: %w", path, err)
+		}
+		db.SetMaxOpenConns(2)
+		db.SetMaxIdleConns(2)
+		e = &dbEntry{db: db}
+		c.dbs[path] = e
+		c.evictLocked()
+	}
+	e.refs++
+	e.used = time.Now()
+	return e.db, func() {
+		c.mu.Lock()
+		e.refs--
+		c.mu.Unlock()
+	}, nil
+}
+
+// evictLocked closes the least recently used idle handles above max.
+func (c *dbCache) evictLocked() {
+	if len(c.dbs) <= c.max {
+		return
+	}
+	type kv struct {
+		k string
+		e *dbEntry
+	}
+	var idle []kv
+	for k, e := range c.dbs {
+		if e.refs == 0 {
+			idle = append(idle, kv{k, e})
+		}
+	}
+	sort.Slice(idle, func(i, j int) bool { return idle[i].e.used.Before(idle[j].e.used) })
+	for _, x := range idle {
+		if len(c.dbs) <= c.max {
+			break
+		}
+		x.e.db.Close()
+		delete(c.dbs, x.k)
+	}
+}
+
+// close closes every cached handle.
+func (c *dbCache) close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var first error
+	for k, e := range c.dbs {
+		if err := e.db.Close(); err != nil && first == nil {
+			first = err
+		}
+		delete(c.dbs, k)
+	}
+	return first
+}
+
+// createDB builds a new database with schema and initial statements in the
+// device's tmp dir, then links it into place, so a half-initialised database
+// is never visible. created is false when another request won the race.
+func createDB(ctx context.Context, devPath, path string, schema []string, init func(*sql.Tx) error) (created bool, err error) {
+	if _, err := os.Stat(path); err == nil {
+		return false, nil
+	}
+	td := filepath.Join(devPath, tmpDir)
+	if err := os.MkdirAll(td, 0o750); err != nil {
+		return false, fmt.Errorf("create tmp dir: %w", err)
+	}
+	f, err := os.CreateTemp(td, "db-*")
+	if err != nil {
+		return false, fmt.Errorf("create tmp db: %w", err)
+	}
+	tmp := f.Name()
+	f.Close()
+	defer os.Remove(tmp)
+	db, err := sql.Open("sqlite", sqliteDSN(tmp, "DELETE"))
+	if err != nil {
+		return false, fmt.Errorf("open tmp db: %w", err)
+	}
+	err = func() error {
+		defer db.Close()
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		for _, q := range schema {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("schema: %w", err)
+			}
+		}
+		if err := init(tx); err != nil {
+			return err
+		}
+		return tx.Commit()
+	}()
+	if err != nil {
+		return false, fmt.Errorf("initialise db: %w", err)
+	}
+	dir := filepath.Dir(path)
+	made, err := mkdirAllTracked(dir)
+	if err != nil {
+		return false, err
+	}
+	if err := os.Link(tmp, path); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return false, nil
+		}
+		return false, fmt.Errorf("link db into place: %w", err)
+	}
+	dirs := []string{dir}
+	for _, d := range made {
+		dirs = append(dirs, filepath.Dir(d))
+	}
+	return true, fsyncDirs(dirs)
+}
+
+// metadata of accounts and containers: name → [value, timestamp]. An empty
+// value records a deletion, so that merges keep last-write-wins semantics.
+type dbMetadata map[string][2]string
+
+func loadMetadata(s string) dbMetadata {
+	md := dbMetadata{}
+	if s != "" {
+		_ = json.Unmarshal([]byte(s), &md)
+	}
+	return md
+}
+
+func (md dbMetadata) String() string {
+	b, _ := json.Marshal(md)
+	return string(b)
+}
+
+// update merges the request headers that are metadata (per isMeta) at ts.
+func (md dbMetadata) update(h http.Header, ts Timestamp, isMeta func(string) bool) {
+	for k, vs := range h {
+		if !isMeta(k) {
+			continue
+		}
+		cur, ok := md[k]
+		if ok {
+			if old, err := parseTimestamp(cur[1]); err == nil && old.Compare(ts) > 0 {
+				continue
+			}
+		}
+		md[k] = [2]string{vs[0], ts.Internal()}
+	}
+}
+
+// headers sets the non-empty metadata as response headers.
+func (md dbMetadata) headers(h http.Header) {
+	for k, v := range md {
+		if v[0] != "" {
+			h.Set(k, v[0])
+		}
+	}
+}
+
+// checkAfterMerge applies the metadata limits to the merged result, so
+// many small POSTs cannot grow metadata past what one PUT may set.
+func (md dbMetadata) checkAfterMerge(prefix string) error {
+	h := http.Header{}
+	for k, v := range md {
+		if v[0] != "" {
+			h.Set(k, v[0])
+		}
+	}
+	return checkMetadata(h, prefix)
+}

@@ -1,0 +1,269 @@
+package server
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// listParams are the listing query parameters Swift accepts.
+type listParams struct {
+	prefix, delimiter, marker, endMarker string
+	limit                                int
+	reverse                              bool
+	format                               string // "plain", "json" or "xml"
+}
+
+func parseListParams(r *http.Request) (listParams, error) {
+	q := r.URL.Query()
+	p := listParams{
+		prefix: q.Get("prefix"), delimiter: q.Get("delimiter"),
+		marker: q.Get("marker"), endMarker: q.Get("end_marker"),
+		limit: ListingLimit,
+	}
+	for _, v := range []string{p.prefix, p.delimiter, p.marker, p.endMarker} {
+		if !utf8.ValidString(v) || strings.IndexByte(v, 0) >= 0 {
+			return p, httpErr(http.StatusBadRequest, "Invalid UTF8 or contains NULL")
+		}
+	}
+	if len(p.delimiter) > 256 {
+		return p, httpErr(http.StatusPreconditionFailed, "Bad delimiter")
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return p, httpErr(http.StatusPreconditionFailed, "Value of limit must be a positive integer")
+		}
+		if n > ListingLimit {
+			return p, httpErr(http.StatusPreconditionFailed, fmt.Sprintf("Maximum limit is %d", ListingLimit))
+		}
+		p.limit = n
+	}
+	switch strings.ToLower(q.Get("reverse")) {
+	case "true", "1", "yes", "on", "t", "y":
+		p.reverse = true
+	}
+	p.format = listingFormat(r)
+	return p, nil
+}
+
+// listingFormat picks the format from ?format= or, failing that, Accept.
+func listingFormat(r *http.Request) string {
+	switch strings.ToLower(r.URL.Query().Get("format")) {
+	case "json":
+		return "json"
+	case "xml":
+		return "xml"
+	case "plain":
+		return "plain"
+	}
+	acc := r.Header.Get("Accept")
+	switch {
+	case strings.Contains(acc, "application/json"):
+		return "json"
+	case strings.Contains(acc, "application/xml"), strings.Contains(acc, "text/xml"):
+		return "xml"
+	}
+	return "plain"
+}
+
+func formatContentType(f string) string {
+	switch f {
+	case "json":
+		return "application/json; charset=utf-8"
+	case "xml":
+		return "application/xml; charset=utf-8"
+	}
+	return "text/plain; charset=utf-8"
+}
+
+// listEntry is one listing result: a row (cols scanned by the caller's
+// query) or a subdir.
+type listEntry struct {
+	name   string
+	subdir bool
+	row    []any
+}
+
+// listRows runs Swift's listing algorithm over table: names bounded by
+// marker/end_marker/prefix, ascending or descending, with delimiter
+// rolling names up into subdirs (re-querying past each subdir so a page is
+// always full). cols are selected after name; scan receives them.
+func listRows(ctx context.Context, db *sql.DB, table, cols string, p listParams, scan func(*sql.Rows) ([]any, error)) ([]listEntry, error) {
+	var out []listEntry
+	// lo/hi are the open cursor bounds; loIncl makes lo inclusive (used
+	// after a subdir, when the bound is the first name past it).
+	lo, hi := p.marker, p.endMarker
+	if p.reverse {
+		lo, hi = p.endMarker, p.marker
+	}
+	loIncl := false
+	for len(out) < p.limit {
+		var conds []string
+		var args []any
+		if lo != "" {
+			if loIncl {
+				conds = append(conds, "name >= ?")
+			} else {
+				conds = append(conds, "name > ?")
+			}
+			args = append(args, lo)
+		}
+		if hi != "" {
+			conds = append(conds, "name < ?")
+			args = append(args, hi)
+		}
+		if p.prefix != "" {
+			// No valid UTF-8 name contains 0xFF, so prefix+"\xff" bounds
+			// every name that starts with prefix.
+			conds = append(conds, "name >= ?", "name < ?")
+			args = append(args, p.prefix, p.prefix+"\xff")
+		}
+		conds = append(conds, "deleted = 0")
+		order := "ASC"
+		if p.reverse {
+			order = "DESC"
+		}
+		q := fmt.Sprintf("SELECT name, %s FROM %s WHERE %s ORDER BY name %s LIMIT ?", cols, table, strings.Join(conds, " AND "), order)
+		args = append(args, p.limit-len(out))
+		rows, err := db.QueryContext(ctx, q, args...)
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", table, err)
+		}
+		requery := false
+		for rows.Next() {
+			vals, err := scan(rows)
+			if err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("list %s: %w", table, err)
+			}
+			name := vals[0].(string)
+			if p.delimiter != "" {
+				if i := strings.Index(name[len(p.prefix):], p.delimiter); i >= 0 {
+					dir := name[:len(p.prefix)+i+len(p.delimiter)]
+					if dir != p.marker {
+						out = append(out, listEntry{name: dir, subdir: true})
+					}
+					if p.reverse {
+						hi = dir
+					} else {
+						lo, loIncl = afterPrefix(dir), true
+					}
+					requery = true
+					break
+				}
+			}
+			out = append(out, listEntry{name: name, row: vals[1:]})
+			if p.reverse {
+				hi = name
+			} else {
+				lo, loIncl = name, false
+			}
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", table, err)
+		}
+		if !requery {
+			break
+		}
+	}
+	return out, nil
+}
+
+// afterPrefix is the smallest string greater than every string starting
+// with s (s ends with a delimiter, whose last byte is never 0xFF).
+func afterPrefix(s string) string {
+	b := []byte(s)
+	b[len(b)-1]++
+	return string(b)
+}
+
+// objectListing is a container listing item as Swift serialises it.
+type objectListing struct {
+	Name         string `json:"name"`
+	Hash         string `json:"hash"`
+	Bytes        int64  `json:"bytes"`
+	ContentType  string `json:"content_type"`
+	LastModified string `json:"last_modified"`
+}
+
+// containerListing is an account listing item.
+type containerListing struct {
+	Name         string `json:"name"`
+	Count        int64  `json:"count"`
+	Bytes        int64  `json:"bytes"`
+	LastModified string `json:"last_modified"`
+}
+
+type subdirListing struct {
+	Subdir string `json:"subdir"`
+}
+
+// renderListing writes a listing in p.format. rootTag is "container" or
+// "account", name its name; item renders one row for JSON (returning a
+// struct) and XML (returning the inner elements).
+func renderListing(w http.ResponseWriter, r *http.Request, p listParams, rootTag, name string, entries []listEntry, jsonItem func(listEntry) any, xmlItem func(*strings.Builder, listEntry)) {
+	h := w.Header()
+	h.Set("Content-Type", formatContentType(p.format))
+	var body string
+	switch p.format {
+	case "json":
+		items := make([]any, 0, len(entries))
+		for _, e := range entries {
+			if e.subdir {
+				items = append(items, subdirListing{Subdir: e.name})
+			} else {
+				items = append(items, jsonItem(e))
+			}
+		}
+		b, _ := json.Marshal(items)
+		body = string(b)
+	case "xml":
+		var sb strings.Builder
+		sb.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n")
+		fmt.Fprintf(&sb, `<%s name="%s">`, rootTag, xmlEscape(name))
+		for _, e := range entries {
+			if e.subdir {
+				fmt.Fprintf(&sb, `<subdir name="%s"><name>%s</name></subdir>`, xmlEscape(e.name), xmlEscape(e.name))
+				continue
+			}
+			xmlItem(&sb, e)
+		}
+		fmt.Fprintf(&sb, "</%s>", rootTag)
+		body = sb.String()
+	default:
+		if len(entries) == 0 {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		var sb strings.Builder
+		for _, e := range entries {
+			sb.WriteString(e.name)
+			sb.WriteByte('\n')
+		}
+		body = sb.String()
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write([]byte(body))
+	}
+}
+
+func xmlEscape(s string) string {
+	var sb strings.Builder
+	_ = xml.EscapeText(&sb, []byte(s))
+	return sb.String()
+}
+
+func xmlElem(sb *strings.Builder, tag, val string) {
+	fmt.Fprintf(sb, "<%s>%s</%s>", tag, xmlEscape(val), tag)
+}

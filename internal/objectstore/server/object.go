@@ -1,0 +1,510 @@
+package server
+
+import (
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// ObjectServer stores object data and metadata on local devices and answers
+// Swift's internal object protocol. It also owns the async-pending updater
+// and the object auditor, which work on the same devices.
+type ObjectServer struct {
+	cfg    Config
+	log    *slog.Logger
+	routes map[string]handlerFunc
+}
+
+// handlerFunc handles one request. It either writes the whole response and
+// returns nil, or writes nothing and returns the error to render.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+var _ http.Handler = (*ObjectServer)(nil)
+
+// NewObjectServer returns the object server for cfg's devices.
+func NewObjectServer(cfg Config) (*ObjectServer, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &ObjectServer{cfg: c, log: c.Logger.With("server", "object")}
+	s.routes = map[string]handlerFunc{
+		http.MethodPut:    s.put,
+		http.MethodGet:    s.get,
+		http.MethodHead:   s.get,
+		http.MethodPost:   s.post,
+		http.MethodDelete: s.delete,
+	}
+	return s, nil
+}
+
+// ServeHTTP dispatches on the method; see the package doc for the protocol.
+func (s *ObjectServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	serve(w, r, s.routes, s.log)
+}
+
+// serve is the shared dispatcher of the three servers.
+func serve(w http.ResponseWriter, r *http.Request, routes map[string]handlerFunc, log *slog.Logger) {
+	h, ok := routes[r.Method]
+	if !ok {
+		w.Header().Set("Allow", "DELETE, GET, HEAD, POST, PUT")
+		writeError(w, r, log, httpErr(http.StatusMethodNotAllowed, ""))
+		return
+	}
+	if err := h(w, r); err != nil {
+		writeError(w, r, log, err)
+	}
+}
+
+// objectTarget resolves a request to its device and hash directory.
+type objectTarget struct {
+	rp      reqPath
+	devPath string
+	hash    string
+	dir     string
+}
+
+func (s *ObjectServer) target(r *http.Request) (objectTarget, error) {
+	var t objectTarget
+	rp, err := parsePath(r.URL.Path, 3, 3)
+	if err != nil {
+		return t, err
+	}
+	dev, err := devicePath(&s.cfg, rp.Device)
+	if err != nil {
+		return t, err
+	}
+	t.rp, t.devPath = rp, dev
+	t.hash = hashPath(s.cfg.HashPathPrefix, s.cfg.HashPathSuffix, rp.Account, rp.Container, rp.Object)
+	t.dir = hashDir(dev, objectsDir, rp.Partition, t.hash)
+	return t, nil
+}
+
+func (t objectTarget) name() string {
+	return "/" + t.rp.Account + "/" + t.rp.Container + "/" + t.rp.Object
+}
+
+func conflict(ts Timestamp) error {
+	return httpErrHeaders(http.StatusConflict, http.Header{"X-Backend-Timestamp": {ts.Internal()}})
+}
+
+func notFound(of objectFiles) error {
+	h := http.Header{}
+	if n := of.newest(); !n.IsZero() {
+		h.Set("X-Backend-Timestamp", n.Internal())
+	}
+	return httpErrHeaders(http.StatusNotFound, h)
+}
+
+// storageErr maps disk failures to the status Swift gives them.
+func storageErr(err error) error {
+	switch {
+	case errors.Is(err, ErrNoXattr):
+		// Operators need the reason; clients get the status only.
+		slog.Error("device cannot store objects", "err", err)
+		return httpErr(http.StatusInsufficientStorage, "")
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT), errors.Is(err, syscall.EROFS):
+		return httpErr(http.StatusInsufficientStorage, "")
+	}
+	return err
+}
+
+func (s *ObjectServer) put(w http.ResponseWriter, r *http.Request) error {
+	t, err := s.target(r)
+	if err != nil {
+		return err
+	}
+	ts, err := requestTimestamp(r, "X-Timestamp")
+	if err != nil {
+		return err
+	}
+	cl := r.ContentLength
+	chunked := len(r.TransferEncoding) > 0 && r.TransferEncoding[0] == "chunked"
+	if cl < 0 && !chunked {
+		return httpErr(http.StatusLengthRequired, "Missing Content-Length")
+	}
+	if cl > s.cfg.MaxFileSize {
+		return httpErr(http.StatusRequestEntityTooLarge, "Your request is too large.")
+	}
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return httpErr(http.StatusBadRequest, "No content type")
+	}
+	deleteAt, err := parseDeleteAt(r.Header)
+	if err != nil {
+		return err
+	}
+	if err := checkMetadata(r.Header, "X-Object-Meta-"); err != nil {
+		return err
+	}
+	of, err := listObjectDir(t.dir)
+	if err != nil {
+		return err
+	}
+	if n := of.newest(); !n.IsZero() && n.Compare(ts) >= 0 {
+		return conflict(n)
+	}
+	if r.Header.Get("If-None-Match") == "*" && of.exists() {
+		if _, obj, err := openObjectDir(t.dir); err == nil && obj != nil {
+			live := !expired(obj.md, time.Now())
+			obj.Close()
+			if live {
+				return httpErr(http.StatusPreconditionFailed, "")
+			}
+		}
+	}
+
+	dw, err := newDiskWriter(t.devPath)
+	if err != nil {
+		return storageErr(err)
+	}
+	defer dw.abort()
+	limit := cl
+	if chunked {
+		limit = s.cfg.MaxFileSize + 1
+	}
+	if err := receive(dw, r.Body, limit, cl >= 0); err != nil {
+		return err
+	}
+	if chunked && dw.n > s.cfg.MaxFileSize {
+		return httpErr(http.StatusRequestEntityTooLarge, "Your request is too large.")
+	}
+	etag := dw.etag()
+	if want := strings.Trim(strings.ToLower(r.Header.Get("ETag")), `"`); want != "" && want != etag {
+		return httpErr(http.StatusUnprocessableEntity, "")
+	}
+	md := map[string]string{
+		"name":           t.name(),
+		"X-Timestamp":    ts.Internal(),
+		"Content-Type":   ct,
+		"ETag":           etag,
+		"Content-Length": strconv.FormatInt(dw.n, 10),
+	}
+	for k, vs := range r.Header {
+		if isObjectUserMeta(k) || strings.HasPrefix(k, "X-Object-Sysmeta-") {
+			md[k] = vs[0]
+		}
+	}
+	for _, k := range objectAllowedHeaders {
+		if v := r.Header.Get(k); v != "" {
+			md[k] = v
+		}
+	}
+	if deleteAt != "" {
+		md["X-Delete-At"] = deleteAt
+	}
+	if err := dw.commit(md, t.dir, ts.Internal()+".data"); err != nil {
+		return storageErr(err)
+	}
+	if err := cleanupObjectDir(t.dir, s.cfg.ReclaimAge); err != nil {
+		s.log.Warn("cleanup after put", "dir", t.dir, "err", err)
+	}
+	s.containerUpdate(r, t, http.MethodPut, ts, map[string]string{
+		"X-Size":         md["Content-Length"],
+		"X-Content-Type": ct,
+		"X-Etag":         etag,
+	})
+	s.deleteAtUpdate(r, t, ts, deleteAt)
+	w.Header().Set("ETag", etag)
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusCreated)
+	return nil
+}
+
+// receive copies the request body into dw. A body that ends early or fails
+// is a client disconnect (499); a disk failure is answered as such.
+func receive(dw *diskWriter, body io.Reader, limit int64, exact bool) error {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	var got int64
+	for got < limit {
+		want := int64(len(buf))
+		if limit-got < want {
+			want = limit - got
+		}
+		n, rerr := body.Read(buf[:want])
+		if n > 0 {
+			if _, err := dw.Write(buf[:n]); err != nil {
+				return storageErr(err)
+			}
+			got += int64(n)
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(rerr, &mbe) {
+				return httpErr(http.StatusRequestEntityTooLarge, "Your request is too large.")
+			}
+			return httpErr(499, "client disconnected")
+		}
+	}
+	if exact && got != limit {
+		return httpErr(499, "client disconnected")
+	}
+	return nil
+}
+
+// objectHeaders sets the response headers describing obj.
+func objectHeaders(h http.Header, obj *openObject) {
+	for k, v := range obj.md {
+		if isObjectUserMeta(k) || strings.HasPrefix(k, "X-Object-Sysmeta-") {
+			h.Set(k, v)
+		}
+	}
+	for _, k := range objectAllowedHeaders {
+		if v := obj.md[k]; v != "" {
+			h.Set(k, v)
+		}
+	}
+	ts := obj.timestamp()
+	h.Set("Content-Type", obj.md["Content-Type"])
+	h.Set("ETag", obj.md["ETag"])
+	h.Set("Last-Modified", ts.lastModified().Format(http.TimeFormat))
+	h.Set("X-Timestamp", ts.Normal())
+	h.Set("X-Backend-Timestamp", ts.Internal())
+	h.Set("X-Backend-Data-Timestamp", obj.files.dataTS.Internal())
+	h.Set("X-Backend-Durable-Timestamp", obj.files.dataTS.Internal())
+	h.Set("Accept-Ranges", "bytes")
+}
+
+func (s *ObjectServer) get(w http.ResponseWriter, r *http.Request) error {
+	t, err := s.target(r)
+	if err != nil {
+		return err
+	}
+	of, obj, err := openObjectDir(t.dir)
+	if errors.Is(err, errNoMetadata) {
+		s.quarantine(t.devPath, t.dir, of.data, err.Error())
+		return httpErr(http.StatusNotFound, "")
+	}
+	if err != nil {
+		return err
+	}
+	if obj == nil {
+		return notFound(of)
+	}
+	defer obj.Close()
+	// Replication reads (X-Backend-Replication: True) must see expired
+	// objects too, or replicas would disagree until the expirer runs.
+	if expired(obj.md, time.Now()) && !strings.EqualFold(r.Header.Get("X-Backend-Replication"), "true") {
+		return notFound(of)
+	}
+	if obj.md["Content-Length"] != strconv.FormatInt(obj.size, 10) {
+		s.quarantine(t.devPath, t.dir, of.data, "size does not match metadata")
+		return httpErr(http.StatusNotFound, "")
+	}
+	h := w.Header()
+	objectHeaders(h, obj)
+	if err := checkConditions(r, obj.md["ETag"], obj.timestamp().lastModified()); err != nil {
+		return err
+	}
+	// A full GET is checksummed on the way out; a mismatch quarantines the
+	// file so the next read (here or on another replica) is good.
+	var src io.ReadSeeker = obj.f
+	var sum *hashingReader
+	if r.Method == http.MethodGet && r.Header.Get("Range") == "" {
+		sum = &hashingReader{f: obj.f, h: md5.New()}
+		src = sum
+	}
+	if err := serveBody(w, r, src, obj.size, obj.md["Content-Type"]); err != nil {
+		var se *statusError
+		if errors.As(err, &se) {
+			return err
+		}
+		// Headers are out; the only honest signal left is a cut connection.
+		s.log.Debug("object body stream ended early", "path", r.URL.Path, "err", err)
+		panic(http.ErrAbortHandler)
+	}
+	if sum != nil && sum.n == obj.size && hex.EncodeToString(sum.h.Sum(nil)) != obj.md["ETag"] {
+		s.quarantine(t.devPath, t.dir, of.data, "etag mismatch on read")
+	}
+	return nil
+}
+
+// hashingReader hashes what a sequential read of the whole file returns.
+type hashingReader struct {
+	f interface {
+		io.Reader
+		io.Seeker
+	}
+	h hash.Hash
+	n int64
+}
+
+func (hr *hashingReader) Read(p []byte) (int, error) {
+	n, err := hr.f.Read(p)
+	hr.h.Write(p[:n])
+	hr.n += int64(n)
+	return n, err
+}
+
+func (hr *hashingReader) Seek(off int64, whence int) (int64, error) {
+	return hr.f.Seek(off, whence)
+}
+
+func (s *ObjectServer) post(w http.ResponseWriter, r *http.Request) error {
+	t, err := s.target(r)
+	if err != nil {
+		return err
+	}
+	ts, err := requestTimestamp(r, "X-Timestamp")
+	if err != nil {
+		return err
+	}
+	deleteAt, err := parseDeleteAt(r.Header)
+	if err != nil {
+		return err
+	}
+	if err := checkMetadata(r.Header, "X-Object-Meta-"); err != nil {
+		return err
+	}
+	of, obj, err := openObjectDir(t.dir)
+	if err != nil {
+		return err
+	}
+	if obj == nil {
+		return notFound(of)
+	}
+	cur := obj.timestamp()
+	isExpired := expired(obj.md, time.Now())
+	obj.Close()
+	if isExpired {
+		return notFound(of)
+	}
+	if cur.Compare(ts) >= 0 {
+		return conflict(cur)
+	}
+	md := map[string]string{"name": t.name(), "X-Timestamp": ts.Internal()}
+	for k, vs := range r.Header {
+		if isObjectUserMeta(k) {
+			md[k] = vs[0]
+		}
+	}
+	for _, k := range objectAllowedHeaders {
+		if k == "X-Static-Large-Object" {
+			continue
+		}
+		if v := r.Header.Get(k); v != "" {
+			md[k] = v
+		}
+	}
+	if deleteAt != "" {
+		md["X-Delete-At"] = deleteAt
+	}
+	if err := writeFileAtomic(t.devPath, t.dir, ts.Internal()+".meta", nil, md); err != nil {
+		return storageErr(err)
+	}
+	if err := cleanupObjectDir(t.dir, s.cfg.ReclaimAge); err != nil {
+		s.log.Warn("cleanup after post", "dir", t.dir, "err", err)
+	}
+	s.deleteAtUpdate(r, t, ts, deleteAt)
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+func (s *ObjectServer) delete(w http.ResponseWriter, r *http.Request) error {
+	t, err := s.target(r)
+	if err != nil {
+		return err
+	}
+	ts, err := requestTimestamp(r, "X-Timestamp")
+	if err != nil {
+		return err
+	}
+	of, obj, err := openObjectDir(t.dir)
+	if err != nil && !errors.Is(err, errNoMetadata) {
+		return err
+	}
+	status := http.StatusNotFound
+	if obj != nil {
+		md := obj.md
+		obj.Close()
+		if ida := r.Header.Get("X-If-Delete-At"); ida != "" && ida != md["X-Delete-At"] {
+			return httpErr(http.StatusPreconditionFailed, "X-If-Delete-At mismatch")
+		}
+		if !expired(md, time.Now()) {
+			status = http.StatusNoContent
+		}
+	} else if r.Header.Get("X-If-Delete-At") != "" {
+		return notFound(of)
+	}
+	orig := of.newest()
+	switch c := orig.Compare(ts); {
+	case c > 0 || (c == 0 && of.data != ""):
+		return conflict(orig)
+	case c == 0:
+		// The same DELETE again (a retry): already applied.
+	default:
+		md := map[string]string{"name": t.name(), "X-Timestamp": ts.Internal()}
+		if err := writeFileAtomic(t.devPath, t.dir, ts.Internal()+".ts", nil, md); err != nil {
+			return storageErr(err)
+		}
+		if err := cleanupObjectDir(t.dir, s.cfg.ReclaimAge); err != nil {
+			s.log.Warn("cleanup after delete", "dir", t.dir, "err", err)
+		}
+		s.containerUpdate(r, t, http.MethodDelete, ts, nil)
+	}
+	w.Header().Set("X-Backend-Timestamp", ts.Internal())
+	if status == http.StatusNotFound {
+		return httpErrHeaders(status, http.Header{"X-Backend-Timestamp": {ts.Internal()}})
+	}
+	w.WriteHeader(status)
+	return nil
+}
+
+// quarantine moves an object's hash dir out of the data dir so that it is no
+// longer served and replication restores a good copy. only names the data
+// file that was found bad: if a newer write replaced it meanwhile, nothing
+// is moved.
+func (s *ObjectServer) quarantine(devPath, dir, dataFile, reason string) {
+	if dataFile != "" {
+		if of, err := listObjectDir(dir); err != nil || of.data != dataFile {
+			return
+		}
+	}
+	dst, err := quarantineHashDir(devPath, dir)
+	if err != nil {
+		s.log.Error("quarantine failed", "dir", dir, "reason", reason, "err", err)
+		return
+	}
+	s.log.Warn("object quarantined", "dir", dir, "to", dst, "reason", reason)
+}
+
+// quarantineHashDir renames dir to quarantined/objects/<hash>[-n].
+func quarantineHashDir(devPath, dir string) (string, error) {
+	qdir := filepath.Join(devPath, quarantineDir, objectsDir)
+	if err := os.MkdirAll(qdir, 0o750); err != nil {
+		return "", fmt.Errorf("create quarantine dir: %w", err)
+	}
+	base := filepath.Base(dir)
+	dst := filepath.Join(qdir, base)
+	for i := 1; ; i++ {
+		err := os.Rename(dir, dst)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, os.ErrExist) && !errors.Is(err, syscall.ENOTEMPTY) || i > 100 {
+			return "", fmt.Errorf("quarantine %s: %w", dir, err)
+		}
+		dst = filepath.Join(qdir, fmt.Sprintf("%s-%d", base, i))
+	}
+	if err := fsyncDir(qdir); err != nil {
+		return dst, err
+	}
+	return dst, fsyncDir(filepath.Dir(dir))
+}
