@@ -58,40 +58,44 @@ func BenchmarkObjectGet4K(b *testing.B) {
 	}
 }
 
-// benchClient keeps enough idle connections for concurrency 16.
-func benchClient() *http.Client {
-	return &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-}
-
-// BenchmarkObjectPut4KParallel16 runs 4 KiB PUTs at concurrency 16
-// (8 goroutines per GOMAXPROCS on the 2-core CI machine), where concurrent
-// fsyncs share journal commits.
-func BenchmarkObjectPut4KParallel16(b *testing.B) {
-	n := newNode(b)
-	body := bytes.Repeat([]byte("x"), 4096)
-	client := benchClient()
+// runParallel16 runs op at concurrency 16 (8 goroutines per GOMAXPROCS on
+// the 2-core CI machine) with a sequence number shared by all goroutines,
+// over a client that keeps enough idle connections.
+func runParallel16(b *testing.B, op func(client *http.Client, i int64) error) {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	var seq atomic.Int64
 	b.SetBytes(4096)
 	b.SetParallelism(16 / max(1, runtime.GOMAXPROCS(0)))
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			i := seq.Add(1)
-			req, _ := http.NewRequest("PUT", fmt.Sprintf("%s/sda/%d/a/c/o%d", n.objURL, i%64, i), bytes.NewReader(body))
-			req.Header.Set("X-Timestamp", n.ts())
-			req.Header.Set("Content-Type", "application/octet-stream")
-			res, err := client.Do(req)
-			if err != nil {
+			if err := op(client, seq.Add(1)); err != nil {
 				b.Error(err)
 				return
 			}
-			io.Copy(io.Discard, res.Body)
-			res.Body.Close()
-			if res.StatusCode != 201 {
-				b.Errorf("status %d", res.StatusCode)
-				return
-			}
 		}
+	})
+}
+
+// BenchmarkObjectPut4KParallel16 runs 4 KiB PUTs at concurrency 16, where
+// concurrent fsyncs share journal commits.
+func BenchmarkObjectPut4KParallel16(b *testing.B) {
+	n := newNode(b)
+	body := bytes.Repeat([]byte("x"), 4096)
+	runParallel16(b, func(client *http.Client, i int64) error {
+		req, _ := http.NewRequest("PUT", fmt.Sprintf("%s/sda/%d/a/c/o%d", n.objURL, i%64, i), bytes.NewReader(body))
+		req.Header.Set("X-Timestamp", n.ts())
+		req.Header.Set("Content-Type", "application/octet-stream")
+		res, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != 201 {
+			return fmt.Errorf("status %d", res.StatusCode)
+		}
+		return nil
 	})
 }
 
@@ -103,25 +107,17 @@ func BenchmarkObjectGet4KParallel16(b *testing.B) {
 	for i := range objects {
 		n.putObject(b, fmt.Sprintf("/sda/%d/a/c/o%d", i%64, i), n.ts(), body, nil)
 	}
-	client := benchClient()
-	var seq atomic.Int64
-	b.SetBytes(4096)
-	b.SetParallelism(16 / max(1, runtime.GOMAXPROCS(0)))
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			i := seq.Add(1) % objects
-			res, err := client.Get(fmt.Sprintf("%s/sda/%d/a/c/o%d", n.objURL, i%64, i))
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			nb, _ := io.Copy(io.Discard, res.Body)
-			res.Body.Close()
-			if res.StatusCode != 200 || nb != 4096 {
-				b.Errorf("status %d, %d bytes", res.StatusCode, nb)
-				return
-			}
+	runParallel16(b, func(client *http.Client, i int64) error {
+		i %= objects
+		res, err := client.Get(fmt.Sprintf("%s/sda/%d/a/c/o%d", n.objURL, i%64, i))
+		if err != nil {
+			return err
 		}
+		nb, _ := io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || nb != 4096 {
+			return fmt.Errorf("status %d, %d bytes", res.StatusCode, nb)
+		}
+		return nil
 	})
 }

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -65,11 +64,8 @@ func isContainerMeta(k string) bool {
 // Swift's internal container protocol. Its updater reports container stats
 // to the account servers.
 type ContainerServer struct {
-	cfg    Config
-	log    *slog.Logger
-	dbs    *dbCache
-	dirty  chan string // container db paths whose stats changed
-	routes map[string]handlerFunc
+	dbServer
+	dirty chan string // container db paths whose stats changed
 }
 
 var _ http.Handler = (*ContainerServer)(nil)
@@ -77,170 +73,87 @@ var _ http.Handler = (*ContainerServer)(nil)
 // NewContainerServer returns the container server for cfg's devices. Close
 // releases its open databases.
 func NewContainerServer(cfg Config) (*ContainerServer, error) {
-	c, err := cfg.withDefaults()
+	b, err := newBase(cfg, "container", containersDir, 2)
 	if err != nil {
 		return nil, err
 	}
-	s := &ContainerServer{cfg: c, log: c.Logger.With("server", "container"), dbs: newDBCache(256), dirty: make(chan string, 4096)}
-	s.routes = map[string]handlerFunc{
-		http.MethodPut:    s.put,
-		http.MethodGet:    s.get,
-		http.MethodHead:   s.get,
-		http.MethodPost:   s.post,
-		http.MethodDelete: s.delete,
-	}
+	s := &ContainerServer{dbServer: dbServer{base: b, dbs: newDBCache(256), kind: "container", hdr: "X-Container-",
+		schema: containerSchema, statCols: "'', 0, storage_policy_index", isMeta: isContainerMeta,
+		statHeaders: containerStatHeaders, rows: objectRows}, dirty: make(chan string, 4096)}
+	s.route(s.put, s.get, s.post, s.delete)
 	return s, nil
 }
 
-// ServeHTTP dispatches on the method; see the package doc for the protocol.
-func (s *ContainerServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	serve(w, r, s.routes, s.log)
-}
-
-// Close closes the cached database handles.
-func (s *ContainerServer) Close() error { return s.dbs.close() }
-
-type containerTarget struct {
-	rp      reqPath
-	devPath string
-	path    string // the .db file
-}
-
-func (s *ContainerServer) target(r *http.Request) (containerTarget, error) {
-	var t containerTarget
-	rp, err := parsePath(r.URL.Path, 2, 3)
-	if err != nil {
-		return t, err
+// containerStatHeaders sets the backend headers the replicator and the
+// proxy read, on a deleted container too.
+func containerStatHeaders(h http.Header, st stat) error {
+	h.Set("X-Backend-Put-Timestamp", st.put)
+	h.Set("X-Backend-Delete-Timestamp", st.del)
+	h.Set("X-Backend-Status-Changed-At", st.statusChanged)
+	h.Set("X-Backend-Storage-Policy-Index", strconv.FormatInt(st.policy, 10))
+	if st.deleted() {
+		return httpErrHeaders(http.StatusNotFound, http.Header{"X-Backend-Timestamp": {st.del}})
 	}
-	dev, err := devicePath(&s.cfg, rp.Device)
-	if err != nil {
-		return t, err
-	}
-	h := hashPath(s.cfg.HashPathPrefix, s.cfg.HashPathSuffix, rp.Account, rp.Container)
-	t.rp, t.devPath = rp, dev
-	t.path = filepath.Join(hashDir(dev, containersDir, rp.Partition, h), h+".db")
-	return t, nil
+	return nil
 }
 
-// containerInfo is the stat row.
-type containerInfo struct {
-	createdAt, put, del, statusChanged string
-	objects, bytes                     int64
-	policy                             int64
-	md                                 dbMetadata
-}
-
-func (ci containerInfo) deleted() bool {
-	p, _ := parseTimestamp(ci.put)
-	d, _ := parseTimestamp(ci.del)
-	return d.Compare(p) > 0
-}
-
-func loadContainerInfo(ctx context.Context, q interface {
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-}) (containerInfo, error) {
-	var ci containerInfo
-	var md string
-	err := q.QueryRowContext(ctx, `SELECT created_at, put_timestamp, delete_timestamp, status_changed_at,
-		object_count, bytes_used, storage_policy_index, metadata FROM container_stat`).
-		Scan(&ci.createdAt, &ci.put, &ci.del, &ci.statusChanged, &ci.objects, &ci.bytes, &ci.policy, &md)
-	if err != nil {
-		return ci, fmt.Errorf("read container stat: %w", err)
-	}
-	ci.md = loadMetadata(md)
-	return ci, nil
-}
-
-// open returns the handle of an existing container db, or a 404.
-func (s *ContainerServer) open(t containerTarget) (*sql.DB, func(), error) {
-	db, release, err := s.dbs.get(t.path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil, httpErr(http.StatusNotFound, "")
-	}
-	return db, release, err
+// createContainer makes the container's database unless it exists.
+func (s *ContainerServer) createContainer(ctx context.Context, t target, ts Timestamp, policy int64) (bool, error) {
+	return s.create(ctx, t, ts, "account, container, storage_policy_index", t.rp.Account, t.rp.Container, policy)
 }
 
 func (s *ContainerServer) put(w http.ResponseWriter, r *http.Request) error {
-	t, err := s.target(r)
+	t, ts, err := s.writeTarget(r)
 	if err != nil {
 		return err
 	}
-	ts, err := requestTimestamp(r, "X-Timestamp")
-	if err != nil {
-		return err
-	}
-	if t.rp.Object != "" {
+	if t.sub != "" {
 		return s.putObject(w, r, t, ts, false)
 	}
 	if err := checkMetadata(r.Header, "X-Container-Meta-"); err != nil {
 		return err
 	}
 	ctx := r.Context()
-	created, err := createDB(ctx, t.devPath, t.path, containerSchema, func(tx *sql.Tx) error {
-		now := timestampNow().Internal()
-		policy, _ := strconv.ParseInt(r.Header.Get("X-Backend-Storage-Policy-Index"), 10, 64)
-		_, err := tx.ExecContext(ctx, `INSERT INTO container_stat (account, container, created_at, put_timestamp, status_changed_at, storage_policy_index)
-			VALUES (?, ?, ?, ?, ?, ?)`, t.rp.Account, t.rp.Container, now, ts.Internal(), now, policy)
+	policy, _ := strconv.ParseInt(r.Header.Get("X-Backend-Storage-Policy-Index"), 10, 64)
+	created, err := s.createContainer(ctx, t, ts, policy)
+	if err != nil {
+		return err
+	}
+	err = s.update(ctx, t, "container put", func(tx *sql.Tx, st *stat) error {
+		wasDeleted := st.deleted()
+		if put, _ := parseTimestamp(st.put); ts.Compare(put) > 0 {
+			st.put = ts.Internal()
+		}
+		if wasDeleted && st.deleted() {
+			del, _ := parseTimestamp(st.del)
+			return conflict(del)
+		}
+		if wasDeleted {
+			created = true
+			st.statusChanged = timestampNow().Internal()
+		}
+		if err := s.mergeMeta(st, r.Header, ts); err != nil {
+			return err
+		}
+		acct := [3]string{r.Header.Get("X-Account-Host"), r.Header.Get("X-Account-Partition"), r.Header.Get("X-Account-Device")}
+		_, err := tx.ExecContext(ctx, `UPDATE container_stat SET put_timestamp = ?, status_changed_at = ?, metadata = ?,
+			account_host = CASE WHEN ? != '' THEN ? ELSE account_host END,
+			account_partition = CASE WHEN ? != '' THEN ? ELSE account_partition END,
+			account_device = CASE WHEN ? != '' THEN ? ELSE account_device END`,
+			st.put, st.statusChanged, st.md.String(), acct[0], acct[0], acct[1], acct[1], acct[2], acct[2])
 		return err
 	})
 	if err != nil {
-		return storageErr(err)
-	}
-	db, release, err := s.open(t)
-	if err != nil {
 		return err
 	}
-	defer release()
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("container put: %w", err)
-	}
-	defer tx.Rollback()
-	ci, err := loadContainerInfo(ctx, tx)
-	if err != nil {
-		return err
-	}
-	wasDeleted := ci.deleted()
-	put, _ := parseTimestamp(ci.put)
-	if ts.Compare(put) > 0 {
-		ci.put = ts.Internal()
-	}
-	if wasDeleted && ci.deleted() {
-		del, _ := parseTimestamp(ci.del)
-		return conflict(del)
-	}
-	if wasDeleted {
-		created = true
-		ci.statusChanged = timestampNow().Internal()
-	}
-	ci.md.update(r.Header, ts, isContainerMeta)
-	if err := ci.md.checkAfterMerge("X-Container-Meta-"); err != nil {
-		return err
-	}
-	acct := [3]string{r.Header.Get("X-Account-Host"), r.Header.Get("X-Account-Partition"), r.Header.Get("X-Account-Device")}
-	if _, err := tx.ExecContext(ctx, `UPDATE container_stat SET put_timestamp = ?, status_changed_at = ?, metadata = ?,
-		account_host = CASE WHEN ? != '' THEN ? ELSE account_host END,
-		account_partition = CASE WHEN ? != '' THEN ? ELSE account_partition END,
-		account_device = CASE WHEN ? != '' THEN ? ELSE account_device END`,
-		ci.put, ci.statusChanged, ci.md.String(), acct[0], acct[0], acct[1], acct[1], acct[2], acct[2]); err != nil {
-		return fmt.Errorf("container put: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("container put: %w", err)
-	}
-	s.reportAccount(ctx, t.path)
-	w.Header().Set("Content-Length", "0")
-	if created {
-		w.WriteHeader(http.StatusCreated)
-	} else {
-		w.WriteHeader(http.StatusAccepted)
-	}
+	s.reportAccount(ctx, t.dbPath())
+	writePut(w, created)
 	return nil
 }
 
 // putObject merges an object row (PUT) or its tombstone (DELETE) by
 // timestamp and keeps the container's counters in step.
-func (s *ContainerServer) putObject(w http.ResponseWriter, r *http.Request, t containerTarget, ts Timestamp, deleted bool) error {
+func (s *ContainerServer) putObject(w http.ResponseWriter, r *http.Request, t target, ts Timestamp, deleted bool) error {
 	var size int64
 	var ctype, etag string
 	if !deleted {
@@ -257,13 +170,8 @@ func (s *ContainerServer) putObject(w http.ResponseWriter, r *http.Request, t co
 	if strings.HasPrefix(t.rp.Account, ".") {
 		// Hidden accounts (the expirer queue) get their containers on
 		// first use, as Swift's auto_create_account_prefix does.
-		if _, err := createDB(r.Context(), t.devPath, t.path, containerSchema, func(tx *sql.Tx) error {
-			now := timestampNow().Internal()
-			_, err := tx.ExecContext(r.Context(), `INSERT INTO container_stat (account, container, created_at, put_timestamp, status_changed_at)
-				VALUES (?, ?, ?, ?, ?)`, t.rp.Account, t.rp.Container, now, ts.Internal(), now)
+		if _, err := s.createContainer(r.Context(), t, ts, 0); err != nil {
 			return err
-		}); err != nil {
-			return storageErr(err)
 		}
 	}
 	db, release, err := s.open(t)
@@ -271,15 +179,14 @@ func (s *ContainerServer) putObject(w http.ResponseWriter, r *http.Request, t co
 		return err
 	}
 	defer release()
-	if err := mergeObjectRow(r.Context(), db, t.rp.Object, ts, size, ctype, etag, deleted); err != nil {
+	if err := mergeObjectRow(r.Context(), db, t.sub, ts, size, ctype, etag, deleted); err != nil {
 		return err
 	}
-	s.markDirty(t.path)
-	w.Header().Set("Content-Length", "0")
+	s.markDirty(t.dbPath())
 	if deleted {
-		w.WriteHeader(http.StatusNoContent)
+		writeEmpty(w, http.StatusNoContent)
 	} else {
-		w.WriteHeader(http.StatusCreated)
+		writeEmpty(w, http.StatusCreated)
 	}
 	return nil
 }
@@ -336,172 +243,40 @@ func mergeObjectRow(ctx context.Context, db *sql.DB, name string, ts Timestamp, 
 }
 
 func (s *ContainerServer) delete(w http.ResponseWriter, r *http.Request) error {
-	t, err := s.target(r)
+	t, ts, err := s.writeTarget(r)
 	if err != nil {
 		return err
 	}
-	ts, err := requestTimestamp(r, "X-Timestamp")
-	if err != nil {
-		return err
-	}
-	if t.rp.Object != "" {
+	if t.sub != "" {
 		return s.putObject(w, r, t, ts, true)
 	}
 	ctx := r.Context()
-	db, release, err := s.open(t)
-	if err != nil {
+	err = s.update(ctx, t, "container delete", func(tx *sql.Tx, st *stat) error {
+		if st.deleted() {
+			return httpErr(http.StatusNotFound, "")
+		}
+		if st.objects > 0 {
+			return httpErr(http.StatusConflict, "There was a conflict when trying to complete your request.")
+		}
+		if err := st.checkDelete(ts); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE container_stat SET delete_timestamp = ?, status_changed_at = ?`,
+			ts.Internal(), timestampNow().Internal())
 		return err
-	}
-	defer release()
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("container delete: %w", err)
-	}
-	defer tx.Rollback()
-	ci, err := loadContainerInfo(ctx, tx)
-	if err != nil {
-		return err
-	}
-	if ci.deleted() {
-		return httpErr(http.StatusNotFound, "")
-	}
-	if ci.objects > 0 {
-		return httpErr(http.StatusConflict, "There was a conflict when trying to complete your request.")
-	}
-	if put, _ := parseTimestamp(ci.put); put.Compare(ts) >= 0 {
-		return conflict(put)
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE container_stat SET delete_timestamp = ?, status_changed_at = ?`,
-		ts.Internal(), timestampNow().Internal()); err != nil {
-		return fmt.Errorf("container delete: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("container delete: %w", err)
-	}
-	if h := r.Header.Get("X-Account-Host"); h != "" {
-		_, _ = db.ExecContext(ctx, `UPDATE container_stat SET account_host = ?, account_partition = ?, account_device = ?`,
-			h, r.Header.Get("X-Account-Partition"), r.Header.Get("X-Account-Device"))
-	}
-	s.reportAccount(ctx, t.path)
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
-func (s *ContainerServer) post(w http.ResponseWriter, r *http.Request) error {
-	t, err := s.target(r)
-	if err != nil {
-		return err
-	}
-	if t.rp.Object != "" {
-		return httpErr(http.StatusBadRequest, "invalid path")
-	}
-	ts, err := requestTimestamp(r, "X-Timestamp")
-	if err != nil {
-		return err
-	}
-	if err := checkMetadata(r.Header, "X-Container-Meta-"); err != nil {
-		return err
-	}
-	ctx := r.Context()
-	db, release, err := s.open(t)
-	if err != nil {
-		return err
-	}
-	defer release()
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("container post: %w", err)
-	}
-	defer tx.Rollback()
-	ci, err := loadContainerInfo(ctx, tx)
-	if err != nil {
-		return err
-	}
-	if ci.deleted() {
-		return httpErr(http.StatusNotFound, "")
-	}
-	ci.md.update(r.Header, ts, isContainerMeta)
-	if err := ci.md.checkAfterMerge("X-Container-Meta-"); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE container_stat SET metadata = ?`, ci.md.String()); err != nil {
-		return fmt.Errorf("container post: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("container post: %w", err)
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
-func (s *ContainerServer) get(w http.ResponseWriter, r *http.Request) error {
-	t, err := s.target(r)
-	if err != nil {
-		return err
-	}
-	if t.rp.Object != "" {
-		return httpErr(http.StatusBadRequest, "invalid path")
-	}
-	p, err := parseListParams(r)
-	if err != nil {
-		return err
-	}
-	ctx := r.Context()
-	db, release, err := s.open(t)
-	if err != nil {
-		return err
-	}
-	defer release()
-	ci, err := loadContainerInfo(ctx, db)
-	if err != nil {
-		return err
-	}
-	h := w.Header()
-	h.Set("X-Backend-Put-Timestamp", ci.put)
-	h.Set("X-Backend-Delete-Timestamp", ci.del)
-	h.Set("X-Backend-Status-Changed-At", ci.statusChanged)
-	h.Set("X-Backend-Storage-Policy-Index", strconv.FormatInt(ci.policy, 10))
-	if ci.deleted() {
-		return httpErrHeaders(http.StatusNotFound, http.Header{"X-Backend-Timestamp": {ci.del}})
-	}
-	ci.md.headers(h)
-	h.Set("X-Container-Object-Count", strconv.FormatInt(ci.objects, 10))
-	h.Set("X-Container-Bytes-Used", strconv.FormatInt(ci.bytes, 10))
-	created, _ := parseTimestamp(ci.createdAt)
-	put, _ := parseTimestamp(ci.put)
-	h.Set("X-Timestamp", created.Normal())
-	h.Set("X-Put-Timestamp", put.Normal())
-	h.Set("X-Backend-Timestamp", ci.put)
-	if r.Method == http.MethodHead {
-		h.Set("Content-Type", formatContentType(p.format))
-		w.WriteHeader(http.StatusNoContent)
-		return nil
-	}
-	entries, err := listRows(ctx, db, "object", "created_at, size, content_type, etag", p, func(rows *sql.Rows) ([]any, error) {
-		var name, created, ctype, etag string
-		var size int64
-		err := rows.Scan(&name, &created, &size, &ctype, &etag)
-		return []any{name, created, size, ctype, etag}, err
 	})
 	if err != nil {
 		return err
 	}
-	item := func(e listEntry) objectListing {
-		ts, _ := parseTimestamp(e.row[0].(string))
-		return objectListing{Name: e.name, Hash: e.row[3].(string), Bytes: e.row[1].(int64), ContentType: e.row[2].(string), LastModified: ts.isoListing()}
+	if h := r.Header.Get("X-Account-Host"); h != "" {
+		if db, release, err := s.open(t); err == nil {
+			_, _ = db.ExecContext(ctx, `UPDATE container_stat SET account_host = ?, account_partition = ?, account_device = ?`,
+				h, r.Header.Get("X-Account-Partition"), r.Header.Get("X-Account-Device"))
+			release()
+		}
 	}
-	renderListing(w, r, p, "container", t.rp.Container, entries,
-		func(e listEntry) any { return item(e) },
-		func(sb *strings.Builder, e listEntry) {
-			it := item(e)
-			sb.WriteString("<object>")
-			xmlElem(sb, "name", it.Name)
-			xmlElem(sb, "hash", it.Hash)
-			xmlElem(sb, "bytes", strconv.FormatInt(it.Bytes, 10))
-			xmlElem(sb, "content_type", it.ContentType)
-			xmlElem(sb, "last_modified", it.LastModified)
-			sb.WriteString("</object>")
-		})
+	s.reportAccount(ctx, t.dbPath())
+	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 

@@ -116,13 +116,9 @@ func createDB(ctx context.Context, devPath, path string, schema []string, init f
 	if _, err := os.Stat(path); err == nil {
 		return false, nil
 	}
-	td := filepath.Join(devPath, tmpDir)
-	if err := os.MkdirAll(td, 0o750); err != nil {
-		return false, fmt.Errorf("create tmp dir: %w", err)
-	}
-	f, err := os.CreateTemp(td, "db-*")
+	f, err := createTmp(devPath, "db-*")
 	if err != nil {
-		return false, fmt.Errorf("create tmp db: %w", err)
+		return false, err
 	}
 	tmp := f.Name()
 	f.Close()
@@ -162,11 +158,7 @@ func createDB(ctx context.Context, devPath, path string, schema []string, init f
 		}
 		return false, fmt.Errorf("link db into place: %w", err)
 	}
-	dirs := []string{dir}
-	for _, d := range made {
-		dirs = append(dirs, filepath.Dir(d))
-	}
-	return true, fsyncDirs(dirs)
+	return true, fsyncCreated(dir, made)
 }
 
 // metadata of accounts and containers: name → [value, timestamp]. An empty

@@ -231,15 +231,25 @@ type diskWriter struct {
 }
 
 func newDiskWriter(devPath string) (*diskWriter, error) {
+	f, err := createTmp(devPath, "obj-*")
+	if err != nil {
+		return nil, err
+	}
+	return &diskWriter{f: f, md5: md5.New(), devPath: devPath}, nil
+}
+
+// createTmp creates a file in the device's tmp dir, where the updater's
+// sweep reclaims what a crash leaves behind.
+func createTmp(devPath, pattern string) (*os.File, error) {
 	td := filepath.Join(devPath, tmpDir)
 	if err := os.MkdirAll(td, 0o750); err != nil {
 		return nil, fmt.Errorf("create tmp dir: %w", err)
 	}
-	f, err := os.CreateTemp(td, "obj-*")
+	f, err := os.CreateTemp(td, pattern)
 	if err != nil {
 		return nil, fmt.Errorf("create tmp file: %w", err)
 	}
-	return &diskWriter{f: f, md5: md5.New(), devPath: devPath}, nil
+	return f, nil
 }
 
 func (w *diskWriter) Write(p []byte) (int, error) {
@@ -299,8 +309,12 @@ func (w *diskWriter) commit(md map[string]string, dir, name string) error {
 		}
 	}
 	w.done = true
-	// The new entry is durable once its directory is; directories we
-	// created are durable once their parents are.
+	return fsyncCreated(dir, created)
+}
+
+// fsyncCreated makes a new entry of dir durable: dir is synced, and so is
+// the parent of every directory created on the way to it.
+func fsyncCreated(dir string, created []string) error {
 	dirs := []string{dir}
 	for _, d := range created {
 		dirs = append(dirs, filepath.Dir(d))

@@ -83,19 +83,50 @@ func formatContentType(f string) string {
 	return "text/plain; charset=utf-8"
 }
 
-// listEntry is one listing result: a row (cols scanned by the caller's
-// query) or a subdir.
+// listEntry is one listing result: a row or a subdir.
 type listEntry struct {
-	name   string
-	subdir bool
-	row    []any
+	name string
+	item listItem
 }
 
-// listRows runs Swift's listing algorithm over table: names bounded by
+// listItem is a listing entry as Swift serialises it: JSON by its fields,
+// XML by writeXML.
+type listItem interface{ writeXML(*strings.Builder) }
+
+// rowSource is the table a database lists and how to scan one of its rows.
+type rowSource struct {
+	table string
+	cols  string // selected after name
+	scan  func(*sql.Rows) (string, listItem, error)
+}
+
+// containerRows are what an account lists.
+var containerRows = rowSource{table: "container", cols: "put_timestamp, object_count, bytes_used",
+	scan: func(rows *sql.Rows) (string, listItem, error) {
+		var it containerListing
+		var put string
+		err := rows.Scan(&it.Name, &put, &it.Count, &it.Bytes)
+		ts, _ := parseTimestamp(put)
+		it.LastModified = ts.isoListing()
+		return it.Name, it, err
+	}}
+
+// objectRows are what a container lists.
+var objectRows = rowSource{table: "object", cols: "created_at, size, content_type, etag",
+	scan: func(rows *sql.Rows) (string, listItem, error) {
+		var it objectListing
+		var created string
+		err := rows.Scan(&it.Name, &created, &it.Bytes, &it.ContentType, &it.Hash)
+		ts, _ := parseTimestamp(created)
+		it.LastModified = ts.isoListing()
+		return it.Name, it, err
+	}}
+
+// listRows runs Swift's listing algorithm over src's table: names bounded by
 // marker/end_marker/prefix, ascending or descending, with delimiter
 // rolling names up into subdirs (re-querying past each subdir so a page is
-// always full). cols are selected after name; scan receives them.
-func listRows(ctx context.Context, db *sql.DB, table, cols string, p listParams, scan func(*sql.Rows) ([]any, error)) ([]listEntry, error) {
+// always full).
+func listRows(ctx context.Context, db *sql.DB, src rowSource, p listParams) ([]listEntry, error) {
 	var out []listEntry
 	// lo/hi are the open cursor bounds; loIncl makes lo inclusive (used
 	// after a subdir, when the bound is the first name past it).
@@ -130,25 +161,24 @@ func listRows(ctx context.Context, db *sql.DB, table, cols string, p listParams,
 		if p.reverse {
 			order = "DESC"
 		}
-		q := fmt.Sprintf("SELECT name, %s FROM %s WHERE %s ORDER BY name %s LIMIT ?", cols, table, strings.Join(conds, " AND "), order)
+		q := fmt.Sprintf("SELECT name, %s FROM %s WHERE %s ORDER BY name %s LIMIT ?", src.cols, src.table, strings.Join(conds, " AND "), order)
 		args = append(args, p.limit-len(out))
 		rows, err := db.QueryContext(ctx, q, args...)
 		if err != nil {
-			return nil, fmt.Errorf("list %s: %w", table, err)
+			return nil, fmt.Errorf("list %s: %w", src.table, err)
 		}
 		requery := false
 		for rows.Next() {
-			vals, err := scan(rows)
+			name, item, err := src.scan(rows)
 			if err != nil {
 				rows.Close()
-				return nil, fmt.Errorf("list %s: %w", table, err)
+				return nil, fmt.Errorf("list %s: %w", src.table, err)
 			}
-			name := vals[0].(string)
 			if p.delimiter != "" {
 				if i := strings.Index(name[len(p.prefix):], p.delimiter); i >= 0 {
 					dir := name[:len(p.prefix)+i+len(p.delimiter)]
 					if dir != p.marker {
-						out = append(out, listEntry{name: dir, subdir: true})
+						out = append(out, listEntry{name: dir, item: subdirListing{Subdir: dir}})
 					}
 					if p.reverse {
 						hi = dir
@@ -159,7 +189,7 @@ func listRows(ctx context.Context, db *sql.DB, table, cols string, p listParams,
 					break
 				}
 			}
-			out = append(out, listEntry{name: name, row: vals[1:]})
+			out = append(out, listEntry{name: name, item: item})
 			if p.reverse {
 				hi = name
 			} else {
@@ -169,7 +199,7 @@ func listRows(ctx context.Context, db *sql.DB, table, cols string, p listParams,
 		err = rows.Err()
 		rows.Close()
 		if err != nil {
-			return nil, fmt.Errorf("list %s: %w", table, err)
+			return nil, fmt.Errorf("list %s: %w", src.table, err)
 		}
 		if !requery {
 			break
@@ -207,22 +237,40 @@ type subdirListing struct {
 	Subdir string `json:"subdir"`
 }
 
+func (it objectListing) writeXML(sb *strings.Builder) {
+	sb.WriteString("<object>")
+	xmlElem(sb, "name", it.Name)
+	xmlElem(sb, "hash", it.Hash)
+	xmlElem(sb, "bytes", strconv.FormatInt(it.Bytes, 10))
+	xmlElem(sb, "content_type", it.ContentType)
+	xmlElem(sb, "last_modified", it.LastModified)
+	sb.WriteString("</object>")
+}
+
+func (it containerListing) writeXML(sb *strings.Builder) {
+	sb.WriteString("<container>")
+	xmlElem(sb, "name", it.Name)
+	xmlElem(sb, "count", strconv.FormatInt(it.Count, 10))
+	xmlElem(sb, "bytes", strconv.FormatInt(it.Bytes, 10))
+	xmlElem(sb, "last_modified", it.LastModified)
+	sb.WriteString("</container>")
+}
+
+func (it subdirListing) writeXML(sb *strings.Builder) {
+	fmt.Fprintf(sb, `<subdir name="%s"><name>%s</name></subdir>`, xmlEscape(it.Subdir), xmlEscape(it.Subdir))
+}
+
 // renderListing writes a listing in p.format. rootTag is "container" or
-// "account", name its name; item renders one row for JSON (returning a
-// struct) and XML (returning the inner elements).
-func renderListing(w http.ResponseWriter, r *http.Request, p listParams, rootTag, name string, entries []listEntry, jsonItem func(listEntry) any, xmlItem func(*strings.Builder, listEntry)) {
+// "account", name its name.
+func renderListing(w http.ResponseWriter, r *http.Request, p listParams, rootTag, name string, entries []listEntry) {
 	h := w.Header()
 	h.Set("Content-Type", formatContentType(p.format))
 	var body string
 	switch p.format {
 	case "json":
-		items := make([]any, 0, len(entries))
+		items := make([]listItem, 0, len(entries))
 		for _, e := range entries {
-			if e.subdir {
-				items = append(items, subdirListing{Subdir: e.name})
-			} else {
-				items = append(items, jsonItem(e))
-			}
+			items = append(items, e.item)
 		}
 		b, _ := json.Marshal(items)
 		body = string(b)
@@ -231,11 +279,7 @@ func renderListing(w http.ResponseWriter, r *http.Request, p listParams, rootTag
 		sb.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n")
 		fmt.Fprintf(&sb, `<%s name="%s">`, rootTag, xmlEscape(name))
 		for _, e := range entries {
-			if e.subdir {
-				fmt.Fprintf(&sb, `<subdir name="%s"><name>%s</name></subdir>`, xmlEscape(e.name), xmlEscape(e.name))
-				continue
-			}
-			xmlItem(&sb, e)
+			e.item.writeXML(&sb)
 		}
 		fmt.Fprintf(&sb, "</%s>", rootTag)
 		body = sb.String()

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,82 +20,25 @@ import (
 // Swift's internal object protocol. It also owns the async-pending updater
 // and the object auditor, which work on the same devices.
 type ObjectServer struct {
-	cfg    Config
-	log    *slog.Logger
-	routes map[string]handlerFunc
+	base
 }
-
-// handlerFunc handles one request. It either writes the whole response and
-// returns nil, or writes nothing and returns the error to render.
-type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 var _ http.Handler = (*ObjectServer)(nil)
 
 // NewObjectServer returns the object server for cfg's devices.
 func NewObjectServer(cfg Config) (*ObjectServer, error) {
-	c, err := cfg.withDefaults()
+	b, err := newBase(cfg, "object", objectsDir, 3)
 	if err != nil {
 		return nil, err
 	}
-	s := &ObjectServer{cfg: c, log: c.Logger.With("server", "object")}
-	s.routes = map[string]handlerFunc{
-		http.MethodPut:    s.put,
-		http.MethodGet:    s.get,
-		http.MethodHead:   s.get,
-		http.MethodPost:   s.post,
-		http.MethodDelete: s.delete,
-	}
+	s := &ObjectServer{base: b}
+	s.route(s.put, s.get, s.post, s.delete)
 	return s, nil
 }
 
-// ServeHTTP dispatches on the method; see the package doc for the protocol.
-func (s *ObjectServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	serve(w, r, s.routes, s.log)
-}
-
-// serve is the shared dispatcher of the three servers.
-func serve(w http.ResponseWriter, r *http.Request, routes map[string]handlerFunc, log *slog.Logger) {
-	h, ok := routes[r.Method]
-	if !ok {
-		w.Header().Set("Allow", "DELETE, GET, HEAD, POST, PUT")
-		writeError(w, r, log, httpErr(http.StatusMethodNotAllowed, ""))
-		return
-	}
-	if err := h(w, r); err != nil {
-		writeError(w, r, log, err)
-	}
-}
-
-// objectTarget resolves a request to its device and hash directory.
-type objectTarget struct {
-	rp      reqPath
-	devPath string
-	hash    string
-	dir     string
-}
-
-func (s *ObjectServer) target(r *http.Request) (objectTarget, error) {
-	var t objectTarget
-	rp, err := parsePath(r.URL.Path, 3, 3)
-	if err != nil {
-		return t, err
-	}
-	dev, err := devicePath(&s.cfg, rp.Device)
-	if err != nil {
-		return t, err
-	}
-	t.rp, t.devPath = rp, dev
-	t.hash = hashPath(s.cfg.HashPathPrefix, s.cfg.HashPathSuffix, rp.Account, rp.Container, rp.Object)
-	t.dir = hashDir(dev, objectsDir, rp.Partition, t.hash)
-	return t, nil
-}
-
-func (t objectTarget) name() string {
+// name is the object's /account/container/object.
+func (t target) name() string {
 	return "/" + t.rp.Account + "/" + t.rp.Container + "/" + t.rp.Object
-}
-
-func conflict(ts Timestamp) error {
-	return httpErrHeaders(http.StatusConflict, http.Header{"X-Backend-Timestamp": {ts.Internal()}})
 }
 
 func notFound(of objectFiles) error {
@@ -107,25 +49,8 @@ func notFound(of objectFiles) error {
 	return httpErrHeaders(http.StatusNotFound, h)
 }
 
-// storageErr maps disk failures to the status Swift gives them.
-func storageErr(err error) error {
-	switch {
-	case errors.Is(err, ErrNoXattr):
-		// Operators need the reason; clients get the status only.
-		slog.Error("device cannot store objects", "err", err)
-		return httpErr(http.StatusInsufficientStorage, "")
-	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT), errors.Is(err, syscall.EROFS):
-		return httpErr(http.StatusInsufficientStorage, "")
-	}
-	return err
-}
-
 func (s *ObjectServer) put(w http.ResponseWriter, r *http.Request) error {
-	t, err := s.target(r)
-	if err != nil {
-		return err
-	}
-	ts, err := requestTimestamp(r, "X-Timestamp")
+	t, ts, err := s.writeTarget(r)
 	if err != nil {
 		return err
 	}
@@ -217,8 +142,7 @@ func (s *ObjectServer) put(w http.ResponseWriter, r *http.Request) error {
 	})
 	s.deleteAtUpdate(r, t, ts, deleteAt)
 	w.Header().Set("ETag", etag)
-	w.Header().Set("Content-Length", "0")
-	w.WriteHeader(http.StatusCreated)
+	writeEmpty(w, http.StatusCreated)
 	return nil
 }
 
@@ -357,11 +281,7 @@ func (hr *hashingReader) Seek(off int64, whence int) (int64, error) {
 }
 
 func (s *ObjectServer) post(w http.ResponseWriter, r *http.Request) error {
-	t, err := s.target(r)
-	if err != nil {
-		return err
-	}
-	ts, err := requestTimestamp(r, "X-Timestamp")
+	t, ts, err := s.writeTarget(r)
 	if err != nil {
 		return err
 	}
@@ -412,17 +332,12 @@ func (s *ObjectServer) post(w http.ResponseWriter, r *http.Request) error {
 		s.log.Warn("cleanup after post", "dir", t.dir, "err", err)
 	}
 	s.deleteAtUpdate(r, t, ts, deleteAt)
-	w.Header().Set("Content-Length", "0")
-	w.WriteHeader(http.StatusAccepted)
+	writeEmpty(w, http.StatusAccepted)
 	return nil
 }
 
 func (s *ObjectServer) delete(w http.ResponseWriter, r *http.Request) error {
-	t, err := s.target(r)
-	if err != nil {
-		return err
-	}
-	ts, err := requestTimestamp(r, "X-Timestamp")
+	t, ts, err := s.writeTarget(r)
 	if err != nil {
 		return err
 	}

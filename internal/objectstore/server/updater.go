@@ -65,7 +65,7 @@ func sendUpdate(ctx context.Context, cfg *Config, u pendingUpdate) error {
 // change to an object; each failed target is queued in async_pending so the
 // write is never lost from the listing. It never fails the client request:
 // the object is durable already.
-func (s *ObjectServer) containerUpdate(r *http.Request, t objectTarget, method string, ts Timestamp, extra map[string]string) {
+func (s *ObjectServer) containerUpdate(r *http.Request, t target, method string, ts Timestamp, extra map[string]string) {
 	s.sendUpdates(r, t, ts, "X-Container", method, t.rp.Account, t.rp.Container, t.rp.Object, extra)
 }
 
@@ -79,7 +79,7 @@ const expiringObjectsAccount = ".expiring_objects"
 // X-Delete-At-Host/-Partition/-Device. Stale rows left by a later change
 // of X-Delete-At are harmless: the expirer's DELETE carries
 // X-If-Delete-At and gets 412.
-func (s *ObjectServer) deleteAtUpdate(r *http.Request, t objectTarget, ts Timestamp, deleteAt string) {
+func (s *ObjectServer) deleteAtUpdate(r *http.Request, t target, ts Timestamp, deleteAt string) {
 	if deleteAt == "" {
 		return
 	}
@@ -96,7 +96,7 @@ func (s *ObjectServer) deleteAtUpdate(r *http.Request, t objectTarget, ts Timest
 // sendUpdates sends one update per server listed in the <prefix>-Host,
 // -Partition and -Device request headers (comma-separated, as Swift's proxy
 // sends them), queueing each failure in async_pending.
-func (s *ObjectServer) sendUpdates(r *http.Request, t objectTarget, ts Timestamp, prefix, method, account, container, object string, extra map[string]string) {
+func (s *ObjectServer) sendUpdates(r *http.Request, t target, ts Timestamp, prefix, method, account, container, object string, extra map[string]string) {
 	hosts := splitList(r.Header.Get(prefix + "-Host"))
 	parts := splitList(r.Header.Get(prefix + "-Partition"))
 	devs := splitList(r.Header.Get(prefix + "-Device"))
