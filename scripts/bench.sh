@@ -152,7 +152,7 @@ say "Nimbus cold start ($CS_RUNS runs; settle ${SETTLE}s for RSS)"
 wait_quiet nimbus
 say "starting nimbus up on $OUT/nimbus-data"
 data=$OUT/nimbus-data
-NIMBUS_IDENTITY_PORT=0 NIMBUS_IMAGE_PORT=0 NIMBUS_NETWORK_PORT=0 NIMBUS_NATS_PORT=0 "$NIMBUS" up --data-dir "$data" >"$OUT/nimbus.out" 2>"$OUT/nimbus.log" &
+NIMBUS_IDENTITY_PORT=0 NIMBUS_IMAGE_PORT=0 NIMBUS_NETWORK_PORT=0 NIMBUS_COMPUTE_PORT=0 NIMBUS_NATS_PORT=0 "$NIMBUS" up --data-dir "$data" >"$OUT/nimbus.out" 2>"$OUT/nimbus.log" &
 npid=$!
 for _ in $(seq 1 300); do grep -q '^  identity:' "$OUT/nimbus.out" 2>/dev/null && break; kill -0 "$npid" || break; sleep 0.1; done
 URL=$(sed -n 's/^  identity: *//p' "$OUT/nimbus.out")

@@ -186,13 +186,16 @@ func run(cmd *cobra.Command, cfg config.Config, printAccess bool) error {
 		if c.NetworkURL != "" {
 			fmt.Fprintf(out, "  network:         %s\n", c.NetworkURL)
 		}
+		if c.ComputeURL != "" {
+			fmt.Fprintf(out, "  compute:         %s/v2.1\n", c.ComputeURL)
+		}
 		fmt.Fprintf(out, "  data dir:        %s\n", cfg.DataDir)
 		fmt.Fprintf(out, "  admin password:  %s/admin-password\n", cfg.DataDir)
 		fmt.Fprintf(out, "  openrc:          source %s\n", openrc)
 		fmt.Fprintf(out, "  clouds.yaml:     %s (export OS_CLIENT_CONFIG_FILE=%s OS_CLOUD=nimbus)\n", clouds, clouds)
 		fmt.Fprintln(out, "Press Ctrl-C to stop.")
 	} else {
-		log.Info("nimbus serving", "identity", c.IdentityURL, "image", c.ImageURL, "network", c.NetworkURL, "startup", time.Since(start).String())
+		log.Info("nimbus serving", "identity", c.IdentityURL, "image", c.ImageURL, "network", c.NetworkURL, "compute", c.ComputeURL, "startup", time.Since(start).String())
 	}
 	<-ctx.Done()
 	log.Info("shutting down")

@@ -28,6 +28,7 @@ import (
 
 	"github.com/nimbus-cloud/nimbus/internal/api"
 	"github.com/nimbus-cloud/nimbus/internal/bus"
+	"github.com/nimbus-cloud/nimbus/internal/compute"
 	"github.com/nimbus-cloud/nimbus/internal/config"
 	"github.com/nimbus-cloud/nimbus/internal/identity"
 	"github.com/nimbus-cloud/nimbus/internal/image"
@@ -37,7 +38,7 @@ import (
 )
 
 // AllRoles are the control-plane roles this build implements.
-var AllRoles = []string{"identity", "image", "network"}
+var AllRoles = []string{"identity", "image", "network", "compute"}
 
 // Cloud is a running Nimbus process.
 type Cloud struct {
@@ -56,6 +57,10 @@ type Cloud struct {
 	Network *network.Service
 	// NetworkURL is the networking endpoint clients use.
 	NetworkURL string
+	// Compute is the compute API when this process runs it.
+	Compute *compute.Service
+	// ComputeURL is the compute endpoint's base (the catalog adds /v2.1).
+	ComputeURL string
 	// AdminPassword is the bootstrap admin's password.
 	AdminPassword string
 
@@ -125,6 +130,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Cloud, 
 	services := []*role{
 		{name: "image", port: cfg.Image.Port, url: &c.ImageURL, start: c.startImage},
 		{name: "network", port: cfg.Network.Port, url: &c.NetworkURL, start: c.startNetwork},
+		{name: "compute", port: cfg.Compute.Port, url: &c.ComputeURL, start: c.startCompute},
 	}
 	closeListeners := func() {
 		for _, r := range services {
@@ -351,6 +357,11 @@ func (c *Cloud) catalog() []identity.CatalogEntry {
 		out = append(out, identity.CatalogEntry{Type: "network", Name: "neutron", Description: "Nimbus Networking",
 			URLs: map[string]string{"public": u, "internal": u, "admin": u}})
 	}
+	if c.ComputeURL != "" {
+		u := c.ComputeURL + "/v2.1"
+		out = append(out, identity.CatalogEntry{Type: "compute", Name: "nova", Description: "Nimbus Compute",
+			URLs: map[string]string{"public": u, "internal": u, "admin": u}})
+	}
 	return out
 }
 
@@ -403,6 +414,11 @@ func (c *Cloud) Close(ctx context.Context) error {
 	if c.Image != nil {
 		// Background imports stop (and revert) before the database goes.
 		c.Image.Close()
+	}
+	if c.Compute != nil {
+		if err := c.Compute.Close(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.Bus != nil {
 		if err := c.Bus.Close(); err != nil {

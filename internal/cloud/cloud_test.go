@@ -24,6 +24,7 @@ func testConfig(t *testing.T, dataDir string) config.Config {
 	cfg.Identity.Port = 0
 	cfg.Image.Port = 0
 	cfg.Network.Port = 0
+	cfg.Compute.Port = 0
 	cfg.NATSPort = 0
 	cfg.Identity.BcryptCost = 4
 	cfg.LogLevel = "warn"
@@ -101,8 +102,8 @@ func TestRestartKeepsTheCloud(t *testing.T) {
 	if err := c2.DB.QueryRow(context.Background(), `SELECT COUNT(*) FROM endpoints`).Scan(&endpoints); err != nil {
 		t.Fatal(err)
 	}
-	if users != 1 || endpoints != 9 {
-		t.Fatalf("after restart: %d users, %d endpoints; want 1 and 9, identity, image and network (bootstrap must be idempotent)", users, endpoints)
+	if users != 1 || endpoints != 12 {
+		t.Fatalf("after restart: %d users, %d endpoints; want 1 and 12, identity, image, network and compute (bootstrap must be idempotent)", users, endpoints)
 	}
 }
 

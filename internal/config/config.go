@@ -44,6 +44,7 @@ type Config struct {
 	Identity IdentityConfig `yaml:"identity"`
 	Image    ImageConfig    `yaml:"image"`
 	Network  NetworkConfig  `yaml:"network"`
+	Compute  ComputeConfig  `yaml:"compute"`
 }
 
 // IdentityConfig configures the identity service.
@@ -88,6 +89,7 @@ func Default() Config {
 		},
 		Image:   defaultImageConfig(),
 		Network: defaultNetworkConfig(),
+		Compute: defaultComputeConfig(),
 	}
 }
 
@@ -147,6 +149,8 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
 		"NIMBUS_IMAGE_CACHE_DIR":     &c.Image.Cache.Dir,
 
 		"NIMBUS_NETWORK_AUTH_PASSWORD":         &c.Network.Auth.Password,
+		"NIMBUS_COMPUTE_AUTH_PASSWORD":         &c.Compute.Auth.Password,
+		"NIMBUS_COMPUTE_SCHEDULER":             &c.Compute.Scheduler,
 		"NIMBUS_NETWORK_AGENT_HOST":            &c.Network.Agent.Host,
 		"NIMBUS_NETWORK_AGENT_PREFIX":          &c.Network.Agent.Prefix,
 		"NIMBUS_NETWORK_AGENT_VTEP":            &c.Network.Agent.VTEP,
@@ -169,6 +173,7 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
 		"NIMBUS_NATS_PORT":                  &c.NATSPort,
 		"NIMBUS_IMAGE_PORT":                 &c.Image.Port,
 		"NIMBUS_NETWORK_PORT":               &c.Network.Port,
+		"NIMBUS_COMPUTE_PORT":               &c.Compute.Port,
 		"NIMBUS_UNIQUE_LAST_PASSWORD_COUNT": &c.Identity.UniqueLastPasswordCount,
 	}
 	for k, dst := range ints {
@@ -274,7 +279,10 @@ func (c *Config) Validate() error {
 	if err := c.ValidateImage(); err != nil {
 		return err
 	}
-	return c.ValidateNetwork()
+	if err := c.ValidateNetwork(); err != nil {
+		return err
+	}
+	return c.ValidateCompute()
 }
 
 func joinHostPort(host string, port int) string {
