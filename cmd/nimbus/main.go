@@ -85,7 +85,7 @@ func rootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.configFile, "config", os.Getenv("NIMBUS_CONFIG"), "YAML configuration file")
 	root.PersistentFlags().StringVar(&g.dataDir, "data-dir", "", "data directory (overrides the config)")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "", "debug, info, warn or error")
-	root.AddCommand(upCmd(g), serveCmd(g), agentCmd(g), manageCmd(g), versionCmd())
+	root.AddCommand(upCmd(g), serveCmd(g), agentCmd(g), manageCmd(g), ringCmd(), versionCmd())
 	return root
 }
 

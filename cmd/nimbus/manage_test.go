@@ -12,18 +12,25 @@ import (
 	"github.com/nimbus-cloud/nimbus/internal/config"
 )
 
-// runNimbus runs the CLI with args and returns what it printed.
-func runNimbus(t *testing.T, args ...string) string {
-	t.Helper()
+// execNimbus runs the CLI with args and returns what it printed.
+func execNimbus(args ...string) (string, error) {
 	cmd := rootCmd()
 	var out bytes.Buffer
 	cmd.SetOut(&out)
 	cmd.SetErr(&out)
 	cmd.SetArgs(args)
-	if err := cmd.ExecuteContext(context.Background()); err != nil {
-		t.Fatalf("nimbus %s: %v\n%s", strings.Join(args, " "), err, out.String())
+	err := cmd.ExecuteContext(context.Background())
+	return out.String(), err
+}
+
+// runNimbus is execNimbus for commands that must succeed.
+func runNimbus(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := execNimbus(args...)
+	if err != nil {
+		t.Fatalf("nimbus %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	return out.String()
+	return out
 }
 
 // `nimbus manage bootstrap` creates the image service user when the
