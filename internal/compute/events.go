@@ -101,7 +101,7 @@ func (s *Service) tenantNetworkView(r *http.Request, n map[string]any) map[strin
 			Subnet map[string]any `json:"subnet"`
 		}
 		if id, _ := subnets[0].(string); id != "" {
-			if st, _, err := s.remote(r, s.cfg.NetworkURL, "GET", "/v2.0/subnets/"+url.PathEscape(id), nil, &sub); err == nil && st == http.StatusOK {
+			if s.call(r, s.cfg.NetworkURL, "GET", "/v2.0/subnets/"+url.PathEscape(id), nil, &sub, http.StatusOK, "") == nil {
 				out["cidr"] = sub.Subnet["cidr"]
 			}
 		}
@@ -116,12 +116,8 @@ func (s *Service) listTenantNetworks(r *http.Request) (*api.Response, error) {
 	var out struct {
 		Networks []map[string]any `json:"networks"`
 	}
-	st, data, err := s.remote(r, s.cfg.NetworkURL, "GET", "/v2.0/networks", nil, &out)
-	if err != nil {
+	if err := s.call(r, s.cfg.NetworkURL, "GET", "/v2.0/networks", nil, &out, http.StatusOK, "Network not found."); err != nil {
 		return nil, err
-	}
-	if st != http.StatusOK {
-		return nil, remoteError(st, data, "Network not found.")
 	}
 	list := []map[string]any{}
 	for _, n := range out.Networks {
@@ -138,12 +134,8 @@ func (s *Service) showTenantNetwork(r *http.Request) (*api.Response, error) {
 	var out struct {
 		Network map[string]any `json:"network"`
 	}
-	st, data, err := s.remote(r, s.cfg.NetworkURL, "GET", "/v2.0/networks/"+url.PathEscape(id), nil, &out)
-	if err != nil {
+	if err := s.call(r, s.cfg.NetworkURL, "GET", "/v2.0/networks/"+url.PathEscape(id), nil, &out, http.StatusOK, "Network "+id+" could not be found."); err != nil {
 		return nil, err
-	}
-	if st != http.StatusOK {
-		return nil, remoteError(st, data, "Network "+id+" could not be found.")
 	}
 	return api.JSON(http.StatusOK, map[string]any{"network": s.tenantNetworkView(r, out.Network)}), nil
 }

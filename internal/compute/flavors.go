@@ -450,7 +450,7 @@ func (s *Service) deleteFlavor(r *http.Request) (*api.Response, error) {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return nil, api.NotFound("Flavor %s could not be found.", id)
 	}
-	return &api.Response{Status: http.StatusAccepted}, nil
+	return accepted(), nil
 }
 
 // Extra specs.
@@ -600,7 +600,7 @@ func (s *Service) deleteExtraSpec(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &api.Response{Status: http.StatusAccepted}, nil
+	return accepted(), nil
 }
 
 // Flavor access.

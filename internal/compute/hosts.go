@@ -493,35 +493,48 @@ func (s *Service) listHypervisorsDetail(r *http.Request) (*api.Response, error) 
 	return s.hypervisorList(r, true)
 }
 
-func (s *Service) showHypervisor(r *http.Request) (*api.Response, error) {
-	id := r.PathValue("id")
+// hypervisorByID finds the host a hypervisor URL names: by its UUID
+// from 2.53, by its sequence number before.
+func (s *Service) hypervisorByID(r *http.Request, id string) (host, bool, error) {
 	hs, err := s.allHosts(r.Context(), s.db)
 	if err != nil {
+		return host{}, false, err
+	}
+	for _, h := range hs {
+		if (at(r, 53) && h.ID == id) || (!at(r, 53) && fmt.Sprint(h.Seq) == id) {
+			return h, true, nil
+		}
+	}
+	return host{}, false, nil
+}
+
+func (s *Service) showHypervisor(r *http.Request) (*api.Response, error) {
+	id := r.PathValue("id")
+	h, ok, err := s.hypervisorByID(r, id)
+	if err != nil {
 		return nil, err
+	}
+	if !ok {
+		if at(r, 53) && !isUUID(id) {
+			return nil, api.BadRequest("Invalid uuid %s", id)
+		}
+		return nil, api.NotFound("Hypervisor with ID '%s' could not be found.", id)
 	}
 	us, err := s.hostUsage(r.Context(), s.db)
 	if err != nil {
 		return nil, err
 	}
-	for _, h := range hs {
-		if (at(r, 53) && h.ID == id) || (!at(r, 53) && fmt.Sprint(h.Seq) == id) {
-			v := s.hypervisorView(r, h, us[h.Host], true)
-			withServers, err := s.withServers(r)
-			if err != nil {
-				return nil, err
-			}
-			if withServers {
-				if err := s.addServers(r, v, h.Host); err != nil {
-					return nil, err
-				}
-			}
-			return api.JSON(http.StatusOK, map[string]any{"hypervisor": v}), nil
+	v := s.hypervisorView(r, h, us[h.Host], true)
+	withServers, err := s.withServers(r)
+	if err != nil {
+		return nil, err
+	}
+	if withServers {
+		if err := s.addServers(r, v, h.Host); err != nil {
+			return nil, err
 		}
 	}
-	if at(r, 53) && !isUUID(id) {
-		return nil, api.BadRequest("Invalid uuid %s", id)
-	}
-	return nil, api.NotFound("Hypervisor with ID '%s' could not be found.", id)
+	return api.JSON(http.StatusOK, map[string]any{"hypervisor": v}), nil
 }
 
 func (s *Service) hypervisorStatistics(r *http.Request) (*api.Response, error) {
@@ -625,17 +638,15 @@ func (s *Service) hypervisorServers(r *http.Request) (*api.Response, error) {
 // agents do not report the kernel's uptime.
 func (s *Service) hypervisorUptime(r *http.Request) (*api.Response, error) {
 	id := r.PathValue("id")
-	hs, err := s.allHosts(r.Context(), s.db)
+	h, ok, err := s.hypervisorByID(r, id)
 	if err != nil {
 		return nil, err
 	}
-	for _, h := range hs {
-		if (at(r, 53) && h.ID == id) || (!at(r, 53) && fmt.Sprint(h.Seq) == id) {
-			v := s.hypervisorView(r, h, usage{}, false)
-			up := time.Since(parseTime(h.CreatedAt)).Truncate(time.Second)
-			v["uptime"] = fmt.Sprintf(" %s up %s,  1 user,  load average: 0.00, 0.00, 0.00", time.Now().UTC().Format("15:04:05"), up)
-			return api.JSON(http.StatusOK, map[string]any{"hypervisor": v}), nil
-		}
+	if !ok {
+		return nil, api.NotFound("Hypervisor with ID '%s' could not be found.", id)
 	}
-	return nil, api.NotFound("Hypervisor with ID '%s' could not be found.", id)
+	v := s.hypervisorView(r, h, usage{}, false)
+	up := time.Since(parseTime(h.CreatedAt)).Truncate(time.Second)
+	v["uptime"] = fmt.Sprintf(" %s up %s,  1 user,  load average: 0.00, 0.00, 0.00", time.Now().UTC().Format("15:04:05"), up)
+	return api.JSON(http.StatusOK, map[string]any{"hypervisor": v}), nil
 }

@@ -75,12 +75,8 @@ func imageProps(img map[string]any) map[string]string {
 
 func (s *Service) getImage(r *http.Request, id string) (map[string]any, error) {
 	var img map[string]any
-	st, data, err := s.remote(r, s.cfg.ImageURL, "GET", "/v2/images/"+url.PathEscape(id), nil, &img)
-	if err != nil {
+	if err := s.call(r, s.cfg.ImageURL, "GET", "/v2/images/"+url.PathEscape(id), nil, &img, http.StatusOK, "Image not found."); err != nil {
 		return nil, err
-	}
-	if st != http.StatusOK {
-		return nil, remoteError(st, data, "Image not found.")
 	}
 	return img, nil
 }
@@ -139,15 +135,9 @@ func (s *Service) imageList(r *http.Request, detail bool) (*api.Response, error)
 	if enc := g.Encode(); enc != "" {
 		path += "?" + enc
 	}
-	st, data, err := s.remote(r, s.cfg.ImageURL, "GET", path, nil, &out)
-	if err != nil {
+	if err := s.call(r, s.cfg.ImageURL, "GET", path, nil, &out, http.StatusOK, "Image not found.",
+		statusErrors{http.StatusBadRequest: api.BadRequest("Invalid image list filter or marker.")}); err != nil {
 		return nil, err
-	}
-	if st != http.StatusOK {
-		if st == http.StatusBadRequest {
-			return nil, api.BadRequest("Invalid image list filter or marker.")
-		}
-		return nil, remoteError(st, data, "Image not found.")
 	}
 	list := make([]map[string]any, 0, len(out.Images))
 	for _, img := range out.Images {
@@ -177,12 +167,8 @@ func (s *Service) deleteImage(r *http.Request) (*api.Response, error) {
 		return nil, err
 	}
 	id := r.PathValue("image_id")
-	st, data, err := s.remote(r, s.cfg.ImageURL, "DELETE", "/v2/images/"+url.PathEscape(id), nil, nil)
-	if err != nil {
+	if err := s.call(r, s.cfg.ImageURL, "DELETE", "/v2/images/"+url.PathEscape(id), nil, nil, http.StatusNoContent, "Image not found."); err != nil {
 		return nil, err
-	}
-	if st != http.StatusNoContent {
-		return nil, remoteError(st, data, "Image not found.")
 	}
 	return api.NoContent(), nil
 }
@@ -247,15 +233,10 @@ func (s *Service) patchImageMetadata(r *http.Request, set map[string]string, rem
 		return cur, nil
 	}
 	var out map[string]any
-	st, data, err := s.remote(r, s.cfg.ImageURL, http.MethodPatch, "/v2/images/"+url.PathEscape(id), ops, &out)
-	if err != nil {
+	quota := api.Forbidden("Quota exceeded for metadata_items")
+	if err := s.call(r, s.cfg.ImageURL, http.MethodPatch, "/v2/images/"+url.PathEscape(id), ops, &out, http.StatusOK, "Image not found.",
+		statusErrors{http.StatusRequestEntityTooLarge: quota, http.StatusForbidden: quota}); err != nil {
 		return nil, err
-	}
-	if st != http.StatusOK {
-		if st == http.StatusRequestEntityTooLarge || st == http.StatusForbidden {
-			return nil, api.Forbidden("Quota exceeded for metadata_items")
-		}
-		return nil, remoteError(st, data, "Image not found.")
 	}
 	return imageProps(out), nil
 }
@@ -277,21 +258,16 @@ func decodeMetadata(r *http.Request, key string) (map[string]string, error) {
 }
 
 func (s *Service) createImageMetadata(r *http.Request) (*api.Response, error) {
-	if err := proxyGone(r); err != nil {
-		return nil, err
-	}
-	md, err := decodeMetadata(r, "metadata")
-	if err != nil {
-		return nil, err
-	}
-	out, err := s.patchImageMetadata(r, md, nil, false)
-	if err != nil {
-		return nil, err
-	}
-	return api.JSON(http.StatusOK, map[string]any{"metadata": out}), nil
+	return s.postImageMetadata(r, false)
 }
 
 func (s *Service) replaceImageMetadata(r *http.Request) (*api.Response, error) {
+	return s.postImageMetadata(r, true)
+}
+
+// postImageMetadata serves a {"metadata": {...}} body: merged into the
+// image's properties (POST) or replacing them (PUT).
+func (s *Service) postImageMetadata(r *http.Request, replace bool) (*api.Response, error) {
 	if err := proxyGone(r); err != nil {
 		return nil, err
 	}
@@ -299,7 +275,7 @@ func (s *Service) replaceImageMetadata(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := s.patchImageMetadata(r, md, nil, true)
+	out, err := s.patchImageMetadata(r, md, nil, replace)
 	if err != nil {
 		return nil, err
 	}

@@ -61,6 +61,10 @@ func (s *Service) showInterface(r *http.Request) (*api.Response, error) {
 	return nil, api.NotFound("Port %s is not attached", r.PathValue("port_id"))
 }
 
+// interfaceStates are the vm states interfaces can be attached and
+// detached in.
+var interfaceStates = []string{vmActive, vmPaused, vmStopped}
+
 func (s *Service) attachInterface(r *http.Request) (*api.Response, error) {
 	var body struct {
 		Attachment *struct {
@@ -106,7 +110,7 @@ func (s *Service) attachInterface(r *http.Request) (*api.Response, error) {
 	if i.Locked && !s.caller(r).admin {
 		return nil, api.Conflict("Instance %s is locked", i.ID)
 	}
-	if !contains([]string{vmActive, vmPaused, vmStopped}, i.VMState) || i.TaskState != nil {
+	if !contains(interfaceStates, i.VMState) || i.TaskState != nil {
 		return nil, invalidState("attach_interface", i.ID, "vm_state", i.VMState)
 	}
 	var port map[string]any
@@ -115,23 +119,16 @@ func (s *Service) attachInterface(r *http.Request) (*api.Response, error) {
 		var out struct {
 			Port map[string]any `json:"port"`
 		}
-		st, data, err := s.remote(r, s.cfg.NetworkURL, "GET", "/v2.0/ports/"+url.PathEscape(in.PortID), nil, &out)
-		if err != nil {
+		if err := s.call(r, s.cfg.NetworkURL, "GET", "/v2.0/ports/"+url.PathEscape(in.PortID), nil, &out, http.StatusOK, "Port "+in.PortID+" could not be found."); err != nil {
 			return nil, err
-		}
-		if st != http.StatusOK {
-			return nil, remoteError(st, data, "Port "+in.PortID+" could not be found.")
 		}
 		if d, _ := out.Port["device_id"].(string); d != "" {
 			return nil, api.Conflict("Port %s is still in use.", in.PortID)
 		}
-		st, data, err = s.remote(r, s.cfg.NetworkURL, "PUT", "/v2.0/ports/"+url.PathEscape(in.PortID),
-			map[string]any{"port": map[string]any{"device_id": i.ID, "device_owner": "compute:" + derefOr(i.AZ)}}, &out)
-		if err != nil {
+		if err := s.call(r, s.cfg.NetworkURL, "PUT", "/v2.0/ports/"+url.PathEscape(in.PortID),
+			map[string]any{"port": map[string]any{"device_id": i.ID, "device_owner": "compute:" + derefOr(i.AZ)}}, &out,
+			http.StatusOK, "Port "+in.PortID+" could not be found."); err != nil {
 			return nil, err
-		}
-		if st != http.StatusOK {
-			return nil, remoteError(st, data, "Port "+in.PortID+" could not be found.")
 		}
 		port = out.Port
 	} else {
@@ -146,17 +143,13 @@ func (s *Service) attachInterface(r *http.Request) (*api.Response, error) {
 		var out struct {
 			Port map[string]any `json:"port"`
 		}
-		st, data, err := s.remote(r, s.cfg.NetworkURL, "POST", "/v2.0/ports", map[string]any{"port": req}, &out)
-		if err != nil {
+		if err := s.call(r, s.cfg.NetworkURL, "POST", "/v2.0/ports", map[string]any{"port": req}, &out, http.StatusCreated, "Network "+in.NetID+" could not be found."); err != nil {
 			return nil, err
-		}
-		if st != http.StatusCreated {
-			return nil, remoteError(st, data, "Network "+in.NetID+" could not be found.")
 		}
 		port, created = out.Port, true
 	}
 	portID, _ := port["id"].(string)
-	cmd, err := s.transition(r, i, "attach_interface", []string{vmActive, vmPaused, vmStopped}, nil, "", OpAttachInterface,
+	err = s.act(r, i, stateAction{name: "attach_interface", op: OpAttachInterface, vmStates: interfaceStates},
 		func(tx *store.Tx, cur *instance, cmd *Command) error {
 			cmd.PortID = portID
 			if !created {
@@ -167,16 +160,9 @@ func (s *Service) attachInterface(r *http.Request) (*api.Response, error) {
 			_, err := tx.Exec(r.Context(), `UPDATE compute_instances SET networks = ? WHERE id = ?`, jsonText(nets), cur.ID)
 			return err
 		})
-	if err == nil {
-		err = s.dispatch(r.Context(), *cmd)
-	}
 	if err != nil {
 		// Undo the port change so a failed attach leaves nothing behind.
-		if created {
-			_, _, _ = s.remote(r, s.cfg.NetworkURL, "DELETE", "/v2.0/ports/"+url.PathEscape(portID), nil, nil)
-		} else {
-			_, _, _ = s.remote(r, s.cfg.NetworkURL, "PUT", "/v2.0/ports/"+url.PathEscape(portID), map[string]any{"port": map[string]any{"device_id": "", "device_owner": ""}}, nil)
-		}
+		_ = s.releasePort(r, portID, created)
 		return nil, err
 	}
 	return api.JSON(http.StatusOK, map[string]any{"interfaceAttachment": interfaceView(r, port)}), nil
@@ -205,7 +191,7 @@ func (s *Service) detachInterface(r *http.Request) (*api.Response, error) {
 		return nil, api.NotFound("Port %s is not attached", portID)
 	}
 	createdByUs := false
-	cmd, err := s.transition(r, i, "detach_interface", []string{vmActive, vmPaused, vmStopped}, nil, "", OpDetachInterface,
+	err = s.act(r, i, stateAction{name: "detach_interface", op: OpDetachInterface, vmStates: interfaceStates},
 		func(tx *store.Tx, cur *instance, cmd *Command) error {
 			cmd.PortID = portID
 			nets := fromJSON[networksField](cur.Networks)
@@ -217,21 +203,26 @@ func (s *Service) detachInterface(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.dispatch(r.Context(), *cmd); err != nil {
+	if err := s.releasePort(r, portID, createdByUs); err != nil {
 		return nil, err
 	}
-	var st int
-	var data []byte
-	if createdByUs {
-		st, data, err = s.remote(r, s.cfg.NetworkURL, "DELETE", "/v2.0/ports/"+url.PathEscape(portID), nil, nil)
-	} else {
-		st, data, err = s.remote(r, s.cfg.NetworkURL, "PUT", "/v2.0/ports/"+url.PathEscape(portID), map[string]any{"port": map[string]any{"device_id": "", "device_owner": ""}}, nil)
+	return accepted(), nil
+}
+
+// releasePort gives a port back after a detach or a failed attach: one
+// the server's create or attach made is deleted, one the user brought is
+// unbound and left to them.
+func (s *Service) releasePort(r *http.Request, portID string, created bool) error {
+	method, body := "PUT", any(map[string]any{"port": map[string]any{"device_id": "", "device_owner": ""}})
+	if created {
+		method, body = "DELETE", nil
 	}
+	st, data, err := s.remote(r, s.cfg.NetworkURL, method, "/v2.0/ports/"+url.PathEscape(portID), body, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if st/100 != 2 {
-		return nil, remoteError(st, data, "Port "+portID+" could not be found.")
+		return remoteError(st, data, "Port "+portID+" could not be found.")
 	}
-	return &api.Response{Status: http.StatusAccepted}, nil
+	return nil
 }

@@ -230,7 +230,7 @@ func (s *Service) deleteKeypair(r *http.Request) (*api.Response, error) {
 	if at(r, 2) {
 		return api.NoContent(), nil
 	}
-	return &api.Response{Status: http.StatusAccepted}, nil
+	return accepted(), nil
 }
 
 func (s *Service) createKeypair(r *http.Request) (*api.Response, error) {

@@ -78,6 +78,26 @@ func (s *Service) remote(r *http.Request, base, method, path string, body, out a
 	return resp.StatusCode, data, nil
 }
 
+// statusErrors maps statuses of another service's answer to the errors a
+// proxy returns for them (nil: also success).
+type statusErrors map[int]error
+
+// call is remote for the usual case: the answer must have status want;
+// any other becomes the error special names for it, or remoteError's
+// with notFound as the 404 message.
+func (s *Service) call(r *http.Request, base, method, path string, body, out any, want int, notFound string, special ...statusErrors) error {
+	st, data, err := s.remote(r, base, method, path, body, out)
+	if err != nil || st == want {
+		return err
+	}
+	for _, m := range special {
+		if e, ok := m[st]; ok {
+			return e
+		}
+	}
+	return remoteError(st, data, notFound)
+}
+
 // remoteError turns another service's failure into a Nova error, keeping
 // its message when it has one.
 func remoteError(status int, data []byte, notFound string) error {
@@ -169,12 +189,8 @@ func (s *Service) neutronGroups(r *http.Request, query string) ([]map[string]any
 	var out struct {
 		SecurityGroups []map[string]any `json:"security_groups"`
 	}
-	st, data, err := s.remote(r, s.cfg.NetworkURL, "GET", "/v2.0/security-groups"+query, nil, &out)
-	if err != nil {
+	if err := s.call(r, s.cfg.NetworkURL, "GET", "/v2.0/security-groups"+query, nil, &out, http.StatusOK, "Security group not found."); err != nil {
 		return nil, err
-	}
-	if st != http.StatusOK {
-		return nil, remoteError(st, data, "Security group not found.")
 	}
 	return out.SecurityGroups, nil
 }
@@ -218,12 +234,8 @@ func (s *Service) showSecurityGroup(r *http.Request) (*api.Response, error) {
 	var out struct {
 		SecurityGroup map[string]any `json:"security_group"`
 	}
-	st, data, err := s.remote(r, s.cfg.NetworkURL, "GET", "/v2.0/security-groups/"+url.PathEscape(id), nil, &out)
-	if err != nil {
+	if err := s.call(r, s.cfg.NetworkURL, "GET", "/v2.0/security-groups/"+url.PathEscape(id), nil, &out, http.StatusOK, "Security group "+id+" not found."); err != nil {
 		return nil, err
-	}
-	if st != http.StatusOK {
-		return nil, remoteError(st, data, "Security group "+id+" not found.")
 	}
 	groups, err := s.neutronGroups(r, "")
 	if err != nil {
@@ -239,7 +251,13 @@ type sgBody struct {
 	} `json:"security_group"`
 }
 
-func (b sgBody) check() (map[string]any, error) {
+// decodeSecurityGroup reads the body of a security group create or
+// update as the networking service's security_group.
+func decodeSecurityGroup(r *http.Request) (map[string]any, error) {
+	var b sgBody
+	if err := api.DecodeJSON(r, &b); err != nil {
+		return nil, err
+	}
 	in := b.SecurityGroup
 	if in == nil || in.Name == nil {
 		return nil, api.BadRequest("Security group name is required")
@@ -261,26 +279,17 @@ func (s *Service) createSecurityGroup(r *http.Request) (*api.Response, error) {
 	if err := proxyGone(r); err != nil {
 		return nil, err
 	}
-	var body sgBody
-	if err := api.DecodeJSON(r, &body); err != nil {
-		return nil, err
-	}
-	g, err := body.check()
+	g, err := decodeSecurityGroup(r)
 	if err != nil {
 		return nil, err
 	}
 	var out struct {
 		SecurityGroup map[string]any `json:"security_group"`
 	}
-	st, data, err := s.remote(r, s.cfg.NetworkURL, "POST", "/v2.0/security-groups", map[string]any{"security_group": g}, &out)
-	if err != nil {
+	quota := api.Forbidden("Quota exceeded, too many security groups.")
+	if err := s.call(r, s.cfg.NetworkURL, "POST", "/v2.0/security-groups", map[string]any{"security_group": g}, &out, http.StatusCreated,
+		"Security group not found.", statusErrors{http.StatusConflict: quota, http.StatusForbidden: quota}); err != nil {
 		return nil, err
-	}
-	if st != http.StatusCreated {
-		if st == http.StatusConflict || st == http.StatusForbidden {
-			return nil, api.Forbidden("Quota exceeded, too many security groups.")
-		}
-		return nil, remoteError(st, data, "Security group not found.")
 	}
 	return api.JSON(http.StatusOK, map[string]any{"security_group": s.sgView(out.SecurityGroup, nil)}), nil
 }
@@ -289,11 +298,7 @@ func (s *Service) updateSecurityGroup(r *http.Request) (*api.Response, error) {
 	if err := proxyGone(r); err != nil {
 		return nil, err
 	}
-	var body sgBody
-	if err := api.DecodeJSON(r, &body); err != nil {
-		return nil, err
-	}
-	g, err := body.check()
+	g, err := decodeSecurityGroup(r)
 	if err != nil {
 		return nil, err
 	}
@@ -301,12 +306,8 @@ func (s *Service) updateSecurityGroup(r *http.Request) (*api.Response, error) {
 	var out struct {
 		SecurityGroup map[string]any `json:"security_group"`
 	}
-	st, data, err := s.remote(r, s.cfg.NetworkURL, "PUT", "/v2.0/security-groups/"+url.PathEscape(id), map[string]any{"security_group": g}, &out)
-	if err != nil {
+	if err := s.call(r, s.cfg.NetworkURL, "PUT", "/v2.0/security-groups/"+url.PathEscape(id), map[string]any{"security_group": g}, &out, http.StatusOK, "Security group "+id+" not found."); err != nil {
 		return nil, err
-	}
-	if st != http.StatusOK {
-		return nil, remoteError(st, data, "Security group "+id+" not found.")
 	}
 	return api.JSON(http.StatusOK, map[string]any{"security_group": s.sgView(out.SecurityGroup, nil)}), nil
 }
@@ -316,17 +317,11 @@ func (s *Service) deleteSecurityGroup(r *http.Request) (*api.Response, error) {
 		return nil, err
 	}
 	id := r.PathValue("group_id")
-	st, data, err := s.remote(r, s.cfg.NetworkURL, "DELETE", "/v2.0/security-groups/"+url.PathEscape(id), nil, nil)
-	if err != nil {
+	if err := s.call(r, s.cfg.NetworkURL, "DELETE", "/v2.0/security-groups/"+url.PathEscape(id), nil, nil, http.StatusNoContent,
+		"Security group "+id+" not found.", statusErrors{http.StatusConflict: api.BadRequest("Security group is still in use")}); err != nil {
 		return nil, err
 	}
-	if st != http.StatusNoContent {
-		if st == http.StatusConflict {
-			return nil, api.BadRequest("Security group is still in use")
-		}
-		return nil, remoteError(st, data, "Security group "+id+" not found.")
-	}
-	return &api.Response{Status: http.StatusAccepted}, nil
+	return accepted(), nil
 }
 
 func (s *Service) createSecurityGroupRule(r *http.Request) (*api.Response, error) {
@@ -421,18 +416,10 @@ func (s *Service) createSecurityGroupRule(r *http.Request) (*api.Response, error
 	var out struct {
 		Rule map[string]any `json:"security_group_rule"`
 	}
-	st, data, err := s.remote(r, s.cfg.NetworkURL, "POST", "/v2.0/security-group-rules", map[string]any{"security_group_rule": rule}, &out)
-	if err != nil {
+	if err := s.call(r, s.cfg.NetworkURL, "POST", "/v2.0/security-group-rules", map[string]any{"security_group_rule": rule}, &out, http.StatusCreated,
+		"Security group "+*in.ParentGroupID+" not found.",
+		statusErrors{http.StatusConflict: api.BadRequest("This rule already exists in group %s", *in.ParentGroupID)}); err != nil {
 		return nil, err
-	}
-	if st != http.StatusCreated {
-		switch st {
-		case http.StatusNotFound:
-			return nil, api.NotFound("Security group %s not found.", *in.ParentGroupID)
-		case http.StatusConflict:
-			return nil, api.BadRequest("This rule already exists in group %s", *in.ParentGroupID)
-		}
-		return nil, remoteError(st, data, "Security group not found.")
 	}
 	groups, err := s.neutronGroups(r, "")
 	if err != nil {
@@ -446,14 +433,10 @@ func (s *Service) deleteSecurityGroupRule(r *http.Request) (*api.Response, error
 		return nil, err
 	}
 	id := r.PathValue("rule_id")
-	st, data, err := s.remote(r, s.cfg.NetworkURL, "DELETE", "/v2.0/security-group-rules/"+url.PathEscape(id), nil, nil)
-	if err != nil {
+	if err := s.call(r, s.cfg.NetworkURL, "DELETE", "/v2.0/security-group-rules/"+url.PathEscape(id), nil, nil, http.StatusNoContent, "Rule ("+id+") not found."); err != nil {
 		return nil, err
 	}
-	if st != http.StatusNoContent {
-		return nil, remoteError(st, data, "Rule ("+id+") not found.")
-	}
-	return &api.Response{Status: http.StatusAccepted}, nil
+	return accepted(), nil
 }
 
 // serverPorts are the ports the networking service has for a server.
@@ -461,12 +444,8 @@ func (s *Service) serverPorts(r *http.Request, serverID string) ([]map[string]an
 	var out struct {
 		Ports []map[string]any `json:"ports"`
 	}
-	st, data, err := s.remote(r, s.cfg.NetworkURL, "GET", "/v2.0/ports?device_id="+url.QueryEscape(serverID), nil, &out)
-	if err != nil {
+	if err := s.call(r, s.cfg.NetworkURL, "GET", "/v2.0/ports?device_id="+url.QueryEscape(serverID), nil, &out, http.StatusOK, "Ports not found."); err != nil {
 		return nil, err
-	}
-	if st != http.StatusOK {
-		return nil, remoteError(st, data, "Ports not found.")
 	}
 	return out.Ports, nil
 }
@@ -566,18 +545,14 @@ func (s *Service) changeServerGroup(r *http.Request, arg json.RawMessage, add bo
 		}
 		changed = true
 		pid, _ := p["id"].(string)
-		st, data, err := s.remote(r, s.cfg.NetworkURL, "PUT", "/v2.0/ports/"+url.PathEscape(pid), map[string]any{"port": map[string]any{"security_groups": cur}}, nil)
-		if err != nil {
+		if err := s.call(r, s.cfg.NetworkURL, "PUT", "/v2.0/ports/"+url.PathEscape(pid), map[string]any{"port": map[string]any{"security_groups": cur}}, nil, http.StatusOK, "Port "+pid+" not found."); err != nil {
 			return nil, err
-		}
-		if st != http.StatusOK {
-			return nil, remoteError(st, data, "Port "+pid+" not found.")
 		}
 	}
 	if !changed && !add {
 		return nil, api.NotFound("Security group %s not associated with the instance %s", *in.Name, i.ID)
 	}
-	return &api.Response{Status: http.StatusAccepted}, nil
+	return accepted(), nil
 }
 
 // Floating IPs
@@ -589,7 +564,7 @@ func (s *Service) floatingView(r *http.Request, f map[string]any, pools map[stri
 		var p struct {
 			Port map[string]any `json:"port"`
 		}
-		if st, _, err := s.remote(r, s.cfg.NetworkURL, "GET", "/v2.0/ports/"+url.PathEscape(port), nil, &p); err == nil && st == http.StatusOK {
+		if s.call(r, s.cfg.NetworkURL, "GET", "/v2.0/ports/"+url.PathEscape(port), nil, &p, http.StatusOK, "") == nil {
 			if d, _ := p.Port["device_id"].(string); d != "" {
 				out["instance_id"] = d
 			}
@@ -603,12 +578,8 @@ func (s *Service) pools(r *http.Request) (map[string]string, []string, error) {
 	var out struct {
 		Networks []map[string]any `json:"networks"`
 	}
-	st, data, err := s.remote(r, s.cfg.NetworkURL, "GET", "/v2.0/networks?router:external=True", nil, &out)
-	if err != nil {
+	if err := s.call(r, s.cfg.NetworkURL, "GET", "/v2.0/networks?router:external=True", nil, &out, http.StatusOK, "Networks not found."); err != nil {
 		return nil, nil, err
-	}
-	if st != http.StatusOK {
-		return nil, nil, remoteError(st, data, "Networks not found.")
 	}
 	byID := map[string]string{}
 	var ids []string
@@ -650,12 +621,8 @@ func (s *Service) listFloatingIPs(r *http.Request) (*api.Response, error) {
 	var out struct {
 		FloatingIPs []map[string]any `json:"floatingips"`
 	}
-	st, data, err := s.remote(r, s.cfg.NetworkURL, "GET", "/v2.0/floatingips?project_id="+url.QueryEscape(s.caller(r).project), nil, &out)
-	if err != nil {
+	if err := s.call(r, s.cfg.NetworkURL, "GET", "/v2.0/floatingips?project_id="+url.QueryEscape(s.caller(r).project), nil, &out, http.StatusOK, "Floating IPs not found."); err != nil {
 		return nil, err
-	}
-	if st != http.StatusOK {
-		return nil, remoteError(st, data, "Floating IPs not found.")
 	}
 	list := []map[string]any{}
 	for _, f := range out.FloatingIPs {
@@ -672,12 +639,8 @@ func (s *Service) showFloatingIP(r *http.Request) (*api.Response, error) {
 	var out struct {
 		FloatingIP map[string]any `json:"floatingip"`
 	}
-	st, data, err := s.remote(r, s.cfg.NetworkURL, "GET", "/v2.0/floatingips/"+url.PathEscape(id), nil, &out)
-	if err != nil {
+	if err := s.call(r, s.cfg.NetworkURL, "GET", "/v2.0/floatingips/"+url.PathEscape(id), nil, &out, http.StatusOK, "Floating IP not found for ID "+id); err != nil {
 		return nil, err
-	}
-	if st != http.StatusOK {
-		return nil, remoteError(st, data, "Floating IP not found for ID "+id)
 	}
 	pools, _, err := s.pools(r)
 	if err != nil {
@@ -718,15 +681,9 @@ func (s *Service) createFloatingIP(r *http.Request) (*api.Response, error) {
 	var out struct {
 		FloatingIP map[string]any `json:"floatingip"`
 	}
-	st, data, err := s.remote(r, s.cfg.NetworkURL, "POST", "/v2.0/floatingips", map[string]any{"floatingip": map[string]any{"floating_network_id": netID}}, &out)
-	if err != nil {
+	if err := s.call(r, s.cfg.NetworkURL, "POST", "/v2.0/floatingips", map[string]any{"floatingip": map[string]any{"floating_network_id": netID}}, &out, http.StatusCreated,
+		"No more floating IPs in pool "+pools[netID]+".", statusErrors{http.StatusConflict: api.Forbidden("Maximum number of floating IPs exceeded")}); err != nil {
 		return nil, err
-	}
-	if st != http.StatusCreated {
-		if st == http.StatusConflict {
-			return nil, api.Forbidden("Maximum number of floating IPs exceeded")
-		}
-		return nil, remoteError(st, data, "No more floating IPs in pool "+pools[netID]+".")
 	}
 	return api.JSON(http.StatusOK, map[string]any{"floating_ip": s.floatingView(r, out.FloatingIP, pools)}), nil
 }
@@ -736,14 +693,10 @@ func (s *Service) deleteFloatingIP(r *http.Request) (*api.Response, error) {
 		return nil, err
 	}
 	id := r.PathValue("fip_id")
-	st, data, err := s.remote(r, s.cfg.NetworkURL, "DELETE", "/v2.0/floatingips/"+url.PathEscape(id), nil, nil)
-	if err != nil {
+	if err := s.call(r, s.cfg.NetworkURL, "DELETE", "/v2.0/floatingips/"+url.PathEscape(id), nil, nil, http.StatusNoContent, "Floating IP not found for ID "+id); err != nil {
 		return nil, err
 	}
-	if st != http.StatusNoContent {
-		return nil, remoteError(st, data, "Floating IP not found for ID "+id)
-	}
-	return &api.Response{Status: http.StatusAccepted}, nil
+	return accepted(), nil
 }
 
 // floatingAction serves addFloatingIp and removeFloatingIp (before 2.44).
@@ -768,12 +721,8 @@ func (s *Service) floatingAction(r *http.Request, arg json.RawMessage, add bool)
 	var fips struct {
 		FloatingIPs []map[string]any `json:"floatingips"`
 	}
-	st, data, err := s.remote(r, s.cfg.NetworkURL, "GET", "/v2.0/floatingips?floating_ip_address="+url.QueryEscape(*in.Address), nil, &fips)
-	if err != nil {
+	if err := s.call(r, s.cfg.NetworkURL, "GET", "/v2.0/floatingips?floating_ip_address="+url.QueryEscape(*in.Address), nil, &fips, http.StatusOK, "Floating IP not found."); err != nil {
 		return nil, err
-	}
-	if st != http.StatusOK {
-		return nil, remoteError(st, data, "Floating IP not found.")
 	}
 	if len(fips.FloatingIPs) == 0 {
 		return nil, api.NotFound("floating IP not found")
@@ -807,12 +756,8 @@ func (s *Service) floatingAction(r *http.Request, arg json.RawMessage, add bool)
 	} else if port, _ := fip["port_id"].(string); port == "" {
 		return nil, api.Conflict("Floating IP %s is not associated with instance %s.", *in.Address, i.ID)
 	}
-	st, data, err = s.remote(r, s.cfg.NetworkURL, "PUT", "/v2.0/floatingips/"+url.PathEscape(fid), map[string]any{"floatingip": update}, nil)
-	if err != nil {
+	if err := s.call(r, s.cfg.NetworkURL, "PUT", "/v2.0/floatingips/"+url.PathEscape(fid), map[string]any{"floatingip": update}, nil, http.StatusOK, "Floating IP not found."); err != nil {
 		return nil, err
 	}
-	if st != http.StatusOK {
-		return nil, remoteError(st, data, "Floating IP not found.")
-	}
-	return &api.Response{Status: http.StatusAccepted}, nil
+	return accepted(), nil
 }

@@ -360,7 +360,7 @@ func (s *Service) deleteQuotas(r *http.Request) (*api.Response, error) {
 	if _, err := s.db.Exec(r.Context(), `DELETE FROM compute_quotas WHERE project_id = ?`, project); err != nil {
 		return nil, fmt.Errorf("delete quotas of %s: %w", project, err)
 	}
-	return &api.Response{Status: http.StatusAccepted}, nil
+	return accepted(), nil
 }
 
 // limits answers GET /limits: the project's absolute limits and usage.

@@ -64,7 +64,13 @@ func (s *Service) serverAction(r *http.Request) (*api.Response, error) {
 		name, arg = k, v
 	}
 	if sa, ok := stateActions[name]; ok && at(r, sa.minVersion) {
-		return s.runStateAction(r, sa, arg)
+		if string(arg) != "null" {
+			var m map[string]any
+			if err := json.Unmarshal(arg, &m); err != nil {
+				return nil, api.BadRequest("Invalid input for field/attribute %s. Value: %s. %s is not of type 'object', 'null'", sa.name, arg, arg)
+			}
+		}
+		return s.runAction(r, sa, nil)
 	}
 	switch name {
 	case "reboot":
@@ -108,11 +114,24 @@ func invalidState(action, id, attr, state string) error {
 	return api.Conflict("Cannot '%s' instance %s while it is in %s %s", action, id, attr, state)
 }
 
-// transition checks an action against the server's state and lock, sets
-// the task state, records the instance action and prepares the command,
-// all in one transaction; the command is sent after it commits.
-func (s *Service) transition(r *http.Request, i instance, action string, vmStates []string, taskStates []string, task, op string,
-	mutate func(tx *store.Tx, cur *instance, cmd *Command) error) (*command, error) {
+// allows is Nova's 409 unless the server's vm_state is one the action
+// is valid in and no task is in flight that it may not interrupt.
+func (a stateAction) allows(i instance) error {
+	if !contains(a.vmStates, i.VMState) {
+		return invalidState(a.name, i.ID, "vm_state", i.VMState)
+	}
+	if i.TaskState != nil && !contains(a.taskStates, i.task()) {
+		return invalidState(a.name, i.ID, "task_state", i.task())
+	}
+	return nil
+}
+
+// act runs an action on a server: in one transaction it checks the
+// action against the server's lock and state, records the instance
+// action, sets the task state and prepares the command, which mutate may
+// amend and extend with its own writes; after the commit the command is
+// sent to the server's host.
+func (s *Service) act(r *http.Request, i instance, a stateAction, mutate func(tx *store.Tx, cur *instance, cmd *Command) error) error {
 	c := s.caller(r)
 	var out *command
 	err := s.writeTx(r.Context(), func(tx *store.Tx) error {
@@ -124,40 +143,74 @@ func (s *Service) transition(r *http.Request, i instance, action string, vmState
 		if cur.Locked && !c.admin {
 			return api.Conflict("Instance %s is locked", cur.ID)
 		}
-		if !contains(vmStates, cur.VMState) {
-			return invalidState(action, cur.ID, "vm_state", cur.VMState)
-		}
-		if cur.TaskState != nil && !contains(taskStates, cur.task()) {
-			return invalidState(action, cur.ID, "task_state", cur.task())
+		if err := a.allows(cur); err != nil {
+			return err
 		}
 		if cur.host() == "" {
 			return api.Conflict("Instance %s is not ready", cur.ID)
 		}
-		if _, err := recordAction(r.Context(), tx, cur.ID, action, c); err != nil {
+		if _, err := recordAction(r.Context(), tx, cur.ID, a.name, c); err != nil {
 			return err
 		}
 		spec, err := s.specOf(r.Context(), tx, cur)
 		if err != nil {
 			return err
 		}
-		cmd := Command{ID: newID(), Op: op, Instance: spec}
+		cmd := Command{ID: newID(), Op: a.op, Instance: spec}
 		if mutate != nil {
 			if err := mutate(tx, &cur, &cmd); err != nil {
 				return err
 			}
 		}
-		if err := s.addPending(r.Context(), tx, cur.ID, cmd.ID, op, action, cur.host()); err != nil {
+		if err := s.addPending(r.Context(), tx, cur.ID, cmd.ID, a.op, a.name, cur.host()); err != nil {
 			return err
 		}
-		if task != "" {
-			if _, err := tx.Exec(r.Context(), `UPDATE compute_instances SET task_state = ?, updated_at = ? WHERE id = ?`, task, store.FormatTime(now()), cur.ID); err != nil {
+		if a.task != "" {
+			if _, err := tx.Exec(r.Context(), `UPDATE compute_instances SET task_state = ?, updated_at = ? WHERE id = ?`, a.task, store.FormatTime(now()), cur.ID); err != nil {
 				return err
 			}
 		}
 		out = &command{host: cur.host(), cmd: cmd}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return err
+	}
+	return s.dispatch(r.Context(), *out)
+}
+
+// runAction serves the plain actions: load the server under the
+// action's policy, act, and answer 202.
+func (s *Service) runAction(r *http.Request, a stateAction, mutate func(tx *store.Tx, cur *instance, cmd *Command) error) (*api.Response, error) {
+	i, err := s.serverFor(r, a.policy)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.act(r, i, a, mutate); err != nil {
+		return nil, err
+	}
+	return accepted(), nil
+}
+
+// snapshotStates are the vm states a server can be imaged in (createImage,
+// createBackup, shelve).
+var snapshotStates = []string{vmActive, vmStopped, vmPaused, vmSuspended}
+
+// withImage names the image a command writes to or boots from.
+func withImage(imageID string) func(*store.Tx, *instance, *Command) error {
+	return func(_ *store.Tx, _ *instance, cmd *Command) error {
+		cmd.ImageID = imageID
+		return nil
+	}
+}
+
+// imageAccepted answers createImage and createBackup: the new image's id
+// in the body from 2.45, in the Location header before.
+func (s *Service) imageAccepted(r *http.Request, imageID string) *api.Response {
+	if at(r, 45) {
+		return api.JSON(http.StatusAccepted, map[string]any{"image_id": imageID})
+	}
+	return accepted().WithHeader("Location", s.baseURL(r)+"/v2.1/images/"+imageID)
 }
 
 func contains(list []string, v string) bool {
@@ -167,27 +220,6 @@ func contains(list []string, v string) bool {
 		}
 	}
 	return false
-}
-
-func (s *Service) runStateAction(r *http.Request, sa stateAction, arg json.RawMessage) (*api.Response, error) {
-	if string(arg) != "null" {
-		var m map[string]any
-		if err := json.Unmarshal(arg, &m); err != nil {
-			return nil, api.BadRequest("Invalid input for field/attribute %s. Value: %s. %s is not of type 'object', 'null'", sa.name, arg, arg)
-		}
-	}
-	i, err := s.serverFor(r, sa.policy)
-	if err != nil {
-		return nil, err
-	}
-	cmd, err := s.transition(r, i, sa.name, sa.vmStates, sa.taskStates, sa.task, sa.op, nil)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.dispatch(r.Context(), *cmd); err != nil {
-		return nil, err
-	}
-	return &api.Response{Status: http.StatusAccepted}, nil
 }
 
 func (s *Service) reboot(r *http.Request, arg json.RawMessage) (*api.Response, error) {
@@ -204,29 +236,16 @@ func (s *Service) reboot(r *http.Request, arg json.RawMessage) (*api.Response, e
 	if typ != "SOFT" && typ != "HARD" {
 		return nil, api.BadRequest("Invalid input for field/attribute type. Value: %s. '%s' does not match '^(hard|HARD|soft|SOFT)$'", *in.Type, *in.Type)
 	}
-	i, err := s.serverFor(r, "os_compute_api:servers:reboot")
-	if err != nil {
-		return nil, err
-	}
-	vmStates := []string{vmActive}
-	taskStates := []string{}
-	task := taskRebooting
+	sa := stateAction{name: "reboot", policy: "os_compute_api:servers:reboot", op: OpReboot, vmStates: []string{vmActive}, task: taskRebooting}
 	if typ == "HARD" {
-		vmStates = []string{vmActive, vmStopped, vmPaused, vmSuspended, vmError}
-		taskStates = []string{taskRebooting, taskRebootingHard}
-		task = taskRebootingHard
+		sa.vmStates = []string{vmActive, vmStopped, vmPaused, vmSuspended, vmError}
+		sa.taskStates = []string{taskRebooting, taskRebootingHard}
+		sa.task = taskRebootingHard
 	}
-	cmd, err := s.transition(r, i, "reboot", vmStates, taskStates, task, OpReboot, func(_ *store.Tx, _ *instance, cmd *Command) error {
+	return s.runAction(r, sa, func(_ *store.Tx, _ *instance, cmd *Command) error {
 		cmd.RebootType = typ
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	if err := s.dispatch(r.Context(), *cmd); err != nil {
-		return nil, err
-	}
-	return &api.Response{Status: http.StatusAccepted}, nil
 }
 
 // lock and unlock change only the record; the agent has nothing to do.
@@ -267,7 +286,7 @@ func (s *Service) lock(r *http.Request, arg json.RawMessage) (*api.Response, err
 	if err != nil {
 		return nil, err
 	}
-	return &api.Response{Status: http.StatusAccepted}, nil
+	return accepted(), nil
 }
 
 func (s *Service) unlock(r *http.Request) (*api.Response, error) {
@@ -292,7 +311,7 @@ func (s *Service) unlock(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &api.Response{Status: http.StatusAccepted}, nil
+	return accepted(), nil
 }
 
 func (s *Service) rebuild(r *http.Request, arg json.RawMessage) (*api.Response, error) {
@@ -335,22 +354,17 @@ func (s *Service) rebuild(r *http.Request, arg json.RawMessage) (*api.Response, 
 			return nil, api.BadRequest("Invalid input for field/attribute user_data. Value: %s. is not a 'base64'", truncate(in.UserData.Value, 20))
 		}
 	}
-	i, err := s.serverFor(r, "os_compute_api:servers:rebuild")
+	sa := stateAction{name: "rebuild", policy: "os_compute_api:servers:rebuild", op: OpRebuild, vmStates: []string{vmActive, vmStopped, vmError}, task: taskRebuilding}
+	i, err := s.serverFor(r, sa.policy)
 	if err != nil {
 		return nil, err
 	}
 	c := s.caller(r)
 	props := map[string]string{}
 	if s.cfg.Images != nil {
-		img, err := s.cfg.Images.Image(r.Context(), c.token, imageRef)
-		if errors.Is(err, ErrNotFound) {
-			return nil, api.BadRequest("Image %s could not be found.", imageRef)
-		}
+		img, err := s.activeImage(r.Context(), c.token, imageRef)
 		if err != nil {
-			return nil, fmt.Errorf("look up image %s: %w", imageRef, err)
-		}
-		if img.Status != "active" {
-			return nil, api.BadRequest("Image %s is not active.", imageRef)
+			return nil, err
 		}
 		props = img.Properties
 	}
@@ -366,7 +380,7 @@ func (s *Service) rebuild(r *http.Request, arg json.RawMessage) (*api.Response, 
 	if in.AdminPass != nil {
 		adminPass = *in.AdminPass
 	}
-	cmd, err := s.transition(r, i, "rebuild", []string{vmActive, vmStopped, vmError}, nil, taskRebuilding, OpRebuild,
+	err = s.act(r, i, sa,
 		func(tx *store.Tx, cur *instance, cmd *Command) error {
 			set, args := []string{"image_ref = ?", "image_props = ?"}, []any{imageRef, jsonText(props)}
 			cmd.Instance.ImageID, cmd.Instance.ImageProperties = imageRef, props
@@ -424,9 +438,6 @@ func (s *Service) rebuild(r *http.Request, arg json.RawMessage) (*api.Response, 
 	if err != nil {
 		return nil, err
 	}
-	if err := s.dispatch(r.Context(), *cmd); err != nil {
-		return nil, err
-	}
 	i, err = s.getInstance(r.Context(), s.db, c, i.ID)
 	if err != nil {
 		return nil, err
@@ -437,6 +448,22 @@ func (s *Service) rebuild(r *http.Request, arg json.RawMessage) (*api.Response, 
 	}
 	resp.Body.(map[string]any)["server"].(map[string]any)["adminPass"] = adminPass
 	return resp, nil
+}
+
+// activeImage looks up the image a server boots from (create, rebuild):
+// it must exist and be active.
+func (s *Service) activeImage(ctx context.Context, token, imageRef string) (*ImageInfo, error) {
+	img, err := s.cfg.Images.Image(ctx, token, imageRef)
+	if errors.Is(err, ErrNotFound) {
+		return nil, api.BadRequest("Image %s could not be found.", imageRef)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up image %s: %w", imageRef, err)
+	}
+	if img.Status != "active" {
+		return nil, api.BadRequest("Image %s is not active.", imageRef)
+	}
+	return img, nil
 }
 
 func derefOr(p *string) string {
@@ -467,7 +494,8 @@ func (s *Service) resize(r *http.Request, arg json.RawMessage) (*api.Response, e
 	if ref == "" {
 		return nil, api.BadRequest("Invalid input for field/attribute flavorRef. Value: . '' is too short")
 	}
-	i, err := s.serverFor(r, "os_compute_api:servers:resize")
+	sa := stateAction{name: "resize", policy: "os_compute_api:servers:resize", op: OpResize, vmStates: []string{vmActive, vmStopped}, task: taskResizePrep}
+	i, err := s.serverFor(r, sa.policy)
 	if err != nil {
 		return nil, err
 	}
@@ -482,7 +510,7 @@ func (s *Service) resize(r *http.Request, arg json.RawMessage) (*api.Response, e
 	if f.RootGB < i.RootGB && f.RootGB != 0 {
 		return nil, api.BadRequest("Resize error: Unable to resize disk down.")
 	}
-	cmd, err := s.transition(r, i, "resize", []string{vmActive, vmStopped}, nil, taskResizePrep, OpResize,
+	err = s.act(r, i, sa,
 		func(tx *store.Tx, cur *instance, cmd *Command) error {
 			if err := lockKey(r.Context(), tx, "quota:"+cur.ProjectID); err != nil {
 				return err
@@ -513,10 +541,7 @@ func (s *Service) resize(r *http.Request, arg json.RawMessage) (*api.Response, e
 	if err != nil {
 		return nil, err
 	}
-	if err := s.dispatch(r.Context(), *cmd); err != nil {
-		return nil, err
-	}
-	return &api.Response{Status: http.StatusAccepted}, nil
+	return accepted(), nil
 }
 
 func (s *Service) createImage(r *http.Request, arg json.RawMessage) (*api.Response, error) {
@@ -533,17 +558,15 @@ func (s *Service) createImage(r *http.Request, arg json.RawMessage) (*api.Respon
 	if err := checkName("name", *in.Name, 255); err != nil {
 		return nil, err
 	}
-	i, err := s.serverFor(r, "os_compute_api:servers:create_image")
+	sa := stateAction{name: "createImage", policy: "os_compute_api:servers:create_image", op: OpSnapshot, vmStates: snapshotStates, task: taskSnapshot}
+	i, err := s.serverFor(r, sa.policy)
 	if err != nil {
 		return nil, err
 	}
 	c := s.caller(r)
-	valid := []string{vmActive, vmStopped, vmPaused, vmSuspended}
-	if !contains(valid, i.VMState) {
-		return nil, invalidState("createImage", i.ID, "vm_state", i.VMState)
-	}
-	if i.TaskState != nil {
-		return nil, invalidState("createImage", i.ID, "task_state", i.task())
+	// Checked before the image is registered, so a refused action leaves none.
+	if err := sa.allows(i); err != nil {
+		return nil, err
 	}
 	props := map[string]string{}
 	for k, v := range in.Metadata {
@@ -559,20 +582,10 @@ func (s *Service) createImage(r *http.Request, arg json.RawMessage) (*api.Respon
 			return nil, fmt.Errorf("create snapshot image: %w", err)
 		}
 	}
-	cmd, err := s.transition(r, i, "createImage", valid, nil, taskSnapshot, OpSnapshot, func(_ *store.Tx, _ *instance, cmd *Command) error {
-		cmd.ImageID = imageID
-		return nil
-	})
-	if err != nil {
+	if err := s.act(r, i, sa, withImage(imageID)); err != nil {
 		return nil, err
 	}
-	if err := s.dispatch(r.Context(), *cmd); err != nil {
-		return nil, err
-	}
-	if at(r, 45) {
-		return api.JSON(http.StatusAccepted, map[string]any{"image_id": imageID}), nil
-	}
-	return (&api.Response{Status: http.StatusAccepted}).WithHeader("Location", s.baseURL(r)+"/v2.1/images/"+imageID), nil
+	return s.imageAccepted(r, imageID), nil
 }
 
 // consoleOutput asks the server's agent for the tail of its console log.
@@ -852,27 +865,16 @@ func (s *Service) writeMetadata(r *http.Request, action string, md map[string]st
 }
 
 func (s *Service) createServerMetadata(r *http.Request) (*api.Response, error) {
-	var body struct {
-		Metadata map[string]json.RawMessage `json:"metadata"`
-	}
-	if err := api.DecodeJSON(r, &body); err != nil {
-		return nil, err
-	}
-	if body.Metadata == nil {
-		return nil, api.BadRequest("Invalid input for field/attribute metadata. 'metadata' is a required property")
-	}
-	md, err := checkMetadata(body.Metadata)
-	if err != nil {
-		return nil, err
-	}
-	all, err := s.writeMetadata(r, "os_compute_api:server-metadata:create", md, false)
-	if err != nil {
-		return nil, err
-	}
-	return api.JSON(http.StatusOK, map[string]any{"metadata": all}), nil
+	return s.postServerMetadata(r, "os_compute_api:server-metadata:create", false)
 }
 
 func (s *Service) replaceServerMetadata(r *http.Request) (*api.Response, error) {
+	return s.postServerMetadata(r, "os_compute_api:server-metadata:update_all", true)
+}
+
+// postServerMetadata serves a {"metadata": {...}} body: merged into the
+// server's metadata (POST) or replacing it (PUT).
+func (s *Service) postServerMetadata(r *http.Request, policy string, replace bool) (*api.Response, error) {
 	var body struct {
 		Metadata map[string]json.RawMessage `json:"metadata"`
 	}
@@ -886,7 +888,7 @@ func (s *Service) replaceServerMetadata(r *http.Request) (*api.Response, error) 
 	if err != nil {
 		return nil, err
 	}
-	all, err := s.writeMetadata(r, "os_compute_api:server-metadata:update_all", md, true)
+	all, err := s.writeMetadata(r, policy, md, replace)
 	if err != nil {
 		return nil, err
 	}

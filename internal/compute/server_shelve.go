@@ -42,23 +42,20 @@ func (s *Service) shelve(r *http.Request, arg json.RawMessage) (*api.Response, e
 	if err := nullArg("shelve", arg); err != nil {
 		return nil, err
 	}
-	i, err := s.serverFor(r, "os_compute_api:os-shelve:shelve")
+	sa := stateAction{name: "shelve", policy: "os_compute_api:os-shelve:shelve", op: OpShelve, vmStates: snapshotStates, task: taskShelving}
+	i, err := s.serverFor(r, sa.policy)
 	if err != nil {
 		return nil, err
 	}
-	valid := []string{vmActive, vmStopped, vmPaused, vmSuspended}
-	if !contains(valid, i.VMState) {
-		return nil, invalidState("shelve", i.ID, "vm_state", i.VMState)
-	}
-	if i.TaskState != nil {
-		return nil, invalidState("shelve", i.ID, "task_state", i.task())
+	if err := sa.allows(i); err != nil {
+		return nil, err
 	}
 	imageID, err := s.newImage(r, i.Name+"-shelved", map[string]string{"instance_uuid": i.ID, "image_type": "snapshot",
 		"base_image_ref": i.ImageRef, "user_id": s.caller(r).user})
 	if err != nil {
 		return nil, err
 	}
-	cmd, err := s.transition(r, i, "shelve", valid, nil, taskShelving, OpShelve, func(tx *store.Tx, cur *instance, cmd *Command) error {
+	err = s.act(r, i, sa, func(tx *store.Tx, cur *instance, cmd *Command) error {
 		cmd.ImageID = imageID
 		hints := fromJSON[map[string]string](cur.Hints)
 		if hints == nil {
@@ -71,10 +68,7 @@ func (s *Service) shelve(r *http.Request, arg json.RawMessage) (*api.Response, e
 	if err != nil {
 		return nil, err
 	}
-	if err := s.dispatch(r.Context(), *cmd); err != nil {
-		return nil, err
-	}
-	return &api.Response{Status: http.StatusAccepted}, nil
+	return accepted(), nil
 }
 
 // shelveOffload is a no-op accepted for shelved servers: shelving
@@ -90,7 +84,7 @@ func (s *Service) shelveOffload(r *http.Request, arg json.RawMessage) (*api.Resp
 	if i.VMState != vmShelvedOffloaded {
 		return nil, invalidState("shelveOffload", i.ID, "vm_state", i.VMState)
 	}
-	return &api.Response{Status: http.StatusAccepted}, nil
+	return accepted(), nil
 }
 
 func (s *Service) unshelve(r *http.Request, arg json.RawMessage) (*api.Response, error) {
@@ -152,7 +146,7 @@ func (s *Service) unshelve(r *http.Request, arg json.RawMessage) (*api.Response,
 	if err := s.scheduleBuild(r.Context(), i.ID); err != nil {
 		return nil, err
 	}
-	return &api.Response{Status: http.StatusAccepted}, nil
+	return accepted(), nil
 }
 
 func (s *Service) rescue(r *http.Request, arg json.RawMessage) (*api.Response, error) {
@@ -173,7 +167,8 @@ func (s *Service) rescue(r *http.Request, arg json.RawMessage) (*api.Response, e
 			return nil, api.BadRequest("Invalid input for field/attribute rescue_image_ref. Value: %s. is not a 'uuid'", *in.RescueImage)
 		}
 	}
-	i, err := s.serverFor(r, "os_compute_api:os-rescue")
+	sa := stateAction{name: "rescue", policy: "os_compute_api:os-rescue", op: OpRescue, vmStates: []string{vmActive, vmStopped, vmError}, task: taskRescuing}
+	i, err := s.serverFor(r, sa.policy)
 	if err != nil {
 		return nil, err
 	}
@@ -181,15 +176,12 @@ func (s *Service) rescue(r *http.Request, arg json.RawMessage) (*api.Response, e
 	if in.AdminPass != nil {
 		pass = *in.AdminPass
 	}
-	cmd, err := s.transition(r, i, "rescue", []string{vmActive, vmStopped, vmError}, nil, taskRescuing, OpRescue, func(_ *store.Tx, _ *instance, cmd *Command) error {
+	err = s.act(r, i, sa, func(_ *store.Tx, _ *instance, cmd *Command) error {
 		cmd.ImageID = rescueImage
 		cmd.Instance.AdminPass = pass
 		return nil
 	})
 	if err != nil {
-		return nil, err
-	}
-	if err := s.dispatch(r.Context(), *cmd); err != nil {
 		return nil, err
 	}
 	return api.JSON(http.StatusOK, map[string]any{"adminPass": pass}), nil
@@ -199,18 +191,8 @@ func (s *Service) unrescue(r *http.Request, arg json.RawMessage) (*api.Response,
 	if err := nullArg("unrescue", arg); err != nil {
 		return nil, err
 	}
-	i, err := s.serverFor(r, "os_compute_api:os-unrescue")
-	if err != nil {
-		return nil, err
-	}
-	cmd, err := s.transition(r, i, "unrescue", []string{vmRescued}, nil, taskUnrescuing, OpUnrescue, nil)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.dispatch(r.Context(), *cmd); err != nil {
-		return nil, err
-	}
-	return &api.Response{Status: http.StatusAccepted}, nil
+	return s.runAction(r, stateAction{name: "unrescue", policy: "os_compute_api:os-unrescue", op: OpUnrescue,
+		vmStates: []string{vmRescued}, task: taskUnrescuing}, nil)
 }
 
 // createBackup snapshots like createImage and keeps at most rotation
@@ -236,16 +218,13 @@ func (s *Service) createBackup(r *http.Request, arg json.RawMessage) (*api.Respo
 	if err != nil {
 		return nil, err
 	}
-	i, err := s.serverFor(r, "os_compute_api:os-create-backup")
+	sa := stateAction{name: "createBackup", policy: "os_compute_api:os-create-backup", op: OpSnapshot, vmStates: snapshotStates, task: taskBackup}
+	i, err := s.serverFor(r, sa.policy)
 	if err != nil {
 		return nil, err
 	}
-	valid := []string{vmActive, vmStopped, vmPaused, vmSuspended}
-	if !contains(valid, i.VMState) {
-		return nil, invalidState("createBackup", i.ID, "vm_state", i.VMState)
-	}
-	if i.TaskState != nil {
-		return nil, invalidState("createBackup", i.ID, "task_state", i.task())
+	if err := sa.allows(i); err != nil {
+		return nil, err
 	}
 	if err := s.rotateBackups(r, i.ID, *in.BackupType, rotation); err != nil {
 		return nil, err
@@ -262,20 +241,10 @@ func (s *Service) createBackup(r *http.Request, arg json.RawMessage) (*api.Respo
 	if err != nil {
 		return nil, err
 	}
-	cmd, err := s.transition(r, i, "createBackup", valid, nil, taskBackup, OpSnapshot, func(_ *store.Tx, _ *instance, cmd *Command) error {
-		cmd.ImageID = imageID
-		return nil
-	})
-	if err != nil {
+	if err := s.act(r, i, sa, withImage(imageID)); err != nil {
 		return nil, err
 	}
-	if err := s.dispatch(r.Context(), *cmd); err != nil {
-		return nil, err
-	}
-	if at(r, 45) {
-		return api.JSON(http.StatusAccepted, map[string]any{"image_id": imageID}), nil
-	}
-	return (&api.Response{Status: http.StatusAccepted}).WithHeader("Location", s.baseURL(r)+"/v2.1/images/"+imageID), nil
+	return s.imageAccepted(r, imageID), nil
 }
 
 // rotateBackups deletes the oldest backups so that, with the one being
@@ -288,12 +257,8 @@ func (s *Service) rotateBackups(r *http.Request, serverID, backupType string, ro
 	var out struct {
 		Images []map[string]any `json:"images"`
 	}
-	st, data, err := s.remote(r, s.cfg.ImageURL, "GET", "/v2/images?"+q.Encode(), nil, &out)
-	if err != nil {
+	if err := s.call(r, s.cfg.ImageURL, "GET", "/v2/images?"+q.Encode(), nil, &out, http.StatusOK, "Image not found."); err != nil {
 		return err
-	}
-	if st != http.StatusOK {
-		return remoteError(st, data, "Image not found.")
 	}
 	sort.Slice(out.Images, func(a, b int) bool {
 		return fmt.Sprint(out.Images[a]["created_at"]) > fmt.Sprint(out.Images[b]["created_at"])
@@ -304,10 +269,10 @@ func (s *Service) rotateBackups(r *http.Request, serverID, backupType string, ro
 			continue
 		}
 		id, _ := img["id"].(string)
-		if st, data, err := s.remote(r, s.cfg.ImageURL, "DELETE", "/v2/images/"+url.PathEscape(id), nil, nil); err != nil {
+		// An image already gone is as good as deleted.
+		if err := s.call(r, s.cfg.ImageURL, "DELETE", "/v2/images/"+url.PathEscape(id), nil, nil, http.StatusNoContent, "Image not found.",
+			statusErrors{http.StatusNotFound: nil}); err != nil {
 			return err
-		} else if st != http.StatusNoContent && st != http.StatusNotFound {
-			return remoteError(st, data, "Image not found.")
 		}
 	}
 	return nil

@@ -947,15 +947,9 @@ func (s *Service) createServer(r *http.Request) (*api.Response, error) {
 	}
 	imageProps := map[string]string{}
 	if s.cfg.Images != nil {
-		img, err := s.cfg.Images.Image(ctx, c.token, imageRef)
-		if errors.Is(err, ErrNotFound) {
-			return nil, api.BadRequest("Image %s could not be found.", imageRef)
-		}
+		img, err := s.activeImage(ctx, c.token, imageRef)
 		if err != nil {
-			return nil, fmt.Errorf("look up image %s: %w", imageRef, err)
-		}
-		if img.Status != "active" {
-			return nil, api.BadRequest("Image %s is not active.", imageRef)
+			return nil, err
 		}
 		if f.RootGB > 0 {
 			if img.SizeBytes > int64(f.RootGB)<<30 {

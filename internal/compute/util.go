@@ -11,6 +11,9 @@ import (
 	"github.com/nimbus-cloud/nimbus/internal/api"
 )
 
+// accepted is the empty 202 that actions and proxied deletes answer.
+func accepted() *api.Response { return &api.Response{Status: http.StatusAccepted} }
+
 func base64Decode(s string) ([]byte, error) { return base64.StdEncoding.DecodeString(s) }
 
 func contextTimeout(r *http.Request, d time.Duration) (context.Context, context.CancelFunc) {
