@@ -10,8 +10,8 @@ import (
 	"github.com/nimbus-cloud/nimbus/internal/config"
 )
 
-// StartAgent runs the agents of a hypervisor host (`nimbus agent`): for
-// now the networking agent. Agents never touch the database; they join
+// StartAgent runs the agents of a hypervisor host (`nimbus agent`): the
+// networking agent, and the compute agent when compute.agent.enabled. Agents never touch the database; they join
 // the cloud's message bus (cfg.NATS, required) and read what they need
 // through the APIs as their service users.
 func StartAgent(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Cloud, err error) {
@@ -36,6 +36,9 @@ func StartAgent(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Cl
 	}
 	c.Config.Network.Agent.Enabled = true
 	if err := c.startNetworkAgent(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.startComputeAgent(ctx); err != nil {
 		return nil, err
 	}
 	return c, nil

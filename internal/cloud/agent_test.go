@@ -13,7 +13,11 @@ import (
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/agents"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
+	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/imagedata"
+	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
 	"github.com/nimbus-cloud/nimbus/internal/cloud"
 	"github.com/nimbus-cloud/nimbus/internal/dataplane"
@@ -120,5 +124,73 @@ func TestAgentJoinsTheCloud(t *testing.T) {
 			t.Fatalf("agents of agent-host: %+v", list)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestComputeAgentBuildsAServer runs nimbus up's roles with the compute
+// agent on the fake hypervisor: a server created through the compute API
+// goes ACTIVE through the bus and the agent, with a port bound to the host.
+func TestComputeAgentBuildsAServer(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t, t.TempDir())
+	cfg.Compute.Agent.Enabled = true
+	cfg.Compute.Agent.Driver = "fake"
+	cfg.Network.Agent.Host = "fake-host"
+	ctrl := start(t, cfg)
+
+	provider, err := openstack.AuthenticatedClient(ctx, gophercloud.AuthOptions{IdentityEndpoint: ctrl.IdentityURL + "/v3",
+		Username: "admin", Password: ctrl.AdminPassword, DomainName: "Default", TenantName: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eo := gophercloud.EndpointOpts{Region: cfg.Region}
+	nc, _ := openstack.NewNetworkV2(provider, eo)
+	ic, _ := openstack.NewImageV2(provider, eo)
+	cc, err := openstack.NewComputeV2(provider, eo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := networks.Create(ctx, nc, networks.CreateOpts{Name: "private"}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := subnets.Create(ctx, nc, subnets.CreateOpts{NetworkID: n.ID, CIDR: "10.9.0.0/24", IPVersion: 4}).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	im, err := images.Create(ctx, ic, images.CreateOpts{Name: "tiny", DiskFormat: "raw", ContainerFormat: "bare"}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := imagedata.Upload(ctx, ic, im.ID, strings.NewReader(strings.Repeat("x", 4096))).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := servers.Create(ctx, cc, servers.CreateOpts{Name: "vm1", ImageRef: im.ID, FlavorRef: "42",
+		Networks: []servers.Network{{UUID: n.ID}}}, nil).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got, err := servers.Get(ctx, cc, s.ID).Extract()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status == "ACTIVE" {
+			break
+		}
+		if got.Status == "ERROR" || time.Now().After(deadline) {
+			t.Fatalf("server %s is %s (fault %+v)", s.ID, got.Status, got.Fault)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	pages, err := ports.List(nc, ports.ListOpts{DeviceID: s.ID}).AllPages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bound []struct {
+		HostID string `json:"binding:host_id"`
+	}
+	if err := ports.ExtractPortsInto(pages, &bound); err != nil || len(bound) != 1 || bound[0].HostID != "fake-host" {
+		t.Fatalf("the server's ports %+v (%v), want one bound to fake-host", bound, err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
 	"github.com/nimbus-cloud/nimbus/internal/bus"
+	"github.com/nimbus-cloud/nimbus/internal/config"
 	"github.com/nimbus-cloud/nimbus/internal/dataplane"
 	"github.com/nimbus-cloud/nimbus/internal/netagent"
 	"github.com/nimbus-cloud/nimbus/internal/network"
@@ -63,13 +64,9 @@ func (c *Cloud) startNetworkAgent(ctx context.Context) error {
 	if os.Geteuid() != 0 {
 		return errors.New("network.agent.enabled needs root: the agent creates bridges, namespaces and nftables tables")
 	}
-	host := ac.Host
-	if host == "" {
-		h, err := os.Hostname()
-		if err != nil {
-			return fmt.Errorf("network agent host name: %w", err)
-		}
-		host = h
+	host, err := c.agentHost()
+	if err != nil {
+		return err
 	}
 	var vtep netip.Addr
 	if ac.VTEP != "" {
@@ -144,7 +141,21 @@ func (c *Cloud) startNetworkAgent(ctx context.Context) error {
 // networkClient logs in for the agent and finds the networking endpoint
 // of this region in the catalog.
 func (c *Cloud) networkClient(ctx context.Context) (*gophercloud.ServiceClient, error) {
-	a := c.Config.Network.Auth
+	provider, err := c.serviceProvider(ctx, c.Config.Network.Auth)
+	if err != nil {
+		return nil, err
+	}
+	client, err := openstack.NewNetworkV2(provider, gophercloud.EndpointOpts{Region: c.Config.Region})
+	if err != nil {
+		return nil, fmt.Errorf("network agent: networking endpoint: %w", err)
+	}
+	return client, nil
+}
+
+// serviceProvider logs an agent in as its service user, or as the
+// bootstrap admin when identity runs in this process and the user has
+// no password configured.
+func (c *Cloud) serviceProvider(ctx context.Context, a config.ServiceAuth) (*gophercloud.ProviderClient, error) {
 	opts := gophercloud.AuthOptions{
 		IdentityEndpoint: c.Config.ServiceAuthURL(a), Username: a.Username, Password: a.Password,
 		DomainName: a.UserDomainName, TenantName: a.ProjectName, AllowReauth: true,
@@ -152,7 +163,8 @@ func (c *Cloud) networkClient(ctx context.Context) (*gophercloud.ServiceClient, 
 	}
 	if a.Password == "" {
 		if c.Identity == nil {
-			return nil, errors.New("the network agent without the identity role in this process needs network.auth.password")
+			return nil, fmt.Errorf("an agent without the identity role in this process needs the %s service user's password (%s.auth.password)",
+				a.Username, map[string]string{"neutron": "network", "nova": "compute"}[a.Username])
 		}
 		opts.IdentityEndpoint, opts.Username, opts.Password = c.IdentityURL+"/v3", "admin", c.AdminPassword
 		opts.DomainName, opts.TenantName = "Default", "admin"
@@ -160,11 +172,7 @@ func (c *Cloud) networkClient(ctx context.Context) (*gophercloud.ServiceClient, 
 	}
 	provider, err := openstack.AuthenticatedClient(ctx, opts)
 	if err != nil {
-		return nil, fmt.Errorf("network agent login: %w", err)
+		return nil, fmt.Errorf("agent login as %s: %w", opts.Username, err)
 	}
-	client, err := openstack.NewNetworkV2(provider, gophercloud.EndpointOpts{Region: c.Config.Region})
-	if err != nil {
-		return nil, fmt.Errorf("network agent: networking endpoint: %w", err)
-	}
-	return client, nil
+	return provider, nil
 }

@@ -25,13 +25,32 @@ type ComputeConfig struct {
 	DefaultAvailabilityZone string `yaml:"default_availability_zone"`
 	// Quotas overrides Nova's default limits by resource name.
 	Quotas map[string]int `yaml:"quotas"`
-	// Auth is the compute service user (remote identity).
+	// Auth is the compute service user (remote identity, agents).
 	Auth ServiceAuth `yaml:"auth"`
+	// Agent is this host's compute agent.
+	Agent ComputeAgentConfig `yaml:"agent"`
+}
+
+// ComputeAgentConfig configures the compute agent of a host.
+type ComputeAgentConfig struct {
+	// Enabled runs the agent (with the qemu driver it needs root, QEMU
+	// and the networking agent for the guests' taps).
+	Enabled bool `yaml:"enabled"`
+	// Driver is qemu (default) or fake (no guests; for scale tests).
+	Driver string `yaml:"driver"`
+	// VirtType forces kvm or qemu (TCG), like Nova's virt_type; empty
+	// decides by a boot probe of ProbeKernel.
+	VirtType    string `yaml:"virt_type"`
+	ProbeKernel string `yaml:"probe_kernel"`
+	// StateDir holds guests' disks and the base image cache
+	// (<data_dir>/compute when empty).
+	StateDir string `yaml:"state_dir"`
 }
 
 func defaultComputeConfig() ComputeConfig {
 	return ComputeConfig{
 		Port: 8774, Scheduler: "least-loaded", DefaultAvailabilityZone: "nova",
+		Agent: ComputeAgentConfig{Driver: "qemu"},
 		Auth: ServiceAuth{Username: "nova", ProjectName: "service", UserDomainName: "Default", ProjectDomainName: "Default",
 			TokenCacheTime: 5 * time.Minute},
 	}
@@ -43,6 +62,16 @@ func (c *Config) ValidateCompute() error {
 	case "least-loaded", "random", "availability-zone":
 	default:
 		return fmt.Errorf("config: compute.scheduler %q is not least-loaded, random or availability-zone", c.Compute.Scheduler)
+	}
+	switch c.Compute.Agent.Driver {
+	case "qemu", "fake":
+	default:
+		return fmt.Errorf("config: compute.agent.driver %q is not qemu or fake", c.Compute.Agent.Driver)
+	}
+	switch c.Compute.Agent.VirtType {
+	case "", "kvm", "qemu":
+	default:
+		return fmt.Errorf("config: compute.agent.virt_type %q is not kvm or qemu", c.Compute.Agent.VirtType)
 	}
 	for name, r := range map[string]float64{"cpu": c.Compute.CPUAllocationRatio, "ram": c.Compute.RAMAllocationRatio, "disk": c.Compute.DiskAllocationRatio} {
 		if r < 0 {

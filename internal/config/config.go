@@ -151,6 +151,8 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
 		"NIMBUS_NETWORK_AUTH_PASSWORD":         &c.Network.Auth.Password,
 		"NIMBUS_COMPUTE_AUTH_PASSWORD":         &c.Compute.Auth.Password,
 		"NIMBUS_COMPUTE_SCHEDULER":             &c.Compute.Scheduler,
+		"NIMBUS_COMPUTE_AGENT_DRIVER":          &c.Compute.Agent.Driver,
+		"NIMBUS_COMPUTE_AGENT_VIRT_TYPE":       &c.Compute.Agent.VirtType,
 		"NIMBUS_NETWORK_AGENT_HOST":            &c.Network.Agent.Host,
 		"NIMBUS_NETWORK_AGENT_PREFIX":          &c.Network.Agent.Prefix,
 		"NIMBUS_NETWORK_AGENT_VTEP":            &c.Network.Agent.VTEP,
@@ -217,6 +219,7 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
 		"NIMBUS_IMAGE_SHOW_MULTIPLE_LOCATIONS":    &c.Image.ShowMultipleLocations,
 		"NIMBUS_IMAGE_REQUIRE_FORMAT_MATCH":       &c.Image.RequireFormatMatch,
 		"NIMBUS_NETWORK_AGENT":                    &c.Network.Agent.Enabled,
+		"NIMBUS_COMPUTE_AGENT":                    &c.Compute.Agent.Enabled,
 		"NIMBUS_IMAGE_WEB_DOWNLOAD":               &c.Image.WebDownload.Enabled,
 		"NIMBUS_IMAGE_WEB_DOWNLOAD_ALLOW_PRIVATE": &c.Image.WebDownload.AllowPrivate,
 	}

@@ -1,0 +1,151 @@
+package computeagent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/nimbus-cloud/nimbus/internal/compute"
+	"github.com/nimbus-cloud/nimbus/internal/dataplane"
+	"github.com/nimbus-cloud/nimbus/internal/hypervisor"
+)
+
+// revert is a stack of undo steps: a multi-step change registers each
+// step's undo, and a success disarms them all.
+type revert struct {
+	undo []func(context.Context) error
+}
+
+func (r *revert) add(f func(context.Context) error) { r.undo = append(r.undo, f) }
+
+// run undoes every step, newest first, and returns what failed.
+func (r *revert) run(ctx context.Context) error {
+	var errs []error
+	for i := len(r.undo) - 1; i >= 0; i-- {
+		errs = append(errs, r.undo[i](ctx))
+	}
+	r.undo = nil
+	return errors.Join(errs...)
+}
+
+// buildError is a failed build: its fault and whether another host might
+// do better.
+type buildError struct {
+	err        error
+	code       int
+	reschedule bool
+}
+
+func (e *buildError) Error() string { return e.err.Error() }
+func (e *buildError) Unwrap() error { return e.err }
+
+// build makes the guest: image, ports and taps, config drive, spawn.
+func (a *Agent) build(ctx context.Context, log *slog.Logger, cmd compute.Command) compute.InstanceReport {
+	inst := cmd.Instance
+	// A redelivered build whose guest already runs is reported, not
+	// started again (Spawn answers ErrExists), and its ports are looked
+	// up, not created; if that fails, nothing of the running guest is
+	// undone.
+	cur, err := a.cfg.Driver.GetState(ctx, inst.ID)
+	adopting := err == nil && cur.State == hypervisor.Running
+	var rv revert
+	info, ports, nets, err := a.spawn(ctx, inst, cmd.ImageID, &rv)
+	if err != nil {
+		undo := context.WithoutCancel(ctx) // the command's context may be what ended
+		switch {
+		case adopting:
+		case cmd.Op == compute.OpBuild:
+			if uerr := rv.run(undo); uerr != nil {
+				log.Error("unwind failed build", "err", uerr)
+			}
+		default:
+			// A rebuild or a start that builds again keeps the server's
+			// ports: they are the server's until it is deleted.
+			if uerr := a.cfg.Driver.Destroy(undo, inst.ID); uerr != nil {
+				log.Error("unwind failed "+cmd.Op, "err", uerr)
+			}
+		}
+		be := &buildError{err: err, code: http.StatusInternalServerError}
+		errors.As(err, &be)
+		rep := compute.InstanceReport{PowerState: compute.PowerNoState,
+			Fault:      &compute.Fault{Code: be.code, Message: be.err.Error()},
+			Reschedule: be.reschedule && cmd.Op == compute.OpBuild && !adopting}
+		switch cmd.Op {
+		case compute.OpStart:
+			rep.VMState = "stopped"
+		case compute.OpRebuild:
+			rep.VMState = "error"
+		}
+		return rep
+	}
+	vm := "active"
+	if info.State != hypervisor.Running {
+		vm = vmOf(info.State)
+	}
+	a.setGuest(inst, vm, int(info.State))
+	return compute.InstanceReport{Success: true, VMState: vm, PowerState: int(info.State), Addresses: addresses(ports, nets)}
+}
+
+func (a *Agent) spawn(ctx context.Context, inst compute.InstanceSpec, imageID string, rv *revert) (hypervisor.Info, []port, map[string]network, error) {
+	fail := func(err error, code int, reschedule bool) (hypervisor.Info, []port, map[string]network, error) {
+		return hypervisor.Info{}, nil, nil, &buildError{err: err, code: code, reschedule: reschedule}
+	}
+	if imageID == "" {
+		imageID = inst.ImageID
+	}
+	img, err := a.fetchImage(ctx, imageID)
+	if err != nil {
+		var ie *imageError
+		if errors.As(err, &ie) {
+			return fail(err, ie.code, false)
+		}
+		return fail(fmt.Errorf("image %s: %w", imageID, err), http.StatusInternalServerError, true)
+	}
+	ports, err := a.ensurePorts(ctx, inst, rv)
+	if err != nil {
+		return fail(fmt.Errorf("network setup of instance %s: %w", inst.ID, err), http.StatusInternalServerError, false)
+	}
+	nets, subs, err := a.portDetails(ctx, ports)
+	if err != nil {
+		return fail(fmt.Errorf("network setup of instance %s: %w", inst.ID, err), http.StatusInternalServerError, false)
+	}
+	if err := a.waitTaps(ctx, ports); err != nil {
+		return fail(err, http.StatusInternalServerError, true)
+	}
+	spec := hypervisor.Spec{
+		UUID: inst.ID, Name: "instance-" + inst.ID[:min(8, len(inst.ID))],
+		VCPUs: inst.Flavor.VCPUs, MemoryMiB: inst.Flavor.MemoryMB,
+		Disks: []hypervisor.Disk{{Name: "root", Image: img, SizeBytes: int64(inst.Flavor.RootGB) << 30}},
+	}
+	if inst.Flavor.EphemeralG > 0 {
+		spec.Disks = append(spec.Disks, hypervisor.Disk{Name: "ephemeral0", SizeBytes: int64(inst.Flavor.EphemeralG) << 30})
+	}
+	if inst.Flavor.SwapMB > 0 {
+		spec.Disks = append(spec.Disks, hypervisor.Disk{Name: "swap", SizeBytes: int64(inst.Flavor.SwapMB) << 20})
+	}
+	for _, p := range ports {
+		spec.NICs = append(spec.NICs, hypervisor.NIC{TapName: dataplane.PortDevice(a.cfg.TapPrefix, p.ID), MAC: p.MAC})
+	}
+	if inst.ConfigDrive || a.cfg.ForceConfigDrive {
+		files, err := configDrive(inst, ports, nets, subs)
+		if err != nil {
+			return fail(fmt.Errorf("config drive of instance %s: %w", inst.ID, err), http.StatusBadRequest, false)
+		}
+		spec.ConfigDrive = &hypervisor.ConfigDrive{Files: files}
+	}
+	info, err := a.cfg.Driver.Spawn(ctx, spec)
+	switch {
+	case errors.Is(err, hypervisor.ErrExists):
+		// Never a second guest: the one that runs is the one we built.
+		info, err = a.cfg.Driver.GetState(ctx, inst.ID)
+		if err != nil {
+			return fail(fmt.Errorf("spawn %s: %w", inst.ID, err), http.StatusInternalServerError, true)
+		}
+	case err != nil:
+		rv.add(func(ctx context.Context) error { return a.cfg.Driver.Destroy(ctx, inst.ID) })
+		return fail(err, http.StatusInternalServerError, true)
+	}
+	return info, ports, nets, nil
+}

@@ -1,0 +1,60 @@
+package computeagent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/nimbus-cloud/nimbus/internal/compute"
+	"github.com/nimbus-cloud/nimbus/internal/hypervisor"
+)
+
+// consoleLogLimit bounds the console log read for one answer; Nova reads
+// at most 100 KiB too (MAX_CONSOLE_BYTES).
+const consoleLogLimit = 100 << 10
+
+// console answers console calls: the tail of the serial log, or where
+// the guest's VNC server listens.
+func (a *Agent) console(ctx context.Context, req compute.ConsoleRequest) (compute.ConsoleReply, error) {
+	switch req.Type {
+	case "log", "":
+		b, err := a.cfg.Driver.ConsoleLog(ctx, req.InstanceID, consoleLogLimit)
+		if err != nil {
+			return compute.ConsoleReply{}, consoleErr(req.InstanceID, err)
+		}
+		out := string(b)
+		if req.Length > 0 {
+			lines := strings.SplitAfter(out, "\n")
+			if lines[len(lines)-1] == "" {
+				lines = lines[:len(lines)-1]
+			}
+			if len(lines) > req.Length {
+				lines = lines[len(lines)-req.Length:]
+			}
+			out = strings.Join(lines, "")
+		}
+		return compute.ConsoleReply{Output: out}, nil
+	case "novnc", "vnc":
+		info, err := a.cfg.Driver.GetState(ctx, req.InstanceID)
+		if err != nil {
+			return compute.ConsoleReply{}, consoleErr(req.InstanceID, err)
+		}
+		host, port, err := net.SplitHostPort(info.VNC)
+		if err != nil {
+			return compute.ConsoleReply{}, fmt.Errorf("guest %s has no VNC console (not running)", req.InstanceID)
+		}
+		p, _ := strconv.Atoi(port)
+		return compute.ConsoleReply{Host: host, Port: p}, nil
+	}
+	return compute.ConsoleReply{}, fmt.Errorf("console type %s is not supported by this host", req.Type)
+}
+
+func consoleErr(id string, err error) error {
+	if errors.Is(err, hypervisor.ErrNotFound) {
+		return fmt.Errorf("no guest %s on this host", id)
+	}
+	return fmt.Errorf("console of %s: %w", id, err)
+}

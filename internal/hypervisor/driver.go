@@ -1,0 +1,332 @@
+// Package hypervisor defines what a compute agent asks of the thing that
+// runs guests on its host, in the terms of Nova's virt driver
+// (nova/virt/driver.py: spawn, destroy, reboot, power_off, power_on, pause,
+// suspend, get_info, list_instances, get_console_output,
+// get_available_resource), but as a small Go interface.
+//
+// Two implementations sit under it: package qemu runs each guest as its own
+// qemu-system-x86_64 process driven over QMP, and package fake keeps guests
+// in memory so that a scale test can run a thousand hosts in one process.
+// The compute agent depends on this package only, never on either driver.
+package hypervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Driver runs guests on one host. Every method is safe for concurrent use
+// and addresses a guest by its instance UUID. Methods are idempotent where
+// the agent may repeat them after a crash (Spawn of a running guest,
+// Destroy of a missing one), because bus delivery is at-least-once.
+type Driver interface {
+	// Spawn creates the guest's disks and config drive and starts it.
+	// If the guest already exists and is running it returns ErrExists
+	// with the guest's Info: a guest is never started twice.
+	Spawn(ctx context.Context, spec Spec) (Info, error)
+	// Destroy stops the guest at once (no ACPI) and deletes its disks,
+	// config drive, console log and run files. A missing guest is not
+	// an error.
+	Destroy(ctx context.Context, uuid string) error
+	// Reboot restarts the guest. RebootSoft asks the guest to shut down
+	// through ACPI and waits up to the driver's soft reboot timeout,
+	// then falls back to a hard reboot, as Nova does; RebootHard stops
+	// the guest's process and starts a new one from the saved spec.
+	Reboot(ctx context.Context, uuid string, kind RebootKind) error
+	// PowerOff shuts the guest down: through ACPI first when timeout is
+	// positive, then by force when it has not stopped in time (Nova's
+	// clean shutdown). A timeout of zero forces at once.
+	PowerOff(ctx context.Context, uuid string, timeout time.Duration) error
+	// PowerOn boots a shut-off guest from its existing disks. A suspended
+	// guest is resumed instead. A running guest is left alone.
+	PowerOn(ctx context.Context, uuid string) error
+	// Pause stops the guest's vCPUs; its memory stays in the host's RAM.
+	Pause(ctx context.Context, uuid string) error
+	// Unpause continues a paused guest.
+	Unpause(ctx context.Context, uuid string) error
+	// Suspend saves the guest's memory and device state to disk and stops
+	// its process (Nova's libvirt managed save), freeing the host's RAM.
+	Suspend(ctx context.Context, uuid string) error
+	// Resume restores a suspended guest from its saved state.
+	Resume(ctx context.Context, uuid string) error
+	// GetState reports a guest's power state as it is now (the driver
+	// asks the hypervisor; it does not remember). ErrNotFound when the
+	// host has no such guest.
+	GetState(ctx context.Context, uuid string) (Info, error)
+	// List reports every guest this host has, running or not. After an
+	// agent restart it is how running guests are found again.
+	List(ctx context.Context) ([]Info, error)
+	// ConsoleLog returns the tail of the guest's serial console, at most
+	// maxBytes (0: all the driver keeps).
+	ConsoleLog(ctx context.Context, uuid string, maxBytes int) ([]byte, error)
+	// Capacity reports the host's resources for the scheduler.
+	Capacity(ctx context.Context) (Capacity, error)
+	// Close stops the driver's own background work when the agent stops.
+	// Guests keep running: a new driver re-adopts them.
+	Close() error
+}
+
+// Errors the agent maps onto instance faults and API status codes.
+var (
+	// ErrNotFound: the host has no guest with that UUID.
+	ErrNotFound = errors.New("guest not found")
+	// ErrExists: Spawn of a guest that is already running.
+	ErrExists = errors.New("guest already exists")
+	// ErrInvalidState: the action makes no sense in the guest's current
+	// power state (pause a shut-off guest, resume one never suspended).
+	ErrInvalidState = errors.New("invalid guest state for this action")
+)
+
+// StateError carries the state that made an action invalid; it matches
+// ErrInvalidState with errors.Is.
+type StateError struct {
+	Op    string
+	State PowerState
+}
+
+func (e *StateError) Error() string {
+	return fmt.Sprintf("%s: guest is %s", e.Op, e.State)
+}
+
+// Is makes errors.Is(err, ErrInvalidState) true.
+func (e *StateError) Is(target error) bool { return target == ErrInvalidState }
+
+// PowerState is a guest's power state, with Nova's numeric values
+// (nova/compute/power_state.py) so that reports map onto the API's
+// OS-EXT-STS:power_state unchanged.
+type PowerState int
+
+// Nova's power states.
+const (
+	NoState   PowerState = 0
+	Running   PowerState = 1
+	Paused    PowerState = 3
+	Shutdown  PowerState = 4
+	Crashed   PowerState = 6
+	Suspended PowerState = 7
+)
+
+func (s PowerState) String() string {
+	switch s {
+	case NoState:
+		return "pending"
+	case Running:
+		return "running"
+	case Paused:
+		return "paused"
+	case Shutdown:
+		return "shutdown"
+	case Crashed:
+		return "crashed"
+	case Suspended:
+		return "suspended"
+	}
+	return fmt.Sprintf("power-state-%d", int(s))
+}
+
+// RebootKind is Nova's reboot type.
+type RebootKind string
+
+// Reboot kinds, spelled as Nova's API spells them.
+const (
+	RebootSoft RebootKind = "SOFT"
+	RebootHard RebootKind = "HARD"
+)
+
+// Spec is everything a driver needs to build one guest. It is saved by
+// the driver so that PowerOn, a hard reboot and re-adoption after an agent
+// restart can rebuild the same guest without asking anyone.
+type Spec struct {
+	// UUID is the instance UUID; it names every file of the guest.
+	UUID string `json:"uuid"`
+	// Name is the hypervisor-side name (Nova's instance-0000000a).
+	Name      string `json:"name"`
+	VCPUs     int    `json:"vcpus"`
+	MemoryMiB int    `json:"memory_mib"`
+	// Disks in boot order: the first one is the root disk.
+	Disks []Disk `json:"disks"`
+	// NICs are attached in order (eth0, eth1, ...).
+	NICs []NIC `json:"nics,omitempty"`
+	// ConfigDrive, when set, is attached as a read-only ISO 9660 disk
+	// labelled config-2.
+	ConfigDrive *ConfigDrive `json:"config_drive,omitempty"`
+}
+
+// Disk is one block device of a guest.
+type Disk struct {
+	// Name is unique within the guest ("root", "ephemeral0") and names
+	// the disk's file.
+	Name string `json:"name"`
+	// Image is the base image of a copy-on-write disk; nil for a blank
+	// disk.
+	Image *Image `json:"image,omitempty"`
+	// SizeBytes is the disk's virtual size; a disk from an image larger
+	// than this keeps the image's size. Zero keeps the image's size.
+	SizeBytes int64 `json:"size_bytes,omitempty"`
+	// Path, instead of Image, attaches an existing file or block device
+	// as it is (a volume); the driver never deletes it.
+	Path     string `json:"path,omitempty"`
+	ReadOnly bool   `json:"read_only,omitempty"`
+}
+
+// Image identifies a base image in the host's image cache.
+type Image struct {
+	// ID is the image service's id, for logs.
+	ID string `json:"id"`
+	// Path is where the agent has the image's bytes (a download); the
+	// driver copies it into its cache, verifying Checksum.
+	Path string `json:"path"`
+	// Checksum is the hex digest of the image's bytes under Algorithm
+	// ("sha256", "sha512" or "md5": Glance's os_hash_value or checksum).
+	// It also names the cached base file, so a checksum is required.
+	Checksum  string `json:"checksum"`
+	Algorithm string `json:"algorithm"`
+}
+
+// NIC is a virtio network interface on a tap device that the network agent
+// has already created and plugged.
+type NIC struct {
+	TapName string `json:"tap_name"`
+	MAC     string `json:"mac"`
+}
+
+// ConfigDrive is the content of an OpenStack config drive: paths inside the
+// ISO ("openstack/latest/meta_data.json", "openstack/latest/user_data",
+// "openstack/latest/network_data.json", "ec2/latest/meta-data.json") to
+// their bytes.
+type ConfigDrive struct {
+	Files map[string][]byte `json:"files"`
+}
+
+// Info is a guest as the driver sees it now.
+type Info struct {
+	UUID  string     `json:"uuid"`
+	Name  string     `json:"name"`
+	State PowerState `json:"state"`
+	// PID is the guest's hypervisor process, 0 when it has none.
+	PID       int `json:"pid,omitempty"`
+	VCPUs     int `json:"vcpus"`
+	MemoryMiB int `json:"memory_mib"`
+	// VNC is host:port of the guest's VNC server for the console proxy,
+	// empty when the guest is not running.
+	VNC string `json:"vnc,omitempty"`
+	// ConsoleLog is the path of the serial console log on the host.
+	ConsoleLog string `json:"console_log,omitempty"`
+}
+
+// Capacity is what a host offers the scheduler, as Nova's
+// get_available_resource reports it.
+type Capacity struct {
+	VCPUs     int   `json:"vcpus"`
+	MemoryMiB int64 `json:"memory_mib"`
+	DiskGiB   int64 `json:"disk_gib"`
+	// Used figures are what the driver's guests take now (running or
+	// not, as Nova counts them).
+	VCPUsUsed     int   `json:"vcpus_used"`
+	MemoryMiBUsed int64 `json:"memory_mib_used"`
+	DiskGiBUsed   int64 `json:"disk_gib_used"`
+	// HypervisorType is "QEMU" (Nova reports QEMU for both kvm and
+	// qemu virt types) or "fake"; VirtType is "kvm" or "qemu" (TCG).
+	HypervisorType    string `json:"hypervisor_type"`
+	HypervisorVersion int    `json:"hypervisor_version"`
+	VirtType          string `json:"virt_type"`
+}
+
+// Validate rejects specs no driver can build, so that both drivers fail
+// the same way on bad input.
+func (s *Spec) Validate() error {
+	if !validUUID(s.UUID) {
+		return fmt.Errorf("invalid instance uuid %q", s.UUID)
+	}
+	if s.VCPUs < 1 || s.VCPUs > 256 {
+		return fmt.Errorf("instance %s: vcpus %d out of range", s.UUID, s.VCPUs)
+	}
+	if s.MemoryMiB < 16 {
+		return fmt.Errorf("instance %s: memory %d MiB too small", s.UUID, s.MemoryMiB)
+	}
+	if len(s.Disks) == 0 {
+		return fmt.Errorf("instance %s: no disks", s.UUID)
+	}
+	seen := map[string]bool{}
+	for _, d := range s.Disks {
+		if !validName(d.Name) || seen[d.Name] {
+			return fmt.Errorf("instance %s: invalid or duplicate disk name %q", s.UUID, d.Name)
+		}
+		seen[d.Name] = true
+		if d.Image != nil && d.Path != "" {
+			return fmt.Errorf("instance %s: disk %s has both an image and a path", s.UUID, d.Name)
+		}
+		if d.Image == nil && d.Path == "" && d.SizeBytes <= 0 {
+			return fmt.Errorf("instance %s: blank disk %s needs a size", s.UUID, d.Name)
+		}
+		if d.Image != nil && (d.Image.Checksum == "" || d.Image.Path == "") {
+			return fmt.Errorf("instance %s: disk %s: image needs a path and a checksum", s.UUID, d.Name)
+		}
+	}
+	for _, n := range s.NICs {
+		if n.TapName == "" || len(n.TapName) > 15 || !validName(n.TapName) {
+			return fmt.Errorf("instance %s: invalid tap name %q", s.UUID, n.TapName)
+		}
+		if !validMAC(n.MAC) {
+			return fmt.Errorf("instance %s: invalid mac %q", s.UUID, n.MAC)
+		}
+	}
+	return nil
+}
+
+// validUUID accepts the canonical 36-character form only, because the UUID
+// becomes a file name and a QEMU argument.
+func validUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, c := range s {
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !isHex(c) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func validMAC(s string) bool {
+	if len(s) != 17 {
+		return false
+	}
+	for i, c := range s {
+		if i%3 == 2 {
+			if c != ':' {
+				return false
+			}
+		} else if !isHex(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// validName keeps names safe inside file names and QEMU's comma-separated
+// option syntax.
+func validName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return s != "." && s != ".."
+}
+
+func isHex(c rune) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}

@@ -1,0 +1,116 @@
+package qemu
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/nimbus-cloud/nimbus/internal/hypervisor"
+)
+
+// launch is everything the QEMU command line is built from. Keeping it a
+// plain value makes the command line a pure function, golden-tested in
+// cmdline_test.go.
+type launch struct {
+	UUID      string
+	Name      string
+	VCPUs     int
+	MemoryMiB int
+	VirtType  string // VirtKVM or VirtQEMU
+	Disks     []diskFile
+	ConfigISO string // "" for none
+	NICs      []hypervisor.NIC
+	PIDFile   string
+	QMPSocket string
+	// StatusSocket is a second QMP monitor for state queries, so that
+	// GetState answers while a long action holds the first one.
+	StatusSocket string
+	ConsoleLog   string
+	// QEMULog receives QEMU's own messages (-D): a daemonized QEMU has no
+	// stderr, and "why did this guest die" must be answerable.
+	QEMULog    string
+	VNCDisplay int
+	// Incoming is a saved-state file to restore (resume from suspend).
+	Incoming string
+}
+
+// diskFile is one disk as attached: the file and its format.
+type diskFile struct {
+	Name     string `json:"name"`
+	Path     string `json:"path"`
+	Format   string `json:"format"`
+	ReadOnly bool   `json:"read_only,omitempty"`
+	// Owned disks are the driver's (overlays, blank disks) and are
+	// deleted with the guest; volumes are not.
+	Owned bool `json:"owned"`
+}
+
+// qemuArgs builds the command line of one guest: a daemonized process with
+// a pidfile (which QEMU locks, so a second QEMU for the same guest fails to
+// start), QMP on a unix socket, the serial console appended to a file, VNC
+// on localhost, virtio disks and NICs on existing taps.
+func qemuArgs(l launch) []string {
+	accel := "tcg"
+	if l.VirtType == VirtKVM {
+		accel = "kvm"
+	}
+	args := []string{
+		"-name", "guest=" + optEscape(l.Name) + ",debug-threads=on",
+		"-uuid", l.UUID,
+		"-machine", "pc,accel=" + accel + ",usb=off,dump-guest-core=off",
+	}
+	// Like Nova: host-model CPU under KVM, QEMU's default model under TCG.
+	if l.VirtType == VirtKVM {
+		args = append(args, "-cpu", "host")
+	}
+	args = append(args,
+		"-smp", fmt.Sprintf("%d,sockets=%d,cores=1,threads=1", l.VCPUs, l.VCPUs),
+		"-m", strconv.Itoa(l.MemoryMiB),
+		"-nodefaults", "-no-user-config",
+		"-daemonize", "-pidfile", l.PIDFile, "-D", l.QEMULog,
+		"-chardev", "socket,id=qmp,path="+optEscape(l.QMPSocket)+",server=on,wait=off",
+		"-mon", "chardev=qmp,mode=control",
+		"-chardev", "socket,id=qmp-status,path="+optEscape(l.StatusSocket)+",server=on,wait=off",
+		"-mon", "chardev=qmp-status,mode=control",
+		"-chardev", "file,id=serial0,path="+optEscape(l.ConsoleLog)+",append=on",
+		"-device", "isa-serial,chardev=serial0",
+		"-vnc", fmt.Sprintf("127.0.0.1:%d", l.VNCDisplay),
+		"-device", "VGA",
+		"-rtc", "base=utc",
+		"-boot", "strict=on",
+		"-msg", "timestamp=on",
+	)
+	for i, d := range l.Disks {
+		drive := fmt.Sprintf("file=%s,format=%s,if=none,id=drive-%s,cache=writeback,discard=unmap", optEscape(d.Path), d.Format, d.Name)
+		if d.ReadOnly {
+			drive += ",readonly=on"
+		}
+		dev := fmt.Sprintf("virtio-blk-pci,drive=drive-%s,id=disk-%s", d.Name, d.Name)
+		if i == 0 {
+			dev += ",bootindex=1"
+		}
+		args = append(args, "-drive", drive, "-device", dev)
+	}
+	if l.ConfigISO != "" {
+		args = append(args,
+			"-drive", "file="+optEscape(l.ConfigISO)+",format=raw,if=none,id=drive-config,readonly=on",
+			"-device", "virtio-blk-pci,drive=drive-config,id=disk-config")
+	}
+	for i, n := range l.NICs {
+		// romfile= skips the iPXE option ROM: guests boot from disk, and
+		// loading the ROM costs boot time under TCG.
+		args = append(args,
+			"-netdev", fmt.Sprintf("tap,id=net%d,ifname=%s,script=no,downscript=no", i, n.TapName),
+			"-device", fmt.Sprintf("virtio-net-pci,netdev=net%d,id=nic%d,mac=%s,romfile=", i, i, strings.ToLower(n.MAC)))
+	}
+	if l.Incoming != "" {
+		args = append(args, "-incoming", "exec:cat "+shellQuote(l.Incoming))
+	}
+	return args
+}
+
+// optEscape doubles commas, QEMU's escape inside option values.
+func optEscape(s string) string { return strings.ReplaceAll(s, ",", ",,") }
+
+// shellQuote quotes s for /bin/sh, which runs QEMU's exec: migration URIs.
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

@@ -1,0 +1,57 @@
+package qemu
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nimbus-cloud/nimbus/internal/hypervisor"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata golden files")
+
+// TestQEMUArgsGolden pins the command line, one argument per line, so a
+// change to it is a reviewed diff (go test -run Golden -update).
+func TestQEMUArgsGolden(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		l    launch
+	}{
+		{"tcg-full", launch{
+			UUID: "6e1f1d36-1c43-4b5f-9d51-9b7a8b1c0d2e", Name: "instance-0000000a", VCPUs: 2, MemoryMiB: 512,
+			VirtType: VirtQEMU,
+			Disks: []diskFile{
+				{Name: "root", Path: "/var/lib/nimbus/instances/6e1f/disk.root.qcow2", Format: "qcow2", Owned: true},
+				{Name: "vol1", Path: "/dev/vg/volume-1,odd", Format: "raw"},
+			},
+			ConfigISO: "/var/lib/nimbus/instances/6e1f/config.iso",
+			NICs:      []hypervisor.NIC{{TapName: "tap0a1b2c3d-4e", MAC: "FA:16:3E:00:00:01"}, {TapName: "tap2", MAC: "fa:16:3e:00:00:02"}},
+			PIDFile:   "/run/nimbus/qemu/6e1f.pid", QMPSocket: "/run/nimbus/qemu/6e1f.qmp", StatusSocket: "/run/nimbus/qemu/6e1f.status.qmp",
+			ConsoleLog: "/var/lib/nimbus/instances/6e1f/console.log", QEMULog: "/var/lib/nimbus/instances/6e1f/qemu.log", VNCDisplay: 3,
+		}},
+		{"kvm-resume", launch{
+			UUID: "6e1f1d36-1c43-4b5f-9d51-9b7a8b1c0d2e", Name: "vm", VCPUs: 1, MemoryMiB: 64, VirtType: VirtKVM,
+			Disks:   []diskFile{{Name: "root", Path: "/d.qcow2", Format: "qcow2"}},
+			PIDFile: "/p", QMPSocket: "/q", StatusSocket: "/s", ConsoleLog: "/c", QEMULog: "/l", Incoming: "/state/it's.state",
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := strings.Join(qemuArgs(tc.l), "\n") + "\n"
+			path := filepath.Join("testdata", "args-"+tc.name+".golden")
+			if *update {
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("command line differs from %s:\ngot:\n%s\nwant:\n%s", path, got, want)
+			}
+		})
+	}
+}
