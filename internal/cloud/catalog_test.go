@@ -11,7 +11,7 @@ import (
 // catalog, here through the in-memory identity API as the admin.
 func TestCatalogFinder(t *testing.T) {
 	cfg := config.Default()
-	cfg.DataDir, cfg.Identity.Port, cfg.Image.Port, cfg.NATSPort = t.TempDir(), 0, 0, 0
+	cfg.DataDir, cfg.Identity.Port, cfg.Image.Port, cfg.Network.Port, cfg.Compute.Port, cfg.NATSPort = t.TempDir(), 0, 0, 0, 0, 0
 	cfg.Identity.BcryptCost, cfg.LogLevel = 4, "warn"
 	c, err := Start(context.Background(), cfg, nil)
 	if err != nil {
