@@ -30,7 +30,7 @@ fuzz:
 	scripts/fuzz.sh
 
 conformance: build
-	scripts/conformance.sh
+	scripts/conformance.sh all
 
 bench: build
 	scripts/bench.sh && scripts/bench-image.sh

@@ -6,9 +6,18 @@
 #                     tempest run --regex '^tempest\.api\.identity'
 #   interop-identity  the 7 identity tests the interop guideline 2020.06 requires:
 #                     tempest run --include-list interop-2020.06/identity.txt
-#   all               both of the above, one after the other (one Nimbus each)
+#   all               every suite here, one after the other (one Nimbus each)
 #   image             every Tempest image API test (glance available)
 #   interop-image     the 20 image tests the interop guideline 2020.06 requires
+#   image-import      every image test with the features Tempest leaves off
+#                     by default turned on (import_image, manage_locations,
+#                     os_glance_reserved), a loopback file server for
+#                     http_image, and Nimbus allowing 127.0.0.1 for it
+#   network           every Tempest network API test (neutron available; an
+#                     external network "public" is created first with the
+#                     openstack CLI and given as public_network_id)
+#   interop-network   the 61 network tests the interop guideline 2020.06
+#                     requires
 #   identity-extended the v3 identity tests with the two features Tempest
 #                     leaves off by default turned on (access_rules,
 #                     security_compliance) and Nimbus configured to match
@@ -52,18 +61,32 @@ identity | interop-identity) ;;
 image | interop-image)
   export TEMPEST_CONF_TEMPLATE=${TEMPEST_CONF_TEMPLATE:-test/tempest/tempest-image.conf.in}
   ;;
+image-import)
+  export TEMPEST_CONF_TEMPLATE=${TEMPEST_CONF_TEMPLATE:-test/tempest/tempest-image-import.conf.in}
+  export NIMBUS_IMAGE_SHOW_MULTIPLE_LOCATIONS=true NIMBUS_IMAGE_WEB_DOWNLOAD_ALLOWED_HOSTS=127.0.0.1
+  # An image cache in the throwaway data dir (set below), with a short
+  # prefetch interval so Tempest's caching test does not wait minutes.
+  export NIMBUS_IMAGE_CACHE_PREFETCH_INTERVAL=5s
+  image_cache=1
+  file_server=1
+  ;;
+network | interop-network)
+  export TEMPEST_CONF_TEMPLATE=${TEMPEST_CONF_TEMPLATE:-test/tempest/tempest-network.conf.in}
+  public_network=1
+  ;;
 identity-extended)
   export NIMBUS_LOCKOUT_FAILURES=2 NIMBUS_LOCKOUT_DURATION=5s NIMBUS_UNIQUE_LAST_PASSWORD_COUNT=2
   export TEMPEST_CONF_TEMPLATE=${TEMPEST_CONF_TEMPLATE:-test/tempest/tempest-extended.conf.in}
   ;;
 all)
   rc=0
-  "$0" identity -- "${extra[@]}" || rc=1
-  "$0" interop-identity -- "${extra[@]}" || rc=1
+  for s in identity interop-identity image image-import interop-image network interop-network; do
+    "$0" "$s" -- "${extra[@]}" || rc=1
+  done
   exit $rc
   ;;
--h | --help | help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-*) echo "usage: $0 [identity|interop-identity|identity-extended|image|interop-image|all] [-- tempest run args]" >&2; exit 2 ;;
+-h | --help | help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+*) echo "usage: $0 [identity|interop-identity|identity-extended|image|interop-image|image-import|network|interop-network|all] [-- tempest run args]" >&2; exit 2 ;;
 esac
 
 scripts/install-deps.sh conformance || exit 1
@@ -73,11 +96,17 @@ scripts/install-deps.sh conformance || exit 1
 case "$suite" in
 identity) selector=(--regex '^tempest\.api\.identity') ;;
 identity-extended) selector=(--regex '^tempest\.api\.identity\.(v3|admin\.v3)\.') ;;
-image) selector=(--regex '^tempest\.api\.image') ;;
+image | image-import) selector=(--regex '^tempest\.api\.image') ;;
 interop-image)
   list="$INTEROP_DIR/image.txt"
   [ -f "$list" ] || { echo "interop list not found: $list (set INTEROP_DIR)" >&2; exit 1; }
   selector=(--include-list "$(cd "$(dirname "$list")" && pwd)/image.txt")
+  ;;
+network) selector=(--regex '^tempest\.api\.network') ;;
+interop-network)
+  list="$INTEROP_DIR/network.txt"
+  [ -f "$list" ] || { echo "interop list not found: $list (set INTEROP_DIR)" >&2; exit 1; }
+  selector=(--include-list "$(cd "$(dirname "$list")" && pwd)/network.txt")
   ;;
 interop-identity)
   list="$INTEROP_DIR/identity.txt"
@@ -91,6 +120,7 @@ rm -rf "$out" && mkdir -p "$out"
 out=$(cd "$out" && pwd)
 work=$(mktemp -d /tmp/nimbus-conformance.XXXXXX)
 pid=""
+http_pid=""
 
 stop_nimbus() {
   [ -n "$pid" ] || return 0
@@ -104,6 +134,7 @@ stop_nimbus() {
 }
 cleanup() {
   stop_nimbus
+  if [ -n "$http_pid" ]; then kill "$http_pid" 2>/dev/null; wait "$http_pid" 2>/dev/null; fi
   [ -f "$work/nimbus.log" ] && cp "$work/nimbus.log" "$out/nimbus.log"
   [ -f "$work/up.out" ] && cp "$work/up.out" "$out/nimbus-up.out"
   if [ "${KEEP_WORKSPACE:-}" = 1 ]; then echo "workspace kept in $work"; else rm -rf "$work"; fi
@@ -112,7 +143,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # 1. A throwaway cloud on free loopback ports.
-NIMBUS_IDENTITY_PORT=0 NIMBUS_IMAGE_PORT=0 NIMBUS_NETWORK_PORT=0 NIMBUS_NATS_PORT=0 "$NIMBUS" up --data-dir "$work/data" >"$work/up.out" 2>"$work/nimbus.log" &
+[ -n "${image_cache:-}" ] && export NIMBUS_IMAGE_CACHE_DIR="$work/data/image-cache"
+NIMBUS_IDENTITY_PORT=0 NIMBUS_IMAGE_PORT=0 NIMBUS_NETWORK_PORT=0 NIMBUS_COMPUTE_PORT=0 NIMBUS_NATS_PORT=0 "$NIMBUS" up --data-dir "$work/data" >"$work/up.out" 2>"$work/nimbus.log" &
 pid=$!
 for _ in $(seq 1 600); do
   grep -q "Nimbus is up" "$work/up.out" 2>/dev/null && break
@@ -145,6 +177,29 @@ ws="$work/tempest"
 conf=$(<"${TEMPEST_CONF_TEMPLATE:-test/tempest/tempest.conf.in}")
 conf=${conf//@WORKSPACE@/"$ws"}
 conf=${conf//@IDENTITY_URI@/"$uri"}
+if [ -n "${file_server:-}" ]; then
+  mkdir -p "$work/www"
+  head -c 1048576 /dev/urandom >"$work/www/image.raw"
+  (cd "$work/www" && exec /usr/bin/python3 -m http.server --bind 127.0.0.1 0 >"$work/http.out" 2>&1) &
+  http_pid=$!
+  for _ in $(seq 1 50); do grep -q " port " "$work/http.out" 2>/dev/null && break; sleep 0.1; done
+  http_port=$(sed -n 's/.* port \([0-9]*\).*/\1/p' "$work/http.out" | head -1)
+  [ -n "$http_port" ] || { echo "loopback file server did not start" >&2; exit 1; }
+  conf=${conf//@HTTP_IMAGE@/"http://127.0.0.1:$http_port/image.raw"}
+fi
+if [ -n "${public_network:-}" ]; then
+  # The external network, made the way an operator would (admin openrc,
+  # Debian's openstack CLI), with a subnet for gateways and floating IPs.
+  public_id=$(
+    # shellcheck disable=SC1091
+    source "$work/data/admin-openrc.sh" && export OS_CLIENT_CONFIG_FILE=/dev/null &&
+      /usr/bin/openstack network create --external -f value -c id public &&
+      /usr/bin/openstack subnet create --network public --subnet-range 172.24.4.0/24 \
+        --no-dhcp -f value -c id public-subnet >/dev/null
+  ) || { echo "could not create the external network: $public_id" >&2; exit 1; }
+  echo "external network public: $public_id"
+  conf=${conf//@PUBLIC_NETWORK_ID@/"$public_id"}
+fi
 printf '%s\n' "${conf//@ADMIN_PASSWORD@/"$password"}" >"$ws/etc/tempest.conf"
 printf '%s\n' "${conf//@ADMIN_PASSWORD@/(generated)}" >"$out/tempest.conf"
 # Debian's logging.conf (copied by init) logs to ./tempest.log in "w+" mode,

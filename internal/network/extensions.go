@@ -56,11 +56,6 @@ func newExtensionRegistry() *extensionRegistry {
 	return reg
 }
 
-func (reg *extensionRegistry) has(alias string) bool {
-	_, ok := reg.byAlias[alias]
-	return ok
-}
-
 // commonExtensions are the behaviours every resource's API shares.
 var commonExtensions = []extension{
 	{"project-id", "project_id field enabled", "Extension that indicates that project_id field is enabled.", "2016-09-09T09:09:09-09:09"},

@@ -43,63 +43,31 @@ func renderFloatingIP(f *floatingIP, tags []string) obj {
 }
 
 func (s *Service) loadFloatingIP(ctx context.Context, q store.Querier, c caller, id string) (*floatingIP, error) {
-	uid, ok := validUUID(id)
-	if !ok {
-		return nil, floatingIPNotFound(id)
-	}
-	f, err := store.QueryOne(ctx, q, scanFloatingIP, `SELECT `+fipColumns+` FROM floatingips WHERE id = ?`, uid)
-	if errors.Is(err, store.ErrNotFound) || err == nil && !c.admin && f.ProjectID != c.project {
-		return nil, floatingIPNotFound(id)
-	}
-	return f, err
+	return loadVisible(ctx, q, scanFloatingIP, `SELECT `+fipColumns+` FROM floatingips WHERE id = ?`, id,
+		func(f *floatingIP) bool { return c.admin || f.ProjectID == c.project }, floatingIPNotFound)
 }
 
 func (s *Service) floatingIPObj(ctx context.Context, q store.Querier, f *floatingIP) (obj, error) {
-	tags, err := tagsFor(ctx, q, []string{f.ID})
-	if err != nil {
-		return nil, err
-	}
-	return renderFloatingIP(f, tags[f.ID]), nil
+	return withTags(ctx, q, f.ID, f, renderFloatingIP)
 }
 
 func (s *Service) listFloatingIPs(r *http.Request) (*api.Response, error) {
 	ctx := r.Context()
 	c := s.caller(r)
-	if err := s.authorize(r, "get_floatingip", obj{"project_id": c.project}); err != nil {
-		return nil, err
-	}
-	where, args := c.scope(`project_id = ?`)
-	fips, err := store.QueryAll(ctx, s.db, scanFloatingIP, `SELECT `+fipColumns+` FROM floatingips`+where, args...)
+	fips, err := queryList(s, r, c, "get_floatingip", scanFloatingIP, `SELECT `+fipColumns+` FROM floatingips`, `project_id = ?`, nil)
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]string, len(fips))
-	for i, f := range fips {
-		ids[i] = f.ID
-	}
-	tags, err := tagsFor(ctx, s.db, ids)
+	items, err := renderTagged(ctx, s.db, fips, func(f *floatingIP) string { return f.ID },
+		func(f *floatingIP) bool { return c.admin || f.ProjectID == c.project }, renderFloatingIP)
 	if err != nil {
 		return nil, err
-	}
-	var items []obj
-	for _, f := range fips {
-		if c.admin || f.ProjectID == c.project {
-			items = append(items, renderFloatingIP(f, tags[f.ID]))
-		}
 	}
 	return s.list(r, "floatingips", items, nil)
 }
 
 func (s *Service) showFloatingIP(r *http.Request) (*api.Response, error) {
-	f, err := s.loadFloatingIP(r.Context(), s.db, s.caller(r), r.PathValue("id"))
-	if err != nil {
-		return nil, err
-	}
-	o, err := s.floatingIPObj(r.Context(), s.db, f)
-	if err != nil {
-		return nil, err
-	}
-	return show(r, "floatingip", o), nil
+	return showOne(s, r, "floatingip", s.loadFloatingIP, s.floatingIPObj)
 }
 
 type floatingIPBody struct {
@@ -123,18 +91,13 @@ func (s *Service) createFloatingIP(r *http.Request) (*api.Response, error) {
 	if b.FloatingNetworkID == nil {
 		return nil, badRequest("floatingip", "Failed to parse request. Required attribute 'floating_network_id' not specified")
 	}
-	project, err := ownerFor(c, b.ProjectID, b.TenantID)
+	var attrs []string
+	if b.FloatingIPAddress != nil {
+		attrs = append(attrs, "floating_ip_address")
+	}
+	project, err := s.authorizeCreate(r, c, "create_floatingip", b.ProjectID, b.TenantID, attrs...)
 	if err != nil {
 		return nil, err
-	}
-	target := obj{"project_id": project}
-	if err := s.authorize(r, "create_floatingip", target); err != nil {
-		return nil, err
-	}
-	if b.FloatingIPAddress != nil {
-		if err := s.authorizeAttrs(r, "create_floatingip", target, "floating_ip_address"); err != nil {
-			return nil, err
-		}
 	}
 	if err := firstErr(checkLen("description", b.Description, 255), validTags(b.Tags)); err != nil {
 		return nil, err
@@ -252,18 +215,7 @@ func (s *Service) updateFloatingIP(r *http.Request) (*api.Response, error) {
 		return nil, badRequest("floatingip", "Cannot update read-only attribute")
 	}
 	c := s.caller(r)
-	var o obj
-	var id string
-	err = s.writeTx(r.Context(), func(tx *store.Tx) error {
-		ctx := r.Context()
-		f, err := s.loadFloatingIP(ctx, tx, c, r.PathValue("id"))
-		if err != nil {
-			return err
-		}
-		id = f.ID
-		if err := s.authorize(r, "update_floatingip", obj{"project_id": f.ProjectID}); err != nil {
-			return err
-		}
+	return updateOwned(s, r, "floatingip", s.loadFloatingIP, func(ctx context.Context, tx *store.Tx, f *floatingIP) (obj, error) {
 		if b.Description != nil {
 			f.Description = *b.Description
 		}
@@ -272,41 +224,23 @@ func (s *Service) updateFloatingIP(r *http.Request) (*api.Response, error) {
 			f.PortID, f.FixedIP, f.RouterID, f.Status = nil, nil, nil, "DOWN"
 		case b.PortID.Set:
 			if err := s.associate(ctx, tx, c, f, b.PortID.Value, b.FixedIPAddress); err != nil {
-				return err
+				return nil, err
 			}
 		}
-		f.Revision++
-		f.UpdatedAt = neutronTime(now())
+		touch(&f.Revision, &f.UpdatedAt)
 		if _, err := tx.Exec(ctx, `UPDATE floatingips SET port_id = ?, fixed_ip_address = ?, router_id = ?, status = ?, description = ?,
 			revision_number = ?, updated_at = ? WHERE id = ?`, f.PortID, f.FixedIP, f.RouterID, f.Status, f.Description, f.Revision, f.UpdatedAt, f.ID); err != nil {
 			if store.IsConflict(err) {
-				return errRetry
+				return nil, errRetry
 			}
-			return err
+			return nil, err
 		}
-		o, err = s.floatingIPObj(ctx, tx, f)
-		return err
+		return s.floatingIPObj(ctx, tx, f)
 	})
-	if err != nil {
-		return nil, err
-	}
-	s.notify(r.Context(), Event{Resource: "floatingip", ID: id, Action: "update"})
-	return api.JSON(http.StatusOK, obj{"floatingip": o}), nil
 }
 
 func (s *Service) deleteFloatingIP(r *http.Request) (*api.Response, error) {
-	c := s.caller(r)
-	var id string
-	err := s.writeTx(r.Context(), func(tx *store.Tx) error {
-		ctx := r.Context()
-		f, err := s.loadFloatingIP(ctx, tx, c, r.PathValue("id"))
-		if err != nil {
-			return err
-		}
-		id = f.ID
-		if err := s.authorize(r, "delete_floatingip", obj{"project_id": f.ProjectID}); err != nil {
-			return err
-		}
+	return deleteOwned(s, r, "floatingip", s.loadFloatingIP, func(ctx context.Context, tx *store.Tx, f *floatingIP) error {
 		for _, stmt := range []string{`DELETE FROM tags WHERE resource_id = ?`, `DELETE FROM floatingips WHERE id = ?`} {
 			if _, err := tx.Exec(ctx, stmt, f.ID); err != nil {
 				return err
@@ -314,9 +248,4 @@ func (s *Service) deleteFloatingIP(r *http.Request) (*api.Response, error) {
 		}
 		return deletePortTx(ctx, tx, f.FloatingPortID)
 	})
-	if err != nil {
-		return nil, err
-	}
-	s.notify(r.Context(), Event{Resource: "floatingip", ID: id, Action: "delete"})
-	return api.NoContent(), nil
 }

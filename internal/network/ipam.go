@@ -133,17 +133,6 @@ func validatePools(p netip.Prefix, pools []ipRange, gateway *netip.Addr) error {
 	return nil
 }
 
-// inPools reports whether an address is in one of the pools.
-func inPools(a netip.Addr, pools []ipRange) bool {
-	for _, pool := range pools {
-		lo, hi, err := pool.bounds()
-		if err == nil && a.Compare(lo) >= 0 && a.Compare(hi) <= 0 {
-			return true
-		}
-	}
-	return false
-}
-
 // autoAddressMode reports whether a subnet's hosts configure their own
 // addresses (SLAAC), so that ports get the EUI-64 address of their MAC.
 func (sn *subnet) autoAddress() bool {

@@ -158,11 +158,7 @@ func (s *Service) showNetworkObj(r *http.Request, q store.Querier, n *network) (
 func (s *Service) listNetworks(r *http.Request) (*api.Response, error) {
 	ctx := r.Context()
 	c := s.caller(r)
-	if err := s.authorize(r, "get_network", obj{"project_id": c.project}); err != nil {
-		return nil, err
-	}
-	where, args := c.scope(networkVisibility)
-	nets, err := store.QueryAll(ctx, s.db, scanNetwork, `SELECT `+networkColumns+` FROM networks`+where, args...)
+	nets, err := queryList(s, r, c, "get_network", scanNetwork, `SELECT `+networkColumns+` FROM networks`, networkVisibility, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -174,15 +170,10 @@ func (s *Service) listNetworks(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	tags, err := tagsFor(ctx, s.db, ids)
+	items, err := renderTagged(ctx, s.db, nets, func(n *network) string { return n.ID }, c.seesNetwork,
+		func(n *network, tags []string) obj { return s.renderNetwork(r, n, subnets[n.ID], tags) })
 	if err != nil {
 		return nil, err
-	}
-	var items []obj
-	for _, n := range nets {
-		if c.seesNetwork(n) {
-			items = append(items, s.renderNetwork(r, n, subnets[n.ID], tags[n.ID]))
-		}
 	}
 	return s.list(r, "networks", items, nil)
 }
@@ -246,15 +237,8 @@ func (b *networkBody) setAttrs(creating bool) []string {
 func (s *Service) prepareNetwork(r *http.Request, b networkBody) (*creation, error) {
 	var err error
 	c := s.caller(r)
-	project, err := ownerFor(c, b.ProjectID, b.TenantID)
+	project, err := s.authorizeCreate(r, c, "create_network", b.ProjectID, b.TenantID, b.setAttrs(true)...)
 	if err != nil {
-		return nil, err
-	}
-	target := obj{"project_id": project}
-	if err := s.authorize(r, "create_network", target); err != nil {
-		return nil, err
-	}
-	if err := s.authorizeAttrs(r, "create_network", target, b.setAttrs(true)...); err != nil {
 		return nil, err
 	}
 	if err := firstErr(checkLen("name", b.Name, 255), checkLen("description", b.Description, 255), validTags(b.Tags)); err != nil {
@@ -482,31 +466,18 @@ func (s *Service) updateNetwork(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := s.caller(r)
-	var o obj
-	var id string
-	err = s.writeTx(r.Context(), func(tx *store.Tx) error {
-		ctx := r.Context()
-		n, err := s.loadNetwork(ctx, tx, c, r.PathValue("id"))
-		if err != nil {
-			return err
-		}
-		id = n.ID
-		target := obj{"project_id": n.ProjectID}
-		if err := s.authorize(r, "update_network", target); err != nil {
-			return err
-		}
-		if err := s.authorizeAttrs(r, "update_network", target, b.setAttrs(false)...); err != nil {
-			return err
+	return updateOwned(s, r, "network", s.loadNetwork, func(ctx context.Context, tx *store.Tx, n *network) (obj, error) {
+		if err := s.authorizeAttrs(r, "update_network", obj{"project_id": n.ProjectID}, b.setAttrs(false)...); err != nil {
+			return nil, err
 		}
 		if b.ProjectID != nil || b.TenantID != nil || b.AZHints != nil || b.Tags != nil {
-			return badRequest("network", "Cannot update read-only attribute")
+			return nil, badRequest("network", "Cannot update read-only attribute")
 		}
 		if b.NetworkType != nil || b.PhysicalNetwork != nil || b.SegmentationID != nil {
-			return invalidInput("Plugin does not support updating provider attributes")
+			return nil, invalidInput("Plugin does not support updating provider attributes")
 		}
 		if err := firstErr(checkLen("name", b.Name, 255), checkLen("description", b.Description, 255)); err != nil {
-			return err
+			return nil, err
 		}
 		if b.Name != nil {
 			n.Name = *b.Name
@@ -522,20 +493,20 @@ func (s *Service) updateNetwork(r *http.Request) (*api.Response, error) {
 		}
 		if b.MTU != nil {
 			if max := s.maxMTU(n.NetworkType); *b.MTU > max {
-				return invalidInput("Requested MTU is too big, maximum is %d", max)
+				return nil, invalidInput("Requested MTU is too big, maximum is %d", max)
 			}
 			if *b.MTU < 68 {
-				return invalidInput("'%d' is too small - must be at least '68'", *b.MTU)
+				return nil, invalidInput("'%d' is too small - must be at least '68'", *b.MTU)
 			}
 			n.MTU = *b.MTU
 		}
 		if b.Shared != nil && !*b.Shared && n.Shared {
 			others, err := count(ctx, tx, `SELECT COUNT(*) FROM ports WHERE network_id = ? AND project_id <> ? AND device_owner NOT LIKE 'network:%'`, n.ID, n.ProjectID)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if others > 0 {
-				return inUse("InvalidSharedSetting", "Unable to reconfigure sharing settings for network %s. Multiple projects are using it.", n.ID)
+				return nil, inUse("InvalidSharedSetting", "Unable to reconfigure sharing settings for network %s. Multiple projects are using it.", n.ID)
 			}
 		}
 		if b.Shared != nil {
@@ -544,61 +515,46 @@ func (s *Service) updateNetwork(r *http.Request) (*api.Response, error) {
 		if b.External != nil && !*b.External && n.External {
 			gws, err := count(ctx, tx, `SELECT COUNT(*) FROM ports WHERE network_id = ? AND device_owner IN ('network:router_gateway', 'network:floatingip')`, n.ID)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if gws > 0 {
-				return inUse("ExternalNetworkInUse", "External network %s cannot be updated to be made non-external, since it has existing gateway ports.", n.ID)
+				return nil, inUse("ExternalNetworkInUse", "External network %s cannot be updated to be made non-external, since it has existing gateway ports.", n.ID)
 			}
 		}
 		if b.External != nil {
 			n.External = *b.External
 		}
-		n.Revision++
-		n.UpdatedAt = neutronTime(now())
+		touch(&n.Revision, &n.UpdatedAt)
 		if _, err := tx.Exec(ctx, `UPDATE networks SET name = ?, description = ?, admin_state_up = ?, shared = ?, external = ?, mtu = ?,
 			port_security_enabled = ?, revision_number = ?, updated_at = ? WHERE id = ?`,
 			n.Name, n.Description, boolInt(n.AdminStateUp), boolInt(n.Shared), boolInt(n.External), n.MTU,
 			boolInt(n.PortSecurity), n.Revision, n.UpdatedAt, n.ID); err != nil {
-			return err
+			return nil, err
 		}
-		o, err = s.showNetworkObj(r, tx, n)
-		return err
+		return s.showNetworkObj(r, tx, n)
 	})
-	if err != nil {
-		return nil, err
-	}
-	s.notify(r.Context(), Event{Resource: "network", ID: id, Action: "update"})
-	return api.JSON(http.StatusOK, obj{"network": o}), nil
 }
-
-// autoDeletedOwners are the device owners of ports the service made for
-// a network's own use; they go with the network instead of keeping it.
-var autoDeletedOwners = []string{"network:dhcp", "network:floatingip"}
 
 func (s *Service) deleteNetwork(r *http.Request) (*api.Response, error) {
 	c := s.caller(r)
-	var id string
-	var ports []string
-	err := s.writeTx(r.Context(), func(tx *store.Tx) error {
-		ctx := r.Context()
+	err := s.commit(r, func(ctx context.Context, tx *store.Tx) ([]Event, error) {
 		n, err := s.loadNetwork(ctx, tx, c, r.PathValue("id"))
 		if err != nil {
-			return err
+			return nil, err
 		}
-		id = n.ID
-		if err := s.authorize(r, "delete_network", obj{"project_id": n.ProjectID}); err != nil {
-			return err
+		if err := s.authorizeOwned(r, "delete_network", n.ProjectID); err != nil {
+			return nil, err
 		}
 		inUseCount, err := count(ctx, tx, `SELECT COUNT(*) FROM ports WHERE network_id = ? AND device_owner NOT IN ('network:dhcp', 'network:floatingip')`, n.ID)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if inUseCount > 0 {
-			return inUse("NetworkInUse", "Unable to complete operation on network %s. There are one or more ports still in use on the network.", n.ID)
+			return nil, inUse("NetworkInUse", "Unable to complete operation on network %s. There are one or more ports still in use on the network.", n.ID)
 		}
-		ports, err = store.QueryStrings(ctx, tx, `SELECT id FROM ports WHERE network_id = ?`, n.ID)
+		ports, err := store.QueryStrings(ctx, tx, `SELECT id FROM ports WHERE network_id = ?`, n.ID)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, stmt := range []string{
 			`DELETE FROM tags WHERE resource_id IN (SELECT id FROM floatingips WHERE floating_network_id = ?)`,
@@ -611,19 +567,19 @@ func (s *Service) deleteNetwork(r *http.Request) (*api.Response, error) {
 			`DELETE FROM networks WHERE id = ?`,
 		} {
 			if _, err := tx.Exec(ctx, stmt, n.ID); err != nil {
-				return err
+				return nil, err
 			}
 		}
-		return nil
+		// The network's own ports (DHCP, floating IPs) went with it.
+		evs := []Event{{Resource: "network", ID: n.ID, Action: "delete"}}
+		for _, p := range ports {
+			evs = append(evs, Event{Resource: "port", ID: p, Action: "delete"})
+		}
+		return evs, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	evs := []Event{{Resource: "network", ID: id, Action: "delete"}}
-	for _, p := range ports {
-		evs = append(evs, Event{Resource: "port", ID: p, Action: "delete"})
-	}
-	s.notify(r.Context(), evs...)
 	return api.NoContent(), nil
 }
 

@@ -37,7 +37,7 @@ func TestVersionsAndExtensions(t *testing.T) {
 		}
 	}
 	// Only what is implemented is listed.
-	for _, absent := range []string{"dvr", "qos", "trunk", "l3-ha"} {
+	for _, absent := range []string{"qos", "trunk", "l3-ha"} {
 		if slices.Contains(aliases, absent) {
 			t.Errorf("extension %s listed but not implemented", absent)
 		}
@@ -46,7 +46,11 @@ func TestVersionsAndExtensions(t *testing.T) {
 	if one["alias"] != "security-group" || one["updated"] != "2012-10-05T10:00:00-00:00" {
 		t.Fatalf("extension %v", one)
 	}
-	h.fail("a", "GET", "/v2.0/extensions/dvr", nil, http.StatusNotFound, "")
+	h.fail("a", "GET", "/v2.0/extensions/l3-ha", nil, http.StatusNotFound, "")
+	// The format suffix of Neutron's first API is still accepted.
+	if _, ok := h.json("a", "GET", "/v2.0/extensions.json", nil, http.StatusOK)["extensions"]; !ok {
+		t.Fatal("GET /v2.0/extensions.json has no extensions")
+	}
 	h.json("", "GET", "/v2.0/networks", nil, http.StatusUnauthorized)
 	// Readers look but do not touch.
 	h.json("ra", "GET", "/v2.0/networks", nil, http.StatusOK)

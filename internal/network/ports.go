@@ -138,22 +138,7 @@ func (c caller) seesPort(p *port, n *network) bool {
 // loadPort fetches a port the caller may see (their own, or on their
 // network) with its network.
 func (s *Service) loadPort(ctx context.Context, q store.Querier, c caller, id string) (*port, *network, error) {
-	uid, ok := validUUID(id)
-	if !ok {
-		return nil, nil, portNotFound(id)
-	}
-	p, err := s.getPort(ctx, q, uid)
-	if err != nil {
-		return nil, nil, err
-	}
-	n, err := s.getNetwork(ctx, q, p.NetworkID)
-	if err != nil {
-		return nil, nil, err
-	}
-	if !c.seesPort(p, n) {
-		return nil, nil, portNotFound(id)
-	}
-	return p, n, nil
+	return loadOnNetwork(ctx, s, q, id, s.getPort, func(p *port) string { return p.NetworkID }, c.seesPort, portNotFound)
 }
 
 func (s *Service) renderPort(r *http.Request, p *port, tags []string) obj {
@@ -227,28 +212,17 @@ var portFilters = map[string]itemFilter{
 func (s *Service) listPorts(r *http.Request) (*api.Response, error) {
 	ctx := r.Context()
 	c := s.caller(r)
-	if err := s.authorize(r, "get_port", obj{"project_id": c.project}); err != nil {
-		return nil, err
-	}
-	where, args := c.scope(`(project_id = ? OR network_id IN (SELECT id FROM networks WHERE project_id = ?))`)
-	ports, err := store.QueryAll(ctx, s.db, scanPort, `SELECT `+portColumns+` FROM ports`+where, args...)
+	ports, err := queryList(s, r, c, "get_port", scanPort, `SELECT `+portColumns+` FROM ports`, `(project_id = ? OR network_id IN (SELECT id FROM networks WHERE project_id = ?))`, nil)
 	if err != nil {
 		return nil, err
 	}
 	if err := fillPorts(ctx, s.db, ports, false); err != nil {
 		return nil, err
 	}
-	ids := make([]string, len(ports))
-	for i, p := range ports {
-		ids[i] = p.ID
-	}
-	tags, err := tagsFor(ctx, s.db, ids)
+	items, err := renderTagged(ctx, s.db, ports, func(p *port) string { return p.ID }, func(*port) bool { return true },
+		func(p *port, tags []string) obj { return s.renderPort(r, p, tags) })
 	if err != nil {
 		return nil, err
-	}
-	var items []obj
-	for _, p := range ports {
-		items = append(items, s.renderPort(r, p, tags[p.ID]))
 	}
 	return s.list(r, "ports", items, portFilters)
 }
@@ -707,21 +681,17 @@ func (s *Service) updatePort(r *http.Request) (*api.Response, error) {
 		return nil, err
 	}
 	c := s.caller(r)
-	var o obj
-	var id string
-	err = s.writeTx(r.Context(), func(tx *store.Tx) error {
-		ctx := r.Context()
+	return s.updateOne(r, "port", func(ctx context.Context, tx *store.Tx) (string, obj, error) {
 		p, n, err := s.loadPort(ctx, tx, c, r.PathValue("id"))
 		if err != nil {
-			return err
+			return "", nil, err
 		}
-		id = p.ID
 		target := obj{"project_id": p.ProjectID, "network_project_id": n.ProjectID}
 		if err := s.authorize(r, "update_port", target); err != nil {
-			return err
+			return "", nil, err
 		}
 		if err := s.authorizeAttrs(r, "update_port", target, b.guardedAttrs()...); err != nil {
-			return err
+			return "", nil, err
 		}
 		if b.Name != nil {
 			p.Name = *b.Name
@@ -741,18 +711,18 @@ func (s *Service) updatePort(r *http.Request) (*api.Response, error) {
 		if b.MACAddress != nil {
 			m, ok := normalMAC(*b.MACAddress)
 			if !ok {
-				return attrInvalid("mac_address", "'%s' is not a valid MAC address", *b.MACAddress)
+				return "", nil, attrInvalid("mac_address", "'%s' is not a valid MAC address", *b.MACAddress)
 			}
 			if m != p.MAC {
 				if p.HostID != "" {
-					return inUse("PortBound", "Unable to complete operation on port %s, port is already bound, port type: %s, old_mac %s, new_mac %s.", p.ID, p.VIFType, p.MAC, m)
+					return "", nil, inUse("PortBound", "Unable to complete operation on port %s, port is already bound, port type: %s, old_mac %s, new_mac %s.", p.ID, p.VIFType, p.MAC, m)
 				}
 				used, err := count(ctx, tx, `SELECT COUNT(*) FROM ports WHERE network_id = ? AND mac_address = ?`, p.NetworkID, m)
 				if err != nil {
-					return err
+					return "", nil, err
 				}
 				if used > 0 {
-					return inUse("MacAddressInUse", "Unable to complete operation for network %s. The mac address %s is in use.", p.NetworkID, m)
+					return "", nil, inUse("MacAddressInUse", "Unable to complete operation for network %s. The mac address %s is in use.", p.NetworkID, m)
 				}
 				p.MAC = m
 			}
@@ -783,7 +753,7 @@ func (s *Service) updatePort(r *http.Request) (*api.Response, error) {
 		}
 		if b.FixedIPs.Set {
 			if err := s.reassignIPs(ctx, tx, p, n, b.FixedIPs.Value); err != nil {
-				return err
+				return "", nil, err
 			}
 		}
 		var groups *[]string
@@ -792,34 +762,28 @@ func (s *Service) updatePort(r *http.Request) (*api.Response, error) {
 			groups = &g
 		}
 		if groups == nil && len(p.SecurityGroups) > 0 && (!p.PortSecurity || len(p.FixedIPs) == 0) {
-			return inUse("PortSecurityPortHasSecurityGroup", "Port has security group associated. Cannot disable port security or IP address until security group is removed.")
+			return "", nil, inUse("PortSecurityPortHasSecurityGroup", "Port has security group associated. Cannot disable port security or IP address until security group is removed.")
 		}
 		if err := s.applyPortSecurity(ctx, tx, p, groups, len(p.AddressPairs) > 0, false); err != nil {
-			return err
+			return "", nil, err
 		}
-		p.Revision++
-		p.UpdatedAt = neutronTime(now())
+		touch(&p.Revision, &p.UpdatedAt)
 		if _, err := tx.Exec(ctx, `UPDATE ports SET name = ?, description = ?, admin_state_up = ?, mac_address = ?, device_id = ?, device_owner = ?,
 			port_security_enabled = ?, binding_host_id = ?, binding_vnic_type = ?, binding_profile = ?, binding_vif_type = ?, binding_vif_details = ?,
 			allowed_address_pairs = ?, extra_dhcp_opts = ?, revision_number = ?, updated_at = ? WHERE id = ?`,
 			p.Name, p.Description, boolInt(p.AdminStateUp), p.MAC, p.DeviceID, p.DeviceOwner, boolInt(p.PortSecurity), p.HostID, p.VNICType,
 			jsonText(p.Profile), p.VIFType, jsonText(p.VIFDetails), jsonText(p.AddressPairs), jsonText(p.DHCPOpts), p.Revision, p.UpdatedAt, p.ID); err != nil {
 			if store.IsConflict(err) {
-				return errRetry
+				return "", nil, errRetry
 			}
-			return err
+			return "", nil, err
 		}
 		if err := fillPorts(ctx, tx, []*port{p}, true); err != nil {
-			return err
+			return "", nil, err
 		}
-		o, err = s.portObj(r, tx, p)
-		return err
+		o, err := s.portObj(r, tx, p)
+		return p.ID, o, err
 	})
-	if err != nil {
-		return nil, err
-	}
-	s.notify(r.Context(), Event{Resource: "port", ID: id, Action: "update"})
-	return api.JSON(http.StatusOK, obj{"port": o}), nil
 }
 
 // mergeDHCPOpts applies an update of extra DHCP options: options are
@@ -873,28 +837,20 @@ func (s *Service) reassignIPs(ctx context.Context, tx *store.Tx, p *port, n *net
 
 func (s *Service) deletePort(r *http.Request) (*api.Response, error) {
 	c := s.caller(r)
-	var id string
-	err := s.writeTx(r.Context(), func(tx *store.Tx) error {
-		ctx := r.Context()
+	return s.deleteOne(r, "port", func(ctx context.Context, tx *store.Tx) (string, error) {
 		p, n, err := s.loadPort(ctx, tx, c, r.PathValue("id"))
 		if err != nil {
-			return err
+			return "", err
 		}
-		id = p.ID
 		if err := s.authorize(r, "delete_port", obj{"project_id": p.ProjectID, "network_project_id": n.ProjectID}); err != nil {
-			return err
+			return "", err
 		}
 		switch p.DeviceOwner {
 		case "network:router_interface", "network:router_gateway", "network:floatingip", "network:router_interface_distributed":
-			return inUse("ServicePortInUse", "Port %s cannot be deleted directly via the port API: has device owner %s.", p.ID, p.DeviceOwner)
+			return "", inUse("ServicePortInUse", "Port %s cannot be deleted directly via the port API: has device owner %s.", p.ID, p.DeviceOwner)
 		}
-		return deletePortTx(ctx, tx, p.ID)
+		return p.ID, deletePortTx(ctx, tx, p.ID)
 	})
-	if err != nil {
-		return nil, err
-	}
-	s.notify(r.Context(), Event{Resource: "port", ID: id, Action: "delete"})
-	return api.NoContent(), nil
 }
 
 // deletePortTx removes a port; floating IPs on it are disassociated.

@@ -36,6 +36,7 @@ func TestSuitePostgres(t *testing.T) {
 		{"security group rules", TestSecurityGroupRules},
 		{"quotas", TestQuotas},
 		{"routers and floating IPs", TestRoutersAndFloatingIPs},
+		{"distributed routers", TestDistributedRouters},
 		{"agents", TestAgentsAndScheduling},
 		{"informational resources", TestInfoResources},
 		{"gophercloud", TestGophercloud},

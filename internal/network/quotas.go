@@ -113,8 +113,14 @@ func (s *Service) listQuotas(r *http.Request) (*api.Response, error) {
 }
 
 func (s *Service) showQuota(r *http.Request) (*api.Response, error) {
+	return s.showQuotaWith(r, func(_, _ string, limit int) (any, error) { return limit, nil })
+}
+
+// showQuotaWith answers GET on the quota of the project the path names,
+// with each resource's entry made by item from its limit.
+func (s *Service) showQuotaWith(r *http.Request, item func(project, resource string, limit int) (any, error)) (*api.Response, error) {
 	project := r.PathValue("project_id")
-	if err := s.authorize(r, "get_quota", obj{"project_id": project}); err != nil {
+	if err := s.authorizeOwned(r, "get_quota", project); err != nil {
 		return nil, err
 	}
 	lim, err := s.limits(r.Context(), s.db, project)
@@ -122,8 +128,10 @@ func (s *Service) showQuota(r *http.Request) (*api.Response, error) {
 		return nil, err
 	}
 	o := obj{}
-	for k, v := range lim {
-		o[k] = v
+	for res, limit := range lim {
+		if o[res], err = item(project, res, limit); err != nil {
+			return nil, err
+		}
 	}
 	return api.JSON(http.StatusOK, obj{"quota": o}), nil
 }
@@ -141,23 +149,10 @@ func (s *Service) showDefaultQuota(r *http.Request) (*api.Response, error) {
 }
 
 func (s *Service) showQuotaDetails(r *http.Request) (*api.Response, error) {
-	project := r.PathValue("project_id")
-	if err := s.authorize(r, "get_quota", obj{"project_id": project}); err != nil {
-		return nil, err
-	}
-	lim, err := s.limits(r.Context(), s.db, project)
-	if err != nil {
-		return nil, err
-	}
-	o := obj{}
-	for res, limit := range lim {
+	return s.showQuotaWith(r, func(project, res string, limit int) (any, error) {
 		used, err := usage(r.Context(), s.db, project, res)
-		if err != nil {
-			return nil, err
-		}
-		o[res] = obj{"limit": limit, "used": used, "reserved": 0}
-	}
-	return api.JSON(http.StatusOK, obj{"quota": o}), nil
+		return obj{"limit": limit, "used": used, "reserved": 0}, err
+	})
 }
 
 func (s *Service) updateQuota(r *http.Request) (*api.Response, error) {

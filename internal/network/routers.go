@@ -3,7 +3,6 @@ package network
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -17,6 +16,7 @@ var routerExtensions = []extension{
 	{"ext-gw-mode", "Neutron L3 Configurable external gateway mode", "Extension of the router abstraction for specifying whether SNAT should occur on the external gateway", "2013-03-28T10:00:00-00:00"},
 	{"extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router", "2013-02-01T10:00:00-00:00"},
 	{"router_availability_zone", "Router Availability Zone", "Availability zone support for router.", "2015-01-01T10:00:00-00:00"},
+	{"dvr", "Distributed Virtual Router", "Enables configuration of Distributed Virtual Routers.", "2014-06-1T10:00:00-00:00"},
 }
 
 // Device owners of the ports routers and floating IPs use.
@@ -35,41 +35,39 @@ type router struct {
 	Status                           string
 	GatewayPortID                    *string
 	EnableSNAT                       bool
-	Routes                           []hostRoute
-	AZHints                          []string
-	Revision                         int
-	CreatedAt, UpdatedAt             string
+	// Distributed is the dvr extension's flag, which only admins see and
+	// set; the data plane routes on every host either way.
+	Distributed          bool
+	Routes               []hostRoute
+	AZHints              []string
+	Revision             int
+	CreatedAt, UpdatedAt string
 }
 
 const routerColumns = `id, project_id, name, description, admin_state_up, status, gw_port_id, enable_snat, routes, az_hints,
-	revision_number, created_at, updated_at`
+	revision_number, created_at, updated_at, distributed`
 
 func scanRouter(row store.Scanner) (*router, error) {
 	var rt router
-	var admin, snat int
+	var admin, snat, dist int
 	var gw sql.NullString
 	var routes, hints string
 	if err := row.Scan(&rt.ID, &rt.ProjectID, &rt.Name, &rt.Description, &admin, &rt.Status, &gw, &snat, &routes, &hints,
-		&rt.Revision, &rt.CreatedAt, &rt.UpdatedAt); err != nil {
+		&rt.Revision, &rt.CreatedAt, &rt.UpdatedAt, &dist); err != nil {
 		return nil, err
 	}
-	rt.AdminStateUp, rt.EnableSNAT, rt.GatewayPortID = admin != 0, snat != 0, nullString(gw)
+	rt.AdminStateUp, rt.EnableSNAT, rt.GatewayPortID, rt.Distributed = admin != 0, snat != 0, nullString(gw), dist != 0
 	return &rt, firstErr(fromJSON(routes, &rt.Routes), fromJSON(hints, &rt.AZHints))
 }
 
 func (s *Service) loadRouter(ctx context.Context, q store.Querier, c caller, id string) (*router, error) {
-	uid, ok := validUUID(id)
-	if !ok {
-		return nil, routerNotFound(id)
-	}
-	rt, err := store.QueryOne(ctx, q, scanRouter, `SELECT `+routerColumns+` FROM routers WHERE id = ?`, uid)
-	if errors.Is(err, store.ErrNotFound) || err == nil && !c.admin && rt.ProjectID != c.project {
-		return nil, routerNotFound(id)
-	}
-	return rt, err
+	return loadVisible(ctx, q, scanRouter, `SELECT `+routerColumns+` FROM routers WHERE id = ?`, id,
+		func(rt *router) bool { return c.admin || rt.ProjectID == c.project }, routerNotFound)
 }
 
-func (s *Service) routerObj(ctx context.Context, q store.Querier, rt *router) (obj, error) {
+// routerObj renders a router; with a request, the attributes the caller
+// may not read are left out.
+func (s *Service) routerObj(ctx context.Context, q store.Querier, r *http.Request, rt *router) (obj, error) {
 	var gw any
 	if rt.GatewayPortID != nil {
 		p, err := s.getPort(ctx, q, *rt.GatewayPortID)
@@ -85,44 +83,34 @@ func (s *Service) routerObj(ctx context.Context, q store.Querier, rt *router) (o
 	o := obj{
 		"name": rt.Name, "admin_state_up": rt.AdminStateUp, "status": rt.Status, "external_gateway_info": gw,
 		"routes": orEmpty(rt.Routes), "availability_zone_hints": orEmpty(rt.AZHints), "availability_zones": []string{s.cfg.AvailabilityZone},
+		"distributed": rt.Distributed,
 	}
-	return standardAttrs(o, rt.ID, rt.ProjectID, rt.Description, rt.Revision, rt.CreatedAt, rt.UpdatedAt, tags[rt.ID]), nil
+	standardAttrs(o, rt.ID, rt.ProjectID, rt.Description, rt.Revision, rt.CreatedAt, rt.UpdatedAt, tags[rt.ID])
+	if r != nil {
+		s.hideAttrs(r, "router", o, "distributed")
+	}
+	return o, nil
 }
 
 func (s *Service) listRouters(r *http.Request) (*api.Response, error) {
 	ctx := r.Context()
 	c := s.caller(r)
-	if err := s.authorize(r, "get_router", obj{"project_id": c.project}); err != nil {
-		return nil, err
-	}
-	where, args := c.scope(`project_id = ?`)
-	rts, err := store.QueryAll(ctx, s.db, scanRouter, `SELECT `+routerColumns+` FROM routers`+where, args...)
+	rts, err := queryList(s, r, c, "get_router", scanRouter, `SELECT `+routerColumns+` FROM routers`, `project_id = ?`, nil)
 	if err != nil {
 		return nil, err
 	}
-	var items []obj
-	for _, rt := range rts {
-		if c.admin || rt.ProjectID == c.project {
-			o, err := s.routerObj(ctx, s.db, rt)
-			if err != nil {
-				return nil, err
-			}
-			items = append(items, o)
-		}
+	rts = slices.DeleteFunc(rts, func(rt *router) bool { return !c.admin && rt.ProjectID != c.project })
+	items, err := renderAll(rts, func(rt *router) (obj, error) { return s.routerObj(ctx, s.db, r, rt) })
+	if err != nil {
+		return nil, err
 	}
 	return s.list(r, "routers", items, nil)
 }
 
 func (s *Service) showRouter(r *http.Request) (*api.Response, error) {
-	rt, err := s.loadRouter(r.Context(), s.db, s.caller(r), r.PathValue("id"))
-	if err != nil {
-		return nil, err
-	}
-	o, err := s.routerObj(r.Context(), s.db, rt)
-	if err != nil {
-		return nil, err
-	}
-	return show(r, "router", o), nil
+	return showOne(s, r, "router", s.loadRouter, func(ctx context.Context, q store.Querier, rt *router) (obj, error) {
+		return s.routerObj(ctx, q, r, rt)
+	})
 }
 
 type gatewayInfo struct {
@@ -135,6 +123,7 @@ type routerBody struct {
 	Name         *string                   `json:"name"`
 	Description  *string                   `json:"description"`
 	AdminStateUp *bool                     `json:"admin_state_up"`
+	Distributed  *bool                     `json:"distributed"`
 	Gateway      api.Optional[gatewayInfo] `json:"external_gateway_info"`
 	Routes       api.Optional[[]hostRoute] `json:"routes"`
 	AZHints      []string                  `json:"availability_zone_hints"`
@@ -143,8 +132,29 @@ type routerBody struct {
 	Tags         []string                  `json:"tags"`
 }
 
-func (b *routerBody) gatewayAttrs() []string {
+// hasGateway reports whether the body sets a gateway: external_gateway_info
+// given as null or {} sets none, as in Neutron.
+func (b *routerBody) hasGateway() bool {
+	g := b.Gateway.Value
+	return b.Gateway.Set && !b.Gateway.Null && (g.NetworkID != "" || g.EnableSNAT != nil || g.ExternalFixedIPs != nil)
+}
+
+// checkGateway rejects a gateway without a network, which Neutron's
+// validator requires of a non-empty external_gateway_info.
+func (b *routerBody) checkGateway() error {
+	if b.hasGateway() && b.Gateway.Value.NetworkID == "" {
+		return invalidInput("Validation of dictionary's keys failed. Expected keys: {'network_id'}")
+	}
+	return nil
+}
+
+// policyAttrs are the attributes of the body that have their own policy
+// rules (create_router:distributed, ...).
+func (b *routerBody) policyAttrs() []string {
 	var out []string
+	if b.Distributed != nil {
+		out = append(out, "distributed")
+	}
 	if b.Gateway.Set && !b.Gateway.Null {
 		if b.Gateway.Value.EnableSNAT != nil {
 			out = append(out, "external_gateway_info:enable_snat")
@@ -162,18 +172,11 @@ func (s *Service) createRouter(r *http.Request) (*api.Response, error) {
 		return nil, err
 	}
 	c := s.caller(r)
-	project, err := ownerFor(c, b.ProjectID, b.TenantID)
+	project, err := s.authorizeCreate(r, c, "create_router", b.ProjectID, b.TenantID, b.policyAttrs()...)
 	if err != nil {
 		return nil, err
 	}
-	target := obj{"project_id": project}
-	if err := s.authorize(r, "create_router", target); err != nil {
-		return nil, err
-	}
-	if err := s.authorizeAttrs(r, "create_router", target, b.gatewayAttrs()...); err != nil {
-		return nil, err
-	}
-	if err := firstErr(checkLen("name", b.Name, 255), checkLen("description", b.Description, 255), validTags(b.Tags)); err != nil {
+	if err := firstErr(checkLen("name", b.Name, 255), checkLen("description", b.Description, 255), validTags(b.Tags), b.checkGateway()); err != nil {
 		return nil, err
 	}
 	if b.Routes.Set && len(b.Routes.Value) > 0 {
@@ -181,19 +184,20 @@ func (s *Service) createRouter(r *http.Request) (*api.Response, error) {
 	}
 	t := neutronTime(now())
 	rt := &router{ID: newID(), ProjectID: project, Name: deref(b.Name), Description: deref(b.Description),
-		AdminStateUp: derefOr(b.AdminStateUp, true), Status: "ACTIVE", EnableSNAT: true, AZHints: b.AZHints, CreatedAt: t, UpdatedAt: t}
+		AdminStateUp: derefOr(b.AdminStateUp, true), Status: "ACTIVE", EnableSNAT: true, Distributed: derefOr(b.Distributed, false),
+		AZHints: b.AZHints, CreatedAt: t, UpdatedAt: t}
 	var o obj
 	err = s.writeTx(r.Context(), func(tx *store.Tx) error {
 		ctx := r.Context()
 		if err := s.checkQuota(ctx, tx, project, "router", 1); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO routers (`+routerColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		if _, err := tx.Exec(ctx, `INSERT INTO routers (`+routerColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			rt.ID, rt.ProjectID, rt.Name, rt.Description, boolInt(rt.AdminStateUp), rt.Status, nil, boolInt(rt.EnableSNAT),
-			jsonText(orEmpty(rt.Routes)), jsonText(orEmpty(rt.AZHints)), rt.Revision, rt.CreatedAt, rt.UpdatedAt); err != nil {
+			jsonText(orEmpty(rt.Routes)), jsonText(orEmpty(rt.AZHints)), rt.Revision, rt.CreatedAt, rt.UpdatedAt, boolInt(rt.Distributed)); err != nil {
 			return err
 		}
-		if b.Gateway.Set && !b.Gateway.Null {
+		if b.hasGateway() {
 			if err := s.setGateway(ctx, tx, c, rt, &b.Gateway.Value); err != nil {
 				return err
 			}
@@ -205,7 +209,7 @@ func (s *Service) createRouter(r *http.Request) (*api.Response, error) {
 			return err
 		}
 		var err error
-		o, err = s.routerObj(ctx, tx, rt)
+		o, err = s.routerObj(ctx, tx, r, rt)
 		return err
 	})
 	if err != nil {
@@ -330,25 +334,13 @@ func (s *Service) updateRouter(r *http.Request) (*api.Response, error) {
 	if b.ProjectID != nil || b.TenantID != nil || b.Tags != nil || b.AZHints != nil {
 		return nil, badRequest("router", "Cannot update read-only attribute")
 	}
-	if err := firstErr(checkLen("name", b.Name, 255), checkLen("description", b.Description, 255)); err != nil {
+	if err := firstErr(checkLen("name", b.Name, 255), checkLen("description", b.Description, 255), b.checkGateway()); err != nil {
 		return nil, err
 	}
 	c := s.caller(r)
-	var o obj
-	var id string
-	err = s.writeTx(r.Context(), func(tx *store.Tx) error {
-		ctx := r.Context()
-		rt, err := s.loadRouter(ctx, tx, c, r.PathValue("id"))
-		if err != nil {
-			return err
-		}
-		id = rt.ID
-		target := obj{"project_id": rt.ProjectID}
-		if err := s.authorize(r, "update_router", target); err != nil {
-			return err
-		}
-		if err := s.authorizeAttrs(r, "update_router", target, b.gatewayAttrs()...); err != nil {
-			return err
+	return updateOwned(s, r, "router", s.loadRouter, func(ctx context.Context, tx *store.Tx, rt *router) (obj, error) {
+		if err := s.authorizeAttrs(r, "update_router", obj{"project_id": rt.ProjectID}, b.policyAttrs()...); err != nil {
+			return nil, err
 		}
 		if b.Name != nil {
 			rt.Name = *b.Name
@@ -359,10 +351,18 @@ func (s *Service) updateRouter(r *http.Request) (*api.Response, error) {
 		if b.AdminStateUp != nil {
 			rt.AdminStateUp = *b.AdminStateUp
 		}
+		if b.Distributed != nil && *b.Distributed != rt.Distributed {
+			// Neutron migrates a router between centralized and
+			// distributed only while it is administratively down.
+			if rt.AdminStateUp {
+				return nil, badRequest("router", "Cannot change the 'distributed' attribute of active routers. Please set router admin_state_up to False prior to upgrade")
+			}
+			rt.Distributed = *b.Distributed
+		}
 		switch {
-		case b.Gateway.Set && (b.Gateway.Null || b.Gateway.Value.NetworkID == ""):
+		case b.Gateway.Set && !b.hasGateway():
 			if err := s.clearGateway(ctx, tx, rt, ""); err != nil {
-				return err
+				return nil, err
 			}
 		case b.Gateway.Set:
 			gw := b.Gateway.Value
@@ -370,51 +370,35 @@ func (s *Service) updateRouter(r *http.Request) (*api.Response, error) {
 			if rt.GatewayPortID != nil && gw.ExternalFixedIPs == nil {
 				gp, err := s.getPort(ctx, tx, *rt.GatewayPortID)
 				if err != nil {
-					return err
+					return nil, err
 				}
 				same = gp.NetworkID == gw.NetworkID
 			}
 			if same {
 				rt.EnableSNAT = derefOr(gw.EnableSNAT, rt.EnableSNAT)
 			} else if err := s.setGateway(ctx, tx, c, rt, &gw); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		if b.Routes.Set {
-			if rt.Routes, err = s.validateRoutes(ctx, tx, rt, b.Routes.Value); err != nil {
-				return err
+			routes, err := s.validateRoutes(ctx, tx, rt, b.Routes.Value)
+			if err != nil {
+				return nil, err
 			}
+			rt.Routes = routes
 		}
-		rt.Revision++
-		rt.UpdatedAt = neutronTime(now())
+		touch(&rt.Revision, &rt.UpdatedAt)
 		if _, err := tx.Exec(ctx, `UPDATE routers SET name = ?, description = ?, admin_state_up = ?, enable_snat = ?, routes = ?,
-			revision_number = ?, updated_at = ? WHERE id = ?`, rt.Name, rt.Description, boolInt(rt.AdminStateUp), boolInt(rt.EnableSNAT),
-			jsonText(orEmpty(rt.Routes)), rt.Revision, rt.UpdatedAt, rt.ID); err != nil {
-			return err
+			distributed = ?, revision_number = ?, updated_at = ? WHERE id = ?`, rt.Name, rt.Description, boolInt(rt.AdminStateUp), boolInt(rt.EnableSNAT),
+			jsonText(orEmpty(rt.Routes)), boolInt(rt.Distributed), rt.Revision, rt.UpdatedAt, rt.ID); err != nil {
+			return nil, err
 		}
-		o, err = s.routerObj(ctx, tx, rt)
-		return err
+		return s.routerObj(ctx, tx, r, rt)
 	})
-	if err != nil {
-		return nil, err
-	}
-	s.notify(r.Context(), Event{Resource: "router", ID: id, Action: "update"})
-	return api.JSON(http.StatusOK, obj{"router": o}), nil
 }
 
 func (s *Service) deleteRouter(r *http.Request) (*api.Response, error) {
-	c := s.caller(r)
-	var id string
-	err := s.writeTx(r.Context(), func(tx *store.Tx) error {
-		ctx := r.Context()
-		rt, err := s.loadRouter(ctx, tx, c, r.PathValue("id"))
-		if err != nil {
-			return err
-		}
-		id = rt.ID
-		if err := s.authorize(r, "delete_router", obj{"project_id": rt.ProjectID}); err != nil {
-			return err
-		}
+	return deleteOwned(s, r, "router", s.loadRouter, func(ctx context.Context, tx *store.Tx, rt *router) error {
 		n, err := count(ctx, tx, `SELECT COUNT(*) FROM ports WHERE device_id = ? AND device_owner = ?`, rt.ID, ownerRouterInterface)
 		if err != nil {
 			return err
@@ -432,11 +416,6 @@ func (s *Service) deleteRouter(r *http.Request) (*api.Response, error) {
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	s.notify(r.Context(), Event{Resource: "router", ID: id, Action: "delete"})
-	return api.NoContent(), nil
 }
 
 type interfaceBody struct {
@@ -453,6 +432,30 @@ func interfaceInfo(rt *router, p *port, subnetID string) obj {
 		"subnet_id": subnetID, "subnet_ids": orEmpty(sids), "tags": []string{}}
 }
 
+// interfaceAction serves the router interface actions: in one
+// transaction it loads the router the path names, enforces action on it
+// and lets change attach or detach the interface; the answer is the
+// interface change returns.
+func (s *Service) interfaceAction(r *http.Request, action string, change func(ctx context.Context, tx *store.Tx, rt *router) (obj, error)) (*api.Response, error) {
+	c := s.caller(r)
+	var out obj
+	err := s.commit(r, func(ctx context.Context, tx *store.Tx) ([]Event, error) {
+		rt, err := s.loadRouter(ctx, tx, c, r.PathValue("id"))
+		if err != nil {
+			return nil, err
+		}
+		if err := s.authorizeOwned(r, action, rt.ProjectID); err != nil {
+			return nil, err
+		}
+		out, err = change(ctx, tx, rt)
+		return []Event{{Resource: "router", ID: rt.ID, Action: "update"}}, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return api.JSON(http.StatusOK, out), nil
+}
+
 func (s *Service) addInterface(r *http.Request) (*api.Response, error) {
 	var b interfaceBody
 	if err := api.DecodeJSON(r, &b); err != nil {
@@ -462,28 +465,17 @@ func (s *Service) addInterface(r *http.Request) (*api.Response, error) {
 		return nil, badRequest("router", "Either subnet_id or port_id must be specified")
 	}
 	c := s.caller(r)
-	var out obj
-	var id string
-	err := s.writeTx(r.Context(), func(tx *store.Tx) error {
-		ctx := r.Context()
-		rt, err := s.loadRouter(ctx, tx, c, r.PathValue("id"))
-		if err != nil {
-			return err
-		}
-		id = rt.ID
-		if err := s.authorize(r, "add_router_interface", obj{"project_id": rt.ProjectID}); err != nil {
-			return err
-		}
+	return s.interfaceAction(r, "add_router_interface", func(ctx context.Context, tx *store.Tx, rt *router) (obj, error) {
 		existing, err := s.interfacePorts(ctx, tx, rt.ID)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		attached := map[string]netip.Prefix{}
 		for _, p := range existing {
 			for _, f := range p.FixedIPs {
 				sn, err := s.getSubnet(ctx, tx, f.SubnetID)
 				if err != nil {
-					return err
+					return nil, err
 				}
 				attached[sn.ID] = netip.MustParsePrefix(sn.CIDR)
 			}
@@ -503,57 +495,50 @@ func (s *Service) addInterface(r *http.Request) (*api.Response, error) {
 		if b.SubnetID != nil {
 			sn, n, err := s.loadSubnet(ctx, tx, c, *b.SubnetID)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if sn.GatewayIP == nil {
-				return badRequest("router", "Subnet for router interface must have a gateway IP")
+				return nil, badRequest("router", "Subnet for router interface must have a gateway IP")
 			}
 			if err := checkSubnet(sn); err != nil {
-				return err
+				return nil, err
 			}
 			gw := *sn.GatewayIP
 			spec := portSpec{project: rt.ProjectID, net: n, deviceID: rt.ID, deviceOwner: ownerRouterInterface, adminStateUp: true,
 				fixedIPs: []fixedIPReq{{SubnetID: &sn.ID, IPAddress: &gw}}, fixedIPsSet: true, vnicType: "normal", routerPort: true}
 			p, err := s.createPortTx(ctx, tx, &spec)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			out = interfaceInfo(rt, p, sn.ID)
-			return nil
+			return interfaceInfo(rt, p, sn.ID), nil
 		}
 		p, _, err := s.loadPort(ctx, tx, c, *b.PortID)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if p.DeviceID != "" || p.DeviceOwner != "" {
-			return inUse("PortInUse", "Unable to complete operation on port %s for network %s. Port already has an attached device %s.", p.ID, p.NetworkID, p.DeviceID)
+			return nil, inUse("PortInUse", "Unable to complete operation on port %s for network %s. Port already has an attached device %s.", p.ID, p.NetworkID, p.DeviceID)
 		}
 		if len(p.FixedIPs) == 0 {
-			return badRequest("router", "Router port must have at least one fixed IP")
+			return nil, badRequest("router", "Router port must have at least one fixed IP")
 		}
 		for _, f := range p.FixedIPs {
 			sn, err := s.getSubnet(ctx, tx, f.SubnetID)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if err := checkSubnet(sn); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		if _, err := tx.Exec(ctx, `UPDATE ports SET device_id = ?, device_owner = ?, status = 'ACTIVE' WHERE id = ?`, rt.ID, ownerRouterInterface, p.ID); err != nil {
-			return err
+			return nil, err
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM port_security_groups WHERE port_id = ?`, p.ID); err != nil {
-			return err
+			return nil, err
 		}
-		out = interfaceInfo(rt, p, p.FixedIPs[0].SubnetID)
-		return nil
+		return interfaceInfo(rt, p, p.FixedIPs[0].SubnetID), nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	s.notify(r.Context(), Event{Resource: "router", ID: id, Action: "update"})
-	return api.JSON(http.StatusOK, out), nil
 }
 
 func (s *Service) removeInterface(r *http.Request) (*api.Response, error) {
@@ -564,22 +549,10 @@ func (s *Service) removeInterface(r *http.Request) (*api.Response, error) {
 	if b.SubnetID == nil && b.PortID == nil {
 		return nil, badRequest("router", "Either subnet_id or port_id must be specified")
 	}
-	c := s.caller(r)
-	var out obj
-	var id string
-	err := s.writeTx(r.Context(), func(tx *store.Tx) error {
-		ctx := r.Context()
-		rt, err := s.loadRouter(ctx, tx, c, r.PathValue("id"))
-		if err != nil {
-			return err
-		}
-		id = rt.ID
-		if err := s.authorize(r, "remove_router_interface", obj{"project_id": rt.ProjectID}); err != nil {
-			return err
-		}
+	return s.interfaceAction(r, "remove_router_interface", func(ctx context.Context, tx *store.Tx, rt *router) (obj, error) {
 		ports, err := s.interfacePorts(ctx, tx, rt.ID)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		var target *port
 		subnetID := ""
@@ -592,35 +565,29 @@ func (s *Service) removeInterface(r *http.Request) (*api.Response, error) {
 		}
 		if target == nil {
 			if b.PortID != nil {
-				return notFound("RouterInterfaceNotFound", "Router %s does not have an interface with id %s", rt.ID, *b.PortID)
+				return nil, notFound("RouterInterfaceNotFound", "Router %s does not have an interface with id %s", rt.ID, *b.PortID)
 			}
-			return notFound("RouterInterfaceNotFoundForSubnet", "Router %s has no interface on subnet %s", rt.ID, *b.SubnetID)
+			return nil, notFound("RouterInterfaceNotFoundForSubnet", "Router %s has no interface on subnet %s", rt.ID, *b.SubnetID)
 		}
 		sn, err := s.getSubnet(ctx, tx, subnetID)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		prefix := netip.MustParsePrefix(sn.CIDR)
 		for _, hr := range rt.Routes {
 			if nh, err := netip.ParseAddr(hr.Nexthop); err == nil && prefix.Contains(nh) {
-				return inUse("RouterInterfaceInUseByRoute", "Router interface for subnet %s on router %s cannot be deleted, as it is required by one or more routes.", sn.ID, rt.ID)
+				return nil, inUse("RouterInterfaceInUseByRoute", "Router interface for subnet %s on router %s cannot be deleted, as it is required by one or more routes.", sn.ID, rt.ID)
 			}
 		}
 		fips, err := store.QueryStrings(ctx, tx, `SELECT fixed_ip_address FROM floatingips WHERE router_id = ? AND fixed_ip_address IS NOT NULL`, rt.ID)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, f := range fips {
 			if a, err := netip.ParseAddr(f); err == nil && prefix.Contains(a) {
-				return inUse("RouterInterfaceInUseByFloatingIP", "Router interface for subnet %s on router %s cannot be deleted, as it is required by one or more floating IPs.", sn.ID, rt.ID)
+				return nil, inUse("RouterInterfaceInUseByFloatingIP", "Router interface for subnet %s on router %s cannot be deleted, as it is required by one or more floating IPs.", sn.ID, rt.ID)
 			}
 		}
-		out = interfaceInfo(rt, target, subnetID)
-		return deletePortTx(ctx, tx, target.ID)
+		return interfaceInfo(rt, target, subnetID), deletePortTx(ctx, tx, target.ID)
 	})
-	if err != nil {
-		return nil, err
-	}
-	s.notify(r.Context(), Event{Resource: "router", ID: id, Action: "update"})
-	return api.JSON(http.StatusOK, out), nil
 }

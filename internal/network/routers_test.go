@@ -78,3 +78,28 @@ func TestRoutersAndFloatingIPs(t *testing.T) {
 	h.json("admin", "DELETE", "/v2.0/networks/"+extID, nil, http.StatusNoContent)
 	h.fail("a", "GET", "/v2.0/floatingips/"+fid, nil, http.StatusNotFound, "FloatingIPNotFound")
 }
+
+// The dvr extension's distributed flag is the admin's to set and see, and
+// changes only while the router is administratively down.
+func TestDistributedRouters(t *testing.T) {
+	h := newHarness(t)
+	dvr := h.create("admin", "routers", "router", map[string]any{"name": "d", "distributed": true})
+	if dvr["distributed"] != true {
+		t.Fatalf("distributed router %v", dvr)
+	}
+	cvr := h.create("a", "routers", "router", map[string]any{"name": "c", "external_gateway_info": map[string]any{}})
+	if _, shown := cvr["distributed"]; shown || cvr["external_gateway_info"] != nil {
+		t.Fatalf("member's router %v", cvr)
+	}
+	rid := cvr["id"].(string)
+	if got := h.json("admin", "GET", "/v2.0/routers/"+rid, nil, http.StatusOK)["router"].(map[string]any); got["distributed"] != false {
+		t.Fatalf("admin's view %v", got)
+	}
+	h.fail("a", "POST", "/v2.0/routers", map[string]any{"router": map[string]any{"distributed": true}}, http.StatusForbidden, "PolicyNotAuthorized")
+	h.fail("admin", "PUT", "/v2.0/routers/"+rid, map[string]any{"router": map[string]any{"distributed": true}}, http.StatusBadRequest, "BadRequest")
+	h.fail("admin", "POST", "/v2.0/routers", map[string]any{"router": map[string]any{"external_gateway_info": map[string]any{"enable_snat": true}}}, http.StatusBadRequest, "InvalidInput")
+	up := h.json("admin", "PUT", "/v2.0/routers/"+rid, map[string]any{"router": map[string]any{"admin_state_up": false, "distributed": true}}, http.StatusOK)["router"].(map[string]any)
+	if up["distributed"] != true {
+		t.Fatalf("upgraded router %v", up)
+	}
+}

@@ -2,6 +2,7 @@ package network
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/nimbus-cloud/nimbus/internal/api"
 )
@@ -86,7 +87,21 @@ func (s *Service) Routes() *api.Router {
 }
 
 // Handler is the networking API behind the shared middleware.
-func (s *Service) Handler() http.Handler { return s.api.Handler(s.Routes()) }
+func (s *Service) Handler() http.Handler { return s.api.Handler(jsonSuffix(s.Routes())) }
+
+// jsonSuffix serves /v2.0/things.json as /v2.0/things: Neutron still
+// accepts the format suffix of its first API, and clients use it (the
+// quota details call of Tempest's client, for one). Tag paths are left
+// alone, since a tag may end in ".json".
+func jsonSuffix(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; strings.HasSuffix(p, ".json") && !strings.Contains(p, "/tags/") {
+			r.URL.Path = strings.TrimSuffix(p, ".json")
+			r.URL.RawPath = ""
+		}
+		next.ServeHTTP(w, r)
+	})
+}
 
 // extraRoutes are the routes of the agent, scheduler and metering APIs.
 func (s *Service) extraRoutes() []api.Route {

@@ -238,5 +238,9 @@ CREATE TABLE metering_label_rules (
 	excluded INTEGER NOT NULL DEFAULT 0,
 	remote_ip_prefix TEXT NOT NULL
 )`,
+	}, {
+		Version: 4,
+		Name:    "distributed routers (dvr)",
+		SQL:     `ALTER TABLE routers ADD COLUMN distributed INTEGER NOT NULL DEFAULT 0`,
 	}}
 }

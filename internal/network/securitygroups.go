@@ -104,18 +104,8 @@ func (s *Service) getSecurityGroup(ctx context.Context, q store.Querier, id stri
 }
 
 func (s *Service) loadSecurityGroup(ctx context.Context, q store.Querier, c caller, id string) (*securityGroup, error) {
-	uid, ok := validUUID(id)
-	if !ok {
-		return nil, securityGroupNotFound(id)
-	}
-	g, err := s.getSecurityGroup(ctx, q, uid)
-	if err != nil {
-		return nil, err
-	}
-	if !c.admin && g.ProjectID != c.project {
-		return nil, securityGroupNotFound(id)
-	}
-	return g, nil
+	return loadVisible(ctx, q, scanSecurityGroup, `SELECT `+sgColumns+` FROM security_groups WHERE id = ?`, id,
+		func(g *securityGroup) bool { return c.admin || g.ProjectID == c.project }, securityGroupNotFound)
 }
 
 // ensureDefaultSecurityGroup returns the project's default group,
@@ -214,14 +204,7 @@ func (s *Service) securityGroupObj(ctx context.Context, q store.Querier, g *secu
 func (s *Service) listSecurityGroups(r *http.Request) (*api.Response, error) {
 	ctx := r.Context()
 	c := s.caller(r)
-	if err := s.authorize(r, "get_security_group", obj{"project_id": c.project}); err != nil {
-		return nil, err
-	}
-	if err := s.ensureCallerDefault(ctx, c); err != nil {
-		return nil, err
-	}
-	where, args := c.scope(`project_id = ?`)
-	groups, err := store.QueryAll(ctx, s.db, scanSecurityGroup, `SELECT `+sgColumns+` FROM security_groups`+where, args...)
+	groups, err := queryList(s, r, c, "get_security_group", scanSecurityGroup, `SELECT `+sgColumns+` FROM security_groups`, `project_id = ?`, func() error { return s.ensureCallerDefault(ctx, c) })
 	if err != nil {
 		return nil, err
 	}
@@ -240,29 +223,17 @@ func (s *Service) listSecurityGroups(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	tags, err := tagsFor(ctx, s.db, ids)
+	items, err := renderTagged(ctx, s.db, groups, func(g *securityGroup) string { return g.ID },
+		func(g *securityGroup) bool { return c.admin || g.ProjectID == c.project },
+		func(g *securityGroup, tags []string) obj { return renderSecurityGroup(g, rules[g.ID], tags) })
 	if err != nil {
 		return nil, err
-	}
-	var items []obj
-	for _, g := range groups {
-		if c.admin || g.ProjectID == c.project {
-			items = append(items, renderSecurityGroup(g, rules[g.ID], tags[g.ID]))
-		}
 	}
 	return s.list(r, "security_groups", items, nil)
 }
 
 func (s *Service) showSecurityGroup(r *http.Request) (*api.Response, error) {
-	g, err := s.loadSecurityGroup(r.Context(), s.db, s.caller(r), r.PathValue("id"))
-	if err != nil {
-		return nil, err
-	}
-	o, err := s.securityGroupObj(r.Context(), s.db, g)
-	if err != nil {
-		return nil, err
-	}
-	return show(r, "security_group", o), nil
+	return showOne(s, r, "security_group", s.loadSecurityGroup, s.securityGroupObj)
 }
 
 type securityGroupBody struct {
@@ -284,11 +255,8 @@ func (s *Service) createSecurityGroup(r *http.Request) (*api.Response, error) {
 		return nil, err
 	}
 	c := s.caller(r)
-	project, err := ownerFor(c, b.ProjectID, b.TenantID)
+	project, err := s.authorizeCreate(r, c, "create_security_group", b.ProjectID, b.TenantID)
 	if err != nil {
-		return nil, err
-	}
-	if err := s.authorize(r, "create_security_group", obj{"project_id": project}); err != nil {
 		return nil, err
 	}
 	if err := firstErr(checkLen("name", b.Name, 255), checkLen("description", b.Description, 255), validTags(b.Tags)); err != nil {
@@ -350,29 +318,17 @@ func (s *Service) updateSecurityGroup(r *http.Request) (*api.Response, error) {
 	if err := firstErr(checkLen("name", b.Name, 255), checkLen("description", b.Description, 255)); err != nil {
 		return nil, err
 	}
-	c := s.caller(r)
-	var o obj
-	var id string
-	err = s.writeTx(r.Context(), func(tx *store.Tx) error {
-		ctx := r.Context()
-		g, err := s.loadSecurityGroup(ctx, tx, c, r.PathValue("id"))
-		if err != nil {
-			return err
-		}
-		id = g.ID
-		if err := s.authorize(r, "update_security_group", obj{"project_id": g.ProjectID}); err != nil {
-			return err
-		}
+	return updateOwned(s, r, "security_group", s.loadSecurityGroup, func(ctx context.Context, tx *store.Tx, g *securityGroup) (obj, error) {
 		isDef, err := s.isDefaultGroup(ctx, tx, g)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if b.Name != nil && *b.Name != g.Name {
 			if isDef {
-				return inUse("SecurityGroupCannotUpdateDefault", "Updating default security group not allowed.")
+				return nil, inUse("SecurityGroupCannotUpdateDefault", "Updating default security group not allowed.")
 			}
 			if strings.EqualFold(*b.Name, "default") {
-				return defaultExists()
+				return nil, defaultExists()
 			}
 			g.Name = *b.Name
 		}
@@ -382,42 +338,25 @@ func (s *Service) updateSecurityGroup(r *http.Request) (*api.Response, error) {
 		if b.Stateful != nil && *b.Stateful != g.Stateful {
 			n, err := count(ctx, tx, `SELECT COUNT(*) FROM port_security_groups WHERE security_group_id = ?`, g.ID)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if n > 0 {
-				return inUse("SecurityGroupInUse", "Security Group %s in use.", g.ID)
+				return nil, inUse("SecurityGroupInUse", "Security Group %s in use.", g.ID)
 			}
 			g.Stateful = *b.Stateful
 		}
-		g.Revision++
-		g.UpdatedAt = neutronTime(now())
+		touch(&g.Revision, &g.UpdatedAt)
 		if _, err := tx.Exec(ctx, `UPDATE security_groups SET name = ?, description = ?, stateful = ?, revision_number = ?, updated_at = ? WHERE id = ?`,
 			g.Name, g.Description, boolInt(g.Stateful), g.Revision, g.UpdatedAt, g.ID); err != nil {
-			return err
+			return nil, err
 		}
-		o, err = s.securityGroupObj(ctx, tx, g)
-		return err
+		return s.securityGroupObj(ctx, tx, g)
 	})
-	if err != nil {
-		return nil, err
-	}
-	s.notify(r.Context(), Event{Resource: "security_group", ID: id, Action: "update"})
-	return api.JSON(http.StatusOK, obj{"security_group": o}), nil
 }
 
 func (s *Service) deleteSecurityGroup(r *http.Request) (*api.Response, error) {
 	c := s.caller(r)
-	var id string
-	err := s.writeTx(r.Context(), func(tx *store.Tx) error {
-		ctx := r.Context()
-		g, err := s.loadSecurityGroup(ctx, tx, c, r.PathValue("id"))
-		if err != nil {
-			return err
-		}
-		id = g.ID
-		if err := s.authorize(r, "delete_security_group", obj{"project_id": g.ProjectID}); err != nil {
-			return err
-		}
+	return deleteOwned(s, r, "security_group", s.loadSecurityGroup, func(ctx context.Context, tx *store.Tx, g *securityGroup) error {
 		isDef, err := s.isDefaultGroup(ctx, tx, g)
 		if err != nil {
 			return err
@@ -446,11 +385,6 @@ func (s *Service) deleteSecurityGroup(r *http.Request) (*api.Response, error) {
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	s.notify(r.Context(), Event{Resource: "security_group", ID: id, Action: "delete"})
-	return api.NoContent(), nil
 }
 
 // Rules.
@@ -458,14 +392,7 @@ func (s *Service) deleteSecurityGroup(r *http.Request) (*api.Response, error) {
 func (s *Service) listRules(r *http.Request) (*api.Response, error) {
 	ctx := r.Context()
 	c := s.caller(r)
-	if err := s.authorize(r, "get_security_group_rule", obj{"project_id": c.project}); err != nil {
-		return nil, err
-	}
-	if err := s.ensureCallerDefault(ctx, c); err != nil {
-		return nil, err
-	}
-	where, args := c.scope(`project_id = ?`)
-	rules, err := store.QueryAll(ctx, s.db, scanRule, `SELECT `+ruleColumns+` FROM security_group_rules`+where, args...)
+	rules, err := queryList(s, r, c, "get_security_group_rule", scanRule, `SELECT `+ruleColumns+` FROM security_group_rules`, `project_id = ?`, func() error { return s.ensureCallerDefault(ctx, c) })
 	if err != nil {
 		return nil, err
 	}
@@ -483,15 +410,8 @@ func ruleNotFound(id string) *api.Error {
 }
 
 func (s *Service) loadRule(ctx context.Context, q store.Querier, c caller, id string) (*sgRule, error) {
-	uid, ok := validUUID(id)
-	if !ok {
-		return nil, ruleNotFound(id)
-	}
-	rl, err := store.QueryOne(ctx, q, scanRule, `SELECT `+ruleColumns+` FROM security_group_rules WHERE id = ?`, uid)
-	if errors.Is(err, store.ErrNotFound) || err == nil && !c.admin && rl.ProjectID != c.project {
-		return nil, ruleNotFound(id)
-	}
-	return rl, err
+	return loadVisible(ctx, q, scanRule, `SELECT `+ruleColumns+` FROM security_group_rules WHERE id = ?`, id,
+		func(rl *sgRule) bool { return c.admin || rl.ProjectID == c.project }, ruleNotFound)
 }
 
 func (s *Service) showRule(r *http.Request) (*api.Response, error) {
@@ -712,7 +632,8 @@ func validateRule(b *ruleBody) (*sgRule, error) {
 		if rl.PortMin != nil && *rl.PortMin == 0 || rl.PortMax != nil && *rl.PortMax == 0 {
 			return nil, nerr(400, "SecurityGroupInvalidPortValue", "Invalid value for port 0")
 		}
-		if rl.PortMin != nil && rl.PortMax != nil && *rl.PortMin > *rl.PortMax {
+		// Neutron wants both ends of a range, or neither.
+		if (rl.PortMin == nil) != (rl.PortMax == nil) || rl.PortMin != nil && *rl.PortMin > *rl.PortMax {
 			return nil, nerr(400, "SecurityGroupInvalidPortRange", "For TCP/UDP protocols, port_range_min must be <= port_range_max")
 		}
 	case slices.Contains(icmpProtocols, proto):
@@ -764,23 +685,19 @@ func validateRule(b *ruleBody) (*sgRule, error) {
 
 func (s *Service) deleteRule(r *http.Request) (*api.Response, error) {
 	c := s.caller(r)
-	var groupID string
-	err := s.writeTx(r.Context(), func(tx *store.Tx) error {
-		ctx := r.Context()
+	err := s.commit(r, func(ctx context.Context, tx *store.Tx) ([]Event, error) {
 		rl, err := s.loadRule(ctx, tx, c, r.PathValue("id"))
 		if err != nil {
-			return err
+			return nil, err
 		}
-		groupID = rl.SecurityGroupID
-		if err := s.authorize(r, "delete_security_group_rule", obj{"project_id": rl.ProjectID}); err != nil {
-			return err
+		if err := s.authorizeOwned(r, "delete_security_group_rule", rl.ProjectID); err != nil {
+			return nil, err
 		}
 		_, err = tx.Exec(ctx, `DELETE FROM security_group_rules WHERE id = ?`, rl.ID)
-		return err
+		return []Event{{Resource: "security_group", ID: rl.SecurityGroupID, Action: "update"}}, err
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.notify(r.Context(), Event{Resource: "security_group", ID: groupID, Action: "update"})
 	return api.NoContent(), nil
 }

@@ -3,7 +3,6 @@ package network
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -50,15 +49,7 @@ func (c caller) seesPool(sp *subnetPool) bool {
 }
 
 func (s *Service) loadSubnetPool(ctx context.Context, q store.Querier, c caller, id string) (*subnetPool, error) {
-	uid, ok := validUUID(id)
-	if !ok {
-		return nil, subnetPoolNotFound(id)
-	}
-	sp, err := store.QueryOne(ctx, q, scanSubnetPool, `SELECT `+subnetPoolColumns+` FROM subnetpools WHERE id = ?`, uid)
-	if errors.Is(err, store.ErrNotFound) || err == nil && !c.seesPool(sp) {
-		return nil, subnetPoolNotFound(id)
-	}
-	return sp, err
+	return loadVisible(ctx, q, scanSubnetPool, `SELECT `+subnetPoolColumns+` FROM subnetpools WHERE id = ?`, id, c.seesPool, subnetPoolNotFound)
 }
 
 func renderSubnetPool(sp *subnetPool, tags []string) obj {
@@ -72,51 +63,25 @@ func renderSubnetPool(sp *subnetPool, tags []string) obj {
 }
 
 func (s *Service) subnetPoolObj(ctx context.Context, q store.Querier, sp *subnetPool) (obj, error) {
-	tags, err := tagsFor(ctx, q, []string{sp.ID})
-	if err != nil {
-		return nil, err
-	}
-	return renderSubnetPool(sp, tags[sp.ID]), nil
+	return withTags(ctx, q, sp.ID, sp, renderSubnetPool)
 }
 
 func (s *Service) listSubnetPools(r *http.Request) (*api.Response, error) {
 	ctx := r.Context()
 	c := s.caller(r)
-	if err := s.authorize(r, "get_subnetpool", obj{"project_id": c.project}); err != nil {
-		return nil, err
-	}
-	where, args := c.scope(`(project_id = ? OR shared = 1)`)
-	pools, err := store.QueryAll(ctx, s.db, scanSubnetPool, `SELECT `+subnetPoolColumns+` FROM subnetpools`+where, args...)
+	pools, err := queryList(s, r, c, "get_subnetpool", scanSubnetPool, `SELECT `+subnetPoolColumns+` FROM subnetpools`, `(project_id = ? OR shared = 1)`, nil)
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]string, len(pools))
-	for i, sp := range pools {
-		ids[i] = sp.ID
-	}
-	tags, err := tagsFor(ctx, s.db, ids)
+	items, err := renderTagged(ctx, s.db, pools, func(sp *subnetPool) string { return sp.ID }, c.seesPool, renderSubnetPool)
 	if err != nil {
 		return nil, err
-	}
-	var items []obj
-	for _, sp := range pools {
-		if c.seesPool(sp) {
-			items = append(items, renderSubnetPool(sp, tags[sp.ID]))
-		}
 	}
 	return s.list(r, "subnetpools", items, nil)
 }
 
 func (s *Service) showSubnetPool(r *http.Request) (*api.Response, error) {
-	sp, err := s.loadSubnetPool(r.Context(), s.db, s.caller(r), r.PathValue("id"))
-	if err != nil {
-		return nil, err
-	}
-	o, err := s.subnetPoolObj(r.Context(), s.db, sp)
-	if err != nil {
-		return nil, err
-	}
-	return show(r, "subnetpool", o), nil
+	return showOne(s, r, "subnetpool", s.loadSubnetPool, s.subnetPoolObj)
 }
 
 type subnetPoolBody struct {
@@ -209,23 +174,16 @@ func (s *Service) createSubnetPool(r *http.Request) (*api.Response, error) {
 		return nil, err
 	}
 	c := s.caller(r)
-	project, err := ownerFor(c, b.ProjectID, b.TenantID)
-	if err != nil {
-		return nil, err
-	}
-	target := obj{"project_id": project}
-	if err := s.authorize(r, "create_subnetpool", target); err != nil {
-		return nil, err
-	}
+	var attrs []string
 	if b.Shared != nil && *b.Shared {
-		if err := s.authorizeAttrs(r, "create_subnetpool", target, "shared"); err != nil {
-			return nil, err
-		}
+		attrs = append(attrs, "shared")
 	}
 	if b.IsDefault != nil && *b.IsDefault {
-		if err := s.authorizeAttrs(r, "create_subnetpool", target, "is_default"); err != nil {
-			return nil, err
-		}
+		attrs = append(attrs, "is_default")
+	}
+	project, err := s.authorizeCreate(r, c, "create_subnetpool", b.ProjectID, b.TenantID, attrs...)
+	if err != nil {
+		return nil, err
 	}
 	if b.AddressScopeID.Set && !b.AddressScopeID.Null {
 		return nil, invalidInput("Address scopes are not supported")
@@ -377,8 +335,7 @@ func (s *Service) updateSubnetPool(r *http.Request) (*api.Response, error) {
 				sp.DefaultQuota = &q
 			}
 		}
-		sp.Revision++
-		sp.UpdatedAt = neutronTime(now())
+		touch(&sp.Revision, &sp.UpdatedAt)
 		if _, err := tx.Exec(ctx, `UPDATE subnetpools SET name = ?, description = ?, prefixes = ?, default_prefixlen = ?, min_prefixlen = ?,
 			max_prefixlen = ?, is_default = ?, default_quota = ?, revision_number = ?, updated_at = ? WHERE id = ?`,
 			sp.Name, sp.Description, jsonText(sp.Prefixes), sp.DefaultPrefixlen, sp.MinPrefixlen, sp.MaxPrefixlen, boolInt(sp.IsDefault),

@@ -83,25 +83,20 @@ func (s *Service) getSubnet(ctx context.Context, q store.Querier, id string) (*s
 	return sn, err
 }
 
-// loadSubnet fetches a subnet the caller may see (their own, or on a
-// network they see) with its network.
+// seesSubnet reports whether the caller sees a subnet: their own, those
+// on their own and shared networks, everything for admins. The subnets of
+// an external network that is not shared stay hidden, as in Neutron:
+// other projects use that network only through routers and floating IPs.
+func (c caller) seesSubnet(sn *subnet, n *network) bool {
+	return c.admin || sn.ProjectID == c.project || n.ProjectID == c.project || n.Shared
+}
+
+// subnetVisibility is the SQL form of caller.seesSubnet.
+const subnetVisibility = `(project_id = ? OR network_id IN (SELECT id FROM networks WHERE project_id = ? OR shared = 1))`
+
+// loadSubnet fetches a subnet the caller may see with its network.
 func (s *Service) loadSubnet(ctx context.Context, q store.Querier, c caller, id string) (*subnet, *network, error) {
-	uid, ok := validUUID(id)
-	if !ok {
-		return nil, nil, subnetNotFound(id)
-	}
-	sn, err := s.getSubnet(ctx, q, uid)
-	if err != nil {
-		return nil, nil, err
-	}
-	n, err := s.getNetwork(ctx, q, sn.NetworkID)
-	if err != nil {
-		return nil, nil, err
-	}
-	if !c.admin && sn.ProjectID != c.project && !c.seesNetwork(n) {
-		return nil, nil, subnetNotFound(id)
-	}
-	return sn, n, nil
+	return loadOnNetwork(ctx, s, q, id, s.getSubnet, func(sn *subnet) string { return sn.NetworkID }, c.seesSubnet, subnetNotFound)
 }
 
 func renderSubnet(sn *subnet, tags []string) obj {
@@ -116,35 +111,19 @@ func renderSubnet(sn *subnet, tags []string) obj {
 }
 
 func (s *Service) subnetObj(ctx context.Context, q store.Querier, sn *subnet) (obj, error) {
-	tags, err := tagsFor(ctx, q, []string{sn.ID})
-	if err != nil {
-		return nil, err
-	}
-	return renderSubnet(sn, tags[sn.ID]), nil
+	return withTags(ctx, q, sn.ID, sn, renderSubnet)
 }
 
 func (s *Service) listSubnets(r *http.Request) (*api.Response, error) {
 	ctx := r.Context()
 	c := s.caller(r)
-	if err := s.authorize(r, "get_subnet", obj{"project_id": c.project}); err != nil {
-		return nil, err
-	}
-	where, args := c.scope(`(project_id = ? OR network_id IN (SELECT id FROM networks WHERE ` + networkVisibility + `))`)
-	subnets, err := store.QueryAll(ctx, s.db, scanSubnet, `SELECT `+subnetColumns+` FROM subnets`+where, args...)
+	subnets, err := queryList(s, r, c, "get_subnet", scanSubnet, `SELECT `+subnetColumns+` FROM subnets`, subnetVisibility, nil)
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]string, len(subnets))
-	for i, sn := range subnets {
-		ids[i] = sn.ID
-	}
-	tags, err := tagsFor(ctx, s.db, ids)
+	items, err := renderTagged(ctx, s.db, subnets, func(sn *subnet) string { return sn.ID }, func(*subnet) bool { return true }, renderSubnet)
 	if err != nil {
 		return nil, err
-	}
-	var items []obj
-	for _, sn := range subnets {
-		items = append(items, renderSubnet(sn, tags[sn.ID]))
 	}
 	return s.list(r, "subnets", items, nil)
 }
@@ -504,20 +483,16 @@ func (s *Service) updateSubnet(r *http.Request) (*api.Response, error) {
 		return nil, err
 	}
 	c := s.caller(r)
-	var o obj
-	var id string
-	err = s.writeTx(r.Context(), func(tx *store.Tx) error {
-		ctx := r.Context()
+	return s.updateOne(r, "subnet", func(ctx context.Context, tx *store.Tx) (string, obj, error) {
 		sn, n, err := s.loadSubnet(ctx, tx, c, r.PathValue("id"))
 		if err != nil {
-			return err
+			return "", nil, err
 		}
-		id = sn.ID
 		if err := s.authorize(r, "update_subnet", obj{"project_id": sn.ProjectID, "network_project_id": n.ProjectID}); err != nil {
-			return err
+			return "", nil, err
 		}
 		if err := validateSubnetOptions(sn, &b, false); err != nil {
-			return err
+			return "", nil, err
 		}
 		if b.Name != nil {
 			sn.Name = *b.Name
@@ -529,12 +504,12 @@ func (s *Service) updateSubnet(r *http.Request) (*api.Response, error) {
 		if b.GatewayIP.Set {
 			gw, err := gatewayFor(prefix, b.GatewayIP)
 			if err != nil {
-				return err
+				return "", nil, err
 			}
 			if sn.GatewayIP != nil && (gw == nil || *gw != *sn.GatewayIP) {
 				owner, err := store.QueryOne(ctx, tx, scanOneString, `SELECT port_id FROM ip_allocations WHERE subnet_id = ? AND ip_address = ?`, sn.ID, *sn.GatewayIP)
 				if err == nil {
-					return inUse("GatewayIpInUse", "Current gateway ip %s already in use by port %s. Unable to update.", *sn.GatewayIP, owner)
+					return "", nil, inUse("GatewayIpInUse", "Current gateway ip %s already in use by port %s. Unable to update.", *sn.GatewayIP, owner)
 				}
 			}
 			sn.GatewayIP = gw
@@ -546,30 +521,24 @@ func (s *Service) updateSubnet(r *http.Request) (*api.Response, error) {
 		}
 		if b.AllocationPools != nil {
 			if err := validatePools(prefix, b.AllocationPools, gwAddr); err != nil {
-				return err
+				return "", nil, err
 			}
 			sn.Pools = normalizePools(b.AllocationPools)
 		} else if b.GatewayIP.Set {
 			if err := validatePools(prefix, sn.Pools, gwAddr); err != nil {
-				return err
+				return "", nil, err
 			}
 		}
-		sn.Revision++
-		sn.UpdatedAt = neutronTime(now())
+		touch(&sn.Revision, &sn.UpdatedAt)
 		if _, err := tx.Exec(ctx, `UPDATE subnets SET name = ?, description = ?, gateway_ip = ?, enable_dhcp = ?, allocation_pools = ?,
 			dns_nameservers = ?, host_routes = ?, revision_number = ?, updated_at = ? WHERE id = ?`,
 			sn.Name, sn.Description, sn.GatewayIP, boolInt(sn.EnableDHCP), jsonText(orEmpty(sn.Pools)), jsonText(orEmpty(sn.DNS)),
 			jsonText(orEmpty(sn.HostRoutes)), sn.Revision, sn.UpdatedAt, sn.ID); err != nil {
-			return err
+			return "", nil, err
 		}
-		o, err = s.subnetObj(ctx, tx, sn)
-		return err
+		o, err := s.subnetObj(ctx, tx, sn)
+		return sn.ID, o, err
 	})
-	if err != nil {
-		return nil, err
-	}
-	s.notify(r.Context(), Event{Resource: "subnet", ID: id, Action: "update"})
-	return api.JSON(http.StatusOK, obj{"subnet": o}), nil
 }
 
 func scanOneString(sc store.Scanner) (string, error) {
@@ -580,24 +549,41 @@ func scanOneString(sc store.Scanner) (string, error) {
 
 func (s *Service) deleteSubnet(r *http.Request) (*api.Response, error) {
 	c := s.caller(r)
-	var id, networkID string
-	err := s.writeTx(r.Context(), func(tx *store.Tx) error {
-		ctx := r.Context()
+	err := s.commit(r, func(ctx context.Context, tx *store.Tx) ([]Event, error) {
 		sn, n, err := s.loadSubnet(ctx, tx, c, r.PathValue("id"))
 		if err != nil {
-			return err
+			return nil, err
 		}
-		id, networkID = sn.ID, n.ID
 		if err := s.authorize(r, "delete_subnet", obj{"project_id": sn.ProjectID, "network_project_id": n.ProjectID}); err != nil {
-			return err
+			return nil, err
+		}
+		// Ports hold their addresses on a subnet, except that DHCP ports
+		// go with it, and on a SLAAC or DHCPv6-stateless subnet, where
+		// hosts configure their own addresses, only router interfaces
+		// hold it: the other ports lose that address, as in Neutron.
+		blocking := `p.device_owner NOT IN ('network:dhcp')`
+		if sn.autoAddress() {
+			blocking = `p.device_owner IN ('` + ownerRouterInterface + `', 'network:router_interface_distributed')`
 		}
 		used, err := count(ctx, tx, `SELECT COUNT(*) FROM ip_allocations a JOIN ports p ON p.id = a.port_id
-			WHERE a.subnet_id = ? AND p.device_owner NOT IN ('network:dhcp')`, sn.ID)
+			WHERE a.subnet_id = ? AND `+blocking, sn.ID)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if used > 0 {
-			return inUse("SubnetInUse", "Unable to complete operation on subnet %s: One or more ports have an IP allocation from this subnet.", sn.ID)
+			return nil, inUse("SubnetInUse", "Unable to complete operation on subnet %s: One or more ports have an IP allocation from this subnet.", sn.ID)
+		}
+		ports, err := store.QueryStrings(ctx, tx, `SELECT DISTINCT a.port_id FROM ip_allocations a JOIN ports p ON p.id = a.port_id
+			WHERE a.subnet_id = ? AND p.device_owner NOT IN ('network:dhcp')`, sn.ID)
+		if err != nil {
+			return nil, err
+		}
+		evs := []Event{{Resource: "subnet", ID: sn.ID, Action: "delete"}, {Resource: "network", ID: n.ID, Action: "update"}}
+		for _, p := range ports {
+			if err := bump(ctx, tx, "ports", p); err != nil {
+				return nil, err
+			}
+			evs = append(evs, Event{Resource: "port", ID: p, Action: "update"})
 		}
 		for _, stmt := range []string{
 			`DELETE FROM ip_allocations WHERE subnet_id = ?`,
@@ -605,14 +591,13 @@ func (s *Service) deleteSubnet(r *http.Request) (*api.Response, error) {
 			`DELETE FROM subnets WHERE id = ?`,
 		} {
 			if _, err := tx.Exec(ctx, stmt, sn.ID); err != nil {
-				return err
+				return nil, err
 			}
 		}
-		return bump(ctx, tx, "networks", n.ID)
+		return evs, bump(ctx, tx, "networks", n.ID)
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.notify(r.Context(), Event{Resource: "subnet", ID: id, Action: "delete"}, Event{Resource: "network", ID: networkID, Action: "update"})
 	return api.NoContent(), nil
 }

@@ -56,6 +56,18 @@ func TestSubnetDefaultsAndValidation(t *testing.T) {
 	}
 	bad(map[string]any{"cidr": "2001:db8:2::/80", "ip_version": 6, "ipv6_address_mode": "slaac"}, 400, "InvalidInput")
 	bad(map[string]any{"cidr": "2001:db8:2::/64", "ip_version": 6, "ipv6_address_mode": "slaac", "ipv6_ra_mode": "dhcpv6-stateful"}, 400, "InvalidInput")
+	// A SLAAC subnet goes even with ports on it; they lose that address.
+	v6net := h.network("a", nil)["id"].(string)
+	slaac := h.subnet("a", v6net, "2001:db8:9::/64", map[string]any{"ip_version": 6, "ipv6_ra_mode": "slaac", "ipv6_address_mode": "slaac"})
+	p6 := h.port("a", v6net, nil)
+	if len(fixedIPs(p6)) != 1 {
+		t.Fatalf("SLAAC port %v", p6)
+	}
+	h.json("a", "DELETE", "/v2.0/subnets/"+slaac["id"].(string), nil, http.StatusNoContent)
+	if left := h.json("a", "GET", "/v2.0/ports/"+p6["id"].(string), nil, http.StatusOK)["port"].(map[string]any); len(fixedIPs(left)) != 0 || left["revision_number"] == p6["revision_number"] {
+		t.Fatalf("port after its SLAAC subnet went %v", left)
+	}
+	h.fail("a", "DELETE", "/v2.0/networks/"+v6net, nil, http.StatusConflict, "NetworkInUse")
 	// Update.
 	id := sn["id"].(string)
 	u := h.json("a", "PUT", "/v2.0/subnets/"+id, map[string]any{"subnet": map[string]any{"name": "s", "allocation_pools": []map[string]string{{"start": "10.0.0.100", "end": "10.0.0.200"}}}}, http.StatusOK)["subnet"].(map[string]any)
