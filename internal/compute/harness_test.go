@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nimbus-cloud/nimbus/internal/api"
+	"github.com/nimbus-cloud/nimbus/internal/api/apitest"
 	"github.com/nimbus-cloud/nimbus/internal/bus"
 	"github.com/nimbus-cloud/nimbus/internal/compute"
 	"github.com/nimbus-cloud/nimbus/internal/compute/fakeagent"
@@ -24,15 +25,6 @@ import (
 	"github.com/nimbus-cloud/nimbus/internal/store/storetest"
 )
 
-// fakeTokens maps tokens to identities.
-type fakeTokens map[string]*api.Identity
-
-func (f fakeTokens) ValidateToken(_ context.Context, token string) (*api.Identity, error) {
-	if id, ok := f[token]; ok {
-		return id, nil
-	}
-	return nil, api.Unauthorized("The request you have made requires authentication.")
-}
 
 const (
 	projA = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -40,7 +32,7 @@ const (
 	projX = "adadadadadadadadadadadadadadadad"
 )
 
-var tokens = fakeTokens{
+var tokens = apitest.Tokens{
 	"admin": {UserID: "u-admin", ProjectID: projX, Roles: []api.Role{{Name: "admin"}, {Name: "member"}, {Name: "reader"}}},
 	"a":     {UserID: "u-a", ProjectID: projA, Roles: []api.Role{{Name: "member"}, {Name: "reader"}}},
 	"a2":    {UserID: "u-a2", ProjectID: projA, Roles: []api.Role{{Name: "member"}, {Name: "reader"}}},

@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/nimbus-cloud/nimbus/internal/api"
+	"github.com/nimbus-cloud/nimbus/internal/api/apitest"
 	"github.com/nimbus-cloud/nimbus/internal/bus"
 	"github.com/nimbus-cloud/nimbus/internal/compute"
 	"github.com/nimbus-cloud/nimbus/internal/computeagent"
@@ -39,16 +40,8 @@ const (
 	prefix   = "tt"
 )
 
-type fakeTokens map[string]*api.Identity
 
-func (f fakeTokens) ValidateToken(_ context.Context, token string) (*api.Identity, error) {
-	if id, ok := f[token]; ok {
-		return id, nil
-	}
-	return nil, api.Unauthorized("The request you have made requires authentication.")
-}
-
-var tokens = fakeTokens{
+var tokens = apitest.Tokens{
 	"admin": {UserID: "u-admin", ProjectID: "adadadadadadadadadadadadadadadad", Roles: []api.Role{{Name: "admin"}, {Name: "member"}, {Name: "reader"}}},
 	"a":     {UserID: "u-a", ProjectID: projA, Roles: []api.Role{{Name: "member"}, {Name: "reader"}}},
 }

@@ -12,22 +12,12 @@ import (
 	"testing"
 
 	"github.com/nimbus-cloud/nimbus/internal/api"
+	"github.com/nimbus-cloud/nimbus/internal/api/apitest"
 	"github.com/nimbus-cloud/nimbus/internal/image/imagestore"
 	"github.com/nimbus-cloud/nimbus/internal/policy"
 	"github.com/nimbus-cloud/nimbus/internal/store"
 )
 
-// fakeTokens maps tokens to identities.
-type fakeTokens map[string]*api.Identity
-
-func (f fakeTokens) ValidateToken(_ context.Context, token string) (*api.Identity, error) {
-	if id, ok := f[token]; ok {
-		c := *id
-		c.Token = token
-		return &c, nil
-	}
-	return nil, api.Unauthorized("The request you have made requires authentication.")
-}
 
 const (
 	projA = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -66,7 +56,7 @@ func newHarnessWith(t *testing.T, configure func(cfg *Config)) *harness {
 	apiSvc := &api.Service{
 		Name: "image", Errors: Errors, ErrorsFor: ErrorsFor, Policy: api.PolicyAuthorizer{Enforcer: enf},
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Tokens: fakeTokens{
+		Tokens: apitest.Tokens{
 			"admin": {UserID: "u-admin", ProjectID: projX, Roles: []api.Role{{Name: "admin"}, {Name: "member"}}},
 			"a":     {UserID: "u-a", ProjectID: projA, Roles: member},
 			"b":     {UserID: "u-b", ProjectID: projB, Roles: member},

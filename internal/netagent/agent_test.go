@@ -19,21 +19,16 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
 	"github.com/nimbus-cloud/nimbus/internal/api"
+	"github.com/nimbus-cloud/nimbus/internal/api/apitest"
 	"github.com/nimbus-cloud/nimbus/internal/dataplane"
 	neutron "github.com/nimbus-cloud/nimbus/internal/network"
 	"github.com/nimbus-cloud/nimbus/internal/policy"
 	"github.com/nimbus-cloud/nimbus/internal/store"
 )
 
-type adminToken struct{}
-
-func (adminToken) ValidateToken(_ context.Context, token string) (*api.Identity, error) {
-	if token != "admin-token" {
-		return nil, api.Unauthorized("The request you have made requires authentication.")
-	}
-	return &api.Identity{Token: token, UserID: "u-admin", ProjectID: "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-		Roles: []api.Role{{Name: "admin"}, {Name: "member"}, {Name: "reader"}}}, nil
-}
+// adminToken is the one token the test networking service knows.
+var adminToken = apitest.Tokens{"admin-token": {UserID: "u-admin", ProjectID: "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+	Roles: []api.Role{{Name: "admin"}, {Name: "member"}, {Name: "reader"}}}}
 
 // recorder stands in for the data plane and keeps what it was asked.
 type recorder struct {
@@ -63,7 +58,7 @@ func newNetworking(t *testing.T) *gophercloud.ServiceClient {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := &api.Service{Name: "network", Errors: neutron.Errors, Tokens: adminToken{}, Policy: api.PolicyAuthorizer{Enforcer: enf}, Log: log}
+	svc := &api.Service{Name: "network", Errors: neutron.Errors, Tokens: adminToken, Policy: api.PolicyAuthorizer{Enforcer: enf}, Log: log}
 	n, err := neutron.New(ctx, neutron.Config{}, db, svc, log)
 	if err != nil {
 		t.Fatal(err)

@@ -16,20 +16,12 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2/pagination"
 	"github.com/nimbus-cloud/nimbus/internal/api"
+	"github.com/nimbus-cloud/nimbus/internal/api/apitest"
 	"github.com/nimbus-cloud/nimbus/internal/policy"
 	"github.com/nimbus-cloud/nimbus/internal/store"
 	"github.com/nimbus-cloud/nimbus/internal/store/storetest"
 )
 
-// fakeTokens maps tokens to identities.
-type fakeTokens map[string]*api.Identity
-
-func (f fakeTokens) ValidateToken(_ context.Context, token string) (*api.Identity, error) {
-	if id, ok := f[token]; ok {
-		return id, nil
-	}
-	return nil, api.Unauthorized("The request you have made requires authentication.")
-}
 
 const (
 	projA = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -109,7 +101,7 @@ func newHarnessOn(t *testing.T, db *store.DB, cfg Config) *harness {
 	apiSvc := &api.Service{
 		Name: "network", Errors: Errors, Policy: api.PolicyAuthorizer{Enforcer: enf},
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Tokens: fakeTokens{
+		Tokens: apitest.Tokens{
 			"admin": {UserID: "u-admin", ProjectID: projX, Roles: []api.Role{{Name: "admin"}, {Name: "member"}, {Name: "reader"}}},
 			"a":     {UserID: "u-a", ProjectID: projA, Roles: member},
 			"b":     {UserID: "u-b", ProjectID: projB, Roles: member},
