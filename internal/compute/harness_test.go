@@ -25,7 +25,6 @@ import (
 	"github.com/nimbus-cloud/nimbus/internal/store/storetest"
 )
 
-
 const (
 	projA = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 	projB = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"

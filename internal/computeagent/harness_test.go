@@ -40,7 +40,6 @@ const (
 	prefix   = "tt"
 )
 
-
 var tokens = apitest.Tokens{
 	"admin": {UserID: "u-admin", ProjectID: "adadadadadadadadadadadadadadadad", Roles: []api.Role{{Name: "admin"}, {Name: "member"}, {Name: "reader"}}},
 	"a":     {UserID: "u-a", ProjectID: projA, Roles: []api.Role{{Name: "member"}, {Name: "reader"}}},

@@ -18,7 +18,6 @@ import (
 	"github.com/nimbus-cloud/nimbus/internal/store"
 )
 
-
 const (
 	projA = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 	projB = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"

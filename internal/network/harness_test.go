@@ -22,7 +22,6 @@ import (
 	"github.com/nimbus-cloud/nimbus/internal/store/storetest"
 )
 
-
 const (
 	projA = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 	projB = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
