@@ -86,21 +86,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-say() { echo "== $*" >&2; }
-load1() { cut -d' ' -f1 /proc/loadavg; }
-# wait_quiet LABEL [TIMEOUT]: other work shares the 2 cores; give it a
-# chance to finish (up to TIMEOUT s, default BENCH_WAIT_LOAD), and record
-# what the load was.
-wait_quiet() {
-  local waited=0 limit=${2:-$WAIT_LOAD}
-  while awk -v l="$(load1)" -v m="$MAX_LOAD" 'BEGIN{exit !(l >= m)}'; do
-    if [ "$waited" -ge "$limit" ]; then say "load average still $(load1) after ${limit}s; going on (noted in the results)"; break; fi
-    [ "$waited" = 0 ] && say "load average $(load1) >= $MAX_LOAD; waiting up to ${limit}s"
-    sleep 10; waited=$((waited + 10))
-  done
-  echo "{\"mode\":\"load\",\"label\":\"$1\",\"load\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"waited_s\":$waited}" >>"$RESULTS"
-}
-record() { tee -a "$RESULTS"; }
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
 # rss_json LABEL PHASE PID...: VmRSS and PSS (smaps_rollup) summed over the PIDs.
 rss_json() {
   local label=$1 phase=$2 rss=0 pss=0 p; shift 2
@@ -115,18 +102,12 @@ say "building imagebench"
 go build -o "$OUT/bin/" ./bench/imagebench
 IMAGEBENCH=$OUT/bin/imagebench
 
-{
-  echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "commit: $(git rev-parse --short HEAD 2>/dev/null) ($(git describe --always --dirty 2>/dev/null))"
-  echo "nimbus: $("$NIMBUS" version 2>/dev/null)"
-  echo "cpu: $(nproc) x $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
-  echo "ram: $(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
-  echo "kernel: $(uname -r)"
+data_fs() {
+  local src
   src=$(findmnt -n -o SOURCE -T "$OUT" | head -1)
   echo "data filesystem: $OUT on $src, $(findmnt -n -o FSTYPE,OPTIONS -T "$OUT" | head -1 | tr -s ' '), rotational=$(lsblk -n -d -o ROTA "$src" 2>/dev/null | tr -d ' ' || echo '?')"
-  echo "go: $(go version | cut -d' ' -f3)"
-  echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-} | tee "$OUT/machine.txt" >&2
+}
+machine_info data_fs
 
 # ------------------------------------------------------------------ disk
 wait_quiet dd

@@ -70,35 +70,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-say() { echo "== $*" >&2; }
-load1() { cut -d' ' -f1 /proc/loadavg; }
-# wait_quiet: other work (tests, Tempest) shares the 2 cores; give it a
-# chance to finish and record what the load was.
-wait_quiet() {
-  local waited=0
-  while awk -v l="$(load1)" -v m="$MAX_LOAD" 'BEGIN{exit !(l >= m)}'; do
-    if [ "$waited" -ge "$WAIT_LOAD" ]; then say "load average still $(load1) after ${WAIT_LOAD}s; going on (noted in the results)"; break; fi
-    [ "$waited" = 0 ] && say "load average $(load1) >= $MAX_LOAD; waiting up to ${WAIT_LOAD}s"
-    sleep 10; waited=$((waited + 10))
-  done
-  echo "{\"mode\":\"load\",\"label\":\"$1\",\"load\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"waited_s\":$waited}" >>"$RESULTS"
-}
-record() { tee -a "$RESULTS"; }
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
 
 say "building load generator and cold-start tool"
 go build -o "$OUT/bin/" ./bench/loadgen ./bench/coldstart
 LOADGEN=$OUT/bin/loadgen COLDSTART=$OUT/bin/coldstart
 
-{
-  echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "commit: $(git rev-parse --short HEAD 2>/dev/null) ($(git describe --always --dirty 2>/dev/null))"
-  echo "nimbus: $("$NIMBUS" version 2>/dev/null)"
-  echo "cpu: $(nproc) x $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
-  echo "ram: $(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
-  echo "kernel: $(uname -r)"
-  echo "go: $(go version | cut -d' ' -f3)"
-  echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-} | tee "$OUT/machine.txt" >&2
+machine_info
 
 BENCH_PW="Bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 
