@@ -86,6 +86,7 @@ type StateError struct {
 	State PowerState
 }
 
+// Error names the action and the state that forbade it.
 func (e *StateError) Error() string {
 	return fmt.Sprintf("%s: guest is %s", e.Op, e.State)
 }
@@ -108,6 +109,7 @@ const (
 	Suspended PowerState = 7
 )
 
+// String is the state in the words of Nova's power_state names.
 func (s PowerState) String() string {
 	switch s {
 	case NoState:

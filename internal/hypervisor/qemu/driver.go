@@ -8,8 +8,10 @@
 //	StateDir/instances/<uuid>/config.iso      the config drive
 //	StateDir/instances/<uuid>/console.log     serial console (bounded)
 //	StateDir/instances/<uuid>/suspend.state   saved memory while suspended
+//	StateDir/instances/<uuid>/qemu.log        QEMU's own messages (-D)
 //	StateDir/_base/<algo>-<checksum>          verified base images
-//	RunDir/<uuid>.pid, RunDir/<uuid>.qmp      pidfile and QMP socket
+//	RunDir/<uuid>.pid                          pidfile
+//	RunDir/<uuid>.qmp, RunDir/<uuid>.qms       QMP sockets: actions, status
 //
 // QEMU daemonizes, so guests outlive the agent. The driver keeps no state
 // that matters in memory: GetState and List read the instance files, the
@@ -101,6 +103,13 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	}
 	if cfg.RunDir == "" {
 		cfg.RunDir = "/run/nimbus/qemu"
+	}
+	// A unix socket path has at most 107 bytes: RunDir/<uuid>.qmp must fit.
+	if abs, err := filepath.Abs(cfg.RunDir); err == nil {
+		cfg.RunDir = abs
+	}
+	if n := len(cfg.RunDir) + 1 + 36 + len(".qmp"); n > 107 {
+		return nil, fmt.Errorf("qemu driver: RunDir %q is too long for QMP sockets (%d bytes, limit 107): use a short path such as /run/nimbus/qemu", cfg.RunDir, n)
 	}
 	if cfg.QEMU == "" {
 		cfg.QEMU = "qemu-system-x86_64"
@@ -236,7 +245,7 @@ func (d *Driver) instanceDir(uuid string) string { return filepath.Join(d.instan
 func (d *Driver) pidFile(uuid string) string     { return filepath.Join(d.cfg.RunDir, uuid+".pid") }
 func (d *Driver) qmpSocket(uuid string) string   { return filepath.Join(d.cfg.RunDir, uuid+".qmp") }
 func (d *Driver) statusSocket(uuid string) string {
-	return filepath.Join(d.cfg.RunDir, uuid+".status.qmp")
+	return filepath.Join(d.cfg.RunDir, uuid+".qms")
 }
 func (d *Driver) consoleLog(uuid string) string {
 	return filepath.Join(d.instanceDir(uuid), "console.log")
@@ -321,12 +330,17 @@ func (d *Driver) writeRecord(r *record) error {
 // it once the change has fully succeeded.
 type revert struct{ undo []func() }
 
+// Add registers the undo of a step that has succeeded.
 func (r *revert) Add(f func()) { r.undo = append(r.undo, f) }
+
+// Fail runs the undo steps, newest first; after Release it does nothing.
 func (r *revert) Fail() {
 	for i := len(r.undo) - 1; i >= 0; i-- {
 		r.undo[i]()
 	}
 }
+
+// Release keeps everything done so far.
 func (r *revert) Release() { r.undo = nil }
 
 // Spawn implements hypervisor.Driver.

@@ -31,6 +31,7 @@ type Error struct {
 	Desc  string `json:"desc"`
 }
 
+// Error formats the reply as QEMU words it.
 func (e *Error) Error() string { return fmt.Sprintf("qmp: %s: %s", e.Class, e.Desc) }
 
 // Event is an asynchronous QMP event.
