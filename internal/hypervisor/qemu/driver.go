@@ -45,6 +45,7 @@ import (
 
 	"github.com/nimbus-cloud/nimbus/internal/hypervisor"
 	"github.com/nimbus-cloud/nimbus/internal/hypervisor/qemu/qmp"
+	"golang.org/x/sys/unix"
 )
 
 var _ hypervisor.Driver = (*Driver)(nil)
@@ -448,6 +449,9 @@ func (d *Driver) startOnce(ctx context.Context, rec *record, incoming string) er
 			return err
 		}
 	}
+	if err := d.waitPIDFileFree(ctx, uuid, 10*time.Second); err != nil {
+		return err
+	}
 	os.Remove(d.qmpSocket(uuid))
 	os.Remove(d.statusSocket(uuid))
 	qemuLog := filepath.Join(d.instanceDir(uuid), "qemu.log")
@@ -564,6 +568,29 @@ func pidIsGuest(pid int, uuid string) bool {
 		return false
 	}
 	return bytes.Contains(cmdline, []byte("\x00-uuid\x00"+uuid+"\x00"))
+}
+
+// waitPIDFileFree waits until no process holds the lock on uuid's
+// pidfile. A killed QEMU is multi-threaded: its main thread can look dead
+// (a zombie) while other threads still exit holding the pidfile's lock,
+// and a new QEMU started then fails with "Cannot lock pid file".
+func (d *Driver) waitPIDFileFree(ctx context.Context, uuid string, timeout time.Duration) error {
+	f, err := os.OpenFile(d.pidFile(uuid), os.O_RDWR, 0)
+	if err != nil {
+		return nil // no pidfile, nothing holds it
+	}
+	defer f.Close()
+	deadline := time.Now().Add(timeout)
+	for {
+		lk := unix.Flock_t{Type: unix.F_WRLCK}
+		if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_GETLK, &lk); err != nil || lk.Type == unix.F_UNLCK {
+			return nil // free (or the kernel cannot say: QEMU will)
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("qemu: the previous QEMU of %s still holds its pidfile after %s", uuid, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // killPID kills uuid's QEMU by its pidfile and waits for it to go.
