@@ -39,16 +39,7 @@ type alibabaRouter struct {
 var _ Router = (*alibabaRouter)(nil)
 
 func newAlibaba(ctx context.Context, cfg Config) (*alibabaRouter, error) {
-	if cfg.MetadataURL == "" {
-		cfg.MetadataURL = "http://100.100.100.200"
-	}
-	md := metadataService{
-		base:        strings.TrimSuffix(cfg.MetadataURL, "/"),
-		ttlHeader:   "X-aliyun-ecs-metadata-token-ttl-seconds",
-		tokenHeader: "X-aliyun-ecs-metadata-token",
-		client:      cfg.HTTPClient,
-	}
-	if err := discover(ctx, &cfg, md, "/latest/meta-data/instance-id", "/latest/meta-data/region-id"); err != nil {
+	if err := alibabaMetadata.fill(ctx, &cfg); err != nil {
 		return nil, fmt.Errorf("alibaba route controller: %w", err)
 	}
 	endpoint := cfg.Endpoint

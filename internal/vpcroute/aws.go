@@ -33,16 +33,7 @@ type awsRouter struct {
 var _ Router = (*awsRouter)(nil)
 
 func newAWS(ctx context.Context, cfg Config) (*awsRouter, error) {
-	if cfg.MetadataURL == "" {
-		cfg.MetadataURL = "http://169.254.169.254"
-	}
-	md := metadataService{
-		base:        strings.TrimSuffix(cfg.MetadataURL, "/"),
-		ttlHeader:   "X-aws-ec2-metadata-token-ttl-seconds",
-		tokenHeader: "X-aws-ec2-metadata-token",
-		client:      cfg.HTTPClient,
-	}
-	if err := discover(ctx, &cfg, md, "/latest/meta-data/instance-id", "/latest/meta-data/placement/region"); err != nil {
+	if err := awsMetadata.fill(ctx, &cfg); err != nil {
 		return nil, fmt.Errorf("aws route controller: %w", err)
 	}
 	endpoint := cfg.Endpoint

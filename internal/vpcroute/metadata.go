@@ -19,6 +19,34 @@ const metadataTimeout = 5 * time.Second
 // /latest/api/token with a TTL header returns a token, sent back in a
 // header with every read; they differ in the header names only. Where no
 // token is issued (IMDSv1-only, hardening off) reads go without one.
+// instanceMetadata is how one cloud's instance metadata service tells
+// this host its instance id and region.
+type instanceMetadata struct {
+	defaultURL             string
+	ttlHeader, tokenHeader string
+	regionPath             string
+}
+
+var (
+	alibabaMetadata = instanceMetadata{defaultURL: "http://100.100.100.200",
+		ttlHeader: "X-aliyun-ecs-metadata-token-ttl-seconds", tokenHeader: "X-aliyun-ecs-metadata-token",
+		regionPath: "/latest/meta-data/region-id"}
+	awsMetadata = instanceMetadata{defaultURL: "http://169.254.169.254",
+		ttlHeader: "X-aws-ec2-metadata-token-ttl-seconds", tokenHeader: "X-aws-ec2-metadata-token",
+		regionPath: "/latest/meta-data/placement/region"}
+)
+
+// fill completes cfg's instance id and region from the metadata service
+// (cfg.MetadataURL, or the cloud's own address) when they are not set.
+func (im instanceMetadata) fill(ctx context.Context, cfg *Config) error {
+	base := cfg.MetadataURL
+	if base == "" {
+		base = im.defaultURL
+	}
+	md := metadataService{base: strings.TrimSuffix(base, "/"), ttlHeader: im.ttlHeader, tokenHeader: im.tokenHeader, client: cfg.HTTPClient}
+	return discover(ctx, cfg, md, "/latest/meta-data/instance-id", im.regionPath)
+}
+
 type metadataService struct {
 	base        string // e.g. http://169.254.169.254
 	ttlHeader   string // asks for a token of that many seconds
