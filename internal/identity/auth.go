@@ -541,6 +541,9 @@ func (s *Service) scopableProjects(ctx context.Context, userID string, domains b
 			sc = scope{DomainID: p.ID}
 		}
 		roles, err := s.scopeRoles(ctx, userID, sc)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // deleted since it was listed
+		}
 		if err != nil {
 			return nil, err
 		}

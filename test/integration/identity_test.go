@@ -219,17 +219,27 @@ func TestPasswordAuthScopes(t *testing.T) {
 
 	t.Run("scopable projects", func(t *testing.T) {
 		c := mustLogin(t, f.user.auth(nil))
+		// Errors are checked before extracting: a failed listing has no page.
 		page, err := projects.ListAvailable(c).AllPages(t.Context())
-		if ps, _ := projects.ExtractProjects(page); err != nil || len(ps) != 1 || ps[0].ID != f.project.ID {
-			t.Errorf("GET /v3/auth/projects: %v, %+v; want the one project", err, ps)
+		if err != nil {
+			t.Fatalf("GET /v3/auth/projects: %v", err)
+		}
+		if ps, _ := projects.ExtractProjects(page); len(ps) != 1 || ps[0].ID != f.project.ID {
+			t.Errorf("GET /v3/auth/projects: %+v; want the one project", ps)
 		}
 		page, err = domains.ListAvailable(c).AllPages(t.Context())
-		if ds, _ := domains.ExtractDomains(page); err != nil || len(ds) != 1 || ds[0].ID != f.domain.ID {
-			t.Errorf("GET /v3/auth/domains: %v, %+v; want the one domain", err, ds)
+		if err != nil {
+			t.Fatalf("GET /v3/auth/domains: %v", err)
+		}
+		if ds, _ := domains.ExtractDomains(page); len(ds) != 1 || ds[0].ID != f.domain.ID {
+			t.Errorf("GET /v3/auth/domains: %+v; want the one domain", ds)
 		}
 		page, err = users.ListProjects(c, f.user.ID).AllPages(t.Context())
-		if ps, _ := projects.ExtractProjects(page); err != nil || len(ps) != 1 || ps[0].ID != f.project.ID {
-			t.Errorf("GET /v3/users/{id}/projects as the user: %v, %+v", err, ps)
+		if err != nil {
+			t.Fatalf("GET /v3/users/{id}/projects as the user: %v", err)
+		}
+		if ps, _ := projects.ExtractProjects(page); len(ps) != 1 || ps[0].ID != f.project.ID {
+			t.Errorf("GET /v3/users/{id}/projects as the user: %+v", ps)
 		}
 	})
 
