@@ -144,7 +144,7 @@ trap 'exit 130' INT TERM
 
 # 1. A throwaway cloud on free loopback ports.
 [ -n "${image_cache:-}" ] && export NIMBUS_IMAGE_CACHE_DIR="$work/data/image-cache"
-NIMBUS_IDENTITY_PORT=0 NIMBUS_IMAGE_PORT=0 NIMBUS_NETWORK_PORT=0 NIMBUS_COMPUTE_PORT=0 NIMBUS_NATS_PORT=0 "$NIMBUS" up --data-dir "$work/data" >"$work/up.out" 2>"$work/nimbus.log" &
+NIMBUS_IDENTITY_PORT=0 NIMBUS_IMAGE_PORT=0 NIMBUS_NETWORK_PORT=0 NIMBUS_COMPUTE_PORT=0 NIMBUS_METADATA_PORT=0 NIMBUS_NATS_PORT=0 "$NIMBUS" up --data-dir "$work/data" >"$work/up.out" 2>"$work/nimbus.log" &
 pid=$!
 for _ in $(seq 1 600); do
   grep -q "Nimbus is up" "$work/up.out" 2>/dev/null && break

@@ -107,6 +107,9 @@ func upCmd(g *globals) *cobra.Command {
 				return err
 			}
 			cfg.Roles = nil
+			for _, why := range cloud.DefaultAgents(&cfg) {
+				fmt.Fprintln(cmd.ErrOrStderr(), "nimbus up:", why)
+			}
 			return run(cmd, cfg, true)
 		},
 	}

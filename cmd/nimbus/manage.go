@@ -12,6 +12,7 @@ import (
 
 	"github.com/nimbus-cloud/nimbus/internal/cloud"
 	"github.com/nimbus-cloud/nimbus/internal/config"
+	"github.com/nimbus-cloud/nimbus/internal/dataplane"
 	"github.com/nimbus-cloud/nimbus/internal/fernet"
 	"github.com/nimbus-cloud/nimbus/internal/identity"
 	"github.com/nimbus-cloud/nimbus/internal/store"
@@ -19,7 +20,7 @@ import (
 
 func manageCmd(g *globals) *cobra.Command {
 	m := &cobra.Command{Use: "manage", Short: "Operator tasks: migrations, bootstrap, key rotation, client files"}
-	m.AddCommand(dbSyncCmd(g), bootstrapCmd(g), fernetSetupCmd(g), fernetRotateCmd(g), openrcCmd(g), cloudsYAMLCmd(g))
+	m.AddCommand(dbSyncCmd(g), bootstrapCmd(g), fernetSetupCmd(g), fernetRotateCmd(g), openrcCmd(g), cloudsYAMLCmd(g), networkCleanupCmd(g))
 	return m
 }
 
@@ -231,4 +232,26 @@ func cloudsYAMLCmd(g *globals) *cobra.Command {
 	}
 	f.register(cmd)
 	return cmd
+}
+
+func networkCleanupCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "network-cleanup",
+		Short: "Remove every bridge, namespace, nftables table and DHCP server the networking agent built on this host (its prefix)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			if err := cloud.CleanHostNetwork(cmd.Context(), cfg, newLogger(cfg.LogLevel)); err != nil {
+				return err
+			}
+			prefix := cfg.Network.Agent.Prefix
+			if prefix == "" {
+				prefix = dataplane.DefaultPrefix
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "host network state removed for prefix", prefix)
+			return nil
+		},
+	}
 }

@@ -34,7 +34,7 @@ func StartAgent(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Cl
 	if err := c.startBus(ctx); err != nil {
 		return nil, err
 	}
-	c.Config.Network.Agent.Enabled = true
+	c.Config.Network.Agent.Enabled.Default(true)
 	if err := c.startNetworkAgent(ctx); err != nil {
 		return nil, err
 	}

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
 	"github.com/nimbus-cloud/nimbus/internal/cloud"
+	"github.com/nimbus-cloud/nimbus/internal/config"
 	"github.com/nimbus-cloud/nimbus/internal/dataplane"
 )
 
@@ -40,6 +40,9 @@ func TestAgentJoinsTheCloud(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig(t, t.TempDir())
 	cfg.Network.Auth.Password = "Neutron-Pass-1"
+	// VNIs of their own: VXLAN devices of other tests on this host (other
+	// prefixes) may hold the low ones, and one VNI per UDP port is allowed.
+	cfg.Network.VXLANRanges = []string{"7300:7399"}
 	ctrl := start(t, cfg)
 
 	b := make([]byte, 3)
@@ -63,11 +66,7 @@ func TestAgentJoinsTheCloud(t *testing.T) {
 	t.Cleanup(func() {
 		agent.Close(context.Background())
 		// Take down what the agent built on this host.
-		dp, err := dataplane.New(dataplane.Config{Prefix: prefix, StateDir: filepath.Join(acfg.DataDir, "dataplane")})
-		if err == nil {
-			err = dp.Apply(context.Background(), dataplane.State{})
-		}
-		if err != nil {
+		if err := cloud.CleanHostNetwork(context.Background(), acfg, nil); err != nil {
 			t.Errorf("clean up the agent's host state: %v", err)
 		}
 	})
@@ -118,13 +117,46 @@ func TestAgentJoinsTheCloud(t *testing.T) {
 			}
 		}
 		if types["DHCP agent"] && types["L3 agent"] && types["Linux bridge agent"] {
-			return
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("agents of agent-host: %+v", list)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// A port bound to the host is DOWN until the agent has wired its tap,
+	// then ACTIVE, as Neutron's L2 agent reports devices up.
+	p, err := ports.Create(ctx, nc, hostPort{ports.CreateOpts{NetworkID: n.ID, DeviceOwner: "compute:nova", DeviceID: "vm-1"}, "agent-host"}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tap := "/sys/class/net/" + dataplane.PortDevice(prefix, p.ID)
+	for p.Status != "ACTIVE" {
+		if time.Now().After(deadline) {
+			t.Fatalf("port bound to agent-host is %s", p.Status)
+		}
+		time.Sleep(100 * time.Millisecond)
+		if p, err = ports.Get(ctx, nc, p.ID).Extract(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(tap); err != nil {
+		t.Fatalf("port ACTIVE without its tap: %v", err)
+	}
+}
+
+// hostPort binds a port to a host on creation (binding:host_id).
+type hostPort struct {
+	ports.CreateOpts
+	host string
+}
+
+func (h hostPort) ToPortCreateMap() (map[string]any, error) {
+	m, err := h.CreateOpts.ToPortCreateMap()
+	if err == nil {
+		m["port"].(map[string]any)["binding:host_id"] = h.host
+	}
+	return m, err
 }
 
 // TestComputeAgentBuildsAServer runs nimbus up's roles with the compute
@@ -133,7 +165,7 @@ func TestAgentJoinsTheCloud(t *testing.T) {
 func TestComputeAgentBuildsAServer(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig(t, t.TempDir())
-	cfg.Compute.Agent.Enabled = true
+	cfg.Compute.Agent.Enabled = config.On
 	cfg.Compute.Agent.Driver = "fake"
 	cfg.Network.Agent.Host = "fake-host"
 	ctrl := start(t, cfg)

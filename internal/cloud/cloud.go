@@ -38,7 +38,7 @@ import (
 )
 
 // AllRoles are the control-plane roles this build implements.
-var AllRoles = []string{"identity", "image", "network", "compute"}
+var AllRoles = []string{"identity", "image", "network", "compute", "metadata"}
 
 // Cloud is a running Nimbus process.
 type Cloud struct {
@@ -61,6 +61,9 @@ type Cloud struct {
 	Compute *compute.Service
 	// ComputeURL is the compute endpoint's base (the catalog adds /v2.1).
 	ComputeURL string
+	// MetadataURL is the metadata role's base URL when this process runs
+	// it (not in the catalog, as Nova's is not).
+	MetadataURL string
 	// AdminPassword is the bootstrap admin's password.
 	AdminPassword string
 
@@ -131,6 +134,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Cloud, 
 		{name: "image", port: cfg.Image.Port, url: &c.ImageURL, start: c.startImage},
 		{name: "network", port: cfg.Network.Port, url: &c.NetworkURL, start: c.startNetwork},
 		{name: "compute", port: cfg.Compute.Port, url: &c.ComputeURL, start: c.startCompute},
+		{name: "metadata", port: cfg.Compute.Metadata.Port, url: &c.MetadataURL, start: c.startMetadata},
 	}
 	closeListeners := func() {
 		for _, r := range services {

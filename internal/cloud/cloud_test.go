@@ -25,6 +25,7 @@ func testConfig(t *testing.T, dataDir string) config.Config {
 	cfg.Image.Port = 0
 	cfg.Network.Port = 0
 	cfg.Compute.Port = 0
+	cfg.Compute.Metadata.Port = 0
 	cfg.NATSPort = 0
 	cfg.Identity.BcryptCost = 4
 	cfg.LogLevel = "warn"

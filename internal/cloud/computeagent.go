@@ -21,7 +21,7 @@ import (
 // bootstrap admin when identity runs here and no compute user is set).
 func (c *Cloud) startComputeAgent(ctx context.Context) error {
 	ac := c.Config.Compute.Agent
-	if !ac.Enabled {
+	if !ac.Enabled.Enabled() {
 		return nil
 	}
 	host, err := c.agentHost()

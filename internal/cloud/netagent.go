@@ -25,6 +25,10 @@ const networkChangedSubject = "nimbus.network.changed"
 // service (one controller of the queue group takes each).
 const agentReportSubject = "nimbus.network.agent-report"
 
+// portStatusSubject carries the ports each host's agent has wired to the
+// networking service, which marks them ACTIVE.
+const portStatusSubject = "nimbus.network.port-status"
+
 // agentTypes are the Neutron agents one Nimbus host agent stands for.
 var agentTypes = []struct{ typ, topic string }{
 	{network.AgentLinuxBridge, "N/A"}, {network.AgentDHCP, "dhcp_agent"}, {network.AgentL3, "l3_agent"}, {network.AgentMetadata, "N/A"},
@@ -38,6 +42,16 @@ func (c *Cloud) receiveAgentReports(n *network.Service) error {
 	})
 	if err != nil {
 		return fmt.Errorf("network agent reports: %w", err)
+	}
+	_, err = bus.Subscribe(c.Bus, portStatusSubject, "network", func(ctx context.Context, rep network.PortStatusReport) error {
+		changed, err := n.ReportPortStatus(ctx, rep)
+		if len(changed) > 0 {
+			c.log.Debug("port status from agent", "host", rep.Host, "changed", changed)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("network port status reports: %w", err)
 	}
 	return nil
 }
@@ -58,7 +72,7 @@ func (n busNotifier) Notify(ctx context.Context, ev network.Event) {
 // bootstrap admin when identity runs here and no such user is set).
 func (c *Cloud) startNetworkAgent(ctx context.Context) error {
 	ac := c.Config.Network.Agent
-	if !ac.Enabled {
+	if !ac.Enabled.Enabled() {
 		return nil
 	}
 	if os.Geteuid() != 0 {
@@ -79,14 +93,29 @@ func (c *Cloud) startNetworkAgent(ctx context.Context) error {
 	mode := dataplane.ExternalMode(ac.ExternalMode)
 	if ac.ExternalMode == "auto" {
 		mode = dataplane.DefaultExternalMode(cloudKind)
+		if len(ac.PhysicalInterfaces) == 0 {
+			// No NIC to bridge external networks to: route them, so
+			// that at least this host reaches floating IPs.
+			mode = dataplane.ExternalRouted
+		}
+	}
+	if ac.Uplink == "" && mode != dataplane.ExternalBridged {
+		if ac.Uplink, err = defaultRouteDevice(ctx); err != nil {
+			return fmt.Errorf("network agent: external mode %s needs network.agent.uplink: %w", mode, err)
+		}
 	}
 	client, err := c.networkClient(ctx)
+	if err != nil {
+		return err
+	}
+	mdProxy, err := c.metadataProxy(client)
 	if err != nil {
 		return err
 	}
 	dp, err := dataplane.New(dataplane.Config{
 		Prefix: ac.Prefix, VTEP: vtep, UnderlayDevice: ac.UnderlayDevice, UnderlayMTU: c.Config.Network.UnderlayMTU,
 		StateDir: filepath.Join(c.Config.DataDir, "dataplane"), Cloud: cloudKind, Logger: c.log.With("service", "dataplane"),
+		MetadataHandler: mdProxy,
 	})
 	if err != nil {
 		return fmt.Errorf("network data plane: %w", err)
@@ -107,6 +136,11 @@ func (c *Cloud) startNetworkAgent(ctx context.Context) error {
 		RoutedCIDRs: func(ctx context.Context, cidrs []netip.Prefix) {
 			if routes != nil {
 				routes.sync(ctx, cidrs)
+			}
+		},
+		PortsUp: func(ctx context.Context, ids []string) {
+			if err := bus.Publish(ctx, c.Bus, portStatusSubject, network.PortStatusReport{Host: host, Up: ids}); err != nil {
+				c.log.Warn("network agent port status", "err", err)
 			}
 		},
 		Report: func(ctx context.Context, healthy bool) {

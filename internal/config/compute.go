@@ -29,13 +29,16 @@ type ComputeConfig struct {
 	Auth ServiceAuth `yaml:"auth"`
 	// Agent is this host's compute agent.
 	Agent ComputeAgentConfig `yaml:"agent"`
+	// Metadata is the metadata service guests reach at 169.254.169.254.
+	Metadata MetadataConfig `yaml:"metadata"`
 }
 
 // ComputeAgentConfig configures the compute agent of a host.
 type ComputeAgentConfig struct {
 	// Enabled runs the agent (with the qemu driver it needs root, QEMU
-	// and the networking agent for the guests' taps).
-	Enabled bool `yaml:"enabled"`
+	// and the networking agent for the guests' taps). Unset, `nimbus up`
+	// runs it when it can (root, QEMU installed, a kernel to probe with).
+	Enabled Switch `yaml:"enabled"`
 	// Driver is qemu (default) or fake (no guests; for scale tests).
 	Driver string `yaml:"driver"`
 	// VirtType forces kvm or qemu (TCG), like Nova's virt_type; empty
@@ -50,7 +53,7 @@ type ComputeAgentConfig struct {
 func defaultComputeConfig() ComputeConfig {
 	return ComputeConfig{
 		Port: 8774, Scheduler: "least-loaded", DefaultAvailabilityZone: "nova",
-		Agent: ComputeAgentConfig{Driver: "qemu"},
+		Agent: ComputeAgentConfig{Driver: "qemu"}, Metadata: defaultMetadataConfig(),
 		Auth: ServiceAuth{Username: "nova", ProjectName: "service", UserDomainName: "Default", ProjectDomainName: "Default",
 			TokenCacheTime: 5 * time.Minute},
 	}

@@ -218,8 +218,6 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
 	bools := map[string]*bool{
 		"NIMBUS_IMAGE_SHOW_MULTIPLE_LOCATIONS":    &c.Image.ShowMultipleLocations,
 		"NIMBUS_IMAGE_REQUIRE_FORMAT_MATCH":       &c.Image.RequireFormatMatch,
-		"NIMBUS_NETWORK_AGENT":                    &c.Network.Agent.Enabled,
-		"NIMBUS_COMPUTE_AGENT":                    &c.Compute.Agent.Enabled,
 		"NIMBUS_IMAGE_WEB_DOWNLOAD":               &c.Image.WebDownload.Enabled,
 		"NIMBUS_IMAGE_WEB_DOWNLOAD_ALLOW_PRIVATE": &c.Image.WebDownload.AllowPrivate,
 	}
@@ -230,6 +228,17 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
 				return fmt.Errorf("%s=%q: not a boolean", k, v)
 			}
 			*dst = b
+		}
+	}
+	switches := map[string]*Switch{
+		"NIMBUS_NETWORK_AGENT": &c.Network.Agent.Enabled,
+		"NIMBUS_COMPUTE_AGENT": &c.Compute.Agent.Enabled,
+	}
+	for k, dst := range switches {
+		if v, ok := lookup(k); ok {
+			if err := dst.Parse(v); err != nil {
+				return fmt.Errorf("%s: %w", k, err)
+			}
 		}
 	}
 	// Lists are comma separated.
@@ -256,7 +265,7 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
 			*dst = d
 		}
 	}
-	return nil
+	return c.applyMetadataEnv(lookup)
 }
 
 // Validate rejects settings that cannot work.

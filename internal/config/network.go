@@ -41,8 +41,9 @@ type NetworkConfig struct {
 // NetworkAgentConfig configures the networking agent of a host.
 type NetworkAgentConfig struct {
 	// Enabled runs the agent (it needs root: it creates bridges,
-	// namespaces and nftables tables, all named with Prefix).
-	Enabled bool `yaml:"enabled"`
+	// namespaces and nftables tables, all named with Prefix). Unset,
+	// `nimbus up` runs it when it can (root, and the tools installed).
+	Enabled Switch `yaml:"enabled"`
 	// Host is this host's name in port bindings (binding:host_id); the
 	// system host name when empty.
 	Host string `yaml:"host"`

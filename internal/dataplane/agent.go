@@ -57,6 +57,9 @@ type Agent struct {
 
 	mu       sync.Mutex                 // serialises Apply and Close
 	metadata map[string]*metadataServer // router ns → server; guarded by mu
+	// unmetered: router namespaces whose metering table this agent has
+	// removed, so Apply need not remove it again; guarded by mu.
+	unmetered map[string]bool
 }
 
 // New checks cfg and returns an agent. It touches nothing on the host.
@@ -86,11 +89,12 @@ func New(cfg Config) (*Agent, error) {
 		return nil, errors.New("dataplane: StateDir is required")
 	}
 	return &Agent{
-		cfg:      cfg,
-		n:        names{cfg.Prefix},
-		host:     ns{r: cfg.Runner, name: cfg.HostNetns},
-		log:      cfg.Logger.With("component", "dataplane"),
-		metadata: map[string]*metadataServer{},
+		cfg:       cfg,
+		n:         names{cfg.Prefix},
+		host:      ns{r: cfg.Runner, name: cfg.HostNetns},
+		log:       cfg.Logger.With("component", "dataplane"),
+		metadata:  map[string]*metadataServer{},
+		unmetered: map[string]bool{},
 	}, nil
 }
 
@@ -240,15 +244,16 @@ func (a *Agent) collect(ctx context.Context, want, wantNS map[string]bool) error
 		return err
 	}
 	for _, name := range nss {
-		kind, ok := a.n.ownsNS(name)
-		if !ok || wantNS[name] {
+		if _, ok := a.n.ownsNS(name); !ok || wantNS[name] {
 			continue
 		}
-		if kind == 'd' {
-			if err := a.stopDHCP(name); err != nil {
-				return err
+		// A DHCP namespace has its DHCP server, a router its RA daemon.
+		for _, dir := range []string{a.dhcpDir(name), a.raDir(name)} {
+			if err := stopDNSMasq(dir); err != nil {
+				return fmt.Errorf("namespace %s: %w", name, err)
 			}
 		}
+		delete(a.unmetered, name)
 		if s := a.metadata[name]; s != nil {
 			s.close()
 			delete(a.metadata, name)

@@ -20,10 +20,13 @@ import (
 // long a stale entry can live.
 const dhcpLease = "86400s"
 
+// dhcpSubnets are the subnets the network's DHCP server answers for: IPv4
+// subnets with DHCP on, and IPv6 subnets in a DHCPv6 address mode (SLAAC
+// subnets need no server, only the router's advertisements).
 func dhcpSubnets(n *Network) []Subnet {
 	var ss []Subnet
 	for _, s := range n.Subnets {
-		if s.DHCP && s.CIDR.Addr().Is4() {
+		if s.DHCP && s.CIDR.Addr().Is4() || s.dhcpv6() {
 			ss = append(ss, s)
 		}
 	}
@@ -71,38 +74,55 @@ func (a *Agent) applyDHCP(ctx context.Context, ix *index, n *Network, links map[
 		}
 		changed = changed || c
 	}
-	args := a.dnsmasqArgs(dir, inner, subs, ix, n)
+	// dnsmasq rereads --dhcp-hostsfile and --dhcp-optsfile on SIGHUP.
+	return a.reconcileDNSMasq(ctx, nsName, dir, a.dnsmasqArgs(dir, inner, subs, ix, n), changed)
+}
+
+// reconcileDNSMasq keeps one dnsmasq with exactly args running in nsName,
+// its files in dir: it starts a missing one, restarts one whose command
+// line differs, and sends SIGHUP when reload says its files changed.
+func (a *Agent) reconcileDNSMasq(ctx context.Context, nsName, dir string, args []string, reload bool) error {
 	pid, cmdline := runningPid(filepath.Join(dir, "pid"))
 	switch {
 	case pid > 0 && cmdline == strings.Join(args, "\x00"):
-		if changed {
-			// dnsmasq rereads --dhcp-hostsfile and --dhcp-optsfile.
-			return syscall.Kill(pid, syscall.SIGHUP)
+		if reload {
+			if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+				return fmt.Errorf("reload dnsmasq %d in %s: %w", pid, nsName, err)
+			}
 		}
 		return nil
 	case pid > 0:
 		if err := stopPid(pid); err != nil {
-			return err
+			return fmt.Errorf("stop outdated dnsmasq %d in %s: %w", pid, nsName, err)
 		}
 	}
 	return a.startDNSMasq(ctx, nsName, dir, args)
 }
 
-func (a *Agent) dnsmasqArgs(dir, iface string, subs []Subnet, ix *index, n *Network) []string {
+// dnsmasqBaseArgs are what every dnsmasq the agent runs shares: no DNS, no
+// host files, its files under dir, bound to ifaces only.
+func (a *Agent) dnsmasqBaseArgs(dir string, ifaces ...string) []string {
 	args := []string{a.cfg.DNSMasq,
 		"--conf-file=/dev/null", "--no-hosts", "--no-resolv", "--port=0",
 		"--pid-file=" + filepath.Join(dir, "pid"),
 		"--dhcp-leasefile=" + filepath.Join(dir, "leases"),
-		"--dhcp-hostsfile=" + filepath.Join(dir, "hosts"),
-		"--dhcp-optsfile=" + filepath.Join(dir, "opts"),
-		"--interface=" + iface, "--except-interface=lo", "--bind-interfaces",
-		"--dhcp-authoritative", "--log-dhcp",
-		"--log-facility=" + filepath.Join(dir, "dnsmasq.log"),
+	}
+	for _, i := range ifaces {
+		args = append(args, "--interface="+i)
+	}
+	return append(args, "--except-interface=lo", "--bind-interfaces",
+		"--log-facility="+filepath.Join(dir, "dnsmasq.log"),
 		// The files live under the agent's root-only state directory and
 		// are reread on SIGHUP, so dnsmasq keeps its user; the namespace
 		// holds nothing else.
-		"--user=root", "--group=root",
-	}
+		"--user=root", "--group=root")
+}
+
+func (a *Agent) dnsmasqArgs(dir, iface string, subs []Subnet, ix *index, n *Network) []string {
+	args := append(a.dnsmasqBaseArgs(dir, iface),
+		"--dhcp-hostsfile="+filepath.Join(dir, "hosts"),
+		"--dhcp-optsfile="+filepath.Join(dir, "opts"),
+		"--dhcp-authoritative", "--log-dhcp")
 	// Ports with extra options are tagged by MAC on the command line, not
 	// with set: in the hosts file: dnsmasq 2.90 (Debian 12) crashes on
 	// SIGHUP when a hosts-file entry with a set: tag has a lease. A change
@@ -114,6 +134,13 @@ func (a *Agent) dnsmasqArgs(dir, iface string, subs []Subnet, ix *index, n *Netw
 		}
 	}
 	for i, s := range subs {
+		if s.CIDR.Addr().Is6() {
+			// Static: only hosts file entries get addresses (stateful);
+			// stateless clients still get their options. No RAs from
+			// here: the router sends them (applyRA).
+			args = append(args, fmt.Sprintf("--dhcp-range=set:subnet%d,%s,static,%d,%s", i, s.CIDR.Masked().Addr(), s.CIDR.Bits(), dhcpLease))
+			continue
+		}
 		mask := netip.PrefixFrom(s.CIDR.Addr(), s.CIDR.Bits())
 		args = append(args, fmt.Sprintf("--dhcp-range=set:subnet%d,%s,static,%s,%s", i, s.CIDR.Masked().Addr(), netmask(mask), dhcpLease))
 	}
@@ -133,6 +160,13 @@ func (a *Agent) dhcpFiles(ix *index, n *Network, subs []Subnet) (hosts, opts []b
 	mtu := a.networkMTU(n)
 	for i, s := range subs {
 		tag := fmt.Sprintf("tag:subnet%d", i)
+		if s.CIDR.Addr().Is6() {
+			// Gateway and MTU reach IPv6 guests in the router's RAs.
+			if len(s.DNS) > 0 {
+				fmt.Fprintf(&o, "%s,option6:dns-server,%s\n", tag, bracketed(s.DNS))
+			}
+			continue
+		}
 		if s.Gateway.IsValid() {
 			fmt.Fprintf(&o, "%s,option:router,%s\n", tag, s.Gateway)
 		} else {
@@ -164,12 +198,8 @@ func (a *Agent) dhcpFiles(ix *index, n *Network, subs []Subnet) (hosts, opts []b
 			continue
 		}
 		ptag := "port" + shortID(p.ID)
-		for _, ip := range p.FixedIPs {
-			for _, s := range subs {
-				if s.CIDR.Contains(ip) {
-					fmt.Fprintf(&h, "%s,%s\n", p.MAC, ip)
-				}
-			}
+		if line := hostsLine(p, subs); line != "" {
+			h.WriteString(line)
 		}
 		for _, opt := range p.ExtraDHCPOpts {
 			name := opt.Name
@@ -180,6 +210,38 @@ func (a *Agent) dhcpFiles(ix *index, n *Network, subs []Subnet) (hosts, opts []b
 		}
 	}
 	return h.Bytes(), o.Bytes()
+}
+
+// hostsLine is the port's one dhcp-host entry: its MAC and every fixed IP
+// the server hands out (IPv6 ones in brackets, stateful subnets only). One
+// line per MAC, because dnsmasq would treat an IPv6-only line as a known
+// host without an IPv4 address and give it no IPv4 lease.
+func hostsLine(p Port, subs []Subnet) string {
+	var ips []string
+	for _, ip := range p.FixedIPs {
+		for _, s := range subs {
+			switch {
+			case !s.CIDR.Contains(ip):
+			case ip.Is4():
+				ips = append(ips, ip.String())
+			case s.IPv6AddressMode == IPv6DHCPv6Stateful:
+				ips = append(ips, "["+ip.String()+"]")
+			}
+		}
+	}
+	if len(ips) == 0 {
+		return ""
+	}
+	return p.MAC.String() + "," + strings.Join(ips, ",") + "\n"
+}
+
+// bracketed renders IPv6 addresses as dnsmasq wants them in option6 values.
+func bracketed(ips []netip.Addr) string {
+	s := make([]string, len(ips))
+	for i, ip := range ips {
+		s[i] = "[" + ip.String() + "]"
+	}
+	return strings.Join(s, ",")
 }
 
 func writeIfChanged(path string, content []byte) (bool, error) {
@@ -254,12 +316,13 @@ func lastLines(b []byte, n int) string {
 	return strings.Join(lines, " | ")
 }
 
-// stopDHCP stops the dnsmasq of a DHCP namespace being removed.
-func (a *Agent) stopDHCP(nsName string) error {
-	dir := a.dhcpDir(nsName)
+// stopDNSMasq stops the dnsmasq whose files are in dir, if one runs, and
+// removes the files: the DHCP server of a namespace being removed, or the
+// RA daemon of a router that no longer advertises.
+func stopDNSMasq(dir string) error {
 	if pid, _ := runningPid(filepath.Join(dir, "pid")); pid > 0 {
 		if err := stopPid(pid); err != nil {
-			return err
+			return fmt.Errorf("stop dnsmasq %d: %w", pid, err)
 		}
 	}
 	return os.RemoveAll(dir)

@@ -79,6 +79,8 @@ func newNetns(t testing.TB, name string) string {
 func cleanupAgent(t testing.TB, prefix, stateDir string) {
 	t.Cleanup(func() {
 		matches, _ := filepath.Glob(filepath.Join(stateDir, "dhcp", "*", "pid"))
+		ras, _ := filepath.Glob(filepath.Join(stateDir, "ra", "*", "pid"))
+		matches = append(matches, ras...)
 		for _, pf := range matches {
 			if pid, _ := runningPid(pf); pid > 0 {
 				_ = stopPid(pid)

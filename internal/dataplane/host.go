@@ -105,7 +105,8 @@ type addrInfo struct {
 	} `json:"addr_info"`
 }
 
-// addrs lists the global IPv4 addresses on dev.
+// addrs lists the IPv4 addresses and global IPv6 addresses on dev; IPv6
+// link-local addresses belong to the kernel and are left alone.
 func (n ns) addrs(ctx context.Context, dev string) ([]netip.Prefix, error) {
 	out, err := n.ip(ctx, "-j", "addr", "show", "dev", dev)
 	if err != nil {
@@ -118,7 +119,7 @@ func (n ns) addrs(ctx context.Context, dev string) ([]netip.Prefix, error) {
 	var ps []netip.Prefix
 	for _, i := range infos {
 		for _, a := range i.Addrs {
-			if a.Family != "inet" {
+			if a.Family != "inet" && (a.Family != "inet6" || a.Scope != "global") {
 				continue
 			}
 			addr, err := netip.ParseAddr(a.Local)
@@ -131,8 +132,8 @@ func (n ns) addrs(ctx context.Context, dev string) ([]netip.Prefix, error) {
 	return ps, nil
 }
 
-// setAddrs makes dev carry exactly want (IPv4); it reports which addresses
-// were newly added and which were removed.
+// setAddrs makes dev carry exactly want (IPv4 and global IPv6); it reports
+// which addresses were newly added and which were removed.
 func (n ns) setAddrs(ctx context.Context, dev string, want []netip.Prefix) (added, removed []netip.Prefix, err error) {
 	have, err := n.addrs(ctx, dev)
 	if err != nil {
@@ -140,7 +141,14 @@ func (n ns) setAddrs(ctx context.Context, dev string, want []netip.Prefix) (adde
 	}
 	for _, w := range want {
 		if !containsPrefix(have, w) {
-			if _, err := n.ip(ctx, "addr", "replace", w.String(), "dev", dev); err != nil {
+			args := []string{"addr", "replace", w.String(), "dev", dev}
+			if w.Addr().Is6() {
+				// Addresses the network service assigned are unique by
+				// construction; waiting out duplicate address detection
+				// would only keep dnsmasq and routes off them for a second.
+				args = append(args, "nodad")
+			}
+			if _, err := n.ip(ctx, args...); err != nil {
 				return nil, nil, err
 			}
 			added = append(added, w)
@@ -170,26 +178,41 @@ type routeInfo struct {
 	Dst     string `json:"dst"`
 	Gateway string `json:"gateway"`
 	Dev     string `json:"dev"`
+	v6      bool
 }
 
 // routes lists IPv4 routes of one protocol in the main table.
 func (n ns) routes(ctx context.Context, proto string) ([]routeInfo, error) {
-	out, err := n.ip(ctx, "-j", "-4", "route", "show", "proto", proto)
+	return n.routesOf(ctx, "-4", proto)
+}
+
+// routesOf lists the routes of one family ("-4" or "-6") and protocol in
+// the main table.
+func (n ns) routesOf(ctx context.Context, family, proto string) ([]routeInfo, error) {
+	out, err := n.ip(ctx, "-j", family, "route", "show", "proto", proto)
 	if err != nil {
 		return nil, err
 	}
 	var rs []routeInfo
 	if err := json.Unmarshal(out, &rs); err != nil {
-		return nil, fmt.Errorf("parse ip route: %w", err)
+		return nil, fmt.Errorf("parse ip %s route: %w", family, err)
+	}
+	for i := range rs {
+		rs[i].v6 = family == "-6"
 	}
 	return rs, nil
 }
 
 func (r routeInfo) key() string {
 	dst := r.Dst
-	if dst == "default" {
+	switch {
+	case dst == "default" && r.v6:
+		dst = "::/0"
+	case dst == "default":
 		dst = "0.0.0.0/0"
-	} else if !strings.Contains(dst, "/") {
+	case !strings.Contains(dst, "/") && r.v6:
+		dst += "/128"
+	case !strings.Contains(dst, "/"):
 		dst += "/32"
 	}
 	return dst + " " + r.Gateway + " " + r.Dev

@@ -306,6 +306,13 @@ func (a *Agent) ensureNetns(ctx context.Context, name string) error {
 	if _, err := a.cfg.Runner.Run(ctx, "", nil, "ip", "netns", "add", name); err != nil {
 		return err
 	}
-	_, err = ns{r: a.cfg.Runner, name: name}.ip(ctx, "link", "set", "lo", "up")
+	in := ns{r: a.cfg.Runner, name: name}
+	if _, err := in.ip(ctx, "link", "set", "lo", "up"); err != nil {
+		return err
+	}
+	// Before any leg exists, so every leg inherits it: the agent sets the
+	// namespace's IPv6 addresses and routes itself, and an address learnt
+	// from a router advertisement would be one it did not ask for.
+	_, err = in.exec(ctx, nil, "sysctl", "-q", "-w", "net.ipv6.conf.default.accept_ra=0", "net.ipv6.conf.all.accept_ra=0")
 	return err
 }

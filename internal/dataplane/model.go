@@ -86,8 +86,31 @@ type Subnet struct {
 	HostRoutes []Route      `json:"host_routes,omitempty"`
 	DHCP       bool         `json:"dhcp"`
 	// DHCPAddress is the DHCP server's address on this subnet (Neutron's
-	// network:dhcp port); required when DHCP is on.
+	// network:dhcp port); required when DHCP is on for IPv4 and for the
+	// DHCPv6 address modes.
 	DHCPAddress netip.Addr `json:"dhcp_address,omitzero"`
+	// IPv6RAMode and IPv6AddressMode are Neutron's ipv6_ra_mode and
+	// ipv6_address_mode: the router advertises the subnet when RAMode is
+	// set, the DHCP server answers DHCPv6 when AddressMode is one of the
+	// DHCPv6 modes (and DHCP is on). Empty on IPv4 subnets.
+	IPv6RAMode      IPv6Mode `json:"ipv6_ra_mode,omitempty"`
+	IPv6AddressMode IPv6Mode `json:"ipv6_address_mode,omitempty"`
+}
+
+// IPv6Mode is a value of ipv6_ra_mode / ipv6_address_mode.
+type IPv6Mode string
+
+// IPv6 modes, as Neutron names them.
+const (
+	IPv6SLAAC           IPv6Mode = "slaac"
+	IPv6DHCPv6Stateful  IPv6Mode = "dhcpv6-stateful"
+	IPv6DHCPv6Stateless IPv6Mode = "dhcpv6-stateless"
+)
+
+// dhcpv6 reports whether the DHCP server answers DHCPv6 on the subnet.
+func (s Subnet) dhcpv6() bool {
+	return s.DHCP && s.CIDR.Addr().Is6() &&
+		(s.IPv6AddressMode == IPv6DHCPv6Stateful || s.IPv6AddressMode == IPv6DHCPv6Stateless)
 }
 
 // Route is a destination and a next hop.
@@ -175,6 +198,10 @@ type Router struct {
 	Interfaces  []RouterInterface `json:"interfaces,omitempty"`
 	Routes      []Route           `json:"routes,omitempty"`
 	FloatingIPs []FloatingIP      `json:"floating_ips,omitempty"`
+	// MeteringLabels count the traffic through the router's external
+	// gateway (see metering.go); the caller picks the labels that apply
+	// (the router's project's and the shared ones).
+	MeteringLabels []MeteringLabel `json:"metering_labels,omitempty"`
 }
 
 // RouterGateway is the router's leg on an external network.
@@ -182,10 +209,16 @@ type RouterGateway struct {
 	NetworkID string     `json:"network_id"`
 	IP        netip.Addr `json:"ip"`
 	SNAT      bool       `json:"enable_snat"`
+	// IPv6 is the gateway's address on an IPv6 subnet of the external
+	// network, if it has one. IPv6 is routed, never translated: the router
+	// only holds the address and a default route via that subnet's
+	// gateway.
+	IPv6 netip.Addr `json:"ipv6,omitzero"`
 }
 
-// RouterInterface is the router's leg on a tenant network (usually the
-// subnet's gateway IP).
+// RouterInterface is the router's address on a tenant subnet (usually the
+// subnet's gateway IP). A network with an IPv4 and an IPv6 subnet has two
+// entries; they share one leg on the network.
 type RouterInterface struct {
 	NetworkID string     `json:"network_id"`
 	IP        netip.Addr `json:"ip"`
@@ -260,8 +293,11 @@ func validate(st *State) (*index, error) {
 			if s.Gateway.IsValid() && !s.CIDR.Contains(s.Gateway) {
 				return nil, invalid("subnet %s: gateway %s outside %s", s.ID, s.Gateway, s.CIDR)
 			}
-			if s.DHCP && s.CIDR.Addr().Is4() && !s.CIDR.Contains(s.DHCPAddress) {
+			if (s.DHCP && s.CIDR.Addr().Is4() || s.dhcpv6()) && !s.CIDR.Contains(s.DHCPAddress) {
 				return nil, invalid("subnet %s: dhcp needs a dhcp address inside %s", s.ID, s.CIDR)
+			}
+			if err := validateIPv6Modes(s); err != nil {
+				return nil, invalid("subnet %s: %v", s.ID, err)
 			}
 			for _, r := range s.HostRoutes {
 				if !r.Destination.IsValid() || !r.NextHop.IsValid() {
@@ -362,20 +398,28 @@ func validate(st *State) (*index, error) {
 			if _, ok := n.subnetFor(gw.IP); !ok || !gw.IP.Is4() {
 				return nil, invalid("router %s: gateway ip %s not in an IPv4 subnet of %s", r.ID, gw.IP, n.ID)
 			}
+			if _, ok := n.subnetFor(gw.IPv6); gw.IPv6.IsValid() && (!ok || !gw.IPv6.Is6()) {
+				return nil, invalid("router %s: gateway ipv6 %s not in an IPv6 subnet of %s", r.ID, gw.IPv6, n.ID)
+			}
 		}
-		seenNet := map[string]bool{}
+		seenSubnet := map[string]bool{}
 		for _, itf := range r.Interfaces {
 			n, ok := ix.networks[itf.NetworkID]
 			if !ok {
 				return nil, invalid("router %s: unknown network %s", r.ID, itf.NetworkID)
 			}
-			if seenNet[itf.NetworkID] {
-				return nil, invalid("router %s: two interfaces on network %s", r.ID, itf.NetworkID)
-			}
-			seenNet[itf.NetworkID] = true
-			if _, ok := n.subnetFor(itf.IP); !ok {
+			sub, ok := n.subnetFor(itf.IP)
+			if !ok {
 				return nil, invalid("router %s: interface ip %s not in a subnet of %s", r.ID, itf.IP, n.ID)
 			}
+			// One address per subnet: two would be two gateways.
+			if seenSubnet[sub.ID] {
+				return nil, invalid("router %s: two interfaces on subnet %s of network %s", r.ID, sub.ID, itf.NetworkID)
+			}
+			seenSubnet[sub.ID] = true
+		}
+		if err := validateMetering(r.MeteringLabels); err != nil {
+			return nil, invalid("router %s: %v", r.ID, err)
 		}
 		for _, rt := range r.Routes {
 			if !rt.Destination.IsValid() || !rt.NextHop.IsValid() {
@@ -409,6 +453,26 @@ func validateRule(r SecurityGroupRule) error {
 	}
 	if _, err := nftProtocol(r.Protocol, r.EtherType); err != nil {
 		return err
+	}
+	return nil
+}
+
+// validateIPv6Modes accepts Neutron's combinations: modes only on IPv6
+// subnets, and when both are set they agree (the API enforces the same).
+func validateIPv6Modes(s Subnet) error {
+	for _, m := range []IPv6Mode{s.IPv6RAMode, s.IPv6AddressMode} {
+		switch m {
+		case "":
+		case IPv6SLAAC, IPv6DHCPv6Stateful, IPv6DHCPv6Stateless:
+			if s.CIDR.Addr().Is4() {
+				return fmt.Errorf("ipv6 mode %q on an IPv4 subnet", m)
+			}
+		default:
+			return fmt.Errorf("unknown ipv6 mode %q", m)
+		}
+	}
+	if s.IPv6RAMode != "" && s.IPv6AddressMode != "" && s.IPv6RAMode != s.IPv6AddressMode {
+		return fmt.Errorf("ipv6_ra_mode %s and ipv6_address_mode %s disagree", s.IPv6RAMode, s.IPv6AddressMode)
 	}
 	return nil
 }

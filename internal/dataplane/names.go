@@ -68,6 +68,10 @@ func (n names) tableL2() string     { return n.prefix + "_antispoof" } // bridge
 func (n names) tableSG() string     { return n.prefix + "_secgroups" } // inet family
 func (n names) tableHost() string   { return n.prefix + "_external" }  // inet family
 func (n names) tableRouter() string { return n.prefix + "_router" }    // ip family, per router ns
+func (n names) tableRouter6() string {
+	return n.prefix + "_router6" // ip6 family, per router ns
+}
+func (n names) tableMetering() string { return n.prefix + "_metering" } // inet family, per router ns
 
 func (n names) ownsLink(name string) bool {
 	re := regexp.MustCompile(`^` + n.prefix + `[bxvtigd][0-9a-f]{8}$`)

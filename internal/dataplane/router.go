@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -25,17 +26,17 @@ func (a *Agent) applyRouter(ctx context.Context, ix *index, r *Router, links map
 		return err
 	}
 	rn := ns{r: a.cfg.Runner, name: rns}
-	if err := rn.sysctl(ctx, "net.ipv4.ip_forward", "1"); err != nil {
-		return err
+	// IPv6 is routed like IPv4 (never translated). Forwarding also makes
+	// the kernel ignore router advertisements on the router's legs.
+	if _, err := rn.exec(ctx, nil, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"); err != nil {
+		return fmt.Errorf("router forwarding: %w", err)
 	}
-	for _, itf := range r.Interfaces {
-		n := ix.networks[itf.NetworkID]
-		sub, _ := n.subnetFor(itf.IP)
+	legs := routerLegs(ix, r)
+	for _, netID := range slices.Sorted(maps.Keys(legs)) {
+		n := ix.networks[netID]
 		dev := a.n.routerIf(r.ID, n.ID)
 		want[dev] = true
-		inner := routerInnerIf(n.ID)
-		if _, _, err := a.plugNamespace(ctx, rn, dev, inner, a.n.bridge(n.ID), a.networkMTU(n), links,
-			[]netip.Prefix{netip.PrefixFrom(itf.IP, sub.CIDR.Bits())}); err != nil {
+		if _, _, err := a.plugNamespace(ctx, rn, dev, routerInnerIf(n.ID), a.n.bridge(n.ID), a.networkMTU(n), links, legs[netID]); err != nil {
 			return fmt.Errorf("interface on %s: %w", n.ID, err)
 		}
 	}
@@ -47,6 +48,12 @@ func (a *Agent) applyRouter(ctx context.Context, ix *index, r *Router, links map
 		want[dev] = true
 		inner := routerInnerGw(r.ID)
 		addrs := []netip.Prefix{netip.PrefixFrom(gw.IP, sub.CIDR.Bits())}
+		if sub6, ok := n.subnetFor(gw.IPv6); ok {
+			addrs = append(addrs, netip.PrefixFrom(gw.IPv6, sub6.CIDR.Bits()))
+			if sub6.Gateway.IsValid() {
+				routes = append(routes, "::/0 "+sub6.Gateway.String()+" "+inner)
+			}
+		}
 		for _, f := range r.FloatingIPs {
 			addrs = append(addrs, netip.PrefixFrom(f.IP, 32))
 		}
@@ -85,11 +92,30 @@ func (a *Agent) applyRouter(ctx context.Context, ix *index, r *Router, links map
 	if err := a.setRoutes(ctx, rn, routes); err != nil {
 		return err
 	}
-	rules := a.routerRuleset(ix, r)
+	// One transaction for both families' tables.
+	rules := a.routerRuleset(ix, r) + a.router6Ruleset()
 	if _, err := rn.exec(ctx, []byte(rules), "nft", "-f", "-"); err != nil {
 		return fmt.Errorf("router nftables: %w", err)
 	}
+	if err := a.applyRA(ctx, ix, r, rns); err != nil {
+		return fmt.Errorf("router advertisements: %w", err)
+	}
+	if err := a.applyMetering(ctx, rn, r); err != nil {
+		return fmt.Errorf("metering: %w", err)
+	}
 	return a.ensureMetadata(ctx, rns, r.ID)
+}
+
+// routerLegs groups a router's interface addresses by network: one leg per
+// network carries the gateway addresses of all its subnets (IPv4 and
+// IPv6), as Neutron's router port carries several fixed IPs.
+func routerLegs(ix *index, r *Router) map[string][]netip.Prefix {
+	legs := map[string][]netip.Prefix{}
+	for _, itf := range r.Interfaces {
+		sub, _ := ix.networks[itf.NetworkID].subnetFor(itf.IP)
+		legs[itf.NetworkID] = append(legs[itf.NetworkID], netip.PrefixFrom(itf.IP, sub.CIDR.Bits()))
+	}
+	return legs
 }
 
 // routeDev finds the router leg whose subnet holds a static route's next hop.
@@ -100,8 +126,10 @@ func (a *Agent) routeDev(ix *index, r *Router, nh netip.Addr) (string, error) {
 		}
 	}
 	if gw := r.Gateway; gw != nil {
-		if s, ok := ix.networks[gw.NetworkID].subnetFor(gw.IP); ok && s.CIDR.Contains(nh) {
-			return routerInnerGw(r.ID), nil
+		for _, ip := range []netip.Addr{gw.IP, gw.IPv6} {
+			if s, ok := ix.networks[gw.NetworkID].subnetFor(ip); ok && s.CIDR.Contains(nh) {
+				return routerInnerGw(r.ID), nil
+			}
 		}
 	}
 	return "", fmt.Errorf("%w: router %s: next hop %s is on none of its subnets", ErrInvalidState, r.ID, nh)
@@ -142,13 +170,18 @@ func (a *Agent) forgetConnections(ctx context.Context, rn ns, gone []netip.Prefi
 	return nil
 }
 
-// setRoutes makes the namespace's proto-static IPv4 routes exactly want,
-// each "dst gateway dev".
+// setRoutes makes the namespace's proto-static IPv4 and IPv6 routes
+// exactly want, each "dst gateway dev".
 func (a *Agent) setRoutes(ctx context.Context, in ns, want []string) error {
 	have, err := in.routes(ctx, "static")
 	if err != nil {
 		return err
 	}
+	have6, err := in.routesOf(ctx, "-6", "static")
+	if err != nil {
+		return err
+	}
+	have = append(have, have6...)
 	haveSet := map[string]bool{}
 	for _, h := range have {
 		haveSet[h.key()] = true
@@ -163,8 +196,8 @@ func (a *Agent) setRoutes(ctx context.Context, in ns, want []string) error {
 		}
 	}
 	for _, h := range have {
-		if !slices.Contains(want, h.key()) {
-			if _, err := in.ip(ctx, "route", "del", h.Dst, "proto", "static"); err != nil && !isNotFound(err) {
+		if k := h.key(); !slices.Contains(want, k) {
+			if _, err := in.ip(ctx, "route", "del", strings.Fields(k)[0], "proto", "static"); err != nil && !isNotFound(err) {
 				return err
 			}
 		}

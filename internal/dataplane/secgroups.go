@@ -199,7 +199,7 @@ func sourcesOf(p *Port) portSources {
 
 // antispoofTable renders the bridge-family table that runs before
 // br_netfilter on every frame a secured port sends: only its MACs, only its
-// addresses (and DHCP discovery from 0.0.0.0), no DHCP or router
+// addresses (and DHCP discovery from 0.0.0.0), no DHCP, DHCPv6 or router
 // advertisement service, no other ethertypes.
 func (a *Agent) antispoofTable(ix *index) string {
 	t := a.n.tableL2()
@@ -228,6 +228,7 @@ func (a *Agent) antispoofTable(ix *index) string {
 		fmt.Fprintf(&b, "\t\tether saddr != { %s } counter drop\n", strings.Join(src.macs, ", "))
 		b.WriteString("\t\tether type ip udp sport 67 counter drop\n")
 		b.WriteString("\t\tether type ip6 icmpv6 type nd-router-advert counter drop\n")
+		b.WriteString("\t\tether type ip6 udp sport 547 counter drop\n")
 		b.WriteString("\t\tether type ip ip saddr 0.0.0.0 udp sport 68 udp dport 67 return\n")
 		for _, mac := range src.macs {
 			v4 := normalizePrefixes(src.v4[mac])
@@ -322,7 +323,10 @@ func (a *Agent) secgroupTable(ix *index) string {
 		fmt.Fprintf(&b, "\tchain egress_%s {\n", id)
 		b.WriteString("\t\tct state established,related return\n\t\tct state invalid counter drop\n")
 		b.WriteString("\t\tudp sport 68 udp dport 67 return\n")
-		b.WriteString("\t\ticmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } return\n")
+		// DHCPv6 and MLD as Neutron's firewall allows them: guests
+		// join their solicited-node groups before SLAAC.
+		b.WriteString("\t\tmeta nfproto ipv6 udp sport 546 udp dport 547 return\n")
+		b.WriteString("\t\ticmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-report, mld2-listener-report } return\n")
 		for _, m := range dedupe(out) {
 			fmt.Fprintf(&b, "\t\t%s return\n", m)
 		}
@@ -330,6 +334,7 @@ func (a *Agent) secgroupTable(ix *index) string {
 		fmt.Fprintf(&b, "\tchain ingress_%s {\n", id)
 		b.WriteString("\t\tct state established,related accept\n\t\tct state invalid counter drop\n")
 		b.WriteString("\t\tudp sport 67 udp dport 68 accept\n")
+		b.WriteString("\t\tmeta nfproto ipv6 udp sport 547 udp dport 546 accept\n")
 		b.WriteString("\t\ticmpv6 type { nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } accept\n")
 		for _, m := range dedupe(in) {
 			fmt.Fprintf(&b, "\t\t%s accept\n", m)

@@ -56,7 +56,11 @@ type Config struct {
 	// external IPv4 CIDRs this host routes (routed mode): the VPC route
 	// controller points them at this host.
 	RoutedCIDRs func(ctx context.Context, cidrs []netip.Prefix)
-	Log         *slog.Logger
+	// PortsUp, when set, is told after every successful sync which ports
+	// this host has wired (taps on their bridges, filters in place): the
+	// networking service marks them ACTIVE and the host's others DOWN.
+	PortsUp func(ctx context.Context, ids []string)
+	Log     *slog.Logger
 }
 
 // Agent syncs one host.
@@ -163,6 +167,13 @@ func (a *Agent) Sync(ctx context.Context) error {
 	if err := a.cfg.Dataplane.Apply(ctx, st); err != nil {
 		return fmt.Errorf("apply: %w", err)
 	}
+	if a.cfg.PortsUp != nil {
+		up := make([]string, 0, len(st.Ports))
+		for _, p := range st.Ports {
+			up = append(up, p.ID)
+		}
+		a.cfg.PortsUp(ctx, up)
+	}
 	if a.cfg.RoutedCIDRs != nil && a.cfg.Host.ExternalMode == dataplane.ExternalRouted {
 		a.cfg.RoutedCIDRs(ctx, routedCIDRs(st))
 	}
@@ -224,7 +235,7 @@ func (a *Agent) read(ctx context.Context) (Snapshot, error) {
 	if err != nil {
 		return snap, fmt.Errorf("list floating ips: %w", err)
 	}
-	return snap, nil
+	return snap, readMetering(ctx, c, &snap)
 }
 
 // dhcpDeviceID names this host's DHCP port on a network, as Neutron's
@@ -233,8 +244,8 @@ func (a *Agent) dhcpDeviceID(networkID string) string {
 	return "dhcp-" + a.cfg.Host.Name + "-" + networkID
 }
 
-// ensureDHCPPorts creates the DHCP port of every network with an IPv4
-// subnet that serves DHCP and has no DHCP address yet. It reports whether
+// ensureDHCPPorts creates the DHCP port of every network with a subnet
+// that serves DHCP (servesDHCP) and has no DHCP address yet. It reports whether
 // it created any.
 func (a *Agent) ensureDHCPPorts(ctx context.Context, snap Snapshot) (bool, error) {
 	have := map[string]map[string]bool{} // network → subnets with a DHCP address
@@ -250,7 +261,7 @@ func (a *Agent) ensureDHCPPorts(ctx context.Context, snap Snapshot) (bool, error
 	}
 	want := map[string][]ports.IP{}
 	for _, sn := range snap.Subnets {
-		if sn.EnableDHCP && sn.IPVersion == 4 && !have[sn.NetworkID][sn.ID] {
+		if servesDHCP(sn) && !have[sn.NetworkID][sn.ID] {
 			want[sn.NetworkID] = append(want[sn.NetworkID], ports.IP{SubnetID: sn.ID})
 		}
 	}
@@ -265,6 +276,15 @@ func (a *Agent) ensureDHCPPorts(ctx context.Context, snap Snapshot) (bool, error
 		a.cfg.Log.Info("created DHCP port", "network_id", netID, "port_id", p.ID)
 	}
 	return len(want) > len(errs), errors.Join(errs...)
+}
+
+// servesDHCP reports the subnets the DHCP server needs an address on: IPv4
+// with DHCP, and IPv6 in a DHCPv6 address mode (SLAAC needs no server).
+func servesDHCP(sn subnets.Subnet) bool {
+	if !sn.EnableDHCP {
+		return false
+	}
+	return sn.IPVersion == 4 || sn.IPv6AddressMode == string(dataplane.IPv6DHCPv6Stateful) || sn.IPv6AddressMode == string(dataplane.IPv6DHCPv6Stateless)
 }
 
 // hostBound adds binding:host_id to a port create request.

@@ -64,6 +64,8 @@ type Snapshot struct {
 	SecurityGroups []groups.SecGroup
 	Routers        []routers.Router
 	FloatingIPs    []floatingips.FloatingIP
+	MeteringLabels []meteringLabel
+	MeteringRules  []meteringRule
 }
 
 // Host describes the host the state is built for.
@@ -81,9 +83,10 @@ type Host struct {
 // Build turns a snapshot into the data plane state of host h. This agent
 // is the host's L2 agent for the ports bound to it, and its DHCP and L3
 // agent for every network and router (one network node per cloud, for
-// now). IPv6 subnets are left to the guests' SLAAC, since the data plane
-// routes and serves DHCP for IPv4 only; IPv6 addresses still count for
-// anti-spoofing and security groups.
+// now). IPv6 subnets are routed (never translated), advertised by the
+// router when ipv6_ra_mode is set and served by DHCPv6 in the DHCPv6
+// address modes, as Neutron's L3 and DHCP agents do; routers are metered
+// by their project's and the shared metering labels.
 func Build(snap Snapshot, h Host, log *slog.Logger) dataplane.State {
 	subnetsByNet := map[string][]subnets.Subnet{}
 	for _, sn := range snap.Subnets {
@@ -184,9 +187,6 @@ func buildNetwork(n network, sns []subnets.Subnet, dhcpAddr map[string]netip.Add
 		}
 	}
 	for _, sn := range sns {
-		if sn.IPVersion != 4 {
-			continue
-		}
 		ds, err := buildSubnet(sn, dhcpAddr[sn.ID])
 		if err != nil {
 			log.Warn("subnet left out of the data plane", "subnet_id", sn.ID, "err", err)
@@ -202,7 +202,8 @@ func buildSubnet(sn subnets.Subnet, dhcp netip.Addr) (dataplane.Subnet, error) {
 	if err != nil {
 		return dataplane.Subnet{}, fmt.Errorf("cidr: %w", err)
 	}
-	ds := dataplane.Subnet{ID: sn.ID, CIDR: cidr, DHCP: sn.EnableDHCP && dhcp.IsValid(), DHCPAddress: dhcp}
+	ds := dataplane.Subnet{ID: sn.ID, CIDR: cidr, DHCP: sn.EnableDHCP && dhcp.IsValid(), DHCPAddress: dhcp,
+		IPv6RAMode: dataplane.IPv6Mode(sn.IPv6RAMode), IPv6AddressMode: dataplane.IPv6Mode(sn.IPv6AddressMode)}
 	if sn.GatewayIP != "" {
 		if ds.Gateway, err = netip.ParseAddr(sn.GatewayIP); err != nil {
 			return ds, fmt.Errorf("gateway: %w", err)
@@ -292,22 +293,13 @@ func buildGroup(g groups.SecGroup) dataplane.SecurityGroup {
 }
 
 func buildRouter(r routers.Router, snap Snapshot, included map[string]bool) (dataplane.Router, bool) {
-	dr := dataplane.Router{ID: r.ID}
-	if gw := r.GatewayInfo; gw.NetworkID != "" && included[gw.NetworkID] {
-		for _, f := range gw.ExternalFixedIPs {
-			if a, err := netip.ParseAddr(f.IPAddress); err == nil && a.Is4() {
-				snat := gw.EnableSNAT == nil || *gw.EnableSNAT
-				dr.Gateway = &dataplane.RouterGateway{NetworkID: gw.NetworkID, IP: a, SNAT: snat}
-				break
-			}
-		}
-	}
+	dr := dataplane.Router{ID: r.ID, Gateway: buildGateway(r.GatewayInfo, included)}
 	for _, p := range snap.Ports {
 		if p.DeviceOwner != ownerRouterInterface || p.DeviceID != r.ID || !included[p.NetworkID] {
 			continue
 		}
 		for _, f := range p.FixedIPs {
-			if a, err := netip.ParseAddr(f.IPAddress); err == nil && a.Is4() {
+			if a, err := netip.ParseAddr(f.IPAddress); err == nil {
 				dr.Interfaces = append(dr.Interfaces, dataplane.RouterInterface{NetworkID: p.NetworkID, IP: a})
 			}
 		}
@@ -315,9 +307,12 @@ func buildRouter(r routers.Router, snap Snapshot, included map[string]bool) (dat
 	for _, rt := range r.Routes {
 		dst, err1 := netip.ParsePrefix(rt.DestinationCIDR)
 		hop, err2 := netip.ParseAddr(rt.NextHop)
-		if err1 == nil && err2 == nil && hop.Is4() {
+		if err1 == nil && err2 == nil && dst.Addr().Is4() == hop.Is4() {
 			dr.Routes = append(dr.Routes, dataplane.Route{Destination: dst, NextHop: hop})
 		}
+	}
+	if dr.Gateway != nil {
+		dr.MeteringLabels = routerLabels(r, snap)
 	}
 	if dr.Gateway != nil {
 		for _, f := range snap.FloatingIPs {
@@ -335,4 +330,28 @@ func buildRouter(r routers.Router, snap Snapshot, included map[string]bool) (dat
 		return dr, false
 	}
 	return dr, true
+}
+
+// buildGateway is the router's external leg: it needs an IPv4 address
+// (SNAT and floating IPs are IPv4) and also carries the first IPv6 one, if
+// the external network has an IPv6 subnet.
+func buildGateway(gw routers.GatewayInfo, included map[string]bool) *dataplane.RouterGateway {
+	if gw.NetworkID == "" || !included[gw.NetworkID] {
+		return nil
+	}
+	dg := &dataplane.RouterGateway{NetworkID: gw.NetworkID, SNAT: gw.EnableSNAT == nil || *gw.EnableSNAT}
+	for _, f := range gw.ExternalFixedIPs {
+		a, err := netip.ParseAddr(f.IPAddress)
+		switch {
+		case err != nil:
+		case a.Is4() && !dg.IP.IsValid():
+			dg.IP = a
+		case a.Is6() && !dg.IPv6.IsValid():
+			dg.IPv6 = a
+		}
+	}
+	if !dg.IP.IsValid() {
+		return nil
+	}
+	return dg
 }

@@ -11,9 +11,20 @@ NIMBUS=${NIMBUS:-bin/nimbus}
 
 work=$(mktemp -d)
 log="$work/nimbus.log"
-NIMBUS_IDENTITY_PORT=0 NIMBUS_IMAGE_PORT=0 NIMBUS_NETWORK_PORT=0 NIMBUS_COMPUTE_PORT=0 NIMBUS_NATS_PORT=0 "$NIMBUS" up --data-dir "$work/data" >"$work/up.out" 2>"$log" &
+# The host agents stay off unless a script asks for them (run as root):
+# NIMBUS_NETWORK_AGENT=1 before sourcing this file runs the networking
+# agent under its own name prefix, and the exit trap removes what it built.
+export NIMBUS_NETWORK_AGENT=${NIMBUS_NETWORK_AGENT:-0} NIMBUS_COMPUTE_AGENT=${NIMBUS_COMPUTE_AGENT:-0}
+export NIMBUS_NETWORK_AGENT_PREFIX=${NIMBUS_NETWORK_AGENT_PREFIX:-ncli}
+NIMBUS_IDENTITY_PORT=0 NIMBUS_IMAGE_PORT=0 NIMBUS_NETWORK_PORT=0 NIMBUS_COMPUTE_PORT=0 NIMBUS_METADATA_PORT=0 NIMBUS_NATS_PORT=0 "$NIMBUS" up --data-dir "$work/data" >"$work/up.out" 2>"$log" &
 pid=$!
-cleanup() { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$work"; }
+cleanup() {
+  kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+  if [ "$NIMBUS_NETWORK_AGENT" != 0 ]; then
+    "$NIMBUS" manage network-cleanup --data-dir "$work/data" >/dev/null || echo "network-cleanup failed: host state of prefix $NIMBUS_NETWORK_AGENT_PREFIX left behind" >&2
+  fi
+  rm -rf "$work"
+}
 trap cleanup EXIT
 for _ in $(seq 1 100); do grep -q "Nimbus is up" "$work/up.out" 2>/dev/null && break; sleep 0.1; done
 if ! grep -q "Nimbus is up" "$work/up.out"; then
@@ -40,6 +51,16 @@ expect() {
 refuse() {
   local name=$1 pattern=$2; shift 2
   if ! out=$("$@" 2>&1) && grep -qE -- "$pattern" <<<"$out"; then ok "$name"; else bad "$name (wanted failure with /$pattern/)" "$out"; fi
+}
+# eventually NAME PATTERN COMMAND...: like expect, retried for up to 30 s
+# (for what an agent realises after the API answered).
+eventually() {
+  local name=$1 pattern=$2; shift 2
+  for _ in $(seq 1 60); do
+    if out=$("$@" 2>&1) && grep -qE -- "$pattern" <<<"$out"; then ok "$name"; return 0; fi
+    sleep 0.5
+  done
+  bad "$name (wanted /$pattern/ within 30 s)" "$out"
 }
 os() { "$OPENSTACK" "$@"; }
 # report NAME: prints the totals and sets the exit status.

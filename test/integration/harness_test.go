@@ -77,6 +77,7 @@ func runSuite(m *testing.M) int {
 	cfg.Image.Port = 0
 	cfg.Network.Port = 0
 	cfg.Compute.Port = 0
+	cfg.Compute.Metadata.Port = 0
 	cfg.NATSPort = 0
 	// Keystone's cost is 12; 4 keeps the suite fast while still hashing
 	// every password for real.

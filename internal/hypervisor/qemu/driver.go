@@ -169,7 +169,7 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	case "":
 		kernel := cfg.ProbeKernel
 		if kernel == "" {
-			kernel = defaultProbeKernel()
+			kernel = DefaultProbeKernel()
 		}
 		vt, kvmErr, err := ChooseAccel(ctx, cfg.QEMU, kernel, cfg.RunDir, cfg.ProbeTimeout, false)
 		if err != nil {
@@ -189,7 +189,11 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	return d, nil
 }
 
-func defaultProbeKernel() string {
+// DefaultProbeKernel is the host kernel the acceleration probe boots
+// when none is configured (/boot/vmlinuz-$(uname -r), then
+// /boot/vmlinuz), or "" when the host has neither (containers, some
+// cloud images).
+func DefaultProbeKernel() string {
 	var u syscall.Utsname
 	if syscall.Uname(&u) == nil {
 		var b []byte

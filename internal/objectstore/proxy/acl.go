@@ -1,0 +1,165 @@
+package proxy
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/nimbus-cloud/nimbus/internal/api"
+)
+
+// containerACL is a parsed X-Container-Read or X-Container-Write (Swift's
+// "V1" ACL syntax): referrer elements (.r:<host>, .r:-<host>, .r:*),
+// .rlistings, and grantees (project:user forms or role names).
+type containerACL struct {
+	referrers []string
+	rlistings bool
+	grantees  []string
+}
+
+func parseContainerACL(v string) containerACL {
+	var a containerACL
+	for _, e := range strings.Split(v, ",") {
+		e = strings.TrimSpace(e)
+		if e == "" {
+			continue
+		}
+		if i := strings.IndexByte(e, ':'); i > 0 && (e[:i] == ".r" || e[:i] == ".ref" || e[:i] == ".referer" || e[:i] == ".referrer") {
+			a.referrers = append(a.referrers, strings.TrimSpace(e[i+1:]))
+			continue
+		}
+		if e == ".rlistings" {
+			a.rlistings = true
+			continue
+		}
+		// Strip spaces around the colon: "p : u" is stored as "p:u".
+		if p, u, ok := strings.Cut(e, ":"); ok {
+			e = strings.TrimSpace(p) + ":" + strings.TrimSpace(u)
+		}
+		a.grantees = append(a.grantees, e)
+	}
+	return a
+}
+
+// referrerAllowed is Swift's referrer_allowed: the last matching
+// element decides, "-" elements deny, "*" matches any request (even
+// without a Referer), ".example.com" matches the domain and its subdomains.
+func (a containerACL) referrerAllowed(referer string) bool {
+	host := ""
+	if u, err := url.Parse(referer); err == nil {
+		host = u.Hostname()
+	}
+	allow := false
+	for _, m := range a.referrers {
+		deny := strings.HasPrefix(m, "-")
+		m = strings.TrimPrefix(m, "-")
+		match := m == "*" || (host != "" && (host == m || (strings.HasPrefix(m, ".") && strings.HasSuffix(host, m))))
+		if match {
+			allow = !deny
+		}
+	}
+	return allow
+}
+
+// grants reports whether a grantee list (container ACL or an account ACL
+// level) names the caller: "<project-id>:<user-id>" with "*" wildcards
+// for either part, names in the default domain for compatibility, or a
+// role the caller holds in the account's own project.
+func (p *Proxy) grants(grantees []string, id *api.Identity, account string) bool {
+	if id == nil {
+		return false
+	}
+	inAccount := account == p.cfg.ResellerPrefix+id.ProjectID
+	defaultDomain := id.ProjectDomainID == "default" && id.UserDomainID == "default"
+	for _, g := range grantees {
+		proj, user, pair := strings.Cut(g, ":")
+		if !pair {
+			if inAccount && hasRoleFold(id, g) {
+				return true
+			}
+			continue
+		}
+		projOK := proj == "*" || proj == id.ProjectID || (defaultDomain && proj == id.ProjectName)
+		userOK := user == "*" || user == id.UserID || (defaultDomain && user == id.UserName)
+		if projOK && userOK && id.ProjectID != "" {
+			return true
+		}
+	}
+	return false
+}
+
+func hasRoleFold(id *api.Identity, role string) bool {
+	for _, r := range id.Roles {
+		if strings.EqualFold(r.Name, role) {
+			return true
+		}
+	}
+	return false
+}
+
+// accountACL is X-Account-Access-Control, Swift's "V2" JSON ACL.
+type accountACL struct {
+	Admin     []string `json:"admin,omitempty"`
+	ReadWrite []string `json:"read-write,omitempty"`
+	ReadOnly  []string `json:"read-only,omitempty"`
+}
+
+// accessLevel is what an account ACL gives a caller.
+type accessLevel int
+
+const (
+	accessNone accessLevel = iota
+	accessReadOnly
+	accessReadWrite
+	accessAdmin
+)
+
+// parseAccountACL validates an X-Account-Access-Control value and returns
+// it in canonical form; an empty value clears the ACL.
+func parseAccountACL(v string) (string, error) {
+	if strings.TrimSpace(v) == "" {
+		return "", nil
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(v), &raw); err != nil {
+		return "", errText(http.StatusBadRequest, "Syntax error in input (JSON object expected)")
+	}
+	for k, lv := range raw {
+		if k != "admin" && k != "read-write" && k != "read-only" {
+			return "", errText(http.StatusBadRequest, fmt.Sprintf("Key %q not recognized", k))
+		}
+		var list []string
+		if err := json.Unmarshal(lv, &list); err != nil {
+			return "", errText(http.StatusBadRequest, fmt.Sprintf("Value for key %q must be a list of strings", k))
+		}
+	}
+	var a accountACL
+	_ = json.Unmarshal([]byte(v), &a)
+	out, err := json.Marshal(a)
+	if err != nil {
+		return "", fmt.Errorf("encode account acl: %w", err)
+	}
+	return string(out), nil
+}
+
+// level is the highest access the ACL grants the caller.
+func (p *Proxy) level(stored string, id *api.Identity, account string) accessLevel {
+	if stored == "" || id == nil {
+		return accessNone
+	}
+	var a accountACL
+	if json.Unmarshal([]byte(stored), &a) != nil {
+		return accessNone
+	}
+	switch {
+	case p.grants(a.Admin, id, account):
+		return accessAdmin
+	case p.grants(a.ReadWrite, id, account):
+		return accessReadWrite
+	case p.grants(a.ReadOnly, id, account):
+		return accessReadOnly
+	}
+	return accessNone
+}

@@ -1,0 +1,113 @@
+package proxy
+
+import (
+	"net/http"
+	"strings"
+)
+
+func (p *Proxy) containerRequest(q *request) error {
+	switch q.r.Method {
+	case http.MethodGet, http.MethodHead:
+		return p.containerGet(q)
+	case http.MethodPut, http.MethodPost, http.MethodDelete:
+		return p.containerWrite(q)
+	}
+	return methodNotAllowed("DELETE, GET, HEAD, POST, PUT")
+}
+
+// containerGet answers HEAD and the object listing; the listing
+// parameters go to the container server as they came.
+func (p *Proxy) containerGet(q *request) error {
+	query, err := listingLimit(q.r.URL.RawQuery, p.cfg.Constraints.ContainerListingLimit)
+	if err != nil {
+		return err
+	}
+	h := p.backendHeaders(q, "")
+	copyHeaders(h, q.r.Header, func(k string) bool { return k == "Accept" })
+	resp, err := p.readAny(q, place(p.rings.container, q.account, q.container, ""), q.names(), query, h)
+	if err != nil {
+		return err
+	}
+	return p.relay(q, resp)
+}
+
+// containerHeaders are the client headers a container write forwards.
+func isContainerHeader(k string) bool {
+	return k == "X-Container-Read" || k == "X-Container-Write" || k == "X-Versions-Location" ||
+		k == "X-History-Location" || k == "X-Container-Sync-To" || k == "X-Container-Sync-Key"
+}
+
+// containerWrite sends a container PUT, POST or DELETE. A PUT into an
+// account that does not exist creates the account first (Swift's
+// account_autocreate); PUT and DELETE tell the account servers through
+// the X-Account-* headers.
+func (p *Proxy) containerWrite(q *request) error {
+	method := q.r.Method
+	if method != http.MethodDelete {
+		if err := p.checkMetadata(q.r.Header, "Container"); err != nil {
+			return err
+		}
+	}
+	if !q.owner {
+		dropOwnerHeaders(q.r.Header)
+	}
+	if err := checkWriteACL(q.r.Header.Get("X-Container-Write")); err != nil {
+		return err
+	}
+	if method == http.MethodPut {
+		ai, err := p.accountInfo(q, q.account)
+		if err != nil {
+			return err
+		}
+		if !ai.exists {
+			if p.cfg.DisableAccountAutocreate {
+				return errStatus(http.StatusNotFound)
+			}
+			if err := p.createAccount(q, q.account); err != nil {
+				return err
+			}
+		}
+	}
+	base := p.backendHeaders(q, p.clock.now())
+	if method != http.MethodDelete {
+		metaHeaders(base, q.r.Header, "Container")
+		copyHeaders(base, q.r.Header, isContainerHeader)
+		if v := q.r.Header.Get("X-Container-Read"); v != "" {
+			base.Set("X-Container-Read", cleanACL(v))
+		}
+	}
+	pl := place(p.rings.container, q.account, q.container, "")
+	slots := slotHeaders(base, len(pl.primaries))
+	if method != http.MethodPost {
+		spreadUpdates(slots, "X-Account", place(p.rings.account, q.account, "", ""))
+	}
+	defer p.infos.drop(q.account + "/" + q.container)
+	defer p.infos.drop(q.account)
+	status, hdr := bestStatus(p.write(q.ctx(), pl, method, q.names(), bySlot(slots)), pl.quorum())
+	writeStatus(q, status, hdr)
+	return nil
+}
+
+// checkWriteACL refuses referrer elements in X-Container-Write, which
+// would otherwise look like they let anonymous users write.
+func checkWriteACL(v string) error {
+	if a := parseContainerACL(v); len(a.referrers) > 0 {
+		return errText(http.StatusBadRequest, "Referrers not allowed in write ACL: "+strings.TrimSpace(v))
+	}
+	return nil
+}
+
+// cleanACL stores an ACL in canonical form: no spaces around elements,
+// ".referrer:" written ".r:", as Swift's clean_acl.
+func cleanACL(v string) string {
+	a := parseContainerACL(v)
+	var out []string
+	for _, r := range a.referrers {
+		out = append(out, ".r:"+r)
+	}
+	if a.rlistings {
+		out = append(out, ".rlistings")
+	}
+	out = append(out, a.grantees...)
+	return strings.Join(out, ",")
+}

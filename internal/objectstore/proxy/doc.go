@@ -1,0 +1,73 @@
+// Package proxy is Nimbus's Swift proxy server: the Swift v1 object storage
+// API (/v1/{account}[/{container}[/{object}]] and /info) in front of the
+// account, container and object servers of internal/objectstore/server.
+//
+// # Wiring
+//
+//	p, err := proxy.New(proxy.Config{
+//		AccountRing: "/etc/nimbus/swift/account.ring.gz",
+//		ContainerRing: "/etc/nimbus/swift/container.ring.gz",
+//		ObjectRing: "/etc/nimbus/swift/object.ring.gz",
+//		HashPathPrefix: prefix, HashPathSuffix: suffix, // as the storage nodes
+//		Tokens: identityService, // or an api.RemoteValidator
+//	})
+//	defer p.Close()
+//	http.Serve(ln, p) // port 8080
+//
+// Serve it with a ReadHeaderTimeout but no whole-request timeouts: object
+// bodies stream in both directions and take as long as they take.
+//
+// # How requests reach storage
+//
+// Every name is placed by its ring: md5 of the path gives a partition and
+// its primary devices; handoff devices (ring.GetMoreNodes) stand in when
+// primaries fail. The proxy gives every write its X-Timestamp, so storage
+// servers order concurrent writes by when the cluster accepted them.
+//
+//   - Reads (GET/HEAD) ask one node at a time, primaries first, and return
+//     the first answer that is not a failure or a 404, so an object written
+//     to a handoff while a primary was down is still found. X-Newest: true
+//     asks every primary and returns the newest copy.
+//   - Writes go to one node per replica at once. A slot whose node fails
+//     moves on to the next handoff; the answer is Swift's best_response: the
+//     highest status of the first class (2xx, 3xx, 4xx) a majority of
+//     replicas agreed on, else 503. Object PUTs send Expect: 100-continue and
+//     pick their nodes before the first body byte, then stream the body to
+//     all of them; a node that fails mid-upload is dropped while a quorum
+//     remains.
+//   - Object writes carry X-Container-Host/-Partition/-Device naming the
+//     container servers to update (one per object node, as Swift spreads
+//     them), container writes carry X-Account-*, and objects with
+//     X-Delete-At carry X-Delete-At-Container/-Host/-Partition/-Device for
+//     the expirer's queue in the .expiring_objects account.
+//   - A node that keeps failing (ErrorSuppressionLimit errors, each within
+//     ErrorSuppressionInterval of the last) or answers 507 is skipped until
+//     the interval passes without errors.
+//   - Account and container existence and ACLs are cached for InfoCacheTTL;
+//     writes through this proxy drop their entries.
+//   - Ring files are re-read when they change, every RingCheckInterval.
+//
+// # Auth
+//
+// Tokens are validated with the identity service's api.TokenValidator.
+// Authorization follows Swift's keystoneauth: account AUTH_<project id>;
+// operator roles (admin, member, swiftoperator) own their project's
+// account; ResellerAdmin owns every account; X-Container-Read/-Write grant
+// container access to <project>:<user> (with * wildcards) or role names,
+// .r:<referrer> and .rlistings grant anonymous reads; X-Account-Access-Control
+// (read-only, read-write, admin) grants account-wide access to
+// <project>:<user> forms, which upstream keystoneauth does not support.
+// Denials are 401 without a token and 403 with one.
+//
+// # Middleware
+//
+// Dynamic Large Objects (dlo.go): X-Object-Manifest "<container>/<prefix>"
+// reads as its segments concatenated, single byte ranges included.
+//
+// # Not yet
+//
+// Middlewares (SLO, tempurl, formpost, staticweb, bulk, versioning,
+// quotas, CORS), storage policies other than 0, resuming a GET on another node
+// when one fails mid-body, and honouring a client's X-Timestamp (container
+// sync) are left for later.
+package proxy

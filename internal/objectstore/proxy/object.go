@@ -1,0 +1,131 @@
+package proxy
+
+import (
+	"net/http"
+	"strings"
+	"time"
+)
+
+func (p *Proxy) objectRequest(q *request) error {
+	switch q.r.Method {
+	case http.MethodGet, http.MethodHead:
+		return p.objectGet(q)
+	case http.MethodPut:
+		if q.r.Header.Get("X-Copy-From") != "" {
+			return p.copyFrom(q)
+		}
+		return p.objectPut(q)
+	case http.MethodPost:
+		return p.objectPost(q)
+	case http.MethodDelete:
+		return p.objectDelete(q)
+	case "COPY":
+		return p.copyTo(q)
+	}
+	return methodNotAllowed("COPY, DELETE, GET, HEAD, POST, PUT")
+}
+
+// readHeaders are the client headers an object GET or HEAD forwards; the
+// object servers answer ranges and conditions themselves.
+func isReadHeader(k string) bool {
+	switch k {
+	case "Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since", "If-Range":
+		return true
+	}
+	return false
+}
+
+func (p *Proxy) objectGet(q *request) error {
+	h := p.backendHeaders(q, "")
+	copyHeaders(h, q.r.Header, isReadHeader)
+	resp, err := p.readAny(q, place(p.rings.object, q.account, q.container, q.object), q.names(), "", h)
+	if err != nil {
+		return err
+	}
+	if isDLO(q, resp) {
+		discard(resp)
+		return p.serveDLO(q, resp.Header)
+	}
+	return p.relay(q, resp)
+}
+
+// objectAllowedHeaders are the non-metadata headers an object keeps, as
+// Swift's allowed_headers (the object server's list, less what only
+// middleware may set).
+var objectAllowedHeaders = []string{
+	"Content-Disposition", "Content-Encoding", "X-Delete-At", "X-Object-Manifest",
+	"Cache-Control", "Content-Language", "Expires", "X-Robots-Tag",
+}
+
+// objectMetaHeaders copies an object write's user metadata and allowed
+// headers from src to dst.
+func objectMetaHeaders(dst, src http.Header) {
+	for k, vs := range src {
+		if strings.HasPrefix(k, "X-Object-Meta-") {
+			dst[k] = vs
+		}
+	}
+	for _, k := range objectAllowedHeaders {
+		if v := src.Get(k); v != "" {
+			dst.Set(k, v)
+		}
+	}
+}
+
+// objectWriteSlots prepares the per-replica headers of an object write:
+// the container update targets, and the expirer queue entry when the
+// object has an X-Delete-At. It checks the container exists (404 if not),
+// as objects cannot live outside one.
+func (p *Proxy) objectWriteSlots(q *request, base http.Header, names [3]string) ([]http.Header, placement, error) {
+	ci, err := p.containerInfo(q, names[0], names[1])
+	if err != nil {
+		return nil, placement{}, err
+	}
+	if !ci.exists {
+		return nil, placement{}, errStatus(http.StatusNotFound)
+	}
+	pl := place(p.rings.object, names[0], names[1], names[2])
+	slots := slotHeaders(base, len(pl.primaries))
+	spreadUpdates(slots, "X-Container", place(p.rings.container, names[0], names[1], ""))
+	if at := base.Get("X-Delete-At"); at != "" {
+		p.expirerUpdates(slots, at, names)
+	}
+	return slots, pl, nil
+}
+
+func (p *Proxy) objectPost(q *request) error {
+	if err := p.checkMetadata(q.r.Header, "Object"); err != nil {
+		return err
+	}
+	if _, err := deleteAt(q.r.Header, time.Now()); err != nil {
+		return err
+	}
+	base := p.backendHeaders(q, p.clock.now())
+	objectMetaHeaders(base, q.r.Header)
+	if ct := q.r.Header.Get("Content-Type"); ct != "" {
+		base.Set("Content-Type", ct)
+	}
+	slots, pl, err := p.objectWriteSlots(q, base, [3]string{q.account, q.container, q.object})
+	if err != nil {
+		return err
+	}
+	// A POST changes metadata only; the container listing stays as is.
+	for _, h := range slots {
+		h.Del("X-Container-Host")
+		h.Del("X-Container-Device")
+		h.Del("X-Container-Partition")
+	}
+	status, hdr := bestStatus(p.write(q.ctx(), pl, http.MethodPost, q.names(), bySlot(slots)), pl.quorum())
+	writeStatus(q, status, hdr)
+	return nil
+}
+
+func (p *Proxy) objectDelete(q *request) error {
+	slots, pl, err := p.objectWriteSlots(q, p.backendHeaders(q, p.clock.now()), [3]string{q.account, q.container, q.object})
+	if err != nil {
+		return err
+	}
+	status, hdr := bestStatus(p.write(q.ctx(), pl, http.MethodDelete, q.names(), bySlot(slots)), pl.quorum())
+	writeStatus(q, status, hdr)
+	return nil
+}

@@ -1,0 +1,117 @@
+package proxy
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// copyFrom is PUT with X-Copy-From: <container>/<object> (and optionally
+// X-Copy-From-Account): the new object is the source's data with its
+// metadata, overridden by the request's, as Swift's copy middleware does.
+// The caller needs read access to the source too.
+func (p *Proxy) copyFrom(q *request) error {
+	if q.r.ContentLength > 0 {
+		return errText(http.StatusBadRequest, "Copy requests require a zero byte body")
+	}
+	src, err := copyPeer(q, q.r.Header.Get("X-Copy-From"), "X-Copy-From-Account", "X-Copy-From")
+	if err != nil {
+		return err
+	}
+	if err := p.authorizePeer(q, src, http.MethodGet); err != nil {
+		return err
+	}
+	return p.copyObject(q, src, [3]string{q.account, q.container, q.object})
+}
+
+// copyTo is COPY with Destination: <container>/<object> (and optionally
+// Destination-Account); the caller needs read access to the source, which
+// authenticate checked, and write access to the destination.
+func (p *Proxy) copyTo(q *request) error {
+	dest := q.r.Header.Get("Destination")
+	if dest == "" {
+		return errText(http.StatusPreconditionFailed, "You must provide a Destination header")
+	}
+	dst, err := copyPeer(q, dest, "Destination-Account", "Destination")
+	if err != nil {
+		return err
+	}
+	if err := p.authorizePeer(q, dst, http.MethodPut); err != nil {
+		return err
+	}
+	return p.copyObject(q, [3]string{q.account, q.container, q.object}, dst)
+}
+
+// copyPeer parses the other end of a copy from its "<container>/<object>"
+// header and the optional account header.
+func copyPeer(q *request, v, accountHeader, what string) ([3]string, error) {
+	c, o, ok := splitCopyPath(v)
+	if !ok {
+		return [3]string{}, errText(http.StatusPreconditionFailed, what+" header must be of the form <container name>/<object name>")
+	}
+	acct := q.account
+	if a := q.r.Header.Get(accountHeader); a != "" {
+		acct = a
+	}
+	return [3]string{acct, c, o}, nil
+}
+
+// authorizePeer checks that q's caller may do method on the other end of
+// a copy, which must also satisfy the name constraints.
+func (p *Proxy) authorizePeer(q *request, names [3]string, method string) error {
+	peer := &request{w: q.w, r: q.r, transID: q.transID, ident: q.ident}
+	if err := p.parsePath(peer, "/v1/"+names[0]+"/"+names[1]+"/"+names[2]); err != nil {
+		return err
+	}
+	ok, err := p.allowed(peer, method, names[1])
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return p.deny(q)
+	}
+	return nil
+}
+
+// splitCopyPath parses "[/]container/object", URL-encoded or not.
+func splitCopyPath(v string) (container, object string, ok bool) {
+	if u, err := url.PathUnescape(v); err == nil {
+		v = u
+	}
+	container, object, ok = strings.Cut(strings.TrimPrefix(v, "/"), "/")
+	return container, object, ok && container != "" && object != ""
+}
+
+// copyObject reads the newest copy of src and stores it as dst.
+func (p *Proxy) copyObject(q *request, src, dst [3]string) error {
+	srcNames := "/" + src[0] + "/" + src[1] + "/" + src[2]
+	resp, err := p.readNewest(q.ctx(), place(p.rings.object, src[0], src[1], src[2]), http.MethodGet, srcNames, "", p.backendHeaders(q, ""))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return errStatus(resp.StatusCode)
+	}
+	h := http.Header{}
+	if !strings.EqualFold(q.r.Header.Get("X-Fresh-Metadata"), "true") {
+		objectMetaHeaders(h, resp.Header)
+		h.Del("X-Delete-At")
+	}
+	h.Set("Content-Type", resp.Header.Get("Content-Type"))
+	objectMetaHeaders(h, q.r.Header)
+	for _, k := range []string{"Content-Type", "X-Delete-After", "If-None-Match"} {
+		if v := q.r.Header.Get(k); v != "" {
+			h.Set(k, v)
+		}
+	}
+	// The source's ETag makes the object servers verify what they got.
+	h.Set("Etag", strings.Trim(resp.Header.Get("Etag"), `"`))
+	extra := http.Header{}
+	extra.Set("X-Copied-From", url.PathEscape(src[1])+"/"+(&url.URL{Path: src[2]}).EscapedPath())
+	extra.Set("X-Copied-From-Account", url.PathEscape(src[0]))
+	if lm := resp.Header.Get("Last-Modified"); lm != "" {
+		extra.Set("X-Copied-From-Last-Modified", lm)
+	}
+	return p.putObject(q, dst, h, resp.Body, resp.ContentLength, extra)
+}

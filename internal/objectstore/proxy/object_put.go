@@ -1,0 +1,262 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/ring"
+)
+
+func (p *Proxy) objectPut(q *request) error {
+	chunked := len(q.r.TransferEncoding) > 0 && q.r.TransferEncoding[0] == "chunked"
+	if q.r.ContentLength < 0 && !chunked {
+		return errStatus(http.StatusLengthRequired)
+	}
+	h := q.r.Header
+	if ct := h.Get("Content-Type"); ct == "" || strings.EqualFold(h.Get("X-Detect-Content-Type"), "true") {
+		h.Set("Content-Type", guessContentType(q.object))
+	}
+	return p.putObject(q, [3]string{q.account, q.container, q.object}, h, q.r.Body, q.r.ContentLength, nil)
+}
+
+// putObject checks and stores one object from body (length bytes, or -1
+// for a chunked upload) with the metadata in h; extra are response
+// headers to add on success (a copy's X-Copied-From).
+func (p *Proxy) putObject(q *request, names [3]string, h http.Header, body io.Reader, length int64, extra http.Header) error {
+	if length > p.cfg.Constraints.MaxFileSize {
+		return errText(http.StatusRequestEntityTooLarge, "Your request is too large.")
+	}
+	if v := h.Get("If-None-Match"); v != "" && v != "*" {
+		return errText(http.StatusBadRequest, "If-None-Match only supports *")
+	}
+	if err := p.checkMetadata(h, "Object"); err != nil {
+		return err
+	}
+	if _, err := deleteAt(h, time.Now()); err != nil {
+		return err
+	}
+	base := p.backendHeaders(q, p.clock.now())
+	objectMetaHeaders(base, h)
+	base.Set("Content-Type", h.Get("Content-Type"))
+	for _, k := range []string{"Etag", "If-None-Match"} {
+		if v := h.Get(k); v != "" {
+			base.Set(k, v)
+		}
+	}
+	slots, pl, err := p.objectWriteSlots(q, base, names)
+	if err != nil {
+		return err
+	}
+	nm := "/" + names[0] + "/" + names[1] + "/" + names[2]
+	var answers []answer
+	if length == 0 {
+		answers = p.write(q.ctx(), pl, http.MethodPut, nm, bySlot(slots))
+	} else if answers, err = p.stream(q.ctx(), pl, nm, slots, body, length); err != nil {
+		return err
+	}
+	status, hdr := bestStatus(answers, pl.quorum())
+	if status == http.StatusCreated {
+		for k, vs := range extra {
+			q.w.Header()[k] = vs
+		}
+		q.w.Header().Set("Last-Modified", lastModified(base.Get("X-Timestamp")))
+	}
+	writeStatus(q, status, hdr)
+	return nil
+}
+
+// lastModified is the Last-Modified of a timestamp: rounded up to the
+// second, as the object servers answer it.
+func lastModified(ts string) string {
+	secs, frac, _ := strings.Cut(ts, ".")
+	s, _ := strconv.ParseInt(secs, 10, 64)
+	if strings.Trim(frac, "0") != "" {
+		s++
+	}
+	return time.Unix(s, 0).UTC().Format(http.TimeFormat)
+}
+
+// putter is one storage server receiving an object body.
+type putter struct {
+	node   ring.Device
+	pw     *io.PipeWriter
+	cancel context.CancelFunc // abandons the request
+	ready  chan struct{}      // closed when the server said 100 Continue
+	done   chan struct{}      // closed when the request finished
+	ans    answer             // set before done closes
+	err    error
+	dead   bool // a body write failed; no more are sent
+}
+
+var errPutFinished = errors.New("object put finished")
+
+// startPut opens a PUT to node that waits for 100 Continue before the
+// body: the object server checks the request (timestamps, If-None-Match,
+// space) before it reads, so a node that refuses is replaced before any
+// byte is sent.
+func (p *Proxy) startPut(ctx context.Context, node ring.Device, part int, names string, h http.Header, length int64) *putter {
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithCancel(ctx)
+	pt := &putter{node: node, pw: pw, cancel: cancel, ready: make(chan struct{}), done: make(chan struct{})}
+	var once sync.Once
+	trace := &httptrace.ClientTrace{Got100Continue: func() { once.Do(func() { close(pt.ready) }) }}
+	hh := h.Clone()
+	hh.Set("Expect", "100-continue")
+	go func() {
+		defer close(pt.done)
+		defer cancel()
+		resp, err := p.send(httptrace.WithClientTrace(ctx, trace), http.MethodPut, node, part, names, "", hh, pr, length)
+		pr.CloseWithError(errPutFinished)
+		if err != nil {
+			pt.err = err
+			return
+		}
+		pt.ans = answer{status: resp.StatusCode, header: resp.Header}
+		discard(resp)
+	}()
+	return pt
+}
+
+// connect finds a node for one replica slot: the primary, or handoffs in
+// turn while nodes fail. It returns a putter ready for the body, or the
+// final answer of a node that refused the write (412, 409, ...).
+func (p *Proxy) connect(ctx context.Context, pl placement, slot int, hand *handoffs, names string, h http.Header, length int64) (*putter, answer) {
+	node, ok := pl.primaries[slot], !p.limiter.limited(pl.primaries[slot])
+	for {
+		if !ok {
+			if node, ok = hand.take(); !ok {
+				return nil, answer{}
+			}
+		}
+		pt := p.startPut(ctx, node, pl.part, names, h, length)
+		timer := time.NewTimer(p.cfg.NodeTimeout)
+		select {
+		case <-pt.ready:
+			timer.Stop()
+			return pt, answer{}
+		case <-pt.done:
+			timer.Stop()
+			if pt.err == nil && pt.ans.status < 500 {
+				return nil, pt.ans
+			}
+		case <-timer.C:
+			pt.pw.CloseWithError(errors.New("no 100 Continue in time"))
+			pt.cancel()
+			<-pt.done
+			p.limiter.failed(node)
+		}
+		ok = false
+	}
+}
+
+// stream sends body to a node for every replica slot and returns each
+// slot's answer. Fewer than a quorum of ready nodes, before or during the
+// upload, is 503; a body over max_file_size is 413; a client that stops
+// sending is 499.
+func (p *Proxy) stream(ctx context.Context, pl placement, names string, slots []http.Header, body io.Reader, length int64) ([]answer, error) {
+	hand := p.newHandoffs(pl)
+	defer hand.close()
+	answers := make([]answer, len(slots))
+	putters := make([]*putter, len(slots))
+	var wg sync.WaitGroup
+	for i := range slots {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			putters[i], answers[i] = p.connect(ctx, pl, i, hand, names, slots[i], length)
+		}()
+	}
+	wg.Wait()
+	live := 0
+	for _, pt := range putters {
+		if pt != nil {
+			live++
+		}
+	}
+	abort := func(err error) {
+		for _, pt := range putters {
+			if pt != nil {
+				pt.pw.CloseWithError(err)
+				pt.cancel()
+				<-pt.done
+			}
+		}
+	}
+	if live < pl.quorum() {
+		abort(errors.New("no quorum"))
+		if s, _ := bestStatus(answers, pl.quorum()); s/100 == 4 {
+			return answers, nil // e.g. If-None-Match: * on an existing object
+		}
+		return nil, errStatus(http.StatusServiceUnavailable)
+	}
+	if err := p.feed(body, putters, length, pl.quorum()); err != nil {
+		abort(err)
+		return nil, err
+	}
+	for i, pt := range putters {
+		if pt == nil {
+			continue
+		}
+		pt.pw.Close()
+		<-pt.done
+		answers[i] = pt.ans
+	}
+	return answers, nil
+}
+
+// feed copies body to every ready putter. A putter whose node fails is
+// dropped; the upload stops when fewer than a quorum remain.
+func (p *Proxy) feed(body io.Reader, putters []*putter, length int64, quorum int) error {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	var total int64
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			total += int64(n)
+			if total > p.cfg.Constraints.MaxFileSize {
+				return errText(http.StatusRequestEntityTooLarge, "Your request is too large.")
+			}
+			live := 0
+			for _, pt := range putters {
+				if pt == nil || pt.dead {
+					continue
+				}
+				if _, err := pt.pw.Write(buf[:n]); err != nil {
+					pt.dead = true
+					p.log.Warn("object upload to node failed", "node", pt.node.String(), "err", err)
+					continue
+				}
+				live++
+			}
+			if live < quorum {
+				return errStatus(http.StatusServiceUnavailable)
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(rerr, &mbe) {
+				return errText(http.StatusRequestEntityTooLarge, "Your request is too large.")
+			}
+			return errStatus(statusClientDisconnect)
+		}
+	}
+	if length >= 0 && total != length {
+		return errStatus(statusClientDisconnect)
+	}
+	return nil
+}
+
+// copyBufs holds 64 KiB buffers for streaming object bodies.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 64*1024); return &b }}
