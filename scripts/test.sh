@@ -18,3 +18,4 @@ echo "== openstack CLI end-to-end"
 test/cli/identity.sh
 test/cli/image.sh
 test/cli/network.sh
+test/cli/compute.sh

@@ -110,6 +110,7 @@ func upCmd(g *globals) *cobra.Command {
 			for _, why := range cloud.DefaultAgents(&cfg) {
 				fmt.Fprintln(cmd.ErrOrStderr(), "nimbus up:", why)
 			}
+			cfg.Seed.Default(true)
 			return run(cmd, cfg, true)
 		},
 	}
@@ -173,6 +174,12 @@ func run(cmd *cobra.Command, cfg config.Config, printAccess bool) error {
 	c, err := cloud.Start(ctx, cfg, log)
 	if err != nil {
 		return err
+	}
+	if cfg.Seed.Enabled() {
+		if err := c.Seed(ctx); err != nil {
+			// The cloud works without its first-run resources.
+			log.Error("first-run resources", "err", err)
+		}
 	}
 	if printAccess && c.Identity != nil {
 		openrc, clouds, err := c.WriteAdminFiles()

@@ -35,6 +35,10 @@ type Config struct {
 	Region string `yaml:"region"`
 	// Roles lists the control-plane roles `nimbus serve` runs.
 	Roles []string `yaml:"roles"`
+	// Seed creates, on the first `nimbus up` of a data dir, the guest
+	// image, the networks public and private and router1 (default on for
+	// `nimbus up`, off elsewhere; NIMBUS_SEED).
+	Seed Switch `yaml:"seed"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
 	// DebugAddr, when set, serves Go's net/http/pprof profiles there. It
@@ -233,6 +237,7 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
 	switches := map[string]*Switch{
 		"NIMBUS_NETWORK_AGENT": &c.Network.Agent.Enabled,
 		"NIMBUS_COMPUTE_AGENT": &c.Compute.Agent.Enabled,
+		"NIMBUS_SEED":          &c.Seed,
 	}
 	for k, dst := range switches {
 		if v, ok := lookup(k); ok {
