@@ -235,6 +235,9 @@ func (a *Agent) read(ctx context.Context) (Snapshot, error) {
 	if err != nil {
 		return snap, fmt.Errorf("list floating ips: %w", err)
 	}
+	if snap.Hosting, err = readHosting(ctx, c, a.cfg.Host.Name); err != nil {
+		return snap, err
+	}
 	return snap, readMetering(ctx, c, &snap)
 }
 
@@ -244,13 +247,13 @@ func (a *Agent) dhcpDeviceID(networkID string) string {
 	return "dhcp-" + a.cfg.Host.Name + "-" + networkID
 }
 
-// ensureDHCPPorts creates the DHCP port of every network with a subnet
-// that serves DHCP (servesDHCP) and has no DHCP address yet. It reports whether
-// it created any.
+// ensureDHCPPorts creates this host's DHCP port on every network it
+// serves (Hosting) with a subnet that serves DHCP (servesDHCP) and has no
+// address of this host's yet. It reports whether it created any.
 func (a *Agent) ensureDHCPPorts(ctx context.Context, snap Snapshot) (bool, error) {
 	have := map[string]map[string]bool{} // network → subnets with a DHCP address
 	for _, p := range snap.Ports {
-		if p.DeviceOwner == ownerDHCP {
+		if p.DeviceOwner == ownerDHCP && p.HostID == a.cfg.Host.Name {
 			for _, f := range p.FixedIPs {
 				if have[p.NetworkID] == nil {
 					have[p.NetworkID] = map[string]bool{}
@@ -261,7 +264,7 @@ func (a *Agent) ensureDHCPPorts(ctx context.Context, snap Snapshot) (bool, error
 	}
 	want := map[string][]ports.IP{}
 	for _, sn := range snap.Subnets {
-		if servesDHCP(sn) && !have[sn.NetworkID][sn.ID] {
+		if servesDHCP(sn) && snap.Hosting.DHCPNetworks[sn.NetworkID] && !have[sn.NetworkID][sn.ID] {
 			want[sn.NetworkID] = append(want[sn.NetworkID], ports.IP{SubnetID: sn.ID})
 		}
 	}

@@ -63,6 +63,18 @@ func newNetworking(t *testing.T) *gophercloud.ServiceClient {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// host-1's agents report before anything exists, so that the service
+	// schedules every network's DHCP and every router on them; host-2 is
+	// a second hypervisor whose VTEP host-1 floods to.
+	for _, rep := range []neutron.AgentReport{
+		{AgentType: neutron.AgentDHCP, Host: "host-1"}, {AgentType: neutron.AgentL3, Host: "host-1"},
+		{AgentType: neutron.AgentLinuxBridge, Host: "host-1", Configurations: map[string]any{"tunneling_ip": "192.0.2.1"}},
+		{AgentType: neutron.AgentLinuxBridge, Host: "host-2", Configurations: map[string]any{"tunneling_ip": "192.0.2.2"}},
+	} {
+		if _, err := n.ReportAgent(ctx, rep); err != nil {
+			t.Fatal(err)
+		}
+	}
 	srv := httptest.NewServer(n.Handler())
 	t.Cleanup(srv.Close)
 	pc := &gophercloud.ProviderClient{TokenID: "admin-token", HTTPClient: *srv.Client()}
@@ -114,6 +126,9 @@ func TestSyncBuildsTheHostState(t *testing.T) {
 	if pn.Type != dataplane.NetworkVXLAN || pn.SegmentationID == 0 || len(pn.Subnets) != 1 || !pn.Subnets[0].DHCP ||
 		!pn.Subnets[0].DHCPAddress.IsValid() || pn.Subnets[0].Gateway != netip.MustParseAddr("10.0.0.1") {
 		t.Fatalf("private network %+v", pn)
+	}
+	if !slices.Equal(pn.VXLANPeers, []netip.Addr{netip.MustParseAddr("192.0.2.2")}) {
+		t.Fatalf("VXLAN peers %v, want host-2's VTEP only", pn.VXLANPeers)
 	}
 	if en.External == nil || en.External.Mode != dataplane.ExternalRouted || en.External.Uplink != "eth0" || en.Type != dataplane.NetworkLocal {
 		t.Fatalf("external network %+v (a routed external network never touches a NIC)", en)
@@ -232,4 +247,34 @@ func (e externalNet) ToNetworkCreateMap() (map[string]any, error) {
 	n["provider:network_type"] = "flat"
 	n["provider:physical_network"] = "public"
 	return m, nil
+}
+
+// TestBuildHostsOnlyWhatIsScheduledHere: routers and DHCP servers the
+// service scheduled on another host are not built here, so that their
+// addresses exist once on the overlay.
+func TestBuildHostsOnlyWhatIsScheduledHere(t *testing.T) {
+	ctx := context.Background()
+	c := newNetworking(t)
+	_, priv := newTopology(t, c, "203.0.113.0/24")
+	a := New(Config{Host: Host{Name: "host-3", ExternalMode: dataplane.ExternalRouted, Uplink: "eth0"}, Client: c, Dataplane: &recorder{},
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	snap, err := a.read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if created, err := a.ensureDHCPPorts(ctx, snap); err != nil || created {
+		t.Fatalf("host-3 made a DHCP port for a network host-1 serves (created %v, err %v)", created, err)
+	}
+	st := Build(snap, a.cfg.Host, a.cfg.Log)
+	if len(st.Routers) != 0 {
+		t.Fatalf("host-3 builds host-1's routers: %+v", st.Routers)
+	}
+	for _, n := range st.Networks {
+		if n.ID == priv.ID && (len(n.Subnets) != 1 || n.Subnets[0].DHCP) {
+			t.Fatalf("host-3 serves DHCP on %+v", n)
+		}
+	}
+	if got := st.Networks; len(got) == 0 {
+		t.Fatal("host-3 has no networks: its guests could not be plugged")
+	}
 }

@@ -66,6 +66,7 @@ type Snapshot struct {
 	FloatingIPs    []floatingips.FloatingIP
 	MeteringLabels []meteringLabel
 	MeteringRules  []meteringRule
+	Hosting        Hosting
 }
 
 // Host describes the host the state is built for.
@@ -94,7 +95,9 @@ func Build(snap Snapshot, h Host, log *slog.Logger) dataplane.State {
 	}
 	dhcpAddr := map[string]netip.Addr{} // subnet → DHCP port address
 	for _, p := range snap.Ports {
-		if p.DeviceOwner != ownerDHCP {
+		// Only this host's own DHCP ports, on networks it serves: another
+		// host's DHCP server has its own address on the same network.
+		if p.DeviceOwner != ownerDHCP || p.HostID != h.Name || !snap.Hosting.DHCPNetworks[p.NetworkID] {
 			continue
 		}
 		for _, f := range p.FixedIPs {
@@ -109,6 +112,9 @@ func Build(snap Snapshot, h Host, log *slog.Logger) dataplane.State {
 	for _, n := range snap.Networks {
 		dn, ok := buildNetwork(n, subnetsByNet[n.ID], dhcpAddr, h, log)
 		if ok {
+			if dn.Type == dataplane.NetworkVXLAN {
+				dn.VXLANPeers = snap.Hosting.Peers
+			}
 			st.Networks = append(st.Networks, dn)
 			included[n.ID] = true
 		}
@@ -146,6 +152,9 @@ func Build(snap Snapshot, h Host, log *slog.Logger) dataplane.State {
 	}
 
 	for _, r := range snap.Routers {
+		if !snap.Hosting.Routers[r.ID] {
+			continue // another host's L3 agent runs it
+		}
 		if dr, ok := buildRouter(r, snap, included); ok {
 			st.Routers = append(st.Routers, dr)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -65,7 +66,9 @@ func (s *Service) ReportAgent(ctx context.Context, rep AgentReport) (string, err
 		az = &v
 	}
 	var id string
+	var scheduled []Event
 	err := s.writeTx(ctx, func(tx *store.Tx) error {
+		scheduled = scheduled[:0]
 		t := store.FormatTime(time.Now())
 		existing, err := store.QueryOne(ctx, tx, scanOneString, `SELECT id FROM agents WHERE agent_type = ? AND host = ?`, rep.AgentType, rep.Host)
 		switch {
@@ -73,17 +76,59 @@ func (s *Service) ReportAgent(ctx context.Context, rep AgentReport) (string, err
 			id = existing
 			_, err = tx.Exec(ctx, `UPDATE agents SET binary_name = ?, topic = ?, availability_zone = ?, configurations = ?, heartbeat_at = ? WHERE id = ?`,
 				rep.Binary, rep.Topic, az, jsonText(nonNilMap(rep.Configurations)), t, id)
-			return err
 		case errors.Is(err, store.ErrNotFound):
 			id = newID()
 			_, err = tx.Exec(ctx, `INSERT INTO agents (id, agent_type, host, binary_name, topic, availability_zone, configurations, created_at, started_at, heartbeat_at)
 				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, id, rep.AgentType, rep.Host, rep.Binary, rep.Topic, az,
 				jsonText(nonNilMap(rep.Configurations)), t, t, t)
+		}
+		if err != nil {
 			return err
 		}
+		scheduled, err = s.autoScheduleTx(ctx, tx, rep.AgentType)
 		return err
 	})
+	if err == nil {
+		s.notify(ctx, scheduled...)
+	}
 	return id, err
+}
+
+// autoScheduleTx gives the networks (or routers) no agent hosts yet to the
+// least loaded alive agents of the reporting type, as Neutron's
+// network_auto_schedule and router_auto_schedule do: what was created
+// while no agent had reported — on a cloud's first start, or while every
+// agent was down — is hosted as soon as one reports. It returns one event
+// per resource scheduled, so that the chosen host's agent builds it.
+func (s *Service) autoScheduleTx(ctx context.Context, tx *store.Tx, agentType string) ([]Event, error) {
+	var b binding
+	var resource, unhosted string
+	switch agentType {
+	case AgentDHCP:
+		b, resource = dhcpBinding, "network"
+		unhosted = `SELECT DISTINCT network_id FROM subnets WHERE enable_dhcp = 1
+			AND network_id NOT IN (SELECT network_id FROM network_dhcp_agents) ORDER BY network_id`
+	case AgentL3:
+		b, resource = l3Binding, "router"
+		unhosted = `SELECT id FROM routers WHERE id NOT IN (SELECT router_id FROM router_l3_agents) ORDER BY id`
+	default:
+		return nil, nil
+	}
+	ids, err := store.QueryAll(ctx, tx, scanOneString, unhosted)
+	if err != nil {
+		return nil, fmt.Errorf("auto-schedule %ss: %w", resource, err)
+	}
+	var evs []Event
+	for _, id := range ids {
+		done, err := s.scheduleTx(ctx, tx, b, id)
+		if err != nil {
+			return nil, fmt.Errorf("auto-schedule %s %s: %w", resource, id, err)
+		}
+		if done {
+			evs = append(evs, Event{Resource: resource, ID: id, Action: "update"})
+		}
+	}
+	return evs, nil
 }
 
 type agent struct {
@@ -408,16 +453,17 @@ func (s *Service) routerID(ctx context.Context, q store.Querier, c caller, id st
 }
 
 // scheduleTx binds a network (or router) to the least loaded alive,
-// enabled agent of the binding's type, if it has none yet; without
-// agents it is left for an agent to pick up when one registers.
-func (s *Service) scheduleTx(ctx context.Context, tx *store.Tx, b binding, resID string) error {
+// enabled agent of the binding's type, if it has none yet, and reports
+// whether it bound it. Without agents it is left for autoScheduleTx when
+// one reports.
+func (s *Service) scheduleTx(ctx context.Context, tx *store.Tx, b binding, resID string) (bool, error) {
 	n, err := count(ctx, tx, `SELECT COUNT(*) FROM `+b.table+` WHERE `+b.column+` = ?`, resID)
 	if err != nil || n > 0 {
-		return err
+		return false, err
 	}
 	agents, err := store.QueryAll(ctx, tx, scanAgent, `SELECT `+agentColumns+` FROM agents WHERE agent_type = ? AND admin_state_up = 1 ORDER BY id`, b.agentType)
 	if err != nil {
-		return err
+		return false, err
 	}
 	best, bestLoad := "", -1
 	for _, a := range agents {
@@ -426,17 +472,17 @@ func (s *Service) scheduleTx(ctx context.Context, tx *store.Tx, b binding, resID
 		}
 		load, err := count(ctx, tx, `SELECT COUNT(*) FROM `+b.table+` WHERE agent_id = ?`, a.ID)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if bestLoad < 0 || load < bestLoad {
 			best, bestLoad = a.ID, load
 		}
 	}
 	if best == "" {
-		return nil
+		return false, nil
 	}
 	_, err = tx.Exec(ctx, `INSERT INTO `+b.table+` (`+b.column+`, agent_id) VALUES (?, ?)`, resID, best)
-	return err
+	return err == nil, err
 }
 
 func (s *Service) agentRoutes() []api.Route {

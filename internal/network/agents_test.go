@@ -124,3 +124,41 @@ func TestInfoResources(t *testing.T) {
 	}
 	h.fail("a", "GET", "/v2.0/network-ip-availabilities", nil, http.StatusForbidden, "")
 }
+
+// TestAutoScheduleOnReport: networks and routers created while no agent
+// had reported are hosted by the first agent of each kind that reports,
+// and the scheduling is announced so that its host builds them.
+func TestAutoScheduleOnReport(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	n := h.network("a", nil)["id"].(string)
+	h.subnet("a", n, "10.0.0.0/24", nil)
+	noDHCP := h.network("a", nil)["id"].(string)
+	h.subnet("a", noDHCP, "10.1.0.0/24", map[string]any{"enable_dhcp": false})
+	r := h.create("a", "routers", "router", map[string]any{})["id"].(string)
+
+	dhcp, err := h.svc.ReportAgent(ctx, AgentReport{AgentType: AgentDHCP, Host: "host1", Binary: "nimbus-agent", Topic: "dhcp_agent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nets := h.json("admin", "GET", "/v2.0/agents/"+dhcp+"/dhcp-networks", nil, http.StatusOK)["networks"].([]any)
+	if len(nets) != 1 || nets[0].(map[string]any)["id"] != n {
+		t.Fatalf("DHCP agent hosts %v, want only %s (the other network serves no DHCP)", nets, n)
+	}
+	if !h.events.has("network", "update") {
+		t.Fatal("scheduling a network announced nothing")
+	}
+	l3, err := h.svc.ReportAgent(ctx, AgentReport{AgentType: AgentL3, Host: "host1", Binary: "nimbus-agent", Topic: "l3_agent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := h.json("admin", "GET", "/v2.0/agents/"+l3+"/l3-routers", nil, http.StatusOK)["routers"].([]any)
+	if len(rs) != 1 || rs[0].(map[string]any)["id"] != r {
+		t.Fatalf("L3 agent hosts %v, want %s", rs, r)
+	}
+	// A second DHCP agent gets nothing already hosted.
+	dhcp2, _ := h.svc.ReportAgent(ctx, AgentReport{AgentType: AgentDHCP, Host: "host2", Binary: "nimbus-agent", Topic: "dhcp_agent"})
+	if nets := h.json("admin", "GET", "/v2.0/agents/"+dhcp2+"/dhcp-networks", nil, http.StatusOK)["networks"].([]any); len(nets) != 0 {
+		t.Fatalf("second DHCP agent hosts %v", nets)
+	}
+}

@@ -205,7 +205,7 @@ func (s *Service) createRouter(r *http.Request) (*api.Response, error) {
 		if err := setTags(ctx, tx, rt.ID, b.Tags); err != nil {
 			return err
 		}
-		if err := s.scheduleTx(ctx, tx, l3Binding, rt.ID); err != nil {
+		if _, err := s.scheduleTx(ctx, tx, l3Binding, rt.ID); err != nil {
 			return err
 		}
 		var err error

@@ -371,7 +371,7 @@ func (s *Service) prepareSubnet(r *http.Request, b subnetBody) (*creation, error
 				return err
 			}
 			if sn.EnableDHCP {
-				if err := s.scheduleTx(ctx, tx, dhcpBinding, n.ID); err != nil {
+				if _, err := s.scheduleTx(ctx, tx, dhcpBinding, n.ID); err != nil {
 					return err
 				}
 			}
