@@ -6,7 +6,7 @@ BIN := bin/nimbus
 DATA_DIR ?= $(CURDIR)/data
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: up build deps test-deps test unit cli-test fuzz lint conformance bench clean
+.PHONY: up guest build deps test-deps test unit cli-test fuzz lint conformance bench clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/nimbus
@@ -15,8 +15,15 @@ build:
 deps:
 	@scripts/install-deps.sh run
 
-up: deps build
+up: deps build guest
 	$(BIN) up --data-dir $(DATA_DIR)
+
+# The guest image (scripts/build-guest-image.sh, cached): `nimbus up`
+# registers it on first start and its kernel is the compute agent's boot
+# probe. Building it needs root, as guests do.
+guest:
+	@if [ "$$(id -u)" = 0 ]; then scripts/build-guest-image.sh $(DATA_DIR)/guest; \
+	else echo "not root: no guest image and no agents (run make up as root to boot guests)"; fi
 
 # Debian packages the tests need: PostgreSQL for the store's tests and the
 # OpenStack CLI that judges the API.
@@ -33,7 +40,7 @@ conformance: build
 	scripts/conformance.sh all
 
 bench: build
-	scripts/bench.sh && scripts/bench-image.sh
+	scripts/bench.sh && scripts/bench-image.sh && scripts/bench-network.sh
 
 lint:
 	gofmt -l . | (! grep .)

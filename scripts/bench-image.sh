@@ -48,7 +48,9 @@ for a in "$@"; do
     *) echo "usage: $0 [--glance|--no-glance] [--quick]" >&2; exit 2 ;;
   esac
 done
-NIMBUS=${NIMBUS:-bin/nimbus}
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
+bench_init nimbus-bench-image
 SIZES=${BENCH_IMAGE_SIZES:-256 1024}
 RUNS=${BENCH_IMAGE_RUNS:-3}
 DOWNLOADS=${BENCH_DOWNLOADS:-3}
@@ -57,17 +59,8 @@ DD_MIB=${BENCH_DD_MIB:-1024}
 ROLE_RUNS=${BENCH_ROLE_RUNS:-3}
 SETTLE=${BENCH_SETTLE:-5}
 GLANCE=${BENCH_GLANCE:-0}
-MAX_LOAD=${BENCH_MAX_LOAD:-1.5}
-WAIT_LOAD=${BENCH_WAIT_LOAD:-300}
 WAIT_RUN=${BENCH_WAIT_RUN:-60}
 REF=${BENCH_REF_SCRIPTS:-/work/shared/reference}
-OUT=${BENCH_OUT:-$(mktemp -d /tmp/nimbus-bench-image.XXXXXX)}
-mkdir -p "$OUT/bin"
-OUT=$(cd "$OUT" && pwd)
-RESULTS=$OUT/results.jsonl
-: >"$RESULTS"
-[ -x "$NIMBUS" ] || { echo "$NIMBUS not built (make build)" >&2; exit 1; }
-NIMBUS=$(cd "$(dirname "$NIMBUS")" && pwd)/$(basename "$NIMBUS")
 
 npid="" ref_started=""
 stop_nimbus() {
@@ -86,8 +79,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# shellcheck source=scripts/bench-lib.sh
-source scripts/bench-lib.sh
 # rss_json LABEL PHASE PID...: VmRSS and PSS (smaps_rollup) summed over the PIDs.
 rss_json() {
   local label=$1 phase=$2 rss=0 pss=0 p; shift 2
@@ -118,24 +109,13 @@ for i in $(seq 1 "$DD_RUNS"); do
   sleep 2
 done
 
-# start_nimbus DATA-DIR CMD...: runs nimbus with free ports, waits for the
-# identity URL on stdout (up) or a listening socket (serve).
-start_nimbus() {
-  local data=$1; shift
-  NIMBUS_IDENTITY_PORT=0 NIMBUS_IMAGE_PORT=0 NIMBUS_NATS_PORT=0 NIMBUS_NETWORK_PORT=0 \
-    "$NIMBUS" "$@" --data-dir "$data" >"$OUT/nimbus.out" 2>>"$OUT/nimbus.log" &
-  npid=$!
-}
-
 # ------------------------------------------------------------------ servers
 wait_quiet nimbus
 data=$OUT/nimbus-data
 say "starting nimbus up on $data"
 start_nimbus "$data" up
-for _ in $(seq 1 300); do grep -q '^  image:' "$OUT/nimbus.out" 2>/dev/null && break; kill -0 "$npid" || break; sleep 0.1; done
-URL=$(sed -n 's/^  identity: *//p' "$OUT/nimbus.out")
-IMAGE_URL=$(sed -n 's/^  image: *//p' "$OUT/nimbus.out")
-[ -n "$IMAGE_URL" ] || { echo "nimbus up did not start:" >&2; cat "$OUT/nimbus.out" "$OUT/nimbus.log" >&2; exit 1; }
+IMAGE_URL=$(up_url image)
+URL=$(up_url identity)
 say "nimbus pid $npid, identity $URL, image $IMAGE_URL"
 sleep "$SETTLE"
 rss_json nimbus idle-before "$npid" | record

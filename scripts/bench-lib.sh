@@ -1,7 +1,49 @@
-# Shared by the benchmark scripts (scripts/bench*.sh): progress lines,
+# Shared by the benchmark scripts (scripts/bench*.sh): their common
+# settings and output dir, starting Nimbus on free ports, progress lines,
 # waiting for a quiet machine, recording results and describing the
-# machine. Source it after setting RESULTS, MAX_LOAD, WAIT_LOAD, OUT and
-# NIMBUS.
+# machine. Source it, then call bench_init.
+
+# bench_init NAME: the settings every script takes (NIMBUS, BENCH_MAX_LOAD,
+# BENCH_WAIT_LOAD, BENCH_OUT; see each script's header), the output dir
+# (a new /tmp/NAME.* unless BENCH_OUT is set) and an empty results file.
+bench_init() {
+  NIMBUS=${NIMBUS:-bin/nimbus}
+  MAX_LOAD=${BENCH_MAX_LOAD:-1.5}
+  WAIT_LOAD=${BENCH_WAIT_LOAD:-300}
+  OUT=${BENCH_OUT:-$(mktemp -d "/tmp/$1.XXXXXX")}
+  mkdir -p "$OUT/bin"
+  OUT=$(cd "$OUT" && pwd)
+  RESULTS=$OUT/results.jsonl
+  : >"$RESULTS"
+  [ -x "$NIMBUS" ] || { echo "$NIMBUS not built (make build)" >&2; exit 1; }
+  NIMBUS=$(cd "$(dirname "$NIMBUS")" && pwd)/$(basename "$NIMBUS")
+}
+
+# start_nimbus DATA-DIR CMD...: runs nimbus in the background with every
+# listener on a free loopback port (so that it never meets another
+# engineer's cloud), stdout to $OUT/nimbus.out, log to $OUT/nimbus.log; its
+# PID is in npid, for the caller's cleanup.
+start_nimbus() {
+  local data=$1; shift
+  NIMBUS_IDENTITY_PORT=0 NIMBUS_IMAGE_PORT=0 NIMBUS_NATS_PORT=0 NIMBUS_NETWORK_PORT=0 NIMBUS_COMPUTE_PORT=0 NIMBUS_METADATA_PORT=0 NIMBUS_OBJECT_PORT=0 NIMBUS_STORAGE_OBJECT_PORT=0 NIMBUS_STORAGE_CONTAINER_PORT=0 NIMBUS_STORAGE_ACCOUNT_PORT=0 NIMBUS_SEED=0 \
+    "$NIMBUS" "$@" --data-dir "$data" >"$OUT/nimbus.out" 2>>"$OUT/nimbus.log" &
+  npid=$!
+}
+
+# up_url SERVICE: waits (up to 30 s) until the `nimbus up` of start_nimbus
+# prints SERVICE's URL (identity, image, network, ...) and prints it; fails
+# with Nimbus's output when it never comes.
+up_url() {
+  local url=""
+  for _ in $(seq 1 300); do
+    url=$(sed -n "s/^  $1: *//p" "$OUT/nimbus.out" 2>/dev/null)
+    [ -n "$url" ] && break
+    kill -0 "$npid" 2>/dev/null || break
+    sleep 0.1
+  done
+  [ -n "$url" ] || { echo "nimbus up did not start (no $1 URL):" >&2; cat "$OUT/nimbus.out" "$OUT/nimbus.log" >&2; return 1; }
+  echo "$url"
+}
 
 say() { echo "== $*" >&2; }
 load1() { cut -d' ' -f1 /proc/loadavg; }

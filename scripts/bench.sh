@@ -40,7 +40,9 @@ for a in "$@"; do
     *) echo "usage: $0 [--keystone|--no-keystone] [--profile] [--quick]" >&2; exit 2 ;;
   esac
 done
-NIMBUS=${NIMBUS:-bin/nimbus}
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
+bench_init nimbus-bench
 DURATION=${BENCH_DURATION:-15s}
 CONCURRENCY=${BENCH_CONCURRENCY:-1 16}
 FL_USERS=${BENCH_FIRST_LOGIN_USERS:-20}
@@ -48,16 +50,7 @@ CS_RUNS=${BENCH_COLDSTART_RUNS:-5}
 SETTLE=${BENCH_SETTLE:-5}
 KEYSTONE=${BENCH_KEYSTONE:-0}
 PROFILE=${BENCH_PROFILE:-0}
-MAX_LOAD=${BENCH_MAX_LOAD:-1.5}
-WAIT_LOAD=${BENCH_WAIT_LOAD:-300}
 REF=${BENCH_REF_SCRIPTS:-/work/shared/reference}
-OUT=${BENCH_OUT:-$(mktemp -d /tmp/nimbus-bench.XXXXXX)}
-mkdir -p "$OUT/bin"
-OUT=$(cd "$OUT" && pwd)
-RESULTS=$OUT/results.jsonl
-: >"$RESULTS"
-[ -x "$NIMBUS" ] || { echo "$NIMBUS not built (make build)" >&2; exit 1; }
-NIMBUS=$(cd "$(dirname "$NIMBUS")" && pwd)/$(basename "$NIMBUS")
 
 npid="" perfpid="" ks_started=""
 cleanup() {
@@ -69,9 +62,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# shellcheck source=scripts/bench-lib.sh
-source scripts/bench-lib.sh
 
 say "building load generator and cold-start tool"
 go build -o "$OUT/bin/" ./bench/loadgen ./bench/coldstart
@@ -131,11 +121,8 @@ say "Nimbus cold start ($CS_RUNS runs; settle ${SETTLE}s for RSS)"
 wait_quiet nimbus
 say "starting nimbus up on $OUT/nimbus-data"
 data=$OUT/nimbus-data
-NIMBUS_IDENTITY_PORT=0 NIMBUS_IMAGE_PORT=0 NIMBUS_NETWORK_PORT=0 NIMBUS_COMPUTE_PORT=0 NIMBUS_NATS_PORT=0 "$NIMBUS" up --data-dir "$data" >"$OUT/nimbus.out" 2>"$OUT/nimbus.log" &
-npid=$!
-for _ in $(seq 1 300); do grep -q '^  identity:' "$OUT/nimbus.out" 2>/dev/null && break; kill -0 "$npid" || break; sleep 0.1; done
-URL=$(sed -n 's/^  identity: *//p' "$OUT/nimbus.out")
-[ -n "$URL" ] || { echo "nimbus up did not start:" >&2; cat "$OUT/nimbus.out" "$OUT/nimbus.log" >&2; exit 1; }
+start_nimbus "$data" up
+URL=$(up_url identity)
 say "nimbus pid $npid at $URL"
 sleep "$SETTLE"
 "$COLDSTART" -rss "$npid" -label nimbus -phase idle | record
