@@ -445,8 +445,13 @@ func (s *Service) preparePort(r *http.Request, b portBody) (*creation, error) {
 // createPortTx creates a port in tx: quota, MAC, addresses, security
 // groups and bindings.
 func (s *Service) createPortTx(ctx context.Context, tx *store.Tx, spec *portSpec) (*port, error) {
-	if err := s.checkQuota(ctx, tx, spec.project, "port", 1); err != nil {
-		return nil, err
+	// The service's own ports without a project (floating IPs' and router
+	// gateways' addresses on the external network) count against no
+	// quota, as in Neutron: their resource's own quota already did.
+	if spec.project != "" {
+		if err := s.checkQuota(ctx, tx, spec.project, "port", 1); err != nil {
+			return nil, err
+		}
 	}
 	t := neutronTime(now())
 	p := &port{ID: newID(), ProjectID: spec.project, NetworkID: spec.net.ID, Name: spec.name, Description: spec.description,

@@ -1,6 +1,7 @@
 package network
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -157,4 +158,24 @@ func TestQuotas(t *testing.T) {
 	if dq["port"] != float64(500) {
 		t.Fatalf("defaults %v", dq)
 	}
+}
+
+// TestServicePortsCountAgainstNoQuota: the external-network ports behind
+// floating IPs and router gateways belong to no project and count against
+// no port quota (they are counted as floating IPs and routers), as in
+// Neutron; before, the empty project's default port quota capped the
+// whole cloud's floating IPs.
+func TestServicePortsCountAgainstNoQuota(t *testing.T) {
+	h := newHarnessOn(t, testDB(t), Config{Quotas: map[string]int{"port": 2}})
+	ext := h.network("admin", map[string]any{"provider:network_type": "flat", "provider:physical_network": "ext", "router:external": true})["id"].(string)
+	h.subnet("admin", ext, "198.51.100.0/24", map[string]any{"enable_dhcp": false})
+	for i := range 3 {
+		h.create("a", "floatingips", "floatingip", map[string]any{"floating_network_id": ext})
+		h.create("b", "routers", "router", map[string]any{"name": fmt.Sprint("r", i), "external_gateway_info": map[string]any{"network_id": ext}})
+	}
+	// A project's own ports still count.
+	n := h.network("a", nil)["id"].(string)
+	h.port("a", n, nil)
+	h.port("a", n, nil)
+	h.fail("a", "POST", "/v2.0/ports", map[string]any{"port": map[string]any{"network_id": n}}, http.StatusConflict, "OverQuota")
 }
