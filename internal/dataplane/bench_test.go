@@ -149,29 +149,6 @@ func startSink(t testing.TB, netns, addr string) {
 	})
 }
 
-// serveConns listens inside netns until the test ends and runs handle on
-// each accepted connection in its own goroutine, closing it afterwards.
-func serveConns(t testing.TB, netns, addr string, handle func(net.Conn)) {
-	t.Helper()
-	l, err := ListenInNetns(netns, "tcp", addr)
-	if err != nil {
-		t.Fatalf("listen in %s on %s: %v", netns, addr, err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				handle(c)
-			}()
-		}
-	}()
-}
-
 // flow is a set of parallel TCP streams from one namespace to a sink.
 type flow struct {
 	conns []net.Conn

@@ -142,32 +142,18 @@ func canPing(netns, dst string) bool {
 // prefixed with the client's address as the server saw it.
 func echoServer(t testing.TB, netns, addr string) {
 	t.Helper()
-	l, err := ListenInNetns(netns, "tcp", addr)
-	if err != nil {
-		t.Fatalf("listen in %s: %v", netns, err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
+	serveConns(t, netns, addr, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
 		for {
-			c, err := l.Accept()
+			_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+			line, err := r.ReadString('\n')
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
-				for {
-					_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					fmt.Fprintf(c, "%s %s", host, line)
-				}
-			}()
+			fmt.Fprintf(c, "%s %s", host, line)
 		}
-	}()
+	})
 }
 
 // tcpEcho connects from netns to addr and returns the source address the
@@ -273,4 +259,27 @@ func (l *lineConn) exchange(msg string, timeout time.Duration) error {
 		return fmt.Errorf("echo %q", line)
 	}
 	return nil
+}
+
+// serveConns listens inside netns until the test ends and runs handle on
+// each accepted connection in its own goroutine, closing it afterwards.
+func serveConns(t testing.TB, netns, addr string, handle func(net.Conn)) {
+	t.Helper()
+	l, err := ListenInNetns(netns, "tcp", addr)
+	if err != nil {
+		t.Fatalf("listen in %s on %s: %v", netns, addr, err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				handle(c)
+			}()
+		}
+	}()
 }
