@@ -19,3 +19,4 @@ test/cli/identity.sh
 test/cli/image.sh
 test/cli/network.sh
 test/cli/compute.sh
+test/cli/object.sh

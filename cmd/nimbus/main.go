@@ -85,7 +85,7 @@ func rootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.configFile, "config", os.Getenv("NIMBUS_CONFIG"), "YAML configuration file")
 	root.PersistentFlags().StringVar(&g.dataDir, "data-dir", "", "data directory (overrides the config)")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "", "debug, info, warn or error")
-	root.AddCommand(upCmd(g), serveCmd(g), agentCmd(g), manageCmd(g), ringCmd(), versionCmd())
+	root.AddCommand(upCmd(g), serveCmd(g), agentCmd(g), storageCmd(g), manageCmd(g), ringCmd(), versionCmd())
 	return root
 }
 
@@ -198,6 +198,9 @@ func run(cmd *cobra.Command, cfg config.Config, printAccess bool) error {
 		}
 		if c.ComputeURL != "" {
 			fmt.Fprintf(out, "  compute:         %s/v2.1\n", c.ComputeURL)
+		}
+		if c.ObjectURL != "" {
+			fmt.Fprintf(out, "  object storage:  %s/v1\n", c.ObjectURL)
 		}
 		fmt.Fprintf(out, "  data dir:        %s\n", cfg.DataDir)
 		fmt.Fprintf(out, "  admin password:  %s/admin-password\n", cfg.DataDir)

@@ -38,7 +38,7 @@ import (
 )
 
 // AllRoles are the control-plane roles this build implements.
-var AllRoles = []string{"identity", "image", "network", "compute", "metadata"}
+var AllRoles = []string{"identity", "image", "network", "compute", "metadata", "object"}
 
 // Cloud is a running Nimbus process.
 type Cloud struct {
@@ -64,6 +64,9 @@ type Cloud struct {
 	// MetadataURL is the metadata role's base URL when this process runs
 	// it (not in the catalog, as Nova's is not).
 	MetadataURL string
+	// ObjectURL is the object storage (Swift proxy) endpoint's base (the
+	// catalog adds /v1/AUTH_<project>).
+	ObjectURL string
 	// AdminPassword is the bootstrap admin's password.
 	AdminPassword string
 
@@ -135,6 +138,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Cloud, 
 		{name: "network", port: cfg.Network.Port, url: &c.NetworkURL, start: c.startNetwork},
 		{name: "compute", port: cfg.Compute.Port, url: &c.ComputeURL, start: c.startCompute},
 		{name: "metadata", port: cfg.Compute.Metadata.Port, url: &c.MetadataURL, start: c.startMetadata},
+		{name: "object", port: cfg.Object.Port, url: &c.ObjectURL, start: c.startObject},
 	}
 	closeListeners := func() {
 		for _, r := range services {
@@ -368,6 +372,9 @@ func (c *Cloud) catalog() []identity.CatalogEntry {
 		u := c.ComputeURL + "/v2.1"
 		out = append(out, identity.CatalogEntry{Type: "compute", Name: "nova", Description: "Nimbus Compute",
 			URLs: map[string]string{"public": u, "internal": u, "admin": u}})
+	}
+	if c.ObjectURL != "" {
+		out = append(out, objectCatalogEntry(c.ObjectURL))
 	}
 	return out
 }

@@ -49,6 +49,7 @@ type Config struct {
 	Image    ImageConfig    `yaml:"image"`
 	Network  NetworkConfig  `yaml:"network"`
 	Compute  ComputeConfig  `yaml:"compute"`
+	Object   ObjectConfig   `yaml:"object"`
 }
 
 // IdentityConfig configures the identity service.
@@ -94,6 +95,7 @@ func Default() Config {
 		Image:   defaultImageConfig(),
 		Network: defaultNetworkConfig(),
 		Compute: defaultComputeConfig(),
+		Object:  defaultObjectConfig(),
 	}
 }
 
@@ -270,6 +272,9 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
 			*dst = d
 		}
 	}
+	if err := c.applyObjectEnv(lookup); err != nil {
+		return err
+	}
 	return c.applyMetadataEnv(lookup)
 }
 
@@ -297,6 +302,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.ValidateNetwork(); err != nil {
+		return err
+	}
+	if err := c.ValidateObject(); err != nil {
 		return err
 	}
 	return c.ValidateCompute()

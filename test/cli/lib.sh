@@ -19,7 +19,7 @@ export NIMBUS_NETWORK_AGENT_PREFIX=${NIMBUS_NETWORK_AGENT_PREFIX:-ncli}
 # GUEST_DIR, when set, is a scripts/build-guest-image.sh output directory
 # handed to the cloud as <data_dir>/guest (first-run image, probe kernel).
 if [ -n "${GUEST_DIR:-}" ]; then mkdir -p "$work/data" && ln -s "$GUEST_DIR" "$work/data/guest"; fi
-NIMBUS_IDENTITY_PORT=0 NIMBUS_IMAGE_PORT=0 NIMBUS_NETWORK_PORT=0 NIMBUS_COMPUTE_PORT=0 NIMBUS_METADATA_PORT=0 NIMBUS_NATS_PORT=0 NIMBUS_SEED=${NIMBUS_SEED:-0} "$NIMBUS" up --data-dir "$work/data" >"$work/up.out" 2>"$log" &
+NIMBUS_IDENTITY_PORT=0 NIMBUS_IMAGE_PORT=0 NIMBUS_NETWORK_PORT=0 NIMBUS_COMPUTE_PORT=0 NIMBUS_METADATA_PORT=0 NIMBUS_OBJECT_PORT=0 NIMBUS_STORAGE_OBJECT_PORT=0 NIMBUS_STORAGE_CONTAINER_PORT=0 NIMBUS_STORAGE_ACCOUNT_PORT=0 NIMBUS_NATS_PORT=0 NIMBUS_SEED=${NIMBUS_SEED:-0} "$NIMBUS" up --data-dir "$work/data" >"$work/up.out" 2>"$log" &
 pid=$!
 cleanup() {
   kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/swiftfmt"
 )
 
 func (p *Proxy) accountRequest(q *request) error {
@@ -68,7 +70,7 @@ func (p *Proxy) emptyAccount(q *request) error {
 	ts := p.clock.now()
 	h.Set("X-Timestamp", ts)
 	h.Set("X-Put-Timestamp", ts)
-	switch listingFormat(q.r) {
+	switch swiftfmt.ListingFormat(q.r) {
 	case "json":
 		writeBody(q.w, q.r, http.StatusOK, "application/json; charset=utf-8", "[]")
 	case "xml":
@@ -85,6 +87,9 @@ func (p *Proxy) emptyAccount(q *request) error {
 // it first when auto-creation is on.
 func (p *Proxy) accountWrite(q *request, method string) error {
 	if err := p.checkMetadata(q.r.Header, "Account"); err != nil {
+		return err
+	}
+	if err := p.checkQuotaHeaders(q, "Account"); err != nil {
 		return err
 	}
 	h := p.backendHeaders(q, p.clock.now())

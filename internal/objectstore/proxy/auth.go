@@ -8,19 +8,9 @@ import (
 	"github.com/nimbus-cloud/nimbus/internal/api"
 )
 
-// authenticate validates the token, if any, and authorizes the request
-// with keystoneauth's rules:
-//
-//   - the reseller admin role may do anything on any account;
-//   - an operator role in project P owns account <prefix>P;
-//   - X-Account-Access-Control grants read-only, read-write or admin
-//     (owner) access to other users;
-//   - X-Container-Read / X-Container-Write grant access to a container's
-//     objects (and listing, for read) by project:user or role, and
-//     .r:<referrer> grants anonymous object reads (listings with .rlistings).
-//
-// A request that no rule allows is 401 without a token, 403 with one.
-func (p *Proxy) authenticate(q *request) error {
+// identify validates the request's token, if any, and records who the
+// caller is; it decides nothing about access.
+func (p *Proxy) identify(q *request) error {
 	token := q.r.Header.Get("X-Auth-Token")
 	if token == "" {
 		token = q.r.Header.Get("X-Storage-Token")
@@ -37,6 +27,22 @@ func (p *Proxy) authenticate(q *request) error {
 		}
 		q.ident = id
 	}
+	return nil
+}
+
+// authorize decides whether q's caller may make the request, with
+// keystoneauth's rules:
+//
+//   - the reseller admin role may do anything on any account;
+//   - an operator role in project P owns account <prefix>P;
+//   - X-Account-Access-Control grants read-only, read-write or admin
+//     (owner) access to other users;
+//   - X-Container-Read / X-Container-Write grant access to a container's
+//     objects (and listing, for read) by project:user or role, and
+//     .r:<referrer> grants anonymous object reads (listings with .rlistings).
+//
+// A request that no rule allows is 401 without a token, 403 with one.
+func (p *Proxy) authorize(q *request) error {
 	ok, err := p.allowed(q, q.r.Method, q.container)
 	if err != nil {
 		return err

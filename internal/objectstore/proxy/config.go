@@ -124,6 +124,11 @@ type Config struct {
 	// queue containers (86400 s).
 	ExpiringObjectsDivisor int64
 
+	// Middlewares configures SLO, temp URLs, form posts, static web,
+	// bulk operations, versioning, quotas, crossdomain and healthcheck;
+	// all are on by default.
+	Middlewares Middlewares
+
 	// Client talks to the storage servers; the default uses the timeouts.
 	Client *http.Client
 	// Logger receives operational logs.
@@ -153,6 +158,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.ResellerAdminRole = "ResellerAdmin"
 	}
 	c.Constraints = c.Constraints.withDefaults()
+	c.Middlewares = c.Middlewares.withDefaults()
 	if c.ConnTimeout <= 0 {
 		c.ConnTimeout = 500 * time.Millisecond
 	}

@@ -28,13 +28,14 @@ func (p *Proxy) containerGet(q *request) error {
 	if err != nil {
 		return err
 	}
+	p.showVersions(resp.Header, q.w.Header())
 	return p.relay(q, resp)
 }
 
 // containerHeaders are the client headers a container write forwards.
 func isContainerHeader(k string) bool {
-	return k == "X-Container-Read" || k == "X-Container-Write" || k == "X-Versions-Location" ||
-		k == "X-History-Location" || k == "X-Container-Sync-To" || k == "X-Container-Sync-Key"
+	return k == "X-Container-Read" || k == "X-Container-Write" ||
+		k == "X-Container-Sync-To" || k == "X-Container-Sync-Key"
 }
 
 // containerWrite sends a container PUT, POST or DELETE. A PUT into an
@@ -50,6 +51,11 @@ func (p *Proxy) containerWrite(q *request) error {
 	}
 	if !q.owner {
 		dropOwnerHeaders(q.r.Header)
+	}
+	if method != http.MethodDelete {
+		if err := p.checkQuotaHeaders(q, "Container"); err != nil {
+			return err
+		}
 	}
 	if err := checkWriteACL(q.r.Header.Get("X-Container-Write")); err != nil {
 		return err
@@ -72,6 +78,9 @@ func (p *Proxy) containerWrite(q *request) error {
 	if method != http.MethodDelete {
 		metaHeaders(base, q.r.Header, "Container")
 		copyHeaders(base, q.r.Header, isContainerHeader)
+		if err := p.versionsHeaders(q, base); err != nil {
+			return err
+		}
 		if v := q.r.Header.Get("X-Container-Read"); v != "" {
 			base.Set("X-Container-Read", cleanACL(v))
 		}

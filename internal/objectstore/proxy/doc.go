@@ -61,13 +61,21 @@
 //
 // # Middleware
 //
-// Dynamic Large Objects (dlo.go): X-Object-Manifest "<container>/<prefix>"
-// reads as its segments concatenated, single byte ranges included.
+// Swift's default proxy middlewares are built in, each in its own file,
+// each on by default and listed in /info while enabled (Config.Middlewares
+// turns them off): healthcheck and crossdomain (middleware.go), CORS
+// (cors.go), temp URLs (tempurl.go), form posts (formpost.go), static web
+// sites (staticweb.go), bulk delete and archive extraction (bulk.go),
+// DLO (dlo.go) and SLO (slo.go) served through largeobject.go with single
+// and multiple byte ranges, legacy versioning with X-Versions-Location and
+// X-History-Location (versioning.go), and account and container quotas
+// (quotas.go).
 //
 // # Not yet
 //
-// Middlewares (SLO, tempurl, formpost, staticweb, bulk, versioning,
-// quotas, CORS), storage policies other than 0, resuming a GET on another node
-// when one fails mid-body, and honouring a client's X-Timestamp (container
-// sync) are left for later.
+// SLO inline "data" segments and container listings showing an SLO's
+// total size (the object server would need to honour Swift's container
+// update overrides), temp URL IP ranges, storage policies other than 0,
+// resuming a GET on another node when one fails mid-body, and honouring a
+// client's X-Timestamp (container sync) are left for later.
 package proxy

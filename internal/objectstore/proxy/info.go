@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 )
 
@@ -37,13 +38,13 @@ func (p *Proxy) info(q *request) error {
 		"valid_api_versions":        []string{"v1", "v1.0"},
 		"policies":                  []map[string]any{{"name": "Policy-0", "aliases": "Policy-0", "default": true}},
 	}
-	body, err := json.Marshal(map[string]any{
-		"swift":        swift,
-		"keystoneauth": map[string]any{},
-		"dlo":          map[string]any{"max_get_time": 86400},
-	})
+	sections := p.cfg.Middlewares.info()
+	sections["swift"] = swift
+	sections["keystoneauth"] = map[string]any{}
+	sections["dlo"] = map[string]any{"max_get_time": 86400}
+	body, err := json.Marshal(sections)
 	if err != nil {
-		return err
+		return fmt.Errorf("encode /info: %w", err)
 	}
 	writeBody(q.w, q.r, http.StatusOK, "application/json; charset=UTF-8", string(body))
 	return nil

@@ -11,13 +11,22 @@ func (p *Proxy) objectRequest(q *request) error {
 	case http.MethodGet, http.MethodHead:
 		return p.objectGet(q)
 	case http.MethodPut:
+		if !p.cfg.Middlewares.DisableSLO && q.r.Header.Get(sloHeader) != "" && !p.isSLOPut(q) {
+			return errText(http.StatusBadRequest, "X-Static-Large-Object is a reserved header. To create a static large object add query param multipart-manifest=put.")
+		}
 		if q.r.Header.Get("X-Copy-From") != "" {
 			return p.copyFrom(q)
+		}
+		if p.isSLOPut(q) {
+			return p.sloPut(q)
 		}
 		return p.objectPut(q)
 	case http.MethodPost:
 		return p.objectPost(q)
 	case http.MethodDelete:
+		if p.isSLODelete(q) {
+			return p.sloDelete(q)
+		}
 		return p.objectDelete(q)
 	case "COPY":
 		return p.copyTo(q)
@@ -45,6 +54,12 @@ func (p *Proxy) objectGet(q *request) error {
 	if isDLO(q, resp) {
 		discard(resp)
 		return p.serveDLO(q, resp.Header)
+	}
+	if p.isSLO(q, resp) {
+		return p.serveSLO(q, resp)
+	}
+	if done, err := p.serveSLOManifest(q, resp); done {
+		return err
 	}
 	return p.relay(q, resp)
 }
@@ -121,11 +136,26 @@ func (p *Proxy) objectPost(q *request) error {
 }
 
 func (p *Proxy) objectDelete(q *request) error {
-	slots, pl, err := p.objectWriteSlots(q, p.backendHeaders(q, p.clock.now()), [3]string{q.account, q.container, q.object})
+	names := [3]string{q.account, q.container, q.object}
+	if done, err := p.versionedDelete(q, names); done || err != nil {
+		return err
+	}
+	status, hdr, err := p.removeObject(q, names)
 	if err != nil {
 		return err
 	}
-	status, hdr := bestStatus(p.write(q.ctx(), pl, http.MethodDelete, q.names(), bySlot(slots)), pl.quorum())
 	writeStatus(q, status, hdr)
 	return nil
+}
+
+// removeObject deletes one object and returns the cluster's answer
+// without writing a response, for middlewares deleting on a client's
+// behalf.
+func (p *Proxy) removeObject(q *request, names [3]string) (int, http.Header, error) {
+	slots, pl, err := p.objectWriteSlots(q, p.backendHeaders(q, p.clock.now()), names)
+	if err != nil {
+		return 0, nil, err
+	}
+	status, hdr := bestStatus(p.write(q.ctx(), pl, http.MethodDelete, "/"+names[0]+"/"+names[1]+"/"+names[2], bySlot(slots)), pl.quorum())
+	return status, hdr, nil
 }

@@ -82,31 +82,58 @@ func splitCopyPath(v string) (container, object string, ok bool) {
 	return container, object, ok && container != "" && object != ""
 }
 
-// copyObject reads the newest copy of src and stores it as dst.
-func (p *Proxy) copyObject(q *request, src, dst [3]string) error {
+// openSource reads the newest copy of an object to copy it.
+func (p *Proxy) openSource(q *request, src [3]string) (*http.Response, error) {
 	srcNames := "/" + src[0] + "/" + src[1] + "/" + src[2]
 	resp, err := p.readNewest(q.ctx(), place(p.rings.object, src[0], src[1], src[2]), http.MethodGet, srcNames, "", p.backendHeaders(q, ""))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		discard(resp)
+		return nil, errStatus(resp.StatusCode)
+	}
+	return resp, nil
+}
+
+// storedHeaders are the headers that store a copy of an object read by
+// openSource: its metadata, content type and ETag, which makes the
+// object servers verify what they got.
+func storedHeaders(resp *http.Response) http.Header {
+	h := http.Header{}
+	objectMetaHeaders(h, resp.Header)
+	for k, vs := range resp.Header {
+		if k == sloHeader || strings.HasPrefix(k, "X-Object-Sysmeta-") {
+			h[k] = vs
+		}
+	}
+	h.Set("Content-Type", resp.Header.Get("Content-Type"))
+	h.Set("Etag", strings.Trim(resp.Header.Get("Etag"), `"`))
+	return h
+}
+
+// copyObject reads the newest copy of src and stores it as dst.
+func (p *Proxy) copyObject(q *request, src, dst [3]string) error {
+	resp, err := p.openSource(q, src)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return errStatus(resp.StatusCode)
+	h := storedHeaders(resp)
+	if strings.EqualFold(q.r.Header.Get("X-Fresh-Metadata"), "true") {
+		for k := range h {
+			if strings.HasPrefix(k, "X-Object-Meta-") {
+				delete(h, k)
+			}
+		}
 	}
-	h := http.Header{}
-	if !strings.EqualFold(q.r.Header.Get("X-Fresh-Metadata"), "true") {
-		objectMetaHeaders(h, resp.Header)
-		h.Del("X-Delete-At")
-	}
-	h.Set("Content-Type", resp.Header.Get("Content-Type"))
+	h.Del("X-Delete-At")
 	objectMetaHeaders(h, q.r.Header)
 	for _, k := range []string{"Content-Type", "X-Delete-After", "If-None-Match"} {
 		if v := q.r.Header.Get(k); v != "" {
 			h.Set(k, v)
 		}
 	}
-	// The source's ETag makes the object servers verify what they got.
-	h.Set("Etag", strings.Trim(resp.Header.Get("Etag"), `"`))
 	extra := http.Header{}
 	extra.Set("X-Copied-From", url.PathEscape(src[1])+"/"+(&url.URL{Path: src[2]}).EscapedPath())
 	extra.Set("X-Copied-From-Account", url.PathEscape(src[0]))

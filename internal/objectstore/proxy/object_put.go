@@ -27,49 +27,66 @@ func (p *Proxy) objectPut(q *request) error {
 }
 
 // putObject checks and stores one object from body (length bytes, or -1
-// for a chunked upload) with the metadata in h; extra are response
-// headers to add on success (a copy's X-Copied-From).
+// for a chunked upload) with the metadata in h and answers the client;
+// extra are response headers to add on success (a copy's X-Copied-From).
 func (p *Proxy) putObject(q *request, names [3]string, h http.Header, body io.Reader, length int64, extra http.Header) error {
+	if err := p.checkQuotas(q, names, length); err != nil {
+		return err
+	}
+	if err := p.versionBeforeWrite(q, names); err != nil {
+		return err
+	}
+	status, hdr, ts, err := p.storeObject(q, names, h, body, length)
+	if err != nil {
+		return err
+	}
+	if status == http.StatusCreated {
+		for k, vs := range extra {
+			q.w.Header()[k] = vs
+		}
+		q.w.Header().Set("Last-Modified", lastModified(ts))
+	}
+	writeStatus(q, status, hdr)
+	return nil
+}
+
+// storeObject checks and stores one object and returns the cluster's
+// answer without writing a response, so middlewares (SLO, bulk, form
+// posts, versioning) can store objects on a client's behalf.
+func (p *Proxy) storeObject(q *request, names [3]string, h http.Header, body io.Reader, length int64) (status int, hdr http.Header, timestamp string, err error) {
 	if length > p.cfg.Constraints.MaxFileSize {
-		return errText(http.StatusRequestEntityTooLarge, "Your request is too large.")
+		return 0, nil, "", errText(http.StatusRequestEntityTooLarge, "Your request is too large.")
 	}
 	if v := h.Get("If-None-Match"); v != "" && v != "*" {
-		return errText(http.StatusBadRequest, "If-None-Match only supports *")
+		return 0, nil, "", errText(http.StatusBadRequest, "If-None-Match only supports *")
 	}
 	if err := p.checkMetadata(h, "Object"); err != nil {
-		return err
+		return 0, nil, "", err
 	}
 	if _, err := deleteAt(h, time.Now()); err != nil {
-		return err
+		return 0, nil, "", err
 	}
 	base := p.backendHeaders(q, p.clock.now())
 	objectMetaHeaders(base, h)
 	base.Set("Content-Type", h.Get("Content-Type"))
-	for _, k := range []string{"Etag", "If-None-Match"} {
-		if v := h.Get(k); v != "" {
-			base.Set(k, v)
+	for k, vs := range h {
+		if k == "Etag" || k == "If-None-Match" || k == "X-Static-Large-Object" || strings.HasPrefix(k, "X-Object-Sysmeta-") {
+			base[k] = vs
 		}
 	}
 	slots, pl, err := p.objectWriteSlots(q, base, names)
 	if err != nil {
-		return err
+		return 0, nil, "", err
 	}
 	nm := "/" + names[0] + "/" + names[1] + "/" + names[2]
 	var answers []answer
 	if length == 0 {
 		answers = p.write(q.ctx(), pl, http.MethodPut, nm, bySlot(slots))
 	} else if answers, err = p.stream(q.ctx(), pl, nm, slots, body, length); err != nil {
-		return err
+		return 0, nil, "", err
 	}
-	status, hdr := bestStatus(answers, pl.quorum())
-	if status == http.StatusCreated {
-		for k, vs := range extra {
-			q.w.Header()[k] = vs
-		}
-		q.w.Header().Set("Last-Modified", lastModified(base.Get("X-Timestamp")))
-	}
-	writeStatus(q, status, hdr)
-	return nil
+	status, hdr = bestStatus(answers, pl.quorum())
+	return status, hdr, base.Get("X-Timestamp"), nil
 }
 
 // lastModified is the Last-Modified of a timestamp: rounded up to the

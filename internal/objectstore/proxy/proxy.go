@@ -70,6 +70,8 @@ type request struct {
 	// owner is Swift's swift_owner: the caller may see and set the
 	// privileged headers (ACLs, sync keys, temp URL keys).
 	owner bool
+	// signed: a temp URL authorized the request, not a token.
+	signed bool
 }
 
 // ctx is the request's context.
@@ -101,8 +103,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (p *Proxy) serve(q *request) error {
 	path := q.r.URL.Path
-	if path == "/info" {
+	mw := p.cfg.Middlewares
+	switch {
+	case path == "/info":
 		return p.info(q)
+	case path == "/healthcheck" && !mw.DisableHealthcheck:
+		return healthcheck(q)
+	case path == "/crossdomain.xml" && !mw.DisableCrossDomain:
+		return p.crossDomain(q)
 	}
 	if err := p.parsePath(q, path); err != nil {
 		return err
@@ -110,8 +118,37 @@ func (p *Proxy) serve(q *request) error {
 	if err := p.checkHeaderSizes(q.r.Header); err != nil {
 		return err
 	}
-	if err := p.authenticate(q); err != nil {
+	if q.r.Method == http.MethodOptions {
+		return p.options(q)
+	}
+	if err := p.corsResponse(q); err != nil {
 		return err
+	}
+	// Temp URLs and form posts carry their own signed authorization, so
+	// they come before tokens, as in Swift's pipeline.
+	signed, err := p.tempURL(q)
+	if err != nil {
+		return err
+	}
+	if !signed && p.isFormPost(q) {
+		return p.formPost(q)
+	}
+	if !signed {
+		if err := p.identify(q); err != nil {
+			return err
+		}
+		// Static web sites answer anonymous reads before the ACL check:
+		// a redirect to "container/" or an error page needs no read access.
+		if handled, err := p.staticWeb(q); handled || err != nil {
+			return err
+		}
+		// Bulk requests authorize each of their operations on its own.
+		if handled, err := p.bulk(q); handled || err != nil {
+			return err
+		}
+		if err := p.authorize(q); err != nil {
+			return err
+		}
 	}
 	scrubRequest(q.r.Header)
 	switch {

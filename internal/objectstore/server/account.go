@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"net/http"
@@ -59,6 +60,7 @@ func NewAccountServer(cfg Config) (*AccountServer, error) {
 		schema: accountSchema, statCols: "status, container_count, 0", isMeta: isAccountMeta,
 		statHeaders: accountStatHeaders, rows: containerRows}}
 	s.route(s.put, s.get, s.post, s.delete)
+	s.routes[MethodReplicate] = s.replicate
 	return s, nil
 }
 
@@ -133,62 +135,19 @@ func (s *AccountServer) putContainer(w http.ResponseWriter, r *http.Request, t t
 	}
 	policy, _ := strconv.ParseInt(r.Header.Get("X-Backend-Storage-Policy-Index"), 10, 64)
 	ctx := r.Context()
-	deleted := int64(0)
+	var deleted bool
 	err = s.update(ctx, t, "account container update", func(tx *sql.Tx, st *stat) error {
 		if st.deleted() {
 			return httpErr(http.StatusNotFound, "")
 		}
-		var oPut, oDel string
-		var oObjs, oBytes, oDeleted int64
-		err := tx.QueryRowContext(ctx, `SELECT put_timestamp, delete_timestamp, object_count, bytes_used, deleted FROM container WHERE name = ?`,
-			t.sub).Scan(&oPut, &oDel, &oObjs, &oBytes, &oDeleted)
-		exists := true
-		if errors.Is(err, sql.ErrNoRows) {
-			exists, oDeleted = false, 1
-		} else if err != nil {
-			return err
-		} else {
-			// Timestamps only move forward; the counts are the container's
-			// latest word.
-			if op, _ := parseTimestamp(oPut); op.Compare(put) > 0 {
-				put = op
-			}
-			if od, _ := parseTimestamp(oDel); od.Compare(del) > 0 {
-				del = od
-			}
-		}
-		if del.Compare(put) > 0 {
-			deleted, objs, bytes = 1, 0, 0
-		}
-		delStr := "0"
-		if !del.IsZero() {
-			delStr = del.Internal()
-		}
-		if exists {
-			_, err = tx.ExecContext(ctx, `UPDATE container SET put_timestamp = ?, delete_timestamp = ?, object_count = ?, bytes_used = ?, deleted = ?, storage_policy_index = ? WHERE name = ?`,
-				put.Internal(), delStr, objs, bytes, deleted, policy, t.sub)
-		} else {
-			_, err = tx.ExecContext(ctx, `INSERT INTO container (name, put_timestamp, delete_timestamp, object_count, bytes_used, deleted, storage_policy_index) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-				t.sub, put.Internal(), delStr, objs, bytes, deleted, policy)
-		}
-		if err != nil {
-			return err
-		}
-		var dC, dO, dB int64
-		if oDeleted == 0 {
-			dC, dO, dB = -1, -oObjs, -oBytes
-		}
-		if deleted == 0 {
-			dC, dO, dB = dC+1, dO+objs, dB+bytes
-		}
-		_, err = tx.ExecContext(ctx, `UPDATE account_stat SET container_count = container_count + ?, object_count = object_count + ?, bytes_used = bytes_used + ?`,
-			dC, dO, dB)
+		var err error
+		deleted, err = mergeContainerRow(ctx, tx, containerRow{name: t.sub, put: put, del: del, objects: objs, bytes: bytes, policy: policy})
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	if deleted == 1 {
+	if deleted {
 		writeEmpty(w, http.StatusNoContent)
 	} else {
 		writeEmpty(w, http.StatusCreated)
@@ -220,4 +179,65 @@ func (s *AccountServer) delete(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// containerRow is one row of an account database: what a container server
+// last reported, or what a replica pushed.
+type containerRow struct {
+	name           string
+	put, del       Timestamp
+	objects, bytes int64
+	policy         int64
+}
+
+// mergeContainerRow merges row into the container table in tx and adjusts
+// the account totals by the difference. Timestamps only move forward; the
+// counts are the latest word. It reports whether the row ends up deleted.
+func mergeContainerRow(ctx context.Context, tx *sql.Tx, row containerRow) (bool, error) {
+	put, del, objs, bytes := row.put, row.del, row.objects, row.bytes
+	var oPut, oDel string
+	var oObjs, oBytes, oDeleted int64
+	err := tx.QueryRowContext(ctx, `SELECT put_timestamp, delete_timestamp, object_count, bytes_used, deleted FROM container WHERE name = ?`,
+		row.name).Scan(&oPut, &oDel, &oObjs, &oBytes, &oDeleted)
+	exists := true
+	if errors.Is(err, sql.ErrNoRows) {
+		exists, oDeleted = false, 1
+	} else if err != nil {
+		return false, err
+	} else {
+		if op, _ := parseTimestamp(oPut); op.Compare(put) > 0 {
+			put = op
+		}
+		if od, _ := parseTimestamp(oDel); od.Compare(del) > 0 {
+			del = od
+		}
+	}
+	deleted := int64(0)
+	if del.Compare(put) > 0 {
+		deleted, objs, bytes = 1, 0, 0
+	}
+	delStr := "0"
+	if !del.IsZero() {
+		delStr = del.Internal()
+	}
+	if exists {
+		_, err = tx.ExecContext(ctx, `UPDATE container SET put_timestamp = ?, delete_timestamp = ?, object_count = ?, bytes_used = ?, deleted = ?, storage_policy_index = ? WHERE name = ?`,
+			put.Internal(), delStr, objs, bytes, deleted, row.policy, row.name)
+	} else {
+		_, err = tx.ExecContext(ctx, `INSERT INTO container (name, put_timestamp, delete_timestamp, object_count, bytes_used, deleted, storage_policy_index) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			row.name, put.Internal(), delStr, objs, bytes, deleted, row.policy)
+	}
+	if err != nil {
+		return false, err
+	}
+	var dC, dO, dB int64
+	if oDeleted == 0 {
+		dC, dO, dB = -1, -oObjs, -oBytes
+	}
+	if deleted == 0 {
+		dC, dO, dB = dC+1, dO+objs, dB+bytes
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE account_stat SET container_count = container_count + ?, object_count = object_count + ?, bytes_used = bytes_used + ?`,
+		dC, dO, dB)
+	return deleted == 1, err
 }

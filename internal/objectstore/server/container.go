@@ -81,6 +81,7 @@ func NewContainerServer(cfg Config) (*ContainerServer, error) {
 		schema: containerSchema, statCols: "'', 0, storage_policy_index", isMeta: isContainerMeta,
 		statHeaders: containerStatHeaders, rows: objectRows}, dirty: make(chan string, 4096)}
 	s.route(s.put, s.get, s.post, s.delete)
+	s.routes[MethodReplicate] = s.replicate
 	return s, nil
 }
 

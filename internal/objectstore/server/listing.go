@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/swiftfmt"
 )
 
 // listParams are the listing query parameters Swift accepts.
@@ -49,28 +51,8 @@ func parseListParams(r *http.Request) (listParams, error) {
 	case "true", "1", "yes", "on", "t", "y":
 		p.reverse = true
 	}
-	p.format = listingFormat(r)
+	p.format = swiftfmt.ListingFormat(r)
 	return p, nil
-}
-
-// listingFormat picks the format from ?format= or, failing that, Accept.
-func listingFormat(r *http.Request) string {
-	switch strings.ToLower(r.URL.Query().Get("format")) {
-	case "json":
-		return "json"
-	case "xml":
-		return "xml"
-	case "plain":
-		return "plain"
-	}
-	acc := r.Header.Get("Accept")
-	switch {
-	case strings.Contains(acc, "application/json"):
-		return "json"
-	case strings.Contains(acc, "application/xml"), strings.Contains(acc, "text/xml"):
-		return "xml"
-	}
-	return "plain"
 }
 
 func formatContentType(f string) string {

@@ -33,6 +33,7 @@ func NewObjectServer(cfg Config) (*ObjectServer, error) {
 	}
 	s := &ObjectServer{base: b}
 	s.route(s.put, s.get, s.post, s.delete)
+	s.routes[MethodReplicate], s.routes[MethodSync] = s.replicate, s.sync
 	return s, nil
 }
 

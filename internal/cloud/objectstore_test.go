@@ -1,0 +1,62 @@
+package cloud_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack"
+	"github.com/gophercloud/gophercloud/v2/openstack/objectstorage/v1/containers"
+	"github.com/gophercloud/gophercloud/v2/openstack/objectstorage/v1/objects"
+
+	"github.com/nimbus-cloud/nimbus/internal/cloud"
+)
+
+// A whole cloud serves object storage on its own: the catalog leads a
+// client to the project's account, and objects land on all three local
+// devices.
+func TestObjectStorageInTheCloud(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t, t.TempDir())
+	c, err := cloud.Start(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	provider, err := openstack.AuthenticatedClient(ctx, gophercloud.AuthOptions{IdentityEndpoint: c.IdentityURL + "/v3",
+		Username: "admin", Password: c.AdminPassword, DomainName: "Default", TenantName: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := openstack.NewObjectStorageV1(provider, gophercloud.EndpointOpts{Region: cfg.Region})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(sc.Endpoint, "/v1/AUTH_") || strings.Contains(sc.Endpoint, "%(") {
+		t.Fatalf("object-store endpoint %q is not the project's account", sc.Endpoint)
+	}
+	if _, err := containers.Create(ctx, sc, "docs", nil).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := objects.Create(ctx, sc, "docs", "a.txt", objects.CreateOpts{Content: strings.NewReader("hello")}).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	res := objects.Download(ctx, sc, "docs", "a.txt", nil)
+	body, err := res.ExtractContent()
+	if err != nil || string(body) != "hello" {
+		t.Fatalf("download: %q %v", body, err)
+	}
+	var copies int
+	filepath.Walk(filepath.Join(cfg.DataDir, "objects", "devices"), func(p string, _ os.FileInfo, _ error) error {
+		if filepath.Ext(p) == ".data" {
+			copies++
+		}
+		return nil
+	})
+	if copies != 3 {
+		t.Fatalf("%d copies on disk, want 3", copies)
+	}
+}

@@ -1,0 +1,156 @@
+package config
+
+import (
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// ObjectConfig configures object storage: the Swift proxy (the object
+// role) and the storage node (`nimbus storage`, or the one `nimbus up`
+// runs in its data dir).
+type ObjectConfig struct {
+	// Port is the proxy's port (0: any free port, for tests).
+	Port int `yaml:"port"`
+	// RingDir holds account.ring.gz, container.ring.gz and
+	// object.ring.gz. Empty: <data_dir>/objects/rings, built by this
+	// process on first start for its own storage node.
+	RingDir string `yaml:"ring_dir"`
+	// HashPathPrefix and HashPathSuffix are the cluster secret that salts
+	// placement (swift.conf's swift_hash_path_*); the same on every proxy
+	// and storage node, forever. Empty: generated on first start and kept
+	// in <data_dir>/swift-hash-path-prefix and -suffix, which only a one-machine cloud can
+	// share; set both on every host of a real cluster.
+	HashPathPrefix string `yaml:"hash_path_prefix"`
+	HashPathSuffix string `yaml:"hash_path_suffix"`
+	// Auth is the swift service user (token validation without identity
+	// in this process).
+	Auth ServiceAuth `yaml:"auth"`
+	// Storage is this host's storage node.
+	Storage StorageConfig `yaml:"storage"`
+}
+
+// StorageConfig configures a storage node.
+type StorageConfig struct {
+	// Enabled runs a storage node next to the proxy. Unset, it runs when
+	// RingDir is empty: the one-machine layout of `nimbus up`.
+	Enabled Switch `yaml:"enabled"`
+	// DevicesRoot holds one directory (mount point) per device
+	// (<data_dir>/objects/devices when empty).
+	DevicesRoot string `yaml:"devices_root"`
+	// Devices are created under DevicesRoot for a one-machine cloud and
+	// put in the rings it builds (d1, d2, d3).
+	Devices []string `yaml:"devices"`
+	// IP is this node's address in the rings (the bind address when
+	// empty).
+	IP string `yaml:"ip"`
+	// ObjectPort, ContainerPort and AccountPort are the storage servers'
+	// ports (6200, 6201, 6202; 0: any free port on first start, then the
+	// one the ring records).
+	ObjectPort    int `yaml:"object_port"`
+	ContainerPort int `yaml:"container_port"`
+	AccountPort   int `yaml:"account_port"`
+	// MountCheck refuses devices that are not mount points, so a missing
+	// disk never fills the root filesystem.
+	MountCheck bool `yaml:"mount_check"`
+	// PartPower sizes the rings a one-machine cloud builds (2^10).
+	PartPower int `yaml:"part_power"`
+	// Intervals of the consistency daemons.
+	ReplicationInterval time.Duration `yaml:"replication_interval"`
+	ExpirerInterval     time.Duration `yaml:"expirer_interval"`
+	UpdaterInterval     time.Duration `yaml:"updater_interval"`
+	AuditorInterval     time.Duration `yaml:"auditor_interval"`
+}
+
+func defaultObjectConfig() ObjectConfig {
+	return ObjectConfig{
+		Port: 8080,
+		Auth: ServiceAuth{Username: "swift", ProjectName: "service", UserDomainName: "Default", ProjectDomainName: "Default",
+			TokenCacheTime: 5 * time.Minute},
+		Storage: StorageConfig{
+			Devices: []string{"d1", "d2", "d3"}, ObjectPort: 6200, ContainerPort: 6201, AccountPort: 6202, PartPower: 10,
+			ReplicationInterval: 30 * time.Second, ExpirerInterval: 5 * time.Minute,
+			UpdaterInterval: 30 * time.Second, AuditorInterval: 5 * time.Minute,
+		},
+	}
+}
+
+// applyObjectEnv overrides the object storage settings from NIMBUS_OBJECT_*
+// and NIMBUS_STORAGE_*.
+func (c *Config) applyObjectEnv(lookup func(string) (string, bool)) error {
+	o := &c.Object
+	for k, dst := range map[string]*int{
+		"NIMBUS_OBJECT_PORT":            &o.Port,
+		"NIMBUS_STORAGE_OBJECT_PORT":    &o.Storage.ObjectPort,
+		"NIMBUS_STORAGE_CONTAINER_PORT": &o.Storage.ContainerPort,
+		"NIMBUS_STORAGE_ACCOUNT_PORT":   &o.Storage.AccountPort,
+	} {
+		if v, ok := lookup(k); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("%s=%q: not a number", k, v)
+			}
+			*dst = n
+		}
+	}
+	for k, dst := range map[string]*string{
+		"NIMBUS_OBJECT_RING_DIR":         &o.RingDir,
+		"NIMBUS_OBJECT_AUTH_PASSWORD":    &o.Auth.Password,
+		"NIMBUS_STORAGE_DEVICES_ROOT":    &o.Storage.DevicesRoot,
+		"NIMBUS_STORAGE_IP":              &o.Storage.IP,
+		"NIMBUS_OBJECT_HASH_PATH_PREFIX": &o.HashPathPrefix,
+		"NIMBUS_OBJECT_HASH_PATH_SUFFIX": &o.HashPathSuffix,
+	} {
+		if v, ok := lookup(k); ok {
+			*dst = v
+		}
+	}
+	if v, ok := lookup("NIMBUS_STORAGE"); ok {
+		if err := o.Storage.Enabled.Parse(v); err != nil {
+			return fmt.Errorf("NIMBUS_STORAGE: %w", err)
+		}
+	}
+	return nil
+}
+
+// ValidateObject rejects object storage settings that cannot work.
+func (c *Config) ValidateObject() error {
+	o := c.Object
+	s := o.Storage
+	for name, p := range map[string]int{"object.port": o.Port, "object.storage.object_port": s.ObjectPort,
+		"object.storage.container_port": s.ContainerPort, "object.storage.account_port": s.AccountPort} {
+		if p < 0 || p > 65535 {
+			return fmt.Errorf("config: %s %d is not a port", name, p)
+		}
+	}
+	if s.PartPower < 1 || s.PartPower > 24 {
+		return fmt.Errorf("config: object.storage.part_power %d is outside 1..24", s.PartPower)
+	}
+	return nil
+}
+
+// ObjectRingDir is where the proxy and storage nodes read rings.
+func (c *Config) ObjectRingDir() string {
+	if c.Object.RingDir != "" {
+		return c.Object.RingDir
+	}
+	return filepath.Join(c.DataDir, "objects", "rings")
+}
+
+// ObjectDevicesRoot is the storage node's devices root.
+func (c *Config) ObjectDevicesRoot() string {
+	if c.Object.Storage.DevicesRoot != "" {
+		return c.Object.Storage.DevicesRoot
+	}
+	return filepath.Join(c.DataDir, "objects", "devices")
+}
+
+// LocalObjectStorage reports whether this process runs its own storage
+// node next to the proxy (see StorageConfig.Enabled).
+func (c *Config) LocalObjectStorage() bool {
+	if c.Object.Storage.Enabled.IsSet() {
+		return c.Object.Storage.Enabled.Enabled()
+	}
+	return c.Object.RingDir == ""
+}

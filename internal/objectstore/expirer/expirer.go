@@ -1,0 +1,264 @@
+// Package expirer deletes objects whose X-Delete-At has passed, as Swift's
+// object-expirer does.
+//
+// The object servers queue every object written with X-Delete-At as a row
+// "<delete-at>-<account>/<container>/<object>" in a container of the
+// hidden .expiring_objects account (the proxy picks the container, see
+// proxy/expirer.go). The expirer runs on every storage node and works
+// through the queue containers whose databases that node holds: for each
+// due row it deletes the object on its primaries with X-If-Delete-At (so an
+// object re-written or given a new X-Delete-At since is left alone) and
+// X-Timestamp set to the delete-at time (so a write after that time wins
+// over the expiry), with container updates so listings drop it, and then
+// deletes the queue row. Every replica of a queue container does the same
+// work; the guards make repeats harmless, and no queue is stranded when a
+// node is down.
+package expirer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/ring"
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/server"
+)
+
+// Account is the hidden account holding the expiry queue.
+const Account = ".expiring_objects"
+
+// Config configures the expirer of one storage node.
+type Config struct {
+	// DevicesRoot holds the node's device directories.
+	DevicesRoot string
+	// ContainerRing finds this node's queue containers and their
+	// replicas; ObjectRing places the objects to delete.
+	ContainerRing, ObjectRing *ring.Ring
+	// LocalHost is this node's container server as the ring knows it
+	// (ip:port).
+	LocalHost string
+	// Interval is the pause between passes of Run (Swift's 300 s).
+	Interval time.Duration
+	// Timeout bounds one request to a storage server.
+	Timeout time.Duration
+	// Now is the clock (tests move it).
+	Now func() time.Time
+	// Client talks to the storage servers.
+	Client *http.Client
+	// Logger receives operational logs.
+	Logger *slog.Logger
+}
+
+// Expirer deletes expired objects.
+type Expirer struct {
+	cfg Config
+}
+
+// Stats counts what one pass did.
+type Stats struct {
+	// Expired counts objects deleted (or found gone or changed).
+	Expired int
+	// Failed counts queue rows left for the next pass.
+	Failed int
+}
+
+// New returns the expirer for cfg.
+func New(cfg Config) (*Expirer, error) {
+	if cfg.DevicesRoot == "" || cfg.ContainerRing == nil || cfg.ObjectRing == nil || cfg.LocalHost == "" {
+		return nil, errors.New("expirer config: devices root, rings and local host are required")
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = 5 * time.Minute
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	cfg.Logger = cfg.Logger.With("daemon", "expirer")
+	return &Expirer{cfg: cfg}, nil
+}
+
+// Run expires objects every Interval until ctx ends.
+func (e *Expirer) Run(ctx context.Context) {
+	t := time.NewTicker(e.cfg.Interval)
+	defer t.Stop()
+	for {
+		st := e.ExpireOnce(ctx)
+		if st.Expired > 0 || st.Failed > 0 {
+			e.cfg.Logger.Info("expirer pass", "expired", st.Expired, "failed", st.Failed)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// ExpireOnce works through every due row of the local queue containers.
+func (e *Expirer) ExpireOnce(ctx context.Context) Stats {
+	var st Stats
+	for _, d := range e.cfg.ContainerRing.Devices() {
+		if d.Host() != e.cfg.LocalHost {
+			continue
+		}
+		dev := filepath.Join(e.cfg.DevicesRoot, d.Name)
+		if fi, err := os.Stat(dev); err != nil || !fi.IsDir() {
+			continue
+		}
+		dbs, err := server.ListDBs(dev, server.KindContainer)
+		if err != nil {
+			e.cfg.Logger.Error("list queue containers", "device", d.Name, "err", err)
+			continue
+		}
+		for _, f := range dbs {
+			if ctx.Err() != nil {
+				return st
+			}
+			if err := e.queue(ctx, f.Path, &st); err != nil {
+				e.cfg.Logger.Error("expirer queue", "db", f.Path, "err", err)
+			}
+		}
+	}
+	return st
+}
+
+// queue processes one container database if it is an expiry queue.
+func (e *Expirer) queue(ctx context.Context, path string, st *Stats) error {
+	db, err := server.OpenDB(path)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	acct, cont, err := server.ReadDBNames(ctx, db)
+	if err != nil || acct != Account {
+		return err
+	}
+	rows, err := server.ReadDBRows(ctx, db, server.KindContainer, nil)
+	if err != nil {
+		return err
+	}
+	now := e.cfg.Now().Unix()
+	for _, r := range rows {
+		if r.Deleted {
+			continue
+		}
+		at, target, ok := parseRow(r.Name)
+		if !ok || at > now {
+			continue
+		}
+		if err := e.expire(ctx, at, target); err != nil {
+			st.Failed++
+			e.cfg.Logger.Warn("expire object", "object", r.Name, "err", err)
+			continue
+		}
+		st.Expired++
+		if err := e.dequeue(ctx, cont, r.Name); err != nil {
+			e.cfg.Logger.Warn("remove expirer queue row; the next pass retries", "row", r.Name, "err", err)
+		}
+	}
+	return nil
+}
+
+// parseRow splits "<delete-at>-<account>/<container>/<object>".
+func parseRow(name string) (at int64, target [3]string, ok bool) {
+	ts, rest, found := strings.Cut(name, "-")
+	if !found {
+		return 0, target, false
+	}
+	at, err := strconv.ParseInt(ts, 10, 64)
+	parts := strings.SplitN(rest, "/", 3)
+	if err != nil || len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+		return 0, target, false
+	}
+	return at, [3]string{parts[0], parts[1], parts[2]}, true
+}
+
+// expire deletes the object on its primaries; a majority answering
+// deleted, gone (404), changed (412) or newer (409) is done, and
+// replication brings the rest in step.
+func (e *Expirer) expire(ctx context.Context, at int64, obj [3]string) error {
+	part, nodes := e.cfg.ObjectRing.GetNodes(obj[0], obj[1], obj[2])
+	cpart, cnodes := e.cfg.ContainerRing.GetNodes(obj[0], obj[1], "")
+	ts := strconv.FormatInt(at, 10) + ".00000"
+	done := 0
+	var errs []error
+	for i, n := range nodes {
+		h := http.Header{}
+		h.Set("X-Timestamp", ts)
+		h.Set("X-If-Delete-At", strconv.FormatInt(at, 10))
+		h.Set("X-Backend-Storage-Policy-Index", "0")
+		if len(cnodes) > 0 {
+			c := cnodes[i%len(cnodes)]
+			h.Set("X-Container-Host", c.Host())
+			h.Set("X-Container-Partition", strconv.Itoa(cpart))
+			h.Set("X-Container-Device", c.Name)
+		}
+		status, err := e.send(ctx, http.MethodDelete, n, part, obj[:], h)
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+		case status/100 == 2, status == http.StatusNotFound, status == http.StatusPreconditionFailed, status == http.StatusConflict:
+			done++
+		default:
+			errs = append(errs, fmt.Errorf("%s: status %d", n.String(), status))
+		}
+	}
+	if done*2 > len(nodes) {
+		return nil
+	}
+	return fmt.Errorf("delete %s/%s/%s: %w", obj[0], obj[1], obj[2], errors.Join(errs...))
+}
+
+// dequeue deletes a queue row on every replica of its container.
+func (e *Expirer) dequeue(ctx context.Context, cont, row string) error {
+	part, nodes := e.cfg.ContainerRing.GetNodes(Account, cont, "")
+	h := http.Header{}
+	h.Set("X-Timestamp", server.TimestampNow())
+	var errs []error
+	for _, n := range nodes {
+		status, err := e.send(ctx, http.MethodDelete, n, part, []string{Account, cont, row}, h)
+		if err == nil && status/100 != 2 && status != http.StatusNotFound {
+			err = fmt.Errorf("%s: status %d", n.String(), status)
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (e *Expirer) send(ctx context.Context, method string, n ring.Device, part int, names []string, h http.Header) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
+	defer cancel()
+	p := "/" + n.Name + "/" + strconv.Itoa(part) + "/" + strings.Join(names, "/")
+	req, err := http.NewRequestWithContext(ctx, method, (&url.URL{Scheme: "http", Host: n.Host(), Path: p}).String(), http.NoBody)
+	if err != nil {
+		return 0, err
+	}
+	req.Header = h
+	resp, err := e.cfg.Client.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("%s %s: %w", method, n.String(), err)
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
