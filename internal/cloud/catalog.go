@@ -19,7 +19,8 @@ const catalogTTL = 5 * time.Minute
 // catalogFinder looks endpoints up in the service catalog that comes with
 // a token of its own user, as OpenStack services find each other. The
 // image service uses it to reach other regions' image APIs for
-// glance-download imports.
+// glance-download imports, and its swift store the object service with
+// the token that came with the catalog.
 type catalogFinder struct {
 	authURL                                         string
 	user, password, project, userDomain, projDomain string
@@ -28,6 +29,8 @@ type catalogFinder struct {
 	mu      sync.Mutex
 	catalog []catalogService // guarded by mu
 	fetched time.Time        // guarded by mu
+	token   string           // the catalog's token; guarded by mu
+	expires time.Time        // when token expires; guarded by mu
 }
 
 type catalogService struct {
@@ -41,10 +44,26 @@ type catalogService struct {
 
 // endpoint returns the URL of the typ service in region for iface.
 func (f *catalogFinder) endpoint(ctx context.Context, typ, region, iface string) (string, error) {
-	cat, err := f.load(ctx)
+	cat, _, err := f.load(ctx, false)
 	if err != nil {
 		return "", err
 	}
+	return findEndpoint(cat, typ, region, iface)
+}
+
+// tokenAndEndpoint returns the user's token and the URL of the typ
+// service in region for iface; renew logs in again first, for a token
+// that was refused.
+func (f *catalogFinder) tokenAndEndpoint(ctx context.Context, typ, region, iface string, renew bool) (token, url string, err error) {
+	cat, token, err := f.load(ctx, renew)
+	if err != nil {
+		return "", "", err
+	}
+	url, err = findEndpoint(cat, typ, region, iface)
+	return token, url, err
+}
+
+func findEndpoint(cat []catalogService, typ, region, iface string) (string, error) {
 	for _, s := range cat {
 		if s.Type != typ {
 			continue
@@ -58,11 +77,13 @@ func (f *catalogFinder) endpoint(ctx context.Context, typ, region, iface string)
 	return "", fmt.Errorf("no %s endpoint for interface %s in region %q in the catalog", typ, iface, region)
 }
 
-func (f *catalogFinder) load(ctx context.Context) ([]catalogService, error) {
+// load returns the catalog and its token, logging in again when they are
+// old, the token is about to expire, or renew is set.
+func (f *catalogFinder) load(ctx context.Context, renew bool) ([]catalogService, string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.catalog != nil && time.Since(f.fetched) < catalogTTL {
-		return f.catalog, nil
+	if !renew && f.catalog != nil && time.Since(f.fetched) < catalogTTL && time.Until(f.expires) > time.Minute {
+		return f.catalog, f.token, nil
 	}
 	body, _ := json.Marshal(map[string]any{"auth": map[string]any{
 		"identity": map[string]any{"methods": []string{"password"}, "password": map[string]any{"user": map[string]any{
@@ -71,27 +92,29 @@ func (f *catalogFinder) load(ctx context.Context) ([]catalogService, error) {
 	}})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(f.authURL, "/")+"/auth/tokens", bytes.NewReader(body))
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := f.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("fetch catalog: %w", err)
+		return nil, "", fmt.Errorf("fetch catalog: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated {
-		return nil, fmt.Errorf("fetch catalog: log in as %s: status %d", f.user, resp.StatusCode)
+		return nil, "", fmt.Errorf("fetch catalog: log in as %s: status %d", f.user, resp.StatusCode)
 	}
 	var tok struct {
 		Token struct {
-			Catalog []catalogService `json:"catalog"`
+			Catalog   []catalogService `json:"catalog"`
+			ExpiresAt time.Time        `json:"expires_at"`
 		} `json:"token"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&tok); err != nil {
-		return nil, fmt.Errorf("fetch catalog: %w", err)
+		return nil, "", fmt.Errorf("fetch catalog: %w", err)
 	}
 	f.catalog, f.fetched = tok.Token.Catalog, time.Now()
-	return f.catalog, nil
+	f.token, f.expires = resp.Header.Get("X-Subject-Token"), tok.Token.ExpiresAt
+	return f.catalog, f.token, nil
 }
 
 // handlerTransport serves requests with a handler in this process, so

@@ -38,7 +38,10 @@ func (c *Cloud) startImage(ctx context.Context, ln net.Listener, metrics *api.Me
 		AllowPrivate: cfg.Image.WebDownload.AllowPrivate,
 		AllowedHosts: cfg.Image.WebDownload.AllowedHosts,
 	}
-	stores, err := buildImageStores(cfg.ImageStores(), guard)
+	catalog := c.catalogFinder()
+	stores, err := buildImageStores(cfg.ImageStores(), guard, func(sc config.SwiftStoreConfig) imagestore.SwiftAuth {
+		return catalog.swiftAuth(sc, cfg.Region)
+	})
 	if err != nil {
 		return err
 	}
@@ -50,7 +53,6 @@ func (c *Cloud) startImage(ctx context.Context, ln net.Listener, metrics *api.Me
 	if cfg.Image.WebDownload.Enabled {
 		webDownload = guard
 	}
-	catalog := c.catalogFinder()
 	q := cfg.Image.Quota
 	log := c.log.With("service", "image")
 	svc := &api.Service{Name: "image", Errors: image.Errors, ErrorsFor: image.ErrorsFor, Tokens: tokens,
@@ -109,10 +111,11 @@ func (c *Cloud) serviceTokens(role string, a config.ServiceAuth) (api.TokenValid
 	}, strings.TrimSuffix(strings.TrimSuffix(authURL, "/"), "/v3"), nil
 }
 
-// buildImageStores makes the configured stores. None holds resources
-// that need closing, so a failure part-way leaves nothing behind but
-// created directories.
-func buildImageStores(list []config.ImageStoreConfig, guard *imagestore.SSRFGuard) (map[string]imagestore.Store, error) {
+// buildImageStores makes the configured stores; swiftAuth gives swift
+// stores their credentials. None holds resources that need closing, so a
+// failure part-way leaves nothing behind but created directories.
+func buildImageStores(list []config.ImageStoreConfig, guard *imagestore.SSRFGuard,
+	swiftAuth func(config.SwiftStoreConfig) imagestore.SwiftAuth) (map[string]imagestore.Store, error) {
 	stores := make(map[string]imagestore.Store, len(list))
 	for i, sc := range list {
 		var (
@@ -127,6 +130,15 @@ func buildImageStores(list []config.ImageStoreConfig, guard *imagestore.SSRFGuar
 			st, err = imagestore.NewS3(imagestore.S3Config{
 				ID: sc.ID, Endpoint: s3.Endpoint, Region: s3.Region, Bucket: s3.Bucket, Prefix: s3.Prefix,
 				AccessKey: s3.AccessKey, SecretKey: s3.SecretKey, PartSize: int64(s3.PartSize),
+			})
+		case config.StoreSwift:
+			sw := config.SwiftStoreConfig{}
+			if sc.Swift != nil {
+				sw = *sc.Swift
+			}
+			st, err = imagestore.NewSwift(imagestore.SwiftConfig{
+				ID: sc.ID, Auth: swiftAuth(sw), Container: sw.Container,
+				MultipleContainersSeed: sw.MultipleContainersSeed, SegmentSize: int64(sw.SegmentSize),
 			})
 		case config.StoreHTTP:
 			st = imagestore.NewHTTP(sc.ID, nil, guard)
@@ -150,6 +162,27 @@ func storeDescriptions(list []config.ImageStoreConfig) map[string]string {
 		}
 	}
 	return out
+}
+
+// swiftAuth is a swift store's credentials: the token of the catalog's
+// user (the image service user, as Glance's single-tenant swift store
+// uses its own account) and the store's URL, or else the object-store
+// endpoint of that user's catalog, which is the user's project's account.
+func (f *catalogFinder) swiftAuth(sc config.SwiftStoreConfig, region string) imagestore.SwiftAuth {
+	if sc.Region != "" {
+		region = sc.Region
+	}
+	iface := sc.Interface
+	if iface == "" {
+		iface = "public"
+	}
+	return imagestore.SwiftAuthFunc(func(ctx context.Context, renew bool) (string, string, error) {
+		token, url, err := f.tokenAndEndpoint(ctx, "object-store", region, iface, renew)
+		if sc.URL != "" && token != "" {
+			return token, sc.URL, nil
+		}
+		return token, url, err
+	})
 }
 
 // catalogFinder returns a catalog reader logged in as the image service

@@ -80,6 +80,7 @@ const (
 	StoreFilesystem = "filesystem"
 	StoreS3         = "s3"
 	StoreHTTP       = "http"
+	StoreSwift      = "swift"
 )
 
 // ImageStoreConfig is one image store.
@@ -87,13 +88,14 @@ type ImageStoreConfig struct {
 	// ID names the store in /v2/info/stores, in image locations and in
 	// the X-Image-Meta-Store header that picks a store for an upload.
 	ID string `yaml:"id"`
-	// Type is filesystem, s3 or http (read-only).
+	// Type is filesystem, s3, swift or http (read-only).
 	Type string `yaml:"type"`
 	// Description is shown in /v2/info/stores; the store describes itself
 	// when empty.
 	Description string                 `yaml:"description"`
 	Filesystem  *FilesystemStoreConfig `yaml:"filesystem"`
 	S3          *S3StoreConfig         `yaml:"s3"`
+	Swift       *SwiftStoreConfig      `yaml:"swift"`
 }
 
 // FilesystemStoreConfig configures a filesystem store.
@@ -120,6 +122,34 @@ type S3StoreConfig struct {
 	// PartSize is the multipart upload part size (5 MiB to 5 GiB), which is
 	// also the memory one upload uses; 16 MiB when 0.
 	PartSize ByteSize `yaml:"part_size"`
+}
+
+// SwiftStoreConfig configures a store in object storage through the
+// Swift API, as Glance's swift store in single-tenant mode: images are
+// objects in one account, the image service user's (image.auth), large
+// ones SLO segments in <container>_segments.
+type SwiftStoreConfig struct {
+	// URL is the storage URL of the account, e.g.
+	// http://controller:8080/v1/AUTH_<project id>; when empty, the
+	// object-store endpoint in the image service user's catalog.
+	URL string `yaml:"url"`
+	// Region and Interface pick the catalog endpoint; the cloud's region
+	// and "public" (Glance's swift_store_region and
+	// swift_store_endpoint_type) when empty.
+	Region    string `yaml:"region"`
+	Interface string `yaml:"interface"`
+	// Container holds the images; "glance" when empty. It is created on
+	// first upload.
+	Container string `yaml:"container"`
+	// MultipleContainersSeed, 0 to 32, spreads images over containers
+	// <container>_<first N characters of the image id> (Glance's
+	// swift_store_multiple_containers_seed).
+	MultipleContainersSeed int `yaml:"multiple_containers_seed"`
+	// SegmentSize is the largest image stored as one object; larger
+	// images are SLO segments of this size (Glance's
+	// swift_store_large_object_chunk_size), at most 1000 of them. 1 MiB to
+	// 5 GiB; 200 MiB when 0.
+	SegmentSize ByteSize `yaml:"segment_size"`
 }
 
 // ImageQuota bounds each project's images, as Glance's unified-limits
@@ -279,25 +309,26 @@ func (c *Config) ValidateImage() error {
 		}
 		seen[s.ID] = i
 		switch s.Type {
-		case StoreFilesystem:
-			if s.S3 != nil {
-				return fmt.Errorf("config: %s (%s): s3 settings given for a filesystem store", key, s.ID)
+		case StoreFilesystem, StoreS3, StoreSwift:
+			if other := s.foreignSettings(); other != "" {
+				return fmt.Errorf("config: %s (%s): %s settings given for a %s store", key, s.ID, other, s.Type)
 			}
-		case StoreS3:
-			if s.Filesystem != nil {
-				return fmt.Errorf("config: %s (%s): filesystem settings given for an s3 store", key, s.ID)
+			if s.Type == StoreS3 {
+				if err := s.S3.validate(key + ".s3"); err != nil {
+					return err
+				}
 			}
-			if err := s.S3.validate(key + ".s3"); err != nil {
+			if err := s.Swift.validate(key + ".swift"); err != nil {
 				return err
 			}
 		case StoreHTTP:
-			if s.Filesystem != nil || s.S3 != nil {
-				return fmt.Errorf("config: %s (%s): an http store takes no filesystem or s3 settings", key, s.ID)
+			if s.Filesystem != nil || s.S3 != nil || s.Swift != nil {
+				return fmt.Errorf("config: %s (%s): an http store takes no filesystem, s3 or swift settings", key, s.ID)
 			}
 		case "":
-			return fmt.Errorf("config: %s.type is required (filesystem, s3 or http)", key)
+			return fmt.Errorf("config: %s.type is required (filesystem, s3, swift or http)", key)
 		default:
-			return fmt.Errorf("config: %s.type %q is not a store type (filesystem, s3 or http)", key, s.Type)
+			return fmt.Errorf("config: %s.type %q is not a store type (filesystem, s3, swift or http)", key, s.Type)
 		}
 	}
 	for i, s := range c.ImageStores() {
@@ -389,6 +420,48 @@ func (s *S3StoreConfig) validate(key string) error {
 	}
 	if s.PartSize != 0 && (s.PartSize < 5<<20 || s.PartSize > 5<<30) {
 		return fmt.Errorf("config: %s.part_size %d is outside 5MiB..5GiB", key, s.PartSize)
+	}
+	return nil
+}
+
+// foreignSettings names a settings section given for another type of
+// store than s, or is empty.
+func (s *ImageStoreConfig) foreignSettings() string {
+	for _, f := range []struct {
+		typ string
+		set bool
+	}{{StoreFilesystem, s.Filesystem != nil}, {StoreS3, s.S3 != nil}, {StoreSwift, s.Swift != nil}} {
+		if f.set && f.typ != s.Type {
+			return f.typ
+		}
+	}
+	return ""
+}
+
+// validate checks a swift store's settings; all are optional.
+func (s *SwiftStoreConfig) validate(key string) error {
+	if s == nil {
+		return nil
+	}
+	if s.URL != "" {
+		u, err := url.Parse(s.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("config: %s.url %q is not an http(s) URL", key, s.URL)
+		}
+	}
+	switch s.Interface {
+	case "", "public", "internal", "admin":
+	default:
+		return fmt.Errorf("config: %s.interface %q must be public, internal or admin", key, s.Interface)
+	}
+	if strings.Contains(s.Container, "/") {
+		return fmt.Errorf("config: %s.container %q must not contain '/'", key, s.Container)
+	}
+	if s.MultipleContainersSeed < 0 || s.MultipleContainersSeed > 32 {
+		return fmt.Errorf("config: %s.multiple_containers_seed %d is outside 0..32", key, s.MultipleContainersSeed)
+	}
+	if s.SegmentSize != 0 && (s.SegmentSize < 1<<20 || s.SegmentSize > 5<<30) {
+		return fmt.Errorf("config: %s.segment_size %d is outside 1MiB..5GiB", key, s.SegmentSize)
 	}
 	return nil
 }

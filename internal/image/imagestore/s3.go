@@ -322,50 +322,15 @@ func (s *S3) Get(ctx context.Context, loc Location, offset, length int64) (io.Re
 	if err != nil {
 		return nil, fmt.Errorf("s3 get: %w", err)
 	}
-	if offset < 0 {
-		return nil, fmt.Errorf("s3 get %s: negative offset %d", key, offset)
-	}
-	var h http.Header
-	if rg := rangeHeader(offset, length); rg != "" {
-		h = http.Header{"Range": {rg}}
-	}
-	if length == 0 {
-		// An empty range cannot be expressed; still check the object is
-		// there by asking for its first byte.
-		h = http.Header{"Range": {"bytes=0-0"}}
-	}
-	resp, err := s.do(ctx, http.MethodGet, key, nil, h, nil)
+	rc, err := rangedGet(offset, length, func(h http.Header) (*http.Response, error) {
+		return s.do(ctx, http.MethodGet, key, nil, h, nil)
+	}, func(resp *http.Response) error {
+		return s3ResponseError("get object", resp)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("s3 get %s: %w", key, err)
 	}
-	switch resp.StatusCode {
-	case http.StatusOK, http.StatusPartialContent:
-	case http.StatusRequestedRangeNotSatisfiable:
-		if length == 0 {
-			// The object exists but is empty.
-			drainClose(resp.Body)
-			return io.NopCloser(bytes.NewReader(nil)), nil
-		}
-		fallthrough
-	default:
-		defer drainClose(resp.Body)
-		return nil, fmt.Errorf("s3 get %s: %w", key, s3ResponseError("get object", resp))
-	}
-	if length == 0 {
-		drainClose(resp.Body)
-		return io.NopCloser(bytes.NewReader(nil)), nil
-	}
-	if resp.StatusCode == http.StatusOK && offset > 0 {
-		// A gateway that ignores Range sends the whole object.
-		if _, err := io.CopyN(io.Discard, resp.Body, offset); err != nil {
-			resp.Body.Close()
-			return nil, fmt.Errorf("s3 get %s: skip to offset %d: %w", key, offset, err)
-		}
-	}
-	if length > 0 {
-		return limitedReadCloser{io.LimitReader(resp.Body, length), resp.Body}, nil
-	}
-	return resp.Body, nil
+	return rc, nil
 }
 
 // Delete implements Store.
