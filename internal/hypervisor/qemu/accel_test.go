@@ -26,7 +26,9 @@ func TestChooseAccel(t *testing.T) {
 	t.Parallel()
 	requireRoot(t)
 	_, kernel, _ := guestImage(t)
-	vt, kvmErr, err := ChooseAccel(context.Background(), "qemu-system-x86_64", kernel, t.TempDir(), 10*time.Second, true)
+	// The TCG boot gets 6× the timeout: generous, because this test runs
+	// beside other guests and a loaded 2-core CI host slows TCG a lot.
+	vt, kvmErr, err := ChooseAccel(context.Background(), "qemu-system-x86_64", kernel, t.TempDir(), 20*time.Second, true)
 	if err != nil {
 		t.Fatal(err)
 	}
