@@ -22,6 +22,24 @@
 #                     leaves off by default turned on (access_rules,
 #                     security_compliance) and Nimbus configured to match
 #                     Tempest's user_lockout_* / unique password defaults
+#   compute           every Tempest compute API test (nova, neutron, glance
+#                     available; real QEMU guests booted from the test
+#                     guest image, uploaded twice as image_ref/image_ref_alt)
+#   interop-compute   the 75 compute tests the interop guideline 2020.06
+#                     requires
+#   object            every Tempest object storage API test (swift
+#                     available; the proxy and a 3-device storage node
+#                     of `nimbus up`)
+#   interop-object    the 56 object storage tests the interop guideline
+#                     2020.06 requires
+#   swift-functional  Swift's own functional suite (openstack/swift 2.30.1
+#                     test/functional, pytest) with keystone v3 auth:
+#                     test/swift-functional/run.sh (SWIFT_SRC)
+#
+# Nimbus runs with its networking and compute agents (on by default as
+# root): their bridges and namespaces are named with AGENT_PREFIX, and the
+# exit trap stops leftover guests of the run and removes them
+# (nimbus manage network-cleanup).
 #
 # Environment:
 #   CONCURRENCY=2        tempest workers
@@ -32,6 +50,15 @@
 #   NIMBUS=bin/nimbus    the binary (make conformance builds it first)
 #   KEEP_WORKSPACE=1     keep the temp data dir and Tempest workspace
 #   TEMPEST_CONF_TEMPLATE=test/tempest/tempest.conf.in
+#   AGENT_PREFIX=cNNN    NIMBUS_NETWORK_AGENT_PREFIX of the run's agents
+#                        (default "c" and 3 hex digits of the script's PID,
+#                        so that concurrent runs never share one: the
+#                        exit trap removes everything with the prefix)
+#   VXLAN_RANGE=N:N+999  network.vxlan_ranges of the run's cloud (default
+#                        a range of 1000 ids above 100000 picked by PID,
+#                        away from other clouds' and runs' VNIs)
+#   GUEST_IMAGE_DIR=/var/cache/nimbus-guest  where scripts/build-guest-image.sh
+#                        builds (once) the guest image and probe kernel
 #
 # Prints "N passed, N failed, N skipped" per suite and exits non-zero if a
 # test failed or the run did not complete.
@@ -50,6 +77,13 @@ RESULTS_DIR=${RESULTS_DIR:-test/tempest/results}
 RUN_TIMEOUT=${RUN_TIMEOUT:-2700}
 export OS_TEST_TIMEOUT=${OS_TEST_TIMEOUT:-300}
 INTEROP_DIR=${INTEROP_DIR:-$repo/../shared/conformance/interop-2020.06}
+AGENT_PREFIX=${AGENT_PREFIX:-$(printf 'c%03x' $(($$ % 4096)))}
+vni_base=$((100000 + ($$ % 4096) * 1000))
+VXLAN_RANGE=${VXLAN_RANGE:-$vni_base:$((vni_base + 999))}
+GUEST_IMAGE_DIR=${GUEST_IMAGE_DIR:-/var/cache/nimbus-guest}
+# The agents' host objects (bridges, namespaces, nftables tables) get a
+# prefix of their own, so the trap below removes exactly this run's.
+export NIMBUS_NETWORK_AGENT_PREFIX=$AGENT_PREFIX
 
 suite=${1:-identity}
 [ $# -gt 0 ] && shift
@@ -74,19 +108,28 @@ network | interop-network)
   export TEMPEST_CONF_TEMPLATE=${TEMPEST_CONF_TEMPLATE:-test/tempest/tempest-network.conf.in}
   public_network=1
   ;;
+compute | interop-compute)
+  export TEMPEST_CONF_TEMPLATE=${TEMPEST_CONF_TEMPLATE:-test/tempest/tempest-compute.conf.in}
+  public_network=1
+  guest_images=1
+  ;;
+swift-functional) ;;
+object | interop-object)
+  export TEMPEST_CONF_TEMPLATE=${TEMPEST_CONF_TEMPLATE:-test/tempest/tempest-object.conf.in}
+  ;;
 identity-extended)
   export NIMBUS_LOCKOUT_FAILURES=2 NIMBUS_LOCKOUT_DURATION=5s NIMBUS_UNIQUE_LAST_PASSWORD_COUNT=2
   export TEMPEST_CONF_TEMPLATE=${TEMPEST_CONF_TEMPLATE:-test/tempest/tempest-extended.conf.in}
   ;;
 all)
   rc=0
-  for s in identity interop-identity image image-import interop-image network interop-network; do
+  for s in identity interop-identity image image-import interop-image network interop-network interop-compute compute interop-object object swift-functional; do
     "$0" "$s" -- "${extra[@]}" || rc=1
   done
   exit $rc
   ;;
--h | --help | help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-*) echo "usage: $0 [identity|interop-identity|identity-extended|image|interop-image|image-import|network|interop-network|all] [-- tempest run args]" >&2; exit 2 ;;
+-h | --help | help) sed -n '2,64p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+*) echo "usage: $0 [identity|interop-identity|identity-extended|image|interop-image|image-import|network|interop-network|compute|interop-compute|object|interop-object|swift-functional|all] [-- tempest run args]" >&2; exit 2 ;;
 esac
 
 scripts/install-deps.sh conformance || exit 1
@@ -107,6 +150,18 @@ interop-network)
   list="$INTEROP_DIR/network.txt"
   [ -f "$list" ] || { echo "interop list not found: $list (set INTEROP_DIR)" >&2; exit 1; }
   selector=(--include-list "$(cd "$(dirname "$list")" && pwd)/network.txt")
+  ;;
+compute) selector=(--regex '^tempest\.api\.compute') ;;
+interop-compute)
+  list="$INTEROP_DIR/compute.txt"
+  [ -f "$list" ] || { echo "interop list not found: $list (set INTEROP_DIR)" >&2; exit 1; }
+  selector=(--include-list "$(cd "$(dirname "$list")" && pwd)/compute.txt")
+  ;;
+object) selector=(--regex '^tempest\.api\.object_storage') ;;
+interop-object)
+  list="$INTEROP_DIR/object_storage.txt"
+  [ -f "$list" ] || { echo "interop list not found: $list (set INTEROP_DIR)" >&2; exit 1; }
+  selector=(--include-list "$(cd "$(dirname "$list")" && pwd)/object_storage.txt")
   ;;
 interop-identity)
   list="$INTEROP_DIR/identity.txt"
@@ -132,8 +187,35 @@ stop_nimbus() {
   wait "$pid" 2>/dev/null
   pid=""
 }
+# stop_guests kills the QEMU guests this run's compute agent left (they
+# daemonize and outlive Nimbus): each pidfile under the data dir whose
+# process is still the QEMU that wrote it.
+stop_guests() {
+  local f gp pids=()
+  for f in "$work"/data/compute/run/*.pid; do
+    [ -f "$f" ] || continue
+    gp=$(cat "$f" 2>/dev/null)
+    [ -n "$gp" ] && tr '\0' ' ' <"/proc/$gp/cmdline" 2>/dev/null | grep -qF -- "$f" && pids+=("$gp")
+  done
+  [ ${#pids[@]} -gt 0 ] || return 0
+  echo "stopping ${#pids[@]} leftover guest(s): ${pids[*]}"
+  kill -TERM "${pids[@]}" 2>/dev/null
+  for _ in $(seq 1 50); do
+    local alive=0
+    for gp in "${pids[@]}"; do kill -0 "$gp" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && break
+    sleep 0.1
+  done
+  kill -KILL "${pids[@]}" 2>/dev/null
+}
 cleanup() {
   stop_nimbus
+  stop_guests
+  if [ "$(id -u)" = 0 ] && [ -d "$work/data" ]; then
+    "$NIMBUS" manage network-cleanup --data-dir "$work/data" >"$work/network-cleanup.out" 2>&1 \
+      || { echo "network-cleanup failed:" >&2; cat "$work/network-cleanup.out" >&2; }
+    cp "$work/network-cleanup.out" "$out/network-cleanup.out" 2>/dev/null
+  fi
   if [ -n "$http_pid" ]; then kill "$http_pid" 2>/dev/null; wait "$http_pid" 2>/dev/null; fi
   [ -f "$work/nimbus.log" ] && cp "$work/nimbus.log" "$out/nimbus.log"
   [ -f "$work/up.out" ] && cp "$work/up.out" "$out/nimbus-up.out"
@@ -142,9 +224,35 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# 1. A throwaway cloud on free loopback ports.
+# 1. A throwaway cloud on free loopback ports, with its agents when root.
+# No first-run resources (image, networks, router): the suites make their
+# own, as an operator would.
+export NIMBUS_SEED=false
+# VXLAN ids of a range of their own: a VNI is host-wide (one per UDP port),
+# and another Nimbus on this host (default range 1:65535) would take the
+# same low ids.
+cat >"$work/nimbus.yaml" <<EOF2
+network:
+  vxlan_ranges: ["$VXLAN_RANGE"]
+EOF2
+export NIMBUS_CONFIG="$work/nimbus.yaml"
 [ -n "${image_cache:-}" ] && export NIMBUS_IMAGE_CACHE_DIR="$work/data/image-cache"
-NIMBUS_IDENTITY_PORT=0 NIMBUS_IMAGE_PORT=0 NIMBUS_NETWORK_PORT=0 NIMBUS_COMPUTE_PORT=0 NIMBUS_METADATA_PORT=0 NIMBUS_NATS_PORT=0 "$NIMBUS" up --data-dir "$work/data" >"$work/up.out" 2>"$work/nimbus.log" &
+if [ "$(id -u)" = 0 ]; then
+  # The guest image (built once, cached) and its kernel, which `nimbus up`
+  # takes from <data-dir>/guest as the compute agent's boot probe kernel.
+  if scripts/build-guest-image.sh "$GUEST_IMAGE_DIR" >"$work/guest-image.out" 2>&1; then
+    mkdir -p "$work/data/guest"
+    ln -s "$GUEST_IMAGE_DIR/nimbus-guest.vmlinuz" "$GUEST_IMAGE_DIR/nimbus-guest.qcow2" "$work/data/guest/"
+  else
+    echo "scripts/build-guest-image.sh $GUEST_IMAGE_DIR failed:" >&2
+    cat "$work/guest-image.out" >&2
+    [ -n "${guest_images:-}" ] && exit 1
+  fi
+  if ip -br link | grep -q "^$AGENT_PREFIX"; then
+    echo "warning: host interfaces with the prefix $AGENT_PREFIX exist already (another run?)" >&2
+  fi
+fi
+NIMBUS_IDENTITY_PORT=0 NIMBUS_IMAGE_PORT=0 NIMBUS_NETWORK_PORT=0 NIMBUS_COMPUTE_PORT=0 NIMBUS_METADATA_PORT=0 NIMBUS_OBJECT_PORT=0 NIMBUS_STORAGE_OBJECT_PORT=0 NIMBUS_STORAGE_CONTAINER_PORT=0 NIMBUS_STORAGE_ACCOUNT_PORT=0 NIMBUS_NATS_PORT=0 NIMBUS_SEED=${NIMBUS_SEED:-0} "$NIMBUS" up --data-dir "$work/data" >"$work/up.out" 2>"$work/nimbus.log" &
 pid=$!
 for _ in $(seq 1 600); do
   grep -q "Nimbus is up" "$work/up.out" 2>/dev/null && break
@@ -168,6 +276,13 @@ case "$uri" in http://127.0.0.1:* | http://localhost:* | http://\[::1\]:*) ;;
 esac
 echo "nimbus (pid $pid) is up: $uri"
 
+if [ "$suite" = swift-functional ]; then
+  { echo "date:      $(date -u +%Y-%m-%dT%H:%M:%SZ)"; echo "machine:   $(nproc) cores, $(uname -srm)"
+    echo "nimbus:    $("$NIMBUS" version 2>&1)"; echo "suite:     $suite"; } | tee "$out/run-info.txt"
+  test/swift-functional/run.sh "$work/data" "$out" "${extra[@]}"
+  exit $?
+fi
+
 # 2. A Tempest workspace with our tempest.conf (and nothing from /etc/tempest).
 ws="$work/tempest"
 # (Run from $work: any tempest command loads /etc/tempest/logging.conf, which
@@ -190,15 +305,36 @@ fi
 if [ -n "${public_network:-}" ]; then
   # The external network, made the way an operator would (admin openrc,
   # Debian's openstack CLI), with a subnet for gateways and floating IPs.
+  # Flat: the agent routes external networks (no NIC is bridged to them),
+  # which takes a flat or local network, not the default tenant type.
   public_id=$(
     # shellcheck disable=SC1091
     source "$work/data/admin-openrc.sh" && export OS_CLIENT_CONFIG_FILE=/dev/null &&
-      /usr/bin/openstack network create --external -f value -c id public &&
+      /usr/bin/openstack network create --external --provider-network-type flat \
+        --provider-physical-network public -f value -c id public &&
       /usr/bin/openstack subnet create --network public --subnet-range 172.24.4.0/24 \
         --no-dhcp -f value -c id public-subnet >/dev/null
   ) || { echo "could not create the external network: $public_id" >&2; exit 1; }
   echo "external network public: $public_id"
   conf=${conf//@PUBLIC_NETWORK_ID@/"$public_id"}
+fi
+if [ -n "${guest_images:-}" ]; then
+  # The guest image, public, twice (image_ref and image_ref_alt), and a
+  # second small flavor for the resize tests (flavor_ref_alt).
+  refs=$(
+    # shellcheck disable=SC1091
+    source "$work/data/admin-openrc.sh" && export OS_CLIENT_CONFIG_FILE=/dev/null &&
+      for name in nimbus-guest nimbus-guest-alt; do
+        /usr/bin/openstack image create --public --disk-format qcow2 --container-format bare \
+          --file "$GUEST_IMAGE_DIR/nimbus-guest.qcow2" -f value -c id "$name" || exit 1
+      done &&
+      /usr/bin/openstack flavor create --id 100 --vcpus 1 --ram 640 --disk 1 -f value -c id m1.tiny-alt
+  ) || { echo "could not upload the guest image or create the flavor: $refs" >&2; exit 1; }
+  read -r image_ref image_ref_alt flavor_alt <<<"$(echo $refs)"
+  echo "images: $image_ref $image_ref_alt; flavor_ref_alt: $flavor_alt"
+  conf=${conf//@IMAGE_REF@/"$image_ref"}
+  conf=${conf//@IMAGE_REF_ALT@/"$image_ref_alt"}
+  conf=${conf//@FLAVOR_REF_ALT@/"$flavor_alt"}
 fi
 printf '%s\n' "${conf//@ADMIN_PASSWORD@/"$password"}" >"$ws/etc/tempest.conf"
 printf '%s\n' "${conf//@ADMIN_PASSWORD@/(generated)}" >"$out/tempest.conf"

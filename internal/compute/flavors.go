@@ -294,7 +294,7 @@ type flavorCreate struct {
 		Ephemeral   flexInt              `json:"OS-FLV-EXT-DATA:ephemeral"`
 		Swap        flexInt              `json:"swap"`
 		RxTx        *json.Number         `json:"rxtx_factor"`
-		IsPublic    *bool                `json:"os-flavor-access:is_public"`
+		IsPublic    *novaBool            `json:"os-flavor-access:is_public"`
 		Description api.Optional[string] `json:"description"`
 	} `json:"flavor"`
 }
@@ -351,7 +351,7 @@ func (s *Service) createFlavor(r *http.Request) (*api.Response, error) {
 		f.RxTx = v
 	}
 	if in.IsPublic != nil {
-		f.IsPublic = *in.IsPublic
+		f.IsPublic = bool(*in.IsPublic)
 	}
 	if in.Description.Set {
 		if !at(r, 55) {
@@ -369,8 +369,14 @@ func (s *Service) createFlavor(r *http.Request) (*api.Response, error) {
 		f.ID = newID()
 	default:
 		var sid string
+		var num json.Number
 		if err := json.Unmarshal(in.ID, &sid); err != nil {
-			return nil, api.BadRequest("Invalid input for field/attribute id. Value: %s. %s is not of type 'string', 'null'", id, id)
+			// Nova's flavor_id type is string or number: an id given as
+			// a JSON number is kept as its decimal string.
+			if json.Unmarshal(in.ID, &num) != nil {
+				return nil, api.BadRequest("Invalid input for field/attribute id. Value: %s. %s is not of type 'string', 'number', 'null'", id, id)
+			}
+			sid = num.String()
 		}
 		if sid == "" || len(sid) > 255 || !flavorIDPattern.MatchString(sid) || strings.TrimSpace(sid) != sid {
 			return nil, api.BadRequest("Invalid input for field/attribute id. Value: %s. '%s' does not match '^(?! )[a-zA-Z0-9. _-]+(?<! )$'", sid, sid)
@@ -600,7 +606,9 @@ func (s *Service) deleteExtraSpec(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	return accepted(), nil
+	// Nova answers 200 with no body (api-ref: "Delete An Extra Spec For
+	// A Flavor"); Tempest checks the code.
+	return &api.Response{Status: http.StatusOK}, nil
 }
 
 // Flavor access.

@@ -146,7 +146,7 @@ func TestFlavorExtraSpecs(t *testing.T) {
 	if all["hw:cpu_policy"] != "dedicated" || len(all) != 2 {
 		t.Fatalf("all: %v", all)
 	}
-	h.json("admin", "DELETE", "/v2.1/flavors/1/os-extra_specs/quota:n", nil, 202)
+	h.json("admin", "DELETE", "/v2.1/flavors/1/os-extra_specs/quota:n", nil, 200)
 	h.fail("admin", "DELETE", "/v2.1/flavors/1/os-extra_specs/quota:n", nil, 404)
 	h.fail("a", "GET", "/v2.1/flavors/1/os-extra_specs/quota:n", nil, 404)
 	h.fail("admin", "POST", "/v2.1/flavors/1/os-extra_specs", map[string]any{"extra_specs": map[string]any{"bad key!": "v"}}, 400)

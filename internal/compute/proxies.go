@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/nimbus-cloud/nimbus/internal/api"
+	"github.com/nimbus-cloud/nimbus/internal/store"
 )
 
 // The proxy APIs are Nova's old views of images, security groups and
@@ -345,6 +346,10 @@ func (s *Service) createSecurityGroupRule(r *http.Request) (*api.Response, error
 	if in == nil || in.ParentGroupID == nil || *in.ParentGroupID == "" {
 		return nil, api.BadRequest("Invalid input for field/attribute security_group_rule. 'parent_group_id' is a required property")
 	}
+	if !isUUID(*in.ParentGroupID) {
+		// Nova's neutron security group API: validate_id.
+		return nil, api.BadRequest("Security group id should be uuid")
+	}
 	rule := map[string]any{"security_group_id": *in.ParentGroupID, "direction": "ingress", "ethertype": "IPv4"}
 	proto := ""
 	if in.IPProtocol != nil && *in.IPProtocol != "" {
@@ -552,6 +557,29 @@ func (s *Service) changeServerGroup(r *http.Request, arg json.RawMessage, add bo
 	if !changed && !add {
 		return nil, api.NotFound("Security group %s not associated with the instance %s", *in.Name, i.ID)
 	}
+	// The server's own list of group names follows, so that its view
+	// shows what its ports have (none: no security_groups key).
+	var name string
+	for _, g := range groups {
+		if g["id"] == gid {
+			name, _ = g["name"].(string)
+		}
+	}
+	err = s.writeTx(r.Context(), func(tx *store.Tx) error {
+		cur, err := s.getInstance(r.Context(), tx, c, i.ID)
+		if err != nil {
+			return err
+		}
+		names := keep(fromJSON[[]string](cur.SecurityGroups), func(n string) bool { return n != name })
+		if add {
+			names = append(names, name)
+		}
+		_, err = tx.Exec(r.Context(), `UPDATE compute_instances SET security_groups = ? WHERE id = ?`, jsonText(names), i.ID)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
 	return accepted(), nil
 }
 
@@ -753,7 +781,30 @@ func (s *Service) floatingAction(r *http.Request, arg json.RawMessage, add bool)
 			return nil, api.BadRequest("No nw_info cache associated with instance")
 		}
 		update = map[string]any{"port_id": portID, "fixed_ip_address": fixed}
-	} else if port, _ := fip["port_id"].(string); port == "" {
+		// Nova answers any refusal of the association (say, the fixed
+		// IP has a floating IP already: a 409 from the networking
+		// service) with a 400.
+		refused := api.BadRequest("Unable to associate floating IP %s to fixed IP %s for instance %s.", *in.Address, fixed, i.ID)
+		if err := s.call(r, s.cfg.NetworkURL, "PUT", "/v2.0/floatingips/"+url.PathEscape(fid), map[string]any{"floatingip": update}, nil,
+			http.StatusOK, "Floating IP not found.", statusErrors{http.StatusConflict: refused, http.StatusBadRequest: refused}); err != nil {
+			return nil, err
+		}
+		return accepted(), nil
+	}
+	// Only a floating IP associated with one of this server's ports is
+	// disassociated from it; one on another server's port is a 409.
+	port, _ := fip["port_id"].(string)
+	mine := false
+	if port != "" {
+		ports, err := s.serverPorts(r, i.ID)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range ports {
+			mine = mine || p["id"] == port
+		}
+	}
+	if !mine {
 		return nil, api.Conflict("Floating IP %s is not associated with instance %s.", *in.Address, i.ID)
 	}
 	if err := s.call(r, s.cfg.NetworkURL, "PUT", "/v2.0/floatingips/"+url.PathEscape(fid), map[string]any{"floatingip": update}, nil, http.StatusOK, "Floating IP not found."); err != nil {

@@ -127,6 +127,8 @@ func TestProxiesAgainstRealServices(t *testing.T) {
 		t.Fatalf("rule %v", rule)
 	}
 	h.fail("a", "POST", "/v2.1/os-security-group-rules", map[string]any{"security_group_rule": map[string]any{
+		"parent_group_id": "tempest-non_int_id", "ip_protocol": "tcp", "from_port": 22, "to_port": 22}}, 400)
+	h.fail("a", "POST", "/v2.1/os-security-group-rules", map[string]any{"security_group_rule": map[string]any{
 		"parent_group_id": sgID, "ip_protocol": "tcp", "from_port": 80, "to_port": 80, "cidr": "0.0.0.0/0"}}, 400)
 	h.fail("a", "POST", "/v2.1/os-security-group-rules", map[string]any{"security_group_rule": map[string]any{
 		"parent_group_id": sgID, "ip_protocol": "gre", "from_port": 1, "to_port": 2}}, 400)
@@ -138,6 +140,9 @@ func TestProxiesAgainstRealServices(t *testing.T) {
 		t.Fatalf("%d groups (want default and web)", n)
 	}
 	h.action("a", srv, map[string]any{"addSecurityGroup": map[string]any{"name": "web"}}, 202)
+	// A server asking for a group the project does not have is a 400.
+	h.fail("a", "POST", "/v2.1/servers", map[string]any{"server": map[string]any{"name": "x", "imageRef": img, "flavorRef": "1",
+		"networks": []any{map[string]any{"uuid": net["id"]}}, "security_groups": []any{map[string]any{"name": "nosuchgroup"}}}}, 400)
 	sgs := h.json("a", "GET", "/v2.1/servers/"+srv+"/os-security-groups", nil, 200)["security_groups"].([]any)
 	names := map[string]bool{}
 	for _, g := range sgs {
@@ -146,7 +151,22 @@ func TestProxiesAgainstRealServices(t *testing.T) {
 	if !names["web"] {
 		t.Fatalf("server groups %v", sgs)
 	}
+	// The server's view follows its ports' groups.
+	viewGroups := func() map[string]bool {
+		out := map[string]bool{}
+		list, _ := h.server("a", srv)["security_groups"].([]any)
+		for _, g := range list {
+			out[g.(map[string]any)["name"].(string)] = true
+		}
+		return out
+	}
+	if !viewGroups()["web"] {
+		t.Fatalf("server view lacks web: %v", h.server("a", srv)["security_groups"])
+	}
 	h.action("a", srv, map[string]any{"removeSecurityGroup": map[string]any{"name": "web"}}, 202)
+	if viewGroups()["web"] {
+		t.Fatalf("server view keeps web: %v", h.server("a", srv)["security_groups"])
+	}
 	h.fail("a", "POST", "/v2.1/servers/"+srv+"/action", map[string]any{"removeSecurityGroup": map[string]any{"name": "web"}}, 404)
 	h.json("a", "DELETE", "/v2.1/os-security-group-rules/"+rule["id"].(string), nil, 202)
 	h.json("a", "PUT", "/v2.1/os-security-groups/"+sgID, map[string]any{"security_group": map[string]any{"name": "web2", "description": "x"}}, 200)
@@ -179,6 +199,21 @@ func TestProxiesAgainstRealServices(t *testing.T) {
 	h.action("a", srv, map[string]any{"removeFloatingIp": map[string]any{"address": fip["ip"]}}, 202)
 	h.fail("a", "POST", "/v2.1/servers/"+srv+"/action", map[string]any{"removeFloatingIp": map[string]any{"address": fip["ip"]}}, 409)
 	h.fail("a", "POST", "/v2.1/servers/"+srv+"/action", map[string]any{"addFloatingIp": map[string]any{"address": fip["ip"]}}, 404, mv("2.44"))
+	// A second floating IP for a fixed IP that has one is a 400 (Nova
+	// turns the networking service's refusal into a 400), and a floating
+	// IP on another server's port is not this server's to remove (409).
+	h.action("a", srv, map[string]any{"addFloatingIp": map[string]any{"address": fip["ip"]}}, 202)
+	fip2 := h.json("a", "POST", "/v2.1/os-floating-ips", map[string]any{"pool": "public"}, 200)["floating_ip"].(map[string]any)
+	h.fail("a", "POST", "/v2.1/servers/"+srv+"/action", map[string]any{"addFloatingIp": map[string]any{"address": fip2["ip"]}}, 400)
+	other := call(t, "a", "POST", networkURL+"/v2.0/ports", []byte(`{"port": {"network_id": "`+net["id"].(string)+`", "device_id": "d0d0d0d0-0000-4000-8000-000000000000", "device_owner": "compute:nova"}}`), "application/json", 201)["port"].(map[string]any)
+	h.action("a", srv, map[string]any{"removeFloatingIp": map[string]any{"address": fip["ip"]}}, 202)
+	call(t, "a", "PUT", networkURL+"/v2.0/floatingips/"+fip2["id"].(string), []byte(`{"floatingip": {"port_id": "`+other["id"].(string)+`"}}`), "application/json", 200)
+	h.fail("a", "POST", "/v2.1/servers/"+srv+"/action", map[string]any{"removeFloatingIp": map[string]any{"address": fip2["ip"]}}, 409)
+	if shown := h.json("a", "GET", "/v2.1/os-floating-ips/"+fip2["id"].(string), nil, 200)["floating_ip"].(map[string]any); shown["fixed_ip"] == nil {
+		t.Fatalf("floating IP of another server disassociated: %v", shown)
+	}
+	call(t, "a", "PUT", networkURL+"/v2.0/floatingips/"+fip2["id"].(string), []byte(`{"floatingip": {"port_id": null}}`), "application/json", 200)
+	h.json("a", "DELETE", "/v2.1/os-floating-ips/"+fip2["id"].(string), nil, 202)
 	h.json("a", "DELETE", "/v2.1/os-floating-ips/"+fip["id"].(string), nil, 202)
 	h.fail("a", "GET", "/v2.1/os-floating-ips/"+fip["id"].(string), nil, 404)
 
@@ -227,6 +262,21 @@ func TestProxiesAgainstRealServices(t *testing.T) {
 	if one["label"] != "private" || one["cidr"] != "10.1.0.0/24" {
 		t.Fatalf("tenant network %v", one)
 	}
+	// os-networks (nova-network's API, answered from the networking
+	// service before 2.36).
+	all := h.json("admin", "GET", "/v2.1/os-networks", nil, 200)["networks"].([]any)
+	if len(all) == 0 {
+		t.Fatalf("os-networks %v", all)
+	}
+	nw := h.json("admin", "GET", "/v2.1/os-networks/"+net["id"].(string), nil, 200)["network"].(map[string]any)
+	if nw["label"] != "private" || nw["cidr"] != "10.1.0.0/24" {
+		t.Fatalf("os-network %v", nw)
+	}
+	if _, ok := nw["bridge"]; !ok {
+		t.Fatalf("os-network lacks the admin fields: %v", nw)
+	}
+	h.fail("admin", "GET", "/v2.1/os-networks/00000000-0000-4000-8000-000000000000", nil, 404)
+	h.fail("admin", "GET", "/v2.1/os-networks", nil, 404, mv("2.36"))
 	ev := h.json("admin", "POST", "/v2.1/os-server-external-events", map[string]any{"events": []any{
 		map[string]any{"name": "network-vif-plugged", "server_uuid": srv, "tag": "p"},
 		map[string]any{"name": "network-changed", "server_uuid": "00000000-0000-0000-0000-000000000000"},

@@ -90,6 +90,8 @@ func (s *Service) Routes() *api.Router {
 		R{Method: "POST", Pattern: v + "/servers/{server_id}/os-interface", Handler: s.attachInterface},
 		R{Method: "GET", Pattern: v + "/servers/{server_id}/os-interface/{port_id}", Handler: s.showInterface},
 		R{Method: "DELETE", Pattern: v + "/servers/{server_id}/os-interface/{port_id}", Handler: s.detachInterface},
+		R{Method: "GET", Pattern: v + "/os-networks", Handler: s.listOSNetworks},
+		R{Method: "GET", Pattern: v + "/os-networks/{network_id}", Handler: s.showOSNetwork},
 		R{Method: "GET", Pattern: v + "/os-tenant-networks", Handler: s.listTenantNetworks},
 		R{Method: "GET", Pattern: v + "/os-tenant-networks/{network_id}", Handler: s.showTenantNetwork},
 		R{Method: "POST", Pattern: v + "/os-server-external-events", Handler: s.externalEvents, Policy: "os_compute_api:os-server-external-events:create"},
@@ -121,6 +123,12 @@ func (s *Service) Routes() *api.Router {
 		R{Method: "POST", Pattern: v + "/os-aggregates/{aggregate_id}/action", Handler: s.aggregateAction, Policy: "os_compute_api:os-aggregates:add_host"},
 		R{Method: "GET", Pattern: v + "/os-hosts", Handler: s.listOSHosts, Policy: "os_compute_api:os-hosts:list"},
 		R{Method: "GET", Pattern: v + "/os-hosts/{host_name}", Handler: s.showOSHost, Policy: "os_compute_api:os-hosts:show"},
+		R{Method: "PUT", Pattern: v + "/os-hosts/{host_name}", Handler: s.updateOSHost, Policy: "os_compute_api:os-hosts:update"},
+		R{Method: "GET", Pattern: v + "/os-instance_usage_audit_log", Handler: s.listAuditLogs, Policy: "os_compute_api:os-instance-usage-audit-log:list"},
+		R{Method: "GET", Pattern: v + "/os-instance_usage_audit_log/{before_timestamp}", Handler: s.showAuditLog, Policy: "os_compute_api:os-instance-usage-audit-log:show"},
+		R{Method: "GET", Pattern: v + "/os-hosts/{host_name}/startup", Handler: s.hostPowerAction("startup"), Policy: "os_compute_api:os-hosts:start"},
+		R{Method: "GET", Pattern: v + "/os-hosts/{host_name}/shutdown", Handler: s.hostPowerAction("shutdown"), Policy: "os_compute_api:os-hosts:shutdown"},
+		R{Method: "GET", Pattern: v + "/os-hosts/{host_name}/reboot", Handler: s.hostPowerAction("reboot"), Policy: "os_compute_api:os-hosts:reboot"},
 
 		R{Method: "GET", Pattern: v + "/os-server-groups", Handler: s.listServerGroups},
 		R{Method: "POST", Pattern: v + "/os-server-groups", Handler: s.createServerGroup},
@@ -148,7 +156,7 @@ func (s *Service) Routes() *api.Router {
 // (Tempest among them) probe the list by name.
 var extensions = [][2]string{
 	{"os-admin-actions", "AdminActions"}, {"os-aggregates", "Aggregates"}, {"os-availability-zone", "AvailabilityZone"},
-	{"os-attach-interfaces", "AttachInterfaces"}, {"os-config-drive", "ConfigDrive"}, {"os-console-output", "ConsoleOutput"},
+	{"os-attach-interfaces", "AttachInterfaces"}, {"os-config-drive", "ConfigDrive"}, {"os-console-output", "ConsoleOutput"}, {"os-consoles", "Consoles"},
 	{"os-create-backup", "CreateBackup"}, {"OS-DCF", "DiskConfig"}, {"OS-EXT-AZ", "ExtendedAvailabilityZone"},
 	{"OS-EXT-IPS", "ExtendedIps"}, {"OS-EXT-IPS-MAC", "ExtendedIpsMac"}, {"OS-EXT-SRV-ATTR", "ExtendedServerAttributes"},
 	{"OS-EXT-STS", "ExtendedStatus"}, {"os-extended-volumes", "ExtendedVolumes"}, {"os-flavor-access", "FlavorAccess"},

@@ -75,6 +75,14 @@ func (s *Service) serverAction(r *http.Request) (*api.Response, error) {
 	switch name {
 	case "reboot":
 		return s.reboot(r, arg)
+	case "restore":
+		return s.restoreServer(r)
+	case "forceDelete":
+		return s.forceDeleteServer(r)
+	case "migrate", "os-migrateLive":
+		return s.migrate(r, arg, name == "os-migrateLive")
+	case "os-resetState":
+		return s.resetState(r, arg)
 	case "lock":
 		return s.lock(r, arg)
 	case "unlock":
@@ -289,6 +297,41 @@ func (s *Service) lock(r *http.Request, arg json.RawMessage) (*api.Response, err
 	return accepted(), nil
 }
 
+// resetState is the admin action os-resetState: the server's vm_state
+// becomes "active" or "error" and its task state is cleared, without
+// touching the guest (Nova's reset_state).
+func (s *Service) resetState(r *http.Request, arg json.RawMessage) (*api.Response, error) {
+	var in struct {
+		State *string `json:"state"`
+	}
+	if err := api.DecodeBytes(arg, &in, true); err != nil {
+		return nil, err
+	}
+	if in.State == nil {
+		return nil, api.BadRequest("Invalid input for field/attribute os-resetState. 'state' is a required property")
+	}
+	if *in.State != vmActive && *in.State != vmError {
+		return nil, api.BadRequest("Invalid input for field/attribute state. Value: %s. '%s' is not one of ['active', 'error']", *in.State, *in.State)
+	}
+	i, err := s.serverFor(r, "os_compute_api:os-admin-actions:reset_state")
+	if err != nil {
+		return nil, err
+	}
+	c := s.caller(r)
+	err = s.writeTx(r.Context(), func(tx *store.Tx) error {
+		if _, err := recordAction(r.Context(), tx, i.ID, "resetState", c); err != nil {
+			return err
+		}
+		_, err := tx.Exec(r.Context(), `UPDATE compute_instances SET vm_state = ?, task_state = NULL, updated_at = ? WHERE id = ?`,
+			*in.State, store.FormatTime(now()), i.ID)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return accepted(), nil
+}
+
 func (s *Service) unlock(r *http.Request) (*api.Response, error) {
 	i, err := s.serverFor(r, "os_compute_api:os-lock-server:unlock")
 	if err != nil {
@@ -343,6 +386,13 @@ func (s *Service) rebuild(r *http.Request, arg json.RawMessage) (*api.Response, 
 	if !isUUID(imageRef) {
 		return nil, api.BadRequest("Invalid imageRef provided.")
 	}
+	var v6 string
+	if in.AccessIPv6 != nil {
+		var err error
+		if v6, err = accessIPv6(*in.AccessIPv6); err != nil {
+			return nil, err
+		}
+	}
 	if in.Name != nil && (*in.Name == "" || len(*in.Name) > 255) {
 		return nil, api.BadRequest("Invalid input for field/attribute name. Value: %s.", *in.Name)
 	}
@@ -392,7 +442,7 @@ func (s *Service) rebuild(r *http.Request, arg json.RawMessage) (*api.Response, 
 				set, args = append(set, "access_ipv4 = ?"), append(args, *in.AccessIPv4)
 			}
 			if in.AccessIPv6 != nil {
-				set, args = append(set, "access_ipv6 = ?"), append(args, *in.AccessIPv6)
+				set, args = append(set, "access_ipv6 = ?"), append(args, v6)
 			}
 			if in.DiskConfig != nil {
 				set, args = append(set, "disk_config = ?"), append(args, *in.DiskConfig)
@@ -546,8 +596,8 @@ func (s *Service) resize(r *http.Request, arg json.RawMessage) (*api.Response, e
 
 func (s *Service) createImage(r *http.Request, arg json.RawMessage) (*api.Response, error) {
 	var in struct {
-		Name     *string           `json:"name"`
-		Metadata map[string]string `json:"metadata"`
+		Name     *string                    `json:"name"`
+		Metadata map[string]json.RawMessage `json:"metadata"`
 	}
 	if err := api.DecodeBytes(arg, &in, true); err != nil {
 		return nil, err
@@ -556,6 +606,13 @@ func (s *Service) createImage(r *http.Request, arg json.RawMessage) (*api.Respon
 		return nil, api.BadRequest("Invalid input for field/attribute createImage. 'name' is a required property")
 	}
 	if err := checkName("name", *in.Name, 255); err != nil {
+		return nil, err
+	}
+	// Keys of 1-255 characters, string values of at most 255, as the
+	// image service would take them: a 400 here, not the image
+	// service's refusal turned into a 500.
+	md, err := checkMetadata(in.Metadata)
+	if err != nil {
 		return nil, err
 	}
 	sa := stateAction{name: "createImage", policy: "os_compute_api:servers:create_image", op: OpSnapshot, vmStates: snapshotStates, task: taskSnapshot}
@@ -568,14 +625,12 @@ func (s *Service) createImage(r *http.Request, arg json.RawMessage) (*api.Respon
 	if err := sa.allows(i); err != nil {
 		return nil, err
 	}
-	props := map[string]string{}
-	for k, v := range in.Metadata {
+	// Nova's snapshot properties, then the request's metadata, which may
+	// override them (image_type included).
+	props := map[string]string{"instance_uuid": i.ID, "image_type": "snapshot", "base_image_ref": i.ImageRef, "user_id": c.user}
+	for k, v := range md {
 		props[k] = v
 	}
-	props["instance_uuid"] = i.ID
-	props["image_type"] = "snapshot"
-	props["base_image_ref"] = i.ImageRef
-	props["user_id"] = c.user
 	imageID := newID()
 	if s.cfg.Images != nil {
 		if imageID, err = s.cfg.Images.CreateSnapshot(r.Context(), c.token, *in.Name, props); err != nil {

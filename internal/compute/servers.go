@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/nimbus-cloud/nimbus/internal/api"
@@ -62,7 +64,7 @@ func (s *Service) serverView(r *http.Request, i instance, md map[string]string, 
 		"id": i.ID, "name": i.Name, "status": st, "tenant_id": i.ProjectID, "user_id": i.UserID,
 		"metadata": md, "hostId": hostID(i.ProjectID, i.host()),
 		"created": isoZ(parseTime(i.CreatedAt)), "updated": isoZ(parseTime(i.UpdatedAt)),
-		"addresses":  addressesView(fromJSON[map[string][]Address](i.Addresses)),
+		"addresses":  addressesView(fromJSON[map[string][]Address](i.Addresses), o.full || at(r, 75)),
 		"accessIPv4": i.AccessIPv4, "accessIPv6": i.AccessIPv6,
 		"links":             s.links(r, "servers", i.ID),
 		"OS-DCF:diskConfig": i.DiskConfig,
@@ -201,11 +203,18 @@ func (s *Service) hostStatus(r *http.Request, name string) string {
 }
 
 // addressesView renders a server's addresses as Nova's "addresses".
-func addressesView(in map[string][]Address) map[string][]map[string]any {
+// Nova extends each address with OS-EXT-IPS:type and OS-EXT-IPS-MAC:mac_addr
+// in show and detail; the update and rebuild responses before 2.75 carry
+// only addr and version (its view builder's extend_address=False).
+func addressesView(in map[string][]Address, extend bool) map[string][]map[string]any {
 	out := map[string][]map[string]any{}
 	for net, addrs := range in {
 		list := make([]map[string]any, 0, len(addrs))
 		for _, a := range addrs {
+			if !extend {
+				list = append(list, map[string]any{"addr": a.Addr, "version": a.Version})
+				continue
+			}
 			typ := a.Type
 			if typ == "" {
 				typ = "fixed"
@@ -315,7 +324,9 @@ func (s *Service) serverList(r *http.Request, detail bool) (*api.Response, error
 		allTenants = b && admin
 	}
 	project := c.project
-	if admin {
+	// As Nova: project_id / tenant_id narrow an all_tenants listing and
+	// are ignored without it (the caller's own project is listed).
+	if allTenants {
 		for _, k := range []string{"project_id", "tenant_id"} {
 			if v := q.Get(k); v != "" {
 				project, allTenants = v, false
@@ -427,6 +438,11 @@ func (s *Service) serverList(r *http.Request, detail bool) (*api.Response, error
 	p, err := page(r)
 	if err != nil {
 		return nil, err
+	}
+	if n, err := strconv.Atoi(q.Get("limit")); err == nil && n == 0 {
+		// Nova lists no servers for limit=0 (its query's LIMIT 0);
+		// Tempest's test_list_servers_filter_by_zero_limit checks it.
+		return api.JSON(http.StatusOK, map[string]any{"servers": []any{}}), nil
 	}
 	all, err := store.QueryAll(r.Context(), s.db, scanInstance, `SELECT `+instanceCols+` FROM compute_instances WHERE `+sqlWhere+` ORDER BY `+strings.Join(order, ", "), args...)
 	if err != nil {
@@ -835,10 +851,11 @@ func (s *Service) createServer(r *http.Request) (*api.Response, error) {
 		accessV4 = *in.AccessIPv4
 	}
 	if in.AccessIPv6 != nil && *in.AccessIPv6 != "" {
-		if ip := net.ParseIP(*in.AccessIPv6); ip == nil || ip.To4() != nil {
-			return nil, api.BadRequest("Invalid input for field/attribute accessIPv6. Value: %s. '%s' is not a 'ipv6'", *in.AccessIPv6, *in.AccessIPv6)
+		v6, err := accessIPv6(*in.AccessIPv6)
+		if err != nil {
+			return nil, err
 		}
-		accessV6 = *in.AccessIPv6
+		accessV6 = v6
 	}
 	adminPass := genPassword()
 	if in.AdminPass != nil {
@@ -879,6 +896,22 @@ func (s *Service) createServer(r *http.Request) (*api.Response, error) {
 			return nil, api.BadRequest("Invalid input for field/attribute security_groups. 'name' is a required property")
 		}
 		sgs = append(sgs, n)
+	}
+	if len(sgs) > 0 && s.cfg.NetworkURL != "" {
+		// As Nova: each group, by name or id, must exist for the project.
+		groups, err := s.neutronGroups(r, "?project_id="+url.QueryEscape(s.caller(r).project))
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range sgs {
+			found := n == "default" // made with the project's first port, as Neutron's
+			for _, g := range groups {
+				found = found || g["name"] == n || g["id"] == n
+			}
+			if !found {
+				return nil, api.BadRequest("Unable to find security_group with name or id '%s'", n)
+			}
+		}
 	}
 	if len(sgs) == 0 && nets.Mode != "none" {
 		sgs = []string{"default"}
@@ -1290,10 +1323,11 @@ func (s *Service) updateServer(r *http.Request) (*api.Response, error) {
 		set, args = append(set, "access_ipv4 = ?"), append(args, *in.AccessIPv4)
 	}
 	if in.AccessIPv6 != nil {
-		if ip := net.ParseIP(*in.AccessIPv6); *in.AccessIPv6 != "" && (ip == nil || ip.To4() != nil) {
-			return nil, api.BadRequest("Invalid input for field/attribute accessIPv6. Value: %s. '%s' is not a 'ipv6'", *in.AccessIPv6, *in.AccessIPv6)
+		v6, err := accessIPv6(*in.AccessIPv6)
+		if err != nil {
+			return nil, err
 		}
-		set, args = append(set, "access_ipv6 = ?"), append(args, *in.AccessIPv6)
+		set, args = append(set, "access_ipv6 = ?"), append(args, v6)
 	}
 	if in.DiskConfig != nil {
 		if *in.DiskConfig != "AUTO" && *in.DiskConfig != "MANUAL" {
@@ -1395,4 +1429,18 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// accessIPv6 validates an accessIPv6 value and returns it in its
+// canonical (RFC 5952) form, as Nova stores it: "0:0:0:0:0:babe:220.12.22.2"
+// is shown as "::babe:dc0c:1602". An empty value clears it.
+func accessIPv6(v string) (string, error) {
+	if v == "" {
+		return "", nil
+	}
+	ip := net.ParseIP(v)
+	if ip == nil || ip.To4() != nil || strings.Contains(v, "%") {
+		return "", api.BadRequest("Invalid input for field/attribute accessIPv6. Value: %s. '%s' is not a 'ipv6'", v, v)
+	}
+	return ip.String(), nil
 }

@@ -340,7 +340,12 @@ func TestServerListFilters(t *testing.T) {
 	// all_tenants is for admins; members just see their own.
 	same(ids("/v2.1/servers?all_tenants=1", "a"), web, db)
 	same(ids("/v2.1/servers?all_tenants=1", "admin"), web, db, other)
-	same(ids("/v2.1/servers?project_id="+projB, "admin"), other)
+	// project_id / tenant_id narrow all_tenants; without it Nova ignores
+	// them (Tempest's test_list_servers_by_admin_with_specified_tenant).
+	same(ids("/v2.1/servers?all_tenants=1&project_id="+projB, "admin"), other)
+	same(ids("/v2.1/servers?all_tenants=1&tenant_id="+projB, "admin"), other)
+	same(ids("/v2.1/servers?project_id="+projB, "admin"))
+	same(ids("/v2.1/servers?tenant_id="+projB, "admin"))
 	same(ids("/v2.1/servers", "admin"))
 	// Sorting and paging.
 	page := h.json("a", "GET", "/v2.1/servers?limit=1&sort_key=display_name&sort_dir=asc", nil, 200)

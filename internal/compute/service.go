@@ -251,6 +251,14 @@ func (s *Service) middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		// Nova's router does not take /servers/ for /servers: a trailing
+		// slash after a resource is a 404 (Tempest checks it with
+		// DELETE /images/ and GET /os-simple-tenant-usage/), while the
+		// version document answers /v2.1/ too.
+		if p := strings.TrimRight(r.URL.Path, "/"); p != r.URL.Path && strings.Count(p, "/") >= 2 {
+			s.api.WriteError(w, r, api.NotFound("The resource could not be found."))
+			return
+		}
 		v, err := s.mv.Negotiate(w, r)
 		if err != nil {
 			s.api.WriteError(w, r, api.AsError(err))

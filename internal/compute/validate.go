@@ -138,3 +138,31 @@ func fromJSON[T any](s string) T {
 	}
 	return v
 }
+
+// novaBool is a boolean as Nova's parameter_types.boolean takes it: JSON
+// true/false or one of the strings "True", "true", "1", "on", "yes", …
+// (Tempest creates flavors with "os-flavor-access:is_public": "True").
+type novaBool bool
+
+var novaBoolStrings = map[string]bool{
+	"True": true, "TRUE": true, "true": true, "1": true, "ON": true, "On": true, "on": true, "YES": true, "Yes": true, "yes": true,
+	"False": false, "FALSE": false, "false": false, "0": false, "OFF": false, "Off": false, "off": false, "NO": false, "No": false, "no": false,
+}
+
+func (b *novaBool) UnmarshalJSON(data []byte) error {
+	var v any
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	switch x := v.(type) {
+	case bool:
+		*b = novaBool(x)
+		return nil
+	case string:
+		if t, ok := novaBoolStrings[x]; ok {
+			*b = novaBool(t)
+			return nil
+		}
+	}
+	return fmt.Errorf("%s is not one of [True, 'True', 'TRUE', 'true', '1', 'ON', 'On', 'on', 'YES', 'Yes', 'yes', False, 'False', 'FALSE', 'false', '0', 'OFF', 'Off', 'off', 'NO', 'No', 'no']", data)
+}

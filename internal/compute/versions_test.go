@@ -109,5 +109,6 @@ func TestExtensions(t *testing.T) {
 		t.Fatalf("no Hosts extension in %d", len(exts))
 	}
 	h.json("a", "GET", "/v2.1/extensions/os-keypairs", nil, 200)
+	h.json("a", "GET", "/v2.1/extensions/os-consoles", nil, 200) // Tempest's test_get_extension
 	h.fail("a", "GET", "/v2.1/extensions/os-nothing", nil, 404)
 }

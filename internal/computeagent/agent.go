@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -130,6 +131,9 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 	}
 	if cfg.Architecture == "" {
 		cfg.Architecture = novaArch(runtime.GOARCH)
+	}
+	if cfg.HostIP == "" {
+		cfg.HostIP = hostIP(net.InterfaceAddrs)
 	}
 	if cfg.ImageCacheDir == "" {
 		cfg.ImageCacheDir = filepath.Join(os.TempDir(), "nimbus-images")
@@ -346,4 +350,32 @@ func (a *Agent) forget(id string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	delete(a.guests, id)
+}
+
+// hostIP is the address the hypervisor views show when none is
+// configured, as Nova's my_ip: the host's first global unicast IPv4
+// address (else IPv6), or 127.0.0.1 on a host with none. Nova's
+// responses always carry an IP there; "" fails their schema.
+func hostIP(addrs func() ([]net.Addr, error)) string {
+	list, err := addrs()
+	if err != nil {
+		return "127.0.0.1"
+	}
+	var v6 string
+	for _, a := range list {
+		n, ok := a.(*net.IPNet)
+		if !ok || !n.IP.IsGlobalUnicast() {
+			continue
+		}
+		if n.IP.To4() != nil {
+			return n.IP.String()
+		}
+		if v6 == "" {
+			v6 = n.IP.String()
+		}
+	}
+	if v6 != "" {
+		return v6
+	}
+	return "127.0.0.1"
 }

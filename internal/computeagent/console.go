@@ -25,18 +25,7 @@ func (a *Agent) console(ctx context.Context, req compute.ConsoleRequest) (comput
 		if err != nil {
 			return compute.ConsoleReply{}, consoleErr(req.InstanceID, err)
 		}
-		out := string(b)
-		if req.Length > 0 {
-			lines := strings.SplitAfter(out, "\n")
-			if lines[len(lines)-1] == "" {
-				lines = lines[:len(lines)-1]
-			}
-			if len(lines) > req.Length {
-				lines = lines[len(lines)-req.Length:]
-			}
-			out = strings.Join(lines, "")
-		}
-		return compute.ConsoleReply{Output: out}, nil
+		return compute.ConsoleReply{Output: tailLog(string(b), req.Length)}, nil
 	case "novnc", "vnc":
 		info, err := a.cfg.Driver.GetState(ctx, req.InstanceID)
 		if err != nil {
@@ -57,4 +46,18 @@ func consoleErr(id string, err error) error {
 		return fmt.Errorf("no guest %s on this host", id)
 	}
 	return fmt.Errorf("console of %s: %w", id, err)
+}
+
+// tailLog is Nova's _tail_log: the log split on "\n", the last length
+// pieces joined again. A log ending in a newline thus gives length-1
+// lines and a final newline; Tempest counts the pieces.
+func tailLog(log string, length int) string {
+	if length <= 0 {
+		return log
+	}
+	pieces := strings.Split(log, "\n")
+	if len(pieces) > length {
+		pieces = pieces[len(pieces)-length:]
+	}
+	return strings.Join(pieces, "\n")
 }

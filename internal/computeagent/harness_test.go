@@ -174,6 +174,19 @@ func (c *fakeCloud) imageHandler() http.Handler {
 		writeJSON(w, 200, map[string]any{"id": r.PathValue("id"), "status": "active", "os_hash_algo": "sha256",
 			"os_hash_value": hex.EncodeToString(sum[:]), "checksum": hex.EncodeToString(m[:]), "size": len(b)})
 	})
+	mux.HandleFunc("PUT /v2/images/{id}/file", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		c.mu.Lock()
+		c.images[r.PathValue("id")] = b
+		c.mu.Unlock()
+		w.WriteHeader(204)
+	})
+	mux.HandleFunc("DELETE /v2/images/{id}", func(w http.ResponseWriter, r *http.Request) {
+		c.mu.Lock()
+		delete(c.images, r.PathValue("id"))
+		c.mu.Unlock()
+		w.WriteHeader(204)
+	})
 	mux.HandleFunc("GET /v2/images/{id}/file", func(w http.ResponseWriter, r *http.Request) {
 		c.mu.Lock()
 		b, ok := c.images[r.PathValue("id")]

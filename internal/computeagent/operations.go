@@ -17,7 +17,12 @@ func (a *Agent) run(ctx context.Context, log *slog.Logger, cmd compute.Command) 
 	id := cmd.Instance.ID
 	switch cmd.Op {
 	case compute.OpBuild:
-		return a.build(ctx, log, cmd)
+		rep := a.build(ctx, log, cmd)
+		if rep.Success && cmd.ImageID != "" && cmd.ImageID != cmd.Instance.ImageID {
+			// Unshelved from its snapshot, which Nova then deletes.
+			a.deleteImage(ctx, log, cmd.ImageID)
+		}
+		return rep
 	case compute.OpDelete:
 		return a.delete(ctx, cmd.Instance)
 	case compute.OpReboot:
@@ -38,13 +43,24 @@ func (a *Agent) run(ctx context.Context, log *slog.Logger, cmd compute.Command) 
 		return a.act(ctx, cmd, "active", func() error { return d.PowerOn(ctx, id) })
 	case compute.OpRebuild:
 		// The guest is made again from the new image (Instance.ImageID)
-		// on fresh disks; its ports stay.
+		// on fresh disks; its ports stay. A stopped server is stopped
+		// again after it, as Nova does.
+		wasStopped := a.vmNow(ctx, id) == "stopped"
 		if err := d.Destroy(ctx, id); err != nil {
 			rep := a.stateReport(ctx, id)
 			rep.Fault = faultOf(cmd.Op, err)
 			return rep
 		}
-		return a.build(ctx, log, cmd)
+		rep := a.build(ctx, log, cmd)
+		if rep.Success && wasStopped {
+			if err := d.PowerOff(ctx, id, 0); err != nil {
+				log.Error("power off the rebuilt guest of a stopped server", "err", err)
+			} else {
+				rep.VMState, rep.PowerState = "stopped", compute.PowerShutdown
+				a.setGuest(cmd.Instance, "stopped", compute.PowerShutdown)
+			}
+		}
+		return rep
 	case compute.OpPause:
 		return a.act(ctx, cmd, "paused", func() error { return d.Pause(ctx, id) })
 	case compute.OpUnpause:
@@ -53,9 +69,43 @@ func (a *Agent) run(ctx context.Context, log *slog.Logger, cmd compute.Command) 
 		return a.act(ctx, cmd, "suspended", func() error { return d.Suspend(ctx, id) })
 	case compute.OpResume:
 		return a.act(ctx, cmd, "active", func() error { return d.Resume(ctx, id) })
+	case compute.OpSnapshot:
+		// createImage and createBackup: the guest keeps its state.
+		if err := a.snapshot(ctx, log, cmd); err != nil {
+			return a.failed(ctx, cmd.Op, id, err)
+		}
+		return a.succeeded(ctx, cmd, "")
+	case compute.OpShelve:
+		return a.shelve(ctx, log, cmd)
+	case compute.OpResize:
+		return a.resize(ctx, cmd)
+	case compute.OpConfirmResize, compute.OpRevertResize:
+		f := d.ConfirmResize
+		if cmd.Op == compute.OpRevertResize {
+			f = d.RevertResize
+		}
+		if err := f(ctx, id); err != nil {
+			return a.failed(ctx, cmd.Op, id, err)
+		}
+		vm := "active"
+		if info, err := d.GetState(ctx, id); err == nil && info.State != hypervisor.Running {
+			vm = vmOf(info.State)
+		}
+		return a.succeeded(ctx, cmd, vm)
+	case compute.OpRescue:
+		return a.rescue(ctx, cmd)
+	case compute.OpUnrescue:
+		return a.act(ctx, cmd, "active", func() error { return d.Unrescue(ctx, id) })
+	case compute.OpCrashDump:
+		if err := d.InjectNMI(ctx, id); err != nil {
+			return a.failed(ctx, cmd.Op, id, err)
+		}
+		return a.succeeded(ctx, cmd, "")
+	case compute.OpAttachInterface:
+		return a.attachInterface(ctx, cmd)
+	case compute.OpDetachInterface:
+		return a.detachInterface(ctx, cmd)
 	}
-	// resize, snapshot, shelve, rescue, crash dumps and interface
-	// hot-plug need driver support that does not exist yet.
 	rep := a.stateReport(ctx, id)
 	rep.VMState = ""
 	rep.Fault = &compute.Fault{Code: http.StatusNotImplemented,

@@ -133,6 +133,18 @@ func (a *Agent) vxlanArgs(vx string, n *Network) []string {
 }
 
 func (a *Agent) ensureVXLAN(ctx context.Context, vx string, n *Network, links map[string]*link) error {
+	// A VNI is unique on the host (per UDP port). A device of ours left by
+	// a deleted network whose VNI has been given to a new one would make
+	// the creation fail, and with it every Apply, since leftovers go
+	// only at the end of one: remove it first.
+	for name, l := range links {
+		if name != vx && a.n.ownsLink(name) && l.LinkInfo.Kind == "vxlan" && l.LinkInfo.Data.ID == n.SegmentationID {
+			if err := a.delLink(ctx, name); err != nil {
+				return err
+			}
+			delete(links, name)
+		}
+	}
 	if l, ok := links[vx]; ok {
 		d := l.LinkInfo.Data
 		local := ""

@@ -63,6 +63,46 @@ type Driver interface {
 	ConsoleLog(ctx context.Context, uuid string, maxBytes int) ([]byte, error)
 	// Capacity reports the host's resources for the scheduler.
 	Capacity(ctx context.Context) (Capacity, error)
+
+	// Snapshot writes a standalone qcow2 image (no backing file) of the
+	// guest's root disk to dst, as of one instant: a running guest's
+	// vCPUs are stopped for the copy, so the image is crash-consistent,
+	// as Nova's libvirt snapshot without quiescing is. The guest returns
+	// to the power state it had.
+	Snapshot(ctx context.Context, uuid, dst string) error
+	// Resize gives a guest new vCPUs, memory and a root disk at least
+	// to.RootBytes large (disks never shrink), as Nova's same-host
+	// resize: the guest is shut down (cleanly within to.ShutdownTimeout),
+	// its root disk and spec are kept for RevertResize, and it is started
+	// again if it was running. On failure the guest is as it was.
+	Resize(ctx context.Context, uuid string, to Resize) error
+	// ConfirmResize drops what Resize kept for a revert. Without a
+	// pending resize it does nothing.
+	ConfirmResize(ctx context.Context, uuid string) error
+	// RevertResize stops the guest, puts back the root disk and spec
+	// Resize kept, and starts it again if it was running. Without a
+	// pending resize it does nothing.
+	RevertResize(ctx context.Context, uuid string) error
+	// Rescue shuts the guest down (cleanly within timeout) and boots it
+	// from a fresh disk made from image, with its own disks attached
+	// after it, so a user can repair a guest that no longer boots.
+	Rescue(ctx context.Context, uuid string, image *Image, timeout time.Duration) error
+	// Unrescue stops the rescue boot, deletes the rescue disk and boots
+	// the guest from its own disks. A guest not rescued is left alone.
+	Unrescue(ctx context.Context, uuid string) error
+	// AttachInterface adds a NIC, hot-plugged into a running or paused
+	// guest, and keeps it in the saved spec so that every later boot has
+	// it. Attaching a NIC the guest has is a no-op.
+	AttachInterface(ctx context.Context, uuid string, nic NIC) error
+	// DetachInterface removes the NIC on tap tapName: a running guest is
+	// asked to release the device and the call waits until it has. A NIC
+	// the guest does not have is not an error.
+	DetachInterface(ctx context.Context, uuid, tapName string) error
+	// InjectNMI sends the guest a non-maskable interrupt, which a guest
+	// configured for it answers with a kernel crash dump (Nova's
+	// trigger_crash_dump). The guest must have a running process.
+	InjectNMI(ctx context.Context, uuid string) error
+
 	// Close stops the driver's own background work when the agent stops.
 	// Guests keep running: a new driver re-adopts them.
 	Close() error
@@ -194,6 +234,30 @@ type NIC struct {
 	MAC     string `json:"mac"`
 }
 
+// Resize is the target of a resize: the new flavor's vCPUs, memory and
+// root disk size.
+type Resize struct {
+	VCPUs     int `json:"vcpus"`
+	MemoryMiB int `json:"memory_mib"`
+	// RootBytes is the new root disk's virtual size; a smaller value
+	// keeps the disk as it is.
+	RootBytes int64 `json:"root_bytes"`
+	// ShutdownTimeout bounds the clean shutdown before the change; zero
+	// forces it at once.
+	ShutdownTimeout time.Duration `json:"shutdown_timeout"`
+}
+
+// Validate rejects resize targets no driver can build.
+func (r Resize) Validate() error {
+	if r.VCPUs < 1 || r.VCPUs > 256 {
+		return fmt.Errorf("resize: vcpus %d out of range", r.VCPUs)
+	}
+	if r.MemoryMiB < 16 {
+		return fmt.Errorf("resize: memory %d MiB too small", r.MemoryMiB)
+	}
+	return nil
+}
+
 // ConfigDrive is the content of an OpenStack config drive: paths inside the
 // ISO ("openstack/latest/meta_data.json", "openstack/latest/user_data",
 // "openstack/latest/network_data.json", "ec2/latest/meta-data.json") to
@@ -268,12 +332,21 @@ func (s *Spec) Validate() error {
 		}
 	}
 	for _, n := range s.NICs {
-		if n.TapName == "" || len(n.TapName) > 15 || !validName(n.TapName) {
-			return fmt.Errorf("instance %s: invalid tap name %q", s.UUID, n.TapName)
+		if err := n.Validate(); err != nil {
+			return fmt.Errorf("instance %s: %w", s.UUID, err)
 		}
-		if !validMAC(n.MAC) {
-			return fmt.Errorf("instance %s: invalid mac %q", s.UUID, n.MAC)
-		}
+	}
+	return nil
+}
+
+// Validate checks a NIC before its tap name and MAC become QEMU
+// arguments (at boot or in a hot-plug).
+func (n NIC) Validate() error {
+	if n.TapName == "" || len(n.TapName) > 15 || !validName(n.TapName) {
+		return fmt.Errorf("invalid tap name %q", n.TapName)
+	}
+	if !validMAC(n.MAC) {
+		return fmt.Errorf("invalid mac %q", n.MAC)
 	}
 	return nil
 }

@@ -34,6 +34,11 @@ type guest struct {
 	pid     int
 	console []byte
 	boots   int
+	// preResize is the spec a pending resize replaced, kept for revert.
+	preResize *hypervisor.Spec
+	// rescue is the rescue image while the guest is rescued.
+	rescue *hypervisor.Image
+	nmis   int
 }
 
 // Driver is the fake hypervisor. The zero value is not usable; call New.
@@ -62,7 +67,9 @@ func New(cfg Config) *Driver {
 }
 
 // Fail makes the next call of op ("spawn", "destroy", "reboot",
-// "power_off", "power_on", "pause", "unpause", "suspend", "resume") fail
+// "power_off", "power_on", "pause", "unpause", "suspend", "resume",
+// "snapshot", "resize", "confirm_resize", "revert_resize", "rescue",
+// "unrescue", "attach_interface", "detach_interface", "inject_nmi") fail
 // with err.
 func (d *Driver) Fail(op string, err error) {
 	d.mu.Lock()

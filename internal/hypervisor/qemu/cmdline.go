@@ -96,18 +96,25 @@ func qemuArgs(l launch) []string {
 			"-drive", "file="+optEscape(l.ConfigISO)+",format=raw,if=none,id=drive-config,readonly=on",
 			"-device", "virtio-blk-pci,drive=drive-config,id=disk-config")
 	}
-	for i, n := range l.NICs {
+	for _, n := range l.NICs {
 		// romfile= skips the iPXE option ROM: guests boot from disk, and
-		// loading the ROM costs boot time under TCG.
+		// loading the ROM costs boot time under TCG. The ids derive from
+		// the tap, not the NIC's position, so a hot-unplug finds the
+		// device whatever was attached or detached before it.
 		args = append(args,
-			"-netdev", fmt.Sprintf("tap,id=net%d,ifname=%s,script=no,downscript=no", i, n.TapName),
-			"-device", fmt.Sprintf("virtio-net-pci,netdev=net%d,id=nic%d,mac=%s,romfile=", i, i, strings.ToLower(n.MAC)))
+			"-netdev", fmt.Sprintf("tap,id=%s,ifname=%s,script=no,downscript=no", netdevID(n.TapName), n.TapName),
+			"-device", fmt.Sprintf("virtio-net-pci,netdev=%s,id=%s,mac=%s,romfile=", netdevID(n.TapName), nicID(n.TapName), strings.ToLower(n.MAC)))
 	}
 	if l.Incoming != "" {
 		args = append(args, "-incoming", "exec:cat "+shellQuote(l.Incoming))
 	}
 	return args
 }
+
+// netdevID and nicID name a NIC's QEMU backend and device after its tap
+// (tap names are unique on the host and valid QEMU ids once prefixed).
+func netdevID(tap string) string { return "net-" + tap }
+func nicID(tap string) string    { return "nic-" + tap }
 
 // optEscape doubles commas, QEMU's escape inside option values.
 func optEscape(s string) string { return strings.ReplaceAll(s, ",", ",,") }

@@ -298,6 +298,17 @@ type record struct {
 	Disks      []diskFile      `json:"disks"`
 	ConfigISO  string          `json:"config_iso,omitempty"`
 	VNCDisplay int             `json:"vnc_display"`
+	// Rescue is the rescue disk while the guest is rescued: it boots
+	// first and the guest's own disks follow it.
+	Rescue *diskFile `json:"rescue,omitempty"`
+}
+
+// bootDisks are the disks QEMU gets, in boot order.
+func (r *record) bootDisks() []diskFile {
+	if r.Rescue == nil {
+		return r.Disks
+	}
+	return append([]diskFile{*r.Rescue}, r.Disks...)
 }
 
 func (d *Driver) readRecord(uuid string) (*record, error) {
@@ -461,7 +472,7 @@ func (d *Driver) startOnce(ctx context.Context, rec *record, incoming string) er
 	qemuLog := filepath.Join(d.instanceDir(uuid), "qemu.log")
 	args := qemuArgs(launch{
 		UUID: uuid, Name: rec.Spec.Name, VCPUs: rec.Spec.VCPUs, MemoryMiB: rec.Spec.MemoryMiB,
-		VirtType: d.virtType, Disks: rec.Disks, ConfigISO: rec.ConfigISO, NICs: rec.Spec.NICs,
+		VirtType: d.virtType, Disks: rec.bootDisks(), ConfigISO: rec.ConfigISO, NICs: rec.Spec.NICs,
 		PIDFile: d.pidFile(uuid), QMPSocket: d.qmpSocket(uuid), StatusSocket: d.statusSocket(uuid),
 		ConsoleLog: d.consoleLog(uuid), QEMULog: qemuLog,
 		VNCDisplay: rec.VNCDisplay, Incoming: incoming,

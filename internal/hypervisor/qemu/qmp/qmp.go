@@ -340,3 +340,39 @@ func (m *Monitor) QueryMigrate(ctx context.Context) (MigrationInfo, error) {
 	err := m.Execute(ctx, "query-migrate", nil, &mi)
 	return mi, err
 }
+
+// IsDeviceNotFound reports whether err is QEMU's answer for a device id
+// it does not have, which makes removing a device idempotent.
+func IsDeviceNotFound(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Class == "DeviceNotFound"
+}
+
+// NetdevAdd adds a network backend (netdev_add); args are the backend's
+// options, as -netdev takes them ("type", "id", "ifname", ...).
+func (m *Monitor) NetdevAdd(ctx context.Context, args map[string]any) error {
+	return m.Execute(ctx, "netdev_add", args, nil)
+}
+
+// NetdevDel removes the network backend id.
+func (m *Monitor) NetdevDel(ctx context.Context, id string) error {
+	return m.Execute(ctx, "netdev_del", map[string]any{"id": id}, nil)
+}
+
+// DeviceAdd hot-plugs a device (device_add); args are the device's
+// properties, as -device takes them ("driver", "id", ...).
+func (m *Monitor) DeviceAdd(ctx context.Context, args map[string]any) error {
+	return m.Execute(ctx, "device_add", args, nil)
+}
+
+// DeviceDel asks the guest to release device id. The removal completes
+// when QEMU emits DEVICE_DELETED for it, which needs the guest's
+// cooperation (ACPI hot-unplug).
+func (m *Monitor) DeviceDel(ctx context.Context, id string) error {
+	return m.Execute(ctx, "device_del", map[string]any{"id": id}, nil)
+}
+
+// InjectNMI sends a non-maskable interrupt to the guest's vCPUs.
+func (m *Monitor) InjectNMI(ctx context.Context) error {
+	return m.Execute(ctx, "inject-nmi", nil, nil)
+}
