@@ -13,6 +13,8 @@ if [ "$(id -u)" != 0 ]; then
 fi
 GUEST_DIR=${NIMBUS_GUEST_IMAGE_DIR:-${TMPDIR:-/tmp}/nimbus-guest-image}
 scripts/build-guest-image.sh "$GUEST_DIR" >/dev/null || { echo "compute CLI: the guest image did not build" >&2; exit 1; }
+# A TCG guest on a busy 2-core host can take a minute to boot.
+export EVENTUALLY_SECONDS=120
 export GUEST_DIR NIMBUS_SEED=1 NIMBUS_NETWORK_AGENT=1 NIMBUS_COMPUTE_AGENT=1 NIMBUS_NETWORK_AGENT_PREFIX=nccl
 # shellcheck source=test/cli/lib.sh
 source "$(dirname "$0")/lib.sh"

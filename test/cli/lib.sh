@@ -55,15 +55,18 @@ refuse() {
   local name=$1 pattern=$2; shift 2
   if ! out=$("$@" 2>&1) && grep -qE -- "$pattern" <<<"$out"; then ok "$name"; else bad "$name (wanted failure with /$pattern/)" "$out"; fi
 }
-# eventually NAME PATTERN COMMAND...: like expect, retried for up to 30 s
-# (for what an agent realises after the API answered).
+# eventually NAME PATTERN COMMAND...: like expect, retried for up to
+# EVENTUALLY_SECONDS (30; scripts with guests under TCG give more) — for
+# what an agent realises after the API answered.
 eventually() {
   local name=$1 pattern=$2; shift 2
-  for _ in $(seq 1 60); do
+  local deadline=$((SECONDS + ${EVENTUALLY_SECONDS:-30}))
+  while :; do
     if out=$("$@" 2>&1) && grep -qE -- "$pattern" <<<"$out"; then ok "$name"; return 0; fi
+    [ "$SECONDS" -ge "$deadline" ] && break
     sleep 0.5
   done
-  bad "$name (wanted /$pattern/ within 30 s)" "$out"
+  bad "$name (wanted /$pattern/ within ${EVENTUALLY_SECONDS:-30} s)" "$out"
 }
 os() { "$OPENSTACK" "$@"; }
 # report NAME: prints the totals and sets the exit status.
