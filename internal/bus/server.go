@@ -71,6 +71,10 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 		StoreDir:   cfg.StoreDir,
 		// Signals belong to the process that embeds us, not to the bus.
 		NoSigs: true,
+		// Every compute host holds a durable consumer on the commands
+		// stream; NATS's default of 1,000 per stream would cap a cloud at
+		// 1,000 hosts.
+		JetStreamLimits: server.JSLimitOpts{DefaultMaxConsumers: -1},
 	}
 	if opts.ServerName == "" {
 		opts.ServerName = "nimbus-bus"

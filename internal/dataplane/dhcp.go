@@ -74,6 +74,26 @@ func (a *Agent) applyDHCP(ctx context.Context, ix *index, n *Network, links map[
 		}
 		changed = changed || c
 	}
+	// A lease of an address that now belongs to another port (or to none)
+	// would make dnsmasq refuse the address to its new owner; dnsmasq
+	// reads its lease file only at start, so stop it, drop the leases and
+	// let reconcileDNSMasq start it again.
+	leaseFile := filepath.Join(dir, "leases")
+	stale, err := staleLeases(leaseFile, leaseOwners(ix, n.ID))
+	if err != nil {
+		return err
+	}
+	if len(stale) > 0 {
+		if pid, _ := runningPid(filepath.Join(dir, "pid")); pid > 0 {
+			if err := stopPid(pid); err != nil {
+				return fmt.Errorf("stop dnsmasq %d in %s to drop stale leases: %w", pid, nsName, err)
+			}
+		}
+		if err := dropLeases(leaseFile, stale); err != nil {
+			return err
+		}
+		a.log.Info("dropped DHCP leases of ports that are gone", "network_id", n.ID, "leases", len(stale))
+	}
 	// dnsmasq rereads --dhcp-hostsfile and --dhcp-optsfile on SIGHUP.
 	return a.reconcileDNSMasq(ctx, nsName, dir, a.dnsmasqArgs(dir, inner, subs, ix, n), changed)
 }

@@ -87,6 +87,16 @@ func TestDHCP(t *testing.T) {
 		t.Errorf("dnsmasq restarted (%d → %d) for a hosts change; pid file %q; log:\n%s", pid, pid2, pf, log)
 	}
 
+	// A deleted port's address given to another port: the old lease must
+	// not keep the new owner from getting it (the server drops it).
+	st.Ports = []Port{st.Ports[1]}
+	st.Ports[0].FixedIPs = []netip.Addr{addr("10.91.0.31")}
+	apply(t, agent, st)
+	if env := lease(stranger); env["ip"] != "10.91.0.31" {
+		log, _ := os.ReadFile(filepath.Join(filepath.Dir(pidFile), "dnsmasq.log"))
+		t.Errorf("the reused address was not leased to its new port: %v; log:\n%s", env, lastLines(log, 8))
+	}
+
 	// Turning DHCP off stops the server and removes its namespace.
 	st.Networks[0].Subnets[0].DHCP = false
 	apply(t, agent, st)
