@@ -278,3 +278,27 @@ func TestBuildHostsOnlyWhatIsScheduledHere(t *testing.T) {
 		t.Fatal("host-3 has no networks: its guests could not be plugged")
 	}
 }
+
+// TestRoutedExternalNetworkOfAnyType: in routed and host-ip modes an
+// external network is local to each host whatever type it was created
+// with; before, a VXLAN external network (one made without provider
+// attributes) was refused by the data plane and with it the host's whole
+// state.
+func TestRoutedExternalNetworkOfAnyType(t *testing.T) {
+	vni, vid := 99, 7
+	snap := Snapshot{Networks: []network{
+		{ID: "ext-vxlan", NetworkType: "vxlan", SegmentationID: &vni, External: true},
+		{ID: "ext-vlan", NetworkType: "vlan", PhysicalNetwork: "physnet1", SegmentationID: &vid, External: true},
+	}}
+	for _, mode := range []dataplane.ExternalMode{dataplane.ExternalRouted, dataplane.ExternalHostIP} {
+		st := Build(snap, Host{Name: "h", ExternalMode: mode, Uplink: "eth0"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if len(st.Networks) != 2 {
+			t.Fatalf("%s: networks %+v", mode, st.Networks)
+		}
+		for _, n := range st.Networks {
+			if n.Type != dataplane.NetworkLocal || n.SegmentationID != 0 || n.PhysicalInterface != "" || n.External == nil {
+				t.Fatalf("%s: external network %+v, want a local one", mode, n)
+			}
+		}
+	}
+}

@@ -190,9 +190,12 @@ func buildNetwork(n network, sns []subnets.Subnet, dhcpAddr map[string]netip.Add
 	}
 	if n.External {
 		dn.External = &dataplane.External{Mode: h.ExternalMode, Uplink: h.Uplink}
-		if dn.Type == dataplane.NetworkFlat && h.ExternalMode != dataplane.ExternalBridged {
-			// Routed and host-ip external networks never touch a NIC.
-			dn.Type = dataplane.NetworkLocal
+		if h.ExternalMode != dataplane.ExternalBridged {
+			// Routed and host-ip external networks never touch a NIC or
+			// the overlay, whatever type they were created with (an
+			// external network made without provider attributes is a
+			// tenant-type VXLAN one): each host routes them locally.
+			dn.Type, dn.SegmentationID, dn.PhysicalInterface = dataplane.NetworkLocal, 0, ""
 		}
 	}
 	for _, sn := range sns {
