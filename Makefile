@@ -6,7 +6,7 @@ BIN := bin/nimbus
 DATA_DIR ?= $(CURDIR)/data
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: up guest build deps test-deps test unit cli-test fuzz lint conformance bench clean
+.PHONY: up guest build deps test-deps test unit cli-test fuzz lint conformance bench bench-compute clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/nimbus
@@ -40,7 +40,12 @@ conformance: build
 	scripts/conformance.sh all
 
 bench: build
-	scripts/bench.sh && scripts/bench-image.sh && scripts/bench-network.sh
+	scripts/bench.sh && scripts/bench-image.sh && scripts/bench-network.sh && scripts/bench-object.sh
+
+# The compute benchmarks: 1,000 fake hosts / 10,000 servers (about 25
+# minutes here) and real QEMU boots as root (docs/performance.md).
+bench-compute: build
+	scripts/bench-compute.sh
 
 lint:
 	gofmt -l . | (! grep .)
