@@ -42,6 +42,9 @@ func (p *Proxy) accountGet(q *request) error {
 		return err
 	}
 	p.showAccountACL(q, resp.Header)
+	if v := resp.Header.Get(projectDomainSysmeta); v != "" {
+		q.w.Header().Set("X-Account-Project-Domain-Id", v)
+	}
 	return p.relay(q, resp)
 }
 
@@ -102,7 +105,6 @@ func (p *Proxy) accountWrite(q *request, method string) error {
 		h.Set(accountACLSysmeta, acl)
 	}
 	pl := place(p.rings.account, q.account, "", "")
-	defer p.infos.drop(q.account)
 	answers := p.write(q.ctx(), pl, method, q.names(), func(int) http.Header { return h })
 	status, hdr := bestStatus(answers, pl.quorum())
 	if status == http.StatusNotFound && method == http.MethodPost && !p.cfg.DisableAccountAutocreate {
@@ -112,6 +114,7 @@ func (p *Proxy) accountWrite(q *request, method string) error {
 		h.Set("X-Timestamp", p.clock.now())
 		status, hdr = bestStatus(p.write(q.ctx(), pl, method, q.names(), func(int) http.Header { return h }), pl.quorum())
 	}
+	p.infos.drop(q.account) // before answering, as in containerWrite
 	writeStatus(q, status, hdr)
 	return nil
 }
@@ -120,6 +123,12 @@ func (p *Proxy) accountWrite(q *request, method string) error {
 func (p *Proxy) createAccount(q *request, account string) error {
 	pl := place(p.rings.account, account, "", "")
 	h := p.backendHeaders(q, p.clock.now())
+	// keystoneauth records the project's domain on the account it creates
+	// for a project's own token, so clients can tell which domain an
+	// account belongs to (X-Account-Project-Domain-Id).
+	if id := q.ident; id != nil && id.ProjectDomainID != "" && account == p.cfg.ResellerPrefix+id.ProjectID {
+		h.Set(projectDomainSysmeta, id.ProjectDomainID)
+	}
 	defer p.infos.drop(account)
 	status, _ := bestStatus(p.write(q.ctx(), pl, http.MethodPut, "/"+account, func(int) http.Header { return h }), pl.quorum())
 	if status/100 != 2 {

@@ -117,7 +117,8 @@ const (
 )
 
 // parseAccountACL validates an X-Account-Access-Control value and returns
-// it in canonical form; an empty value clears the ACL.
+// it in canonical form; an empty value or one granting nothing clears the
+// ACL.
 func parseAccountACL(v string) (string, error) {
 	if strings.TrimSpace(v) == "" {
 		return "", nil
@@ -137,6 +138,11 @@ func parseAccountACL(v string) (string, error) {
 	}
 	var a accountACL
 	_ = json.Unmarshal([]byte(v), &a)
+	// An ACL granting nothing ("{}", empty lists) clears the stored one,
+	// as Swift's format_acl does, rather than showing "{}" to the owner.
+	if len(a.Admin)+len(a.ReadWrite)+len(a.ReadOnly) == 0 {
+		return "", nil
+	}
 	out, err := json.Marshal(a)
 	if err != nil {
 		return "", fmt.Errorf("encode account acl: %w", err)

@@ -66,6 +66,9 @@ func (p *Proxy) checkMetadata(h http.Header, kind string) error {
 	return nil
 }
 
+// maxDeleteAt is the largest X-Delete-At Swift keeps: ten digits.
+const maxDeleteAt = 9999999999
+
 // deleteAt turns X-Delete-After into X-Delete-At and validates both, as
 // Swift's check_delete_headers. It returns the normalised X-Delete-At, or
 // "" when the request sets none.
@@ -89,7 +92,9 @@ func deleteAt(h http.Header, now time.Time) (string, error) {
 	if err != nil {
 		return "", errText(http.StatusBadRequest, "Non-integer X-Delete-At")
 	}
-	at := int64(f)
+	// Swift clamps to ten digits (normalize_delete_at_timestamp), so an
+	// absurdly far future means "never" in practice rather than an error.
+	at := int64(min(max(f, 0), maxDeleteAt))
 	if at <= now.Unix() {
 		return "", errText(http.StatusBadRequest, "X-Delete-At in past")
 	}

@@ -1,8 +1,11 @@
 package proxy
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/swiftfmt"
 )
 
 func (p *Proxy) containerRequest(q *request) error {
@@ -29,6 +32,11 @@ func (p *Proxy) containerGet(q *request) error {
 		return err
 	}
 	p.showVersions(resp.Header, q.w.Header())
+	// Swift's proxy names the container's policy; clients (Tempest,
+	// python-swiftclient's stat) expect the header on every HEAD and GET.
+	if name := swiftfmt.PolicyName(resp.Header.Get("X-Backend-Storage-Policy-Index")); name != "" {
+		q.w.Header().Set("X-Storage-Policy", name)
+	}
 	return p.relay(q, resp)
 }
 
@@ -60,6 +68,13 @@ func (p *Proxy) containerWrite(q *request) error {
 	if err := checkWriteACL(q.r.Header.Get("X-Container-Write")); err != nil {
 		return err
 	}
+	if err := checkSyncTo(q.r.Header.Get("X-Container-Sync-To")); err != nil {
+		return err
+	}
+	if v := q.r.Header.Get("X-Storage-Policy"); v != "" && method == http.MethodPut && !strings.EqualFold(v, swiftfmt.DefaultPolicyName) {
+		// Policy 0 is the only one; Swift refuses a name it does not know.
+		return errText(http.StatusBadRequest, fmt.Sprintf("Invalid X-Storage-Policy %q", v))
+	}
 	if method == http.MethodPut {
 		ai, err := p.accountInfo(q, q.account)
 		if err != nil {
@@ -90,11 +105,27 @@ func (p *Proxy) containerWrite(q *request) error {
 	if method != http.MethodPost {
 		spreadUpdates(slots, "X-Account", place(p.rings.account, q.account, "", ""))
 	}
-	defer p.infos.drop(q.account + "/" + q.container)
-	defer p.infos.drop(q.account)
 	status, hdr := bestStatus(p.write(q.ctx(), pl, method, q.names(), bySlot(slots)), pl.quorum())
+	// Forget the cached info before answering, not after (a deferred drop
+	// runs once the response is out): a client's next request, such as a
+	// static web GET right after setting X-Container-Meta-Web-Listings,
+	// must see the change.
+	p.infos.drop(q.account + "/" + q.container)
+	p.infos.drop(q.account)
 	writeStatus(q, status, hdr)
 	return nil
+}
+
+// checkSyncTo refuses a container sync target. Nimbus runs no container
+// sync daemon and knows no sync realms, so a stored X-Container-Sync-To
+// would promise copies that never happen; Swift likewise answers 400 for
+// a target its realms or allowed_sync_hosts do not cover. An empty value
+// (which removes the setting) and X-Container-Sync-Key alone are accepted.
+func checkSyncTo(v string) error {
+	if strings.TrimRight(v, "/") == "" {
+		return nil
+	}
+	return errText(http.StatusBadRequest, "Container sync is not supported by this cluster (no sync realms or sync hosts)")
 }
 
 // checkWriteACL refuses referrer elements in X-Container-Write, which

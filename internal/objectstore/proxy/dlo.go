@@ -23,17 +23,39 @@ type segment struct {
 }
 
 // isDLO reports whether a GET or HEAD answer is a DLO manifest to expand.
-// The manifest itself has no data, so a ranged GET of it is 416 and is
-// expanded too.
+// A ranged GET of the manifest's own (small or empty) body is 206 or 416
+// and is expanded too, the range applying to the large object; so are 412 and 304, which the object server decided
+// against the manifest's own ETag: the conditions apply to the large
+// object's, which serveAssembled checks, as Swift's dlo middleware does.
 func isDLO(q *request, resp *http.Response) bool {
 	if resp.Header.Get("X-Object-Manifest") == "" || q.r.URL.Query().Get("multipart-manifest") == "get" {
 		return false
 	}
-	return resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusRequestedRangeNotSatisfiable
+	switch resp.StatusCode {
+	case http.StatusOK, http.StatusPartialContent, http.StatusRequestedRangeNotSatisfiable,
+		http.StatusPreconditionFailed, http.StatusNotModified:
+		return true
+	}
+	return false
 }
 
 // serveDLO answers a GET or HEAD of a DLO manifest whose answer was mh.
 func (p *Proxy) serveDLO(q *request, mh http.Header) error {
+	etag, pieces, err := p.dloPieces(q, mh)
+	if err != nil {
+		return err
+	}
+	// Swift's dlo middleware serves single ranges only and answers a
+	// multi-range request with the whole object (200), which HTTP allows.
+	if strings.Contains(q.r.Header.Get("Range"), ",") {
+		q.r.Header.Del("Range")
+	}
+	return p.serveAssembled(q, mh, etag, pieces)
+}
+
+// dloPieces lists the segments of the DLO whose manifest headers are mh:
+// the large object's ETag (md5 of the segments' ETags) and its pieces.
+func (p *Proxy) dloPieces(q *request, mh http.Header) (string, []piece, error) {
 	cont, prefix, ok := strings.Cut(mh.Get("X-Object-Manifest"), "/")
 	if u, err := url.PathUnescape(cont); err == nil {
 		cont = u
@@ -42,16 +64,16 @@ func (p *Proxy) serveDLO(q *request, mh http.Header) error {
 		prefix = u
 	}
 	if !ok || cont == "" {
-		return errText(http.StatusBadRequest, "X-Object-Manifest must be in the format container/prefix")
+		return "", nil, errText(http.StatusBadRequest, "X-Object-Manifest must be in the format container/prefix")
 	}
 	// Listing the segments is a listing of their container, which the
 	// caller must be allowed to do, as in Swift.
 	if err := p.authorizePeer(q, [3]string{q.account, cont, ""}, http.MethodGet); err != nil {
-		return err
+		return "", nil, err
 	}
 	segs, err := p.listSegments(q, cont, prefix)
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	sum := md5.New()
 	var pieces []piece
@@ -61,7 +83,7 @@ func (p *Proxy) serveDLO(q *request, mh http.Header) error {
 			pieces = append(pieces, piece{container: cont, object: s.Name, first: 0, last: s.Bytes - 1})
 		}
 	}
-	return p.serveAssembled(q, mh, hex.EncodeToString(sum.Sum(nil)), pieces)
+	return hex.EncodeToString(sum.Sum(nil)), pieces, nil
 }
 
 // listSegments lists every object of cont starting with prefix, page by

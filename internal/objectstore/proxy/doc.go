@@ -73,9 +73,9 @@
 //
 // # Not yet
 //
-// SLO inline "data" segments and container listings showing an SLO's
-// total size (the object server would need to honour Swift's container
-// update overrides), temp URL IP ranges, storage policies other than 0,
-// resuming a GET on another node when one fails mid-body, and honouring a
-// client's X-Timestamp (container sync) are left for later.
+// Container listings showing an SLO's total size (the object server would
+// need to honour Swift's container update overrides), temp URL IP ranges,
+// storage policies other than 0, resuming a GET on another node when one
+// fails mid-body, and container sync (X-Container-Sync-To is refused with
+// 400, and /info does not list container_sync) are left for later.
 package proxy

@@ -30,6 +30,12 @@ func errStatus(status int) *swiftError { return &swiftError{status: status} }
 // checks do.
 func errText(status int, body string) *swiftError { return &swiftError{status: status, body: body} }
 
+// errHTML is errText with swob's default content type, which Swift's
+// proxy answers its own constraint errors with (clients check it).
+func errHTML(status int, body string) *swiftError {
+	return &swiftError{status: status, body: body, header: http.Header{"Content-Type": {"text/html; charset=UTF-8"}}}
+}
+
 // reasons are Swift's swob titles and explanations, so error bodies read
 // as Swift's do ("<html><h1>Not Found</h1><p>The resource could not be
 // found.</p></html>").
@@ -92,6 +98,9 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		w.Header()[k] = vs
 	}
 	ct, body := "text/plain", se.body
+	if v := se.header.Get("Content-Type"); v != "" {
+		ct = v // the error chose its own (a bulk or SLO report, swob's HTML)
+	}
 	if body == "" {
 		ct, body = errorBody(se.status)
 	}

@@ -140,7 +140,7 @@ func (p *Proxy) formFile(q *request, attrs map[string]string, part *multipart.Pa
 	if expires < time.Now().Unix() {
 		return 0, &formError{http.StatusUnauthorized, "form expired"}
 	}
-	keys, err := p.signingKeys(q)
+	keys, _, err := p.signingKeys(q)
 	if err != nil {
 		return 0, err
 	}

@@ -26,6 +26,10 @@ var ownerHeaders = map[string]bool{
 // set directly.
 const accountACLSysmeta = "X-Account-Sysmeta-Core-Access-Control"
 
+// projectDomainSysmeta is where keystoneauth keeps the domain id of the
+// project an account was created for, under Swift's name.
+const projectDomainSysmeta = "X-Account-Sysmeta-Project-Domain-Id"
+
 // isSysmeta reports whether k is system metadata, which only the proxy
 // itself sets and no client sees (Swift's gatekeeper).
 func isSysmeta(k string) bool {

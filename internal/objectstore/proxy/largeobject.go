@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/swiftfmt"
 )
 
 // Large objects (DLO and SLO) read as the concatenation of byte ranges of
@@ -18,6 +20,7 @@ import (
 type piece struct {
 	container, object string
 	first, last       int64
+	data              []byte // an SLO inline data segment, instead of an object
 }
 
 func (pc piece) size() int64 { return pc.last - pc.first + 1 }
@@ -95,6 +98,16 @@ func (p *Proxy) serveAssembled(q *request, mh http.Header, etag string, pieces [
 	}
 	h.Set("Etag", `"`+etag+`"`)
 	h.Set("Accept-Ranges", "bytes")
+	// Conditions are about the large object, whose ETag only the proxy
+	// knows (Swift answers them with a conditional response here too).
+	lastMod, _ := http.ParseTime(mh.Get("Last-Modified"))
+	switch swiftfmt.CheckConditions(q.r.Header, etag, lastMod) {
+	case http.StatusNotModified:
+		q.w.WriteHeader(http.StatusNotModified)
+		return nil
+	case http.StatusPreconditionFailed:
+		return errStatus(http.StatusPreconditionFailed)
+	}
 	ranges := [][2]int64{{0, total - 1}}
 	status := http.StatusOK
 	if rg := q.r.Header.Get("Range"); rg != "" {
@@ -163,6 +176,17 @@ func (p *Proxy) serveByteRanges(q *request, pieces []piece, ranges [][2]int64, t
 // writePieces writes bytes start..end of the concatenated pieces. The
 // headers are out already, so a failure can only cut the connection.
 func (p *Proxy) writePieces(q *request, pieces []piece, start, end int64) error {
+	if err := p.copyPieces(q, q.w, pieces, start, end); err != nil {
+		p.log.Warn("large object segment read failed", "trans_id", q.transID, "err", err)
+		// The status is out; a cut connection is the only signal left.
+		panic(http.ErrAbortHandler)
+	}
+	return nil
+}
+
+// copyPieces writes bytes start..end of the concatenation of pieces to w,
+// reading each segment range from its object servers.
+func (p *Proxy) copyPieces(q *request, w io.Writer, pieces []piece, start, end int64) error {
 	var off int64
 	for _, pc := range pieces {
 		lo, hi := off, off+pc.size()-1
@@ -171,6 +195,12 @@ func (p *Proxy) writePieces(q *request, pieces []piece, start, end int64) error 
 			continue
 		}
 		from, to := pc.first+max(start, lo)-lo, pc.first+min(end, hi)-lo
+		if pc.data != nil {
+			if _, err := w.Write(pc.data[from : to+1]); err != nil {
+				return fmt.Errorf("large object data segment: %w", err)
+			}
+			continue
+		}
 		h := p.backendHeaders(q, "")
 		h.Set("Range", fmt.Sprintf("bytes=%d-%d", from, to))
 		names := "/" + q.account + "/" + pc.container + "/" + pc.object
@@ -180,12 +210,11 @@ func (p *Proxy) writePieces(q *request, pieces []piece, start, end int64) error 
 			err = fmt.Errorf("segment %s: status %d", names, resp.StatusCode)
 		}
 		if err == nil {
-			_, err = io.CopyN(q.w, resp.Body, to-from+1)
+			_, err = io.CopyN(w, resp.Body, to-from+1)
 			resp.Body.Close()
 		}
 		if err != nil {
-			p.log.Warn("large object segment read failed", "trans_id", q.transID, "segment", names, "err", err)
-			panic(http.ErrAbortHandler)
+			return fmt.Errorf("large object segment %s: %w", names, err)
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -137,6 +138,11 @@ func (p *Proxy) objectPost(q *request) error {
 
 func (p *Proxy) objectDelete(q *request) error {
 	names := [3]string{q.account, q.container, q.object}
+	if v := q.r.Header.Get("X-If-Delete-At"); v != "" {
+		if _, err := strconv.ParseInt(v, 10, 64); err != nil {
+			return errText(http.StatusBadRequest, "Bad X-If-Delete-At header value")
+		}
+	}
 	if done, err := p.versionedDelete(q, names); done || err != nil {
 		return err
 	}
@@ -152,7 +158,13 @@ func (p *Proxy) objectDelete(q *request) error {
 // without writing a response, for middlewares deleting on a client's
 // behalf.
 func (p *Proxy) removeObject(q *request, names [3]string) (int, http.Header, error) {
-	slots, pl, err := p.objectWriteSlots(q, p.backendHeaders(q, p.clock.now()), names)
+	h := p.backendHeaders(q, p.clock.now())
+	// The client's X-If-Delete-At guards its own object only (Swift's
+	// object servers answer 412 when it does not match).
+	if v := q.r.Header.Get("X-If-Delete-At"); v != "" && names == [3]string{q.account, q.container, q.object} {
+		h.Set("X-If-Delete-At", v)
+	}
+	slots, pl, err := p.objectWriteSlots(q, h, names)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -63,6 +64,15 @@ func (p *Proxy) authorizePeer(q *request, names [3]string, method string) error 
 	if err := p.parsePath(peer, "/v1/"+names[0]+"/"+names[1]+"/"+names[2]); err != nil {
 		return err
 	}
+	// A temp URL for reading authorizes what serving its object takes
+	// within the account (a DLO's segment listing, an SLO's segments), or
+	// within the container when signed with a container key, as Swift's
+	// tempurl authorizes the request's subrequests. Writes through a temp
+	// URL (copies, versioning) still need rights on the other end.
+	if q.signed && names[0] == q.account && (q.r.Method == http.MethodGet || q.r.Method == http.MethodHead) &&
+		(q.signedContainer == "" || names[1] == q.signedContainer) {
+		return nil
+	}
 	ok, err := p.allowed(peer, method, names[1])
 	if err != nil {
 		return err
@@ -82,14 +92,19 @@ func splitCopyPath(v string) (container, object string, ok bool) {
 	return container, object, ok && container != "" && object != ""
 }
 
-// openSource reads the newest copy of an object to copy it.
-func (p *Proxy) openSource(q *request, src [3]string) (*http.Response, error) {
+// openSource reads the newest copy of an object to copy it; rng, when
+// set, is the one byte range of it to read.
+func (p *Proxy) openSource(q *request, src [3]string, rng string) (*http.Response, error) {
 	srcNames := "/" + src[0] + "/" + src[1] + "/" + src[2]
-	resp, err := p.readNewest(q.ctx(), place(p.rings.object, src[0], src[1], src[2]), http.MethodGet, srcNames, "", p.backendHeaders(q, ""))
+	h := p.backendHeaders(q, "")
+	if rng != "" {
+		h.Set("Range", rng)
+	}
+	resp, err := p.readNewest(q.ctx(), place(p.rings.object, src[0], src[1], src[2]), http.MethodGet, srcNames, "", h)
 	if err != nil {
 		return nil, err
 	}
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode != http.StatusOK && !(rng != "" && resp.StatusCode == http.StatusPartialContent) {
 		discard(resp)
 		return nil, errStatus(resp.StatusCode)
 	}
@@ -114,7 +129,13 @@ func storedHeaders(resp *http.Response) http.Header {
 
 // copyObject reads the newest copy of src and stores it as dst.
 func (p *Proxy) copyObject(q *request, src, dst [3]string) error {
-	resp, err := p.openSource(q, src)
+	// A copy with one byte range copies just those bytes, as Swift's copy
+	// middleware does (several ranges would be a multipart body).
+	rng := q.r.Header.Get("Range")
+	if strings.Contains(rng, ",") {
+		rng = ""
+	}
+	resp, err := p.openSource(q, src, rng)
 	if err != nil {
 		return err
 	}
@@ -140,5 +161,50 @@ func (p *Proxy) copyObject(q *request, src, dst [3]string) error {
 	if lm := resp.Header.Get("Last-Modified"); lm != "" {
 		extra.Set("X-Copied-From-Last-Modified", lm)
 	}
+	// Swift's copy middleware answers with the copy's user metadata (the
+	// source's merged with the request's), so clients see what the new
+	// object carries without another HEAD.
+	for k, vs := range h {
+		if strings.HasPrefix(k, "X-Object-Meta-") {
+			extra[k] = vs
+		}
+	}
+	switch {
+	case isDLO(q, resp):
+		_, pieces, err := p.dloPieces(q, resp.Header)
+		if err != nil {
+			return err
+		}
+		h.Del("X-Object-Manifest")
+		return p.copyLarge(q, dst, h, pieces, extra)
+	case p.isSLO(q, resp):
+		pieces, err := p.manifestPieces(q, resp)
+		if err != nil {
+			return err
+		}
+		for _, k := range []string{sloHeader, sloEtagSysmeta, sloSizeSysmeta} {
+			h.Del(k)
+		}
+		return p.copyLarge(q, dst, h, pieces, extra)
+	}
+	if resp.StatusCode == http.StatusPartialContent {
+		h.Del("Etag") // the source's ETag is not the range's
+	}
 	return p.putObject(q, dst, h, resp.Body, resp.ContentLength, extra)
+}
+
+// copyLarge stores the concatenation of a large object's pieces as dst, a
+// plain object: as in Swift, a copy of a DLO or SLO is its data, not
+// another manifest (?multipart-manifest=get copies the manifest itself).
+// h must no longer mark the object as a manifest.
+func (p *Proxy) copyLarge(q *request, dst [3]string, h http.Header, pieces []piece, extra http.Header) error {
+	var total int64
+	for _, pc := range pieces {
+		total += pc.size()
+	}
+	h.Del("Etag") // the object servers compute the data's own
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(p.copyPieces(q, pw, pieces, 0, total-1)) }()
+	defer pr.Close()
+	return p.putObject(q, dst, h, pr, total, extra)
 }

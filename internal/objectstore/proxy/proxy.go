@@ -72,6 +72,9 @@ type request struct {
 	owner bool
 	// signed: a temp URL authorized the request, not a token.
 	signed bool
+	// signedContainer: the temp URL was signed with this container's key,
+	// which vouches for that container only ("" for an account key).
+	signedContainer string
 }
 
 // ctx is the request's context.
@@ -93,11 +96,28 @@ func (q *request) names() string {
 // does not use http.ServeMux: object names may contain "//" and "..",
 // which ServeMux would clean away.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hyphenateHeaderNames(r.Header)
 	q := &request{w: w, r: r, transID: newTransID()}
 	w.Header().Set("X-Trans-Id", q.transID)
 	w.Header().Set("X-Openstack-Request-Id", q.transID)
 	if err := p.serve(q); err != nil {
 		writeError(w, r, p.log, err)
+	}
+}
+
+// hyphenateHeaderNames renames request headers spelled with underscores
+// to their hyphenated form, as Swift sees them: under WSGI both spellings
+// arrive as the same HTTP_X_... variable, so a client sending
+// X-Container-Meta-test_key stores the metadata key test-key, and
+// clients (Tempest among them) rely on that.
+func hyphenateHeaderNames(h http.Header) {
+	for k, vs := range h {
+		if !strings.Contains(k, "_") {
+			continue
+		}
+		delete(h, k)
+		name := http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))
+		h[name] = append(h[name], vs...)
 	}
 }
 
@@ -189,11 +209,11 @@ func (p *Proxy) parsePath(q *request, path string) error {
 	c := p.cfg.Constraints
 	switch {
 	case len(q.account) > c.MaxAccountNameLength:
-		return errText(http.StatusBadRequest, fmt.Sprintf("Account name length of %d longer than %d", len(q.account), c.MaxAccountNameLength))
+		return errHTML(http.StatusBadRequest, fmt.Sprintf("Account name length of %d longer than %d", len(q.account), c.MaxAccountNameLength))
 	case len(q.container) > c.MaxContainerNameLength:
-		return errText(http.StatusBadRequest, fmt.Sprintf("Container name length of %d longer than %d", len(q.container), c.MaxContainerNameLength))
+		return errHTML(http.StatusBadRequest, fmt.Sprintf("Container name length of %d longer than %d", len(q.container), c.MaxContainerNameLength))
 	case len(q.object) > c.MaxObjectNameLength:
-		return errText(http.StatusBadRequest, fmt.Sprintf("Object name length of %d longer than %d", len(q.object), c.MaxObjectNameLength))
+		return errHTML(http.StatusBadRequest, fmt.Sprintf("Object name length of %d longer than %d", len(q.object), c.MaxObjectNameLength))
 	}
 	return nil
 }

@@ -3,11 +3,13 @@ package proxy
 import (
 	"bytes"
 	"crypto/md5"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -37,6 +39,27 @@ type sloSegment struct {
 	LastModified string `json:"last_modified"`
 	Range        string `json:"range,omitempty"`
 	SubSLO       bool   `json:"sub_slo,omitempty"`
+	// Data is an inline data segment's bytes, base64: such an entry has
+	// no other field, as Swift stores it ({"data": "..."}).
+	Data string `json:"data,omitempty"`
+}
+
+// MarshalJSON stores an inline data segment as {"data": ...} alone.
+func (s sloSegment) MarshalJSON() ([]byte, error) {
+	if s.Data != "" {
+		return json.Marshal(map[string]string{"data": s.Data})
+	}
+	type plain sloSegment
+	return json.Marshal(plain(s))
+}
+
+// rawData is an inline data segment's bytes.
+func (s sloSegment) rawData() ([]byte, error) {
+	b, err := base64.StdEncoding.DecodeString(s.Data)
+	if err != nil {
+		return nil, fmt.Errorf("slo data segment: %w", err)
+	}
+	return b, nil
 }
 
 // sloInput is one validated entry of an uploaded manifest.
@@ -46,6 +69,7 @@ type sloInput struct {
 	size  *int64
 	rng   [][2]int64 // nil: the whole object
 	rngIn string
+	data  []byte // an inline data segment instead of path
 }
 
 func (p *Proxy) multipartManifest(q *request) string {
@@ -59,12 +83,16 @@ func (p *Proxy) isSLOPut(q *request) bool    { return p.multipartManifest(q) == 
 func (p *Proxy) isSLODelete(q *request) bool { return p.multipartManifest(q) == "delete" }
 
 // isSLO reports whether a GET or HEAD answer is a manifest to assemble.
+// Ranges and conditions the object server applied to the manifest itself
+// (206, 416, 412, 304) are applied again to the large object by
+// serveAssembled, as Swift's slo middleware does.
 func (p *Proxy) isSLO(q *request, resp *http.Response) bool {
 	if p.cfg.Middlewares.DisableSLO || !trueValue(resp.Header.Get(sloHeader)) || p.multipartManifest(q) == "get" {
 		return false
 	}
 	switch resp.StatusCode {
-	case http.StatusOK, http.StatusPartialContent, http.StatusRequestedRangeNotSatisfiable:
+	case http.StatusOK, http.StatusPartialContent, http.StatusRequestedRangeNotSatisfiable,
+		http.StatusPreconditionFailed, http.StatusNotModified:
 		return true
 	}
 	return false
@@ -90,6 +118,15 @@ func parseSLOManifest(body []byte, self string) ([]sloInput, error) {
 			continue
 		}
 		if _, ok := m["path"]; !ok {
+			if _, ok := m["data"]; ok {
+				in, problem := parseDataSegment(m, i)
+				if problem != "" {
+					errs = append(errs, problem)
+				} else {
+					out = append(out, in)
+				}
+				continue
+			}
 			errs = append(errs, fmt.Sprintf(`Index %d: missing keys "path"`, i))
 			continue
 		}
@@ -161,10 +198,38 @@ func parseSLOManifest(body []byte, self string) ([]sloInput, error) {
 		}
 		out = append(out, in)
 	}
+	if len(out) > 0 && !slices.ContainsFunc(out, func(in sloInput) bool { return in.data == nil }) {
+		errs = append(errs, "Inline data segments require at least one object-backed segment.")
+	}
 	if len(errs) > 0 {
 		return nil, &swiftError{status: http.StatusBadRequest, body: strings.Join(errs, "\n") + "\n"}
 	}
 	return out, nil
+}
+
+// parseDataSegment validates manifest entry i of the inline data kind
+// ({"data": "<base64>"}), which SLO serves between object segments
+// without storing an object for it; it returns the entry or a problem.
+func parseDataSegment(m map[string]any, i int) (sloInput, string) {
+	var extra []string
+	for k := range m {
+		if k != "data" {
+			extra = append(extra, strconv.Quote(k))
+		}
+	}
+	if len(extra) > 0 {
+		sort.Strings(extra)
+		return sloInput{}, fmt.Sprintf("Index %d: extraneous keys %s", i, strings.Join(extra, ", "))
+	}
+	v, _ := m["data"].(string)
+	data, err := base64.StdEncoding.DecodeString(v)
+	if err != nil {
+		return sloInput{}, fmt.Sprintf("Index %d: data must be valid base64", i)
+	}
+	if len(data) < 1 {
+		return sloInput{}, fmt.Sprintf("Index %d: too small; each segment must be at least 1 byte.", i)
+	}
+	return sloInput{data: data}, ""
 }
 
 // jsonInt accepts a JSON number or numeric string, as Swift's int().
@@ -208,6 +273,14 @@ func (p *Proxy) sloPut(q *request) error {
 	var total int64
 	etag := md5.New()
 	for i, in := range inputs {
+		if in.data != nil {
+			// Swift hashes a data segment's md5 into the SLO's ETag.
+			sum := md5.Sum(in.data)
+			etag.Write([]byte(hex.EncodeToString(sum[:])))
+			total += int64(len(in.data))
+			stored = append(stored, sloSegment{Data: base64.StdEncoding.EncodeToString(in.data)})
+			continue
+		}
 		seg, length, problem := p.checkSegment(q, in, i == len(inputs)-1)
 		problems = append(problems, problem...)
 		if len(problem) > 0 {
@@ -330,15 +403,21 @@ func (p *Proxy) serveSLO(q *request, resp *http.Response) error {
 			return err
 		}
 	}
-	segs, err := decodeManifest(resp)
-	if err != nil {
-		return err
-	}
-	pieces, err := p.sloPieces(q, segs, 0)
+	pieces, err := p.manifestPieces(q, resp)
 	if err != nil {
 		return err
 	}
 	return p.serveAssembled(q, mh, etag, pieces)
+}
+
+// manifestPieces reads an SLO manifest from resp and resolves its
+// segments (nested manifests included) into pieces.
+func (p *Proxy) manifestPieces(q *request, resp *http.Response) ([]piece, error) {
+	segs, err := decodeManifest(resp)
+	if err != nil {
+		return nil, err
+	}
+	return p.sloPieces(q, segs, 0)
 }
 
 // readManifest GETs a manifest object's own body.
@@ -373,6 +452,14 @@ func (p *Proxy) sloPieces(q *request, segs []sloSegment, depth int) ([]piece, er
 	var out []piece
 	checked := map[string]bool{}
 	for _, s := range segs {
+		if s.Data != "" {
+			data, err := s.rawData()
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, piece{data: data, first: 0, last: int64(len(data)) - 1})
+			continue
+		}
 		cont, obj, _ := strings.Cut(strings.TrimLeft(s.Name, "/"), "/")
 		if !checked[cont] {
 			if err := p.authorizePeer(q, [3]string{q.account, cont, obj}, http.MethodGet); err != nil {
@@ -443,6 +530,10 @@ func (p *Proxy) serveSLOManifest(q *request, resp *http.Response) (bool, error) 
 	}
 	raw := make([]map[string]any, 0, len(segs))
 	for _, s := range segs {
+		if s.Data != "" {
+			raw = append(raw, map[string]any{"data": s.Data})
+			continue
+		}
 		m := map[string]any{"path": s.Name, "etag": s.Hash, "size_bytes": s.Bytes}
 		if s.Range != "" {
 			m["range"] = s.Range
@@ -494,6 +585,9 @@ func (p *Proxy) sloDelete(q *request) error {
 			return &self
 		}
 		for _, s := range segs {
+			if s.Data != "" {
+				continue // stored in the manifest itself
+			}
 			c, o, _ := strings.Cut(strings.TrimLeft(s.Name, "/"), "/")
 			if s.SubSLO && depth < sloMaxDepth {
 				if t := walk(c, o, depth+1); t != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -33,11 +34,18 @@ func (p *Proxy) staticWeb(q *request) (handled bool, err error) {
 	css := ci.header.Get("X-Container-Meta-Web-Listings-Css")
 	dir := q.object == "" || strings.HasSuffix(q.object, "/")
 	if !dir {
-		if errPage == "" && index == "" {
+		if errPage == "" && index == "" && !listings {
 			return false, nil
 		}
 		// An object first; a "directory" without its slash is redirected.
-		status := p.probe(q, q.object)
+		// A directory marker object (0 or 1 byte of the container's
+		// X-Container-Meta-Web-Directory-Type, application/directory by
+		// default) counts as missing, as in Swift.
+		dirType := ci.header.Get("X-Container-Meta-Web-Directory-Type")
+		if dirType == "" {
+			dirType = "application/directory"
+		}
+		status := p.probeObject(q, q.object, dirType)
 		if status/100 == 2 || status == http.StatusNotModified {
 			return false, nil
 		}
@@ -73,9 +81,14 @@ func (p *Proxy) staticWeb(q *request) (handled bool, err error) {
 	return true, errStatus(http.StatusNotFound)
 }
 
-// redirectSlash sends a "directory" to its path with a trailing slash.
+// redirectSlash sends a "directory" to its path with a trailing slash, as
+// an absolute URL on the host the client used, as Swift's swob does.
 func redirectSlash(q *request) error {
-	loc := q.r.URL.Path + "/"
+	scheme := "http"
+	if q.r.TLS != nil {
+		scheme = "https"
+	}
+	loc := scheme + "://" + q.r.Host + q.r.URL.EscapedPath() + "/"
 	if q.r.URL.RawQuery != "" {
 		loc += "?" + q.r.URL.RawQuery
 	}
@@ -85,12 +98,21 @@ func redirectSlash(q *request) error {
 }
 
 // probe is the status a HEAD of obj in q's container gets.
-func (p *Proxy) probe(q *request, obj string) int {
+func (p *Proxy) probe(q *request, obj string) int { return p.probeObject(q, obj, "") }
+
+// probeObject is probe, answering 404 for a directory marker: an object
+// of at most one byte whose content type is dirType (if set).
+func (p *Proxy) probeObject(q *request, obj, dirType string) int {
 	resp, err := p.read(q.ctx(), place(p.rings.object, q.account, q.container, obj), http.MethodHead, "/"+q.account+"/"+q.container+"/"+obj, "", p.backendHeaders(q, ""))
 	if err != nil {
 		return errorStatus(err)
 	}
 	discard(resp)
+	if dirType != "" && resp.StatusCode/100 == 2 && resp.Header.Get("Content-Type") == dirType {
+		if n, _ := strconv.ParseInt(resp.Header.Get("Content-Length"), 10, 64); n <= 1 {
+			return http.StatusNotFound
+		}
+	}
 	return resp.StatusCode
 }
 

@@ -60,22 +60,23 @@ func signatureValid(digest, hexSig, body string, keys []string) bool {
 	return false
 }
 
-// signingKeys are the temp URL keys of q's account and container.
-func (p *Proxy) signingKeys(q *request) ([]string, error) {
-	var keys []string
+// signingKeys are the temp URL keys of q's account and container, the
+// account's first: keys[:accountKeys].
+func (p *Proxy) signingKeys(q *request) (keys []string, accountKeys int, err error) {
 	ai, err := p.accountInfo(q, q.account)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	for _, k := range []string{"X-Account-Meta-Temp-Url-Key", "X-Account-Meta-Temp-Url-Key-2"} {
 		if v := ai.header.Get(k); v != "" {
 			keys = append(keys, v)
 		}
 	}
+	accountKeys = len(keys)
 	if q.container != "" {
 		ci, err := p.containerInfo(q, q.account, q.container)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		for _, k := range []string{"X-Container-Meta-Temp-Url-Key", "X-Container-Meta-Temp-Url-Key-2"} {
 			if v := ci.header.Get(k); v != "" {
@@ -83,7 +84,7 @@ func (p *Proxy) signingKeys(q *request) ([]string, error) {
 			}
 		}
 	}
-	return keys, nil
+	return keys, accountKeys, nil
 }
 
 // tempURLInvalid is Swift's answer to every bad temp URL.
@@ -132,7 +133,7 @@ func (p *Proxy) tempURL(q *request) (signed bool, err error) {
 		}
 		signedPath = "prefix:/v1/" + q.account + "/" + q.container + "/" + prefix[0]
 	}
-	keys, err := p.signingKeys(q)
+	keys, accountKeys, err := p.signingKeys(q)
 	if err != nil {
 		return false, err
 	}
@@ -143,8 +144,13 @@ func (p *Proxy) tempURL(q *request) (signed bool, err error) {
 	}
 	valid := false
 	for _, m := range methods {
-		if signatureValid(digest, hexSig, m+"\n"+strconv.FormatInt(expires, 10)+"\n"+signedPath, keys) {
+		body := m + "\n" + strconv.FormatInt(expires, 10) + "\n" + signedPath
+		if signatureValid(digest, hexSig, body, keys[:accountKeys]) {
 			valid = true
+			break
+		}
+		if signatureValid(digest, hexSig, body, keys[accountKeys:]) {
+			valid, q.signedContainer = true, q.container
 			break
 		}
 	}

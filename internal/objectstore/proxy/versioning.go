@@ -96,7 +96,7 @@ func (p *Proxy) versionBeforeWrite(q *request, names [3]string) error {
 	if err != nil || loc == "" {
 		return err
 	}
-	resp, err := p.openSource(q, names)
+	resp, err := p.openSource(q, names, "")
 	if err != nil {
 		if errorStatus(err) == http.StatusNotFound {
 			return nil
@@ -151,7 +151,7 @@ func (p *Proxy) versionedDelete(q *request, names [3]string) (done bool, err err
 		return false, nil
 	}
 	src := [3]string{names[0], loc, newest[0].Name}
-	old, err := p.openSource(q, src)
+	old, err := p.openSource(q, src, "")
 	if err != nil {
 		return false, err
 	}

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/swiftfmt"
 )
 
 // accountSchema is modelled on Swift's account database: one stat row and
@@ -65,13 +67,22 @@ func NewAccountServer(cfg Config) (*AccountServer, error) {
 }
 
 // accountStatHeaders answers HEAD of a deleted account; a live one tells
-// its container count.
+// its container count and, once it has containers, its usage per storage
+// policy (X-Account-Storage-Policy-<name>-*), which Swift's account server
+// reports and clients such as Tempest require. Every container is in
+// policy 0, so its usage is the account's.
 func accountStatHeaders(h http.Header, st stat) error {
 	if st.deleted() {
 		h.Set("X-Account-Status", "Deleted")
 		return httpErr(http.StatusNotFound, "")
 	}
 	h.Set("X-Account-Container-Count", strconv.FormatInt(st.containers, 10))
+	if st.containers > 0 {
+		pre := "X-Account-Storage-Policy-" + swiftfmt.DefaultPolicyName + "-"
+		h.Set(pre+"Container-Count", strconv.FormatInt(st.containers, 10))
+		h.Set(pre+"Object-Count", strconv.FormatInt(st.objects, 10))
+		h.Set(pre+"Bytes-Used", strconv.FormatInt(st.bytes, 10))
+	}
 	return nil
 }
 

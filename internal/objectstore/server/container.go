@@ -95,6 +95,12 @@ func containerStatHeaders(h http.Header, st stat) error {
 	if st.deleted() {
 		return httpErrHeaders(http.StatusNotFound, http.Header{"X-Backend-Timestamp": {st.del}})
 	}
+	// Swift's container server answers with the last PUT or POST as
+	// Last-Modified (rounded up to a second); clients such as Swift's
+	// versioned-writes tests read it.
+	if put, err := parseTimestamp(st.put); err == nil {
+		h.Set("Last-Modified", put.lastModified().Format(http.TimeFormat))
+	}
 	return nil
 }
 

@@ -59,10 +59,14 @@ func (c *dbCache) get(path string) (*sql.DB, func(), error) {
 		db.SetMaxIdleConns(2)
 		e = &dbEntry{db: db}
 		c.dbs[path] = e
-		c.evictLocked()
 	}
 	e.refs++
 	e.used = time.Now()
+	// Evict only once the new entry is referenced: before that it is idle
+	// with the oldest use time, and eviction would close the very handle
+	// about to be returned ("sql: database is closed" once more than max
+	// databases are in use).
+	c.evictLocked()
 	return e.db, func() {
 		c.mu.Lock()
 		e.refs--

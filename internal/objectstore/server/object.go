@@ -342,6 +342,13 @@ func (s *ObjectServer) delete(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// A malformed guard is the client's error whether or not the object
+	// exists, as in Swift.
+	if ida := r.Header.Get("X-If-Delete-At"); ida != "" {
+		if _, err := strconv.ParseInt(ida, 10, 64); err != nil {
+			return httpErr(http.StatusBadRequest, "Bad X-If-Delete-At header value")
+		}
+	}
 	of, obj, err := openObjectDir(t.dir)
 	if err != nil && !errors.Is(err, errNoMetadata) {
 		return err

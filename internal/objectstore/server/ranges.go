@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/swiftfmt"
 )
 
 // byteRange is an inclusive-exclusive span [start, end) of an object.
@@ -72,41 +74,12 @@ func parseRange(h string, size int64) (rs []byteRange, ok bool) {
 	return rs, true
 }
 
-// etagMatches reports whether an If-Match / If-None-Match list contains etag
-// ("*" matches anything). Quotes are optional: Swift sends ETags unquoted.
-func etagMatches(list, etag string) bool {
-	for _, t := range strings.Split(list, ",") {
-		t = strings.TrimSpace(t)
-		t = strings.TrimPrefix(t, "W/")
-		t = strings.Trim(t, `"`)
-		if t == "*" || (t != "" && t == etag) {
-			return true
-		}
-	}
-	return false
-}
-
-// checkConditions applies RFC 7232's order: If-Match, else
-// If-Unmodified-Since (412); then If-None-Match, else If-Modified-Since (304
-// for GET/HEAD). lastMod is already rounded up to a whole second.
+// checkConditions evaluates the request's conditional headers against the
+// object (swiftfmt.CheckConditions). lastMod is already rounded up to a
+// whole second.
 func checkConditions(r *http.Request, etag string, lastMod time.Time) error {
-	if im := r.Header.Get("If-Match"); im != "" {
-		if !etagMatches(im, etag) {
-			return httpErr(http.StatusPreconditionFailed, "")
-		}
-	} else if ius := r.Header.Get("If-Unmodified-Since"); ius != "" {
-		if t, err := http.ParseTime(ius); err == nil && lastMod.After(t) {
-			return httpErr(http.StatusPreconditionFailed, "")
-		}
-	}
-	if inm := r.Header.Get("If-None-Match"); inm != "" {
-		if etagMatches(inm, etag) {
-			return httpErr(http.StatusNotModified, "")
-		}
-	} else if ims := r.Header.Get("If-Modified-Since"); ims != "" {
-		if t, err := http.ParseTime(ims); err == nil && !lastMod.After(t) {
-			return httpErr(http.StatusNotModified, "")
-		}
+	if status := swiftfmt.CheckConditions(r.Header, etag, lastMod); status != 0 {
+		return httpErr(status, "")
 	}
 	return nil
 }
@@ -124,7 +97,7 @@ func serveBody(w http.ResponseWriter, r *http.Request, f io.ReadSeeker, size int
 			if lm, err := http.ParseTime(h.Get("Last-Modified")); err != nil || !lm.Equal(t) {
 				ok = false
 			}
-		} else if !etagMatches(ir, h.Get("ETag")) {
+		} else if !swiftfmt.ETagMatches(ir, h.Get("ETag")) {
 			ok = false
 		}
 	}

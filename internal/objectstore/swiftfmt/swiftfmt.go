@@ -6,6 +6,7 @@ package swiftfmt
 import (
 	"net/http"
 	"strings"
+	"time"
 )
 
 // ListingFormat is the listing format ("json", "xml" or "plain") a client
@@ -29,4 +30,63 @@ func ListingFormat(r *http.Request) string {
 		return "xml"
 	}
 	return "plain"
+}
+
+// DefaultPolicyName is the name of storage policy 0, the only policy
+// Nimbus has: the proxy lists it in /info and names it in X-Storage-Policy,
+// and the account server reports usage under it
+// (X-Account-Storage-Policy-Policy-0-*), as Swift does with a
+// swift.conf that defines no policies.
+const DefaultPolicyName = "Policy-0"
+
+// PolicyName is the name of the storage policy with index idx, or "" when
+// Nimbus has no such policy.
+func PolicyName(idx string) string {
+	if idx == "" || idx == "0" {
+		return DefaultPolicyName
+	}
+	return ""
+}
+
+// ETagMatches reports whether an If-Match / If-None-Match list contains
+// etag ("*" matches anything). Quotes are optional: Swift sends ETags
+// unquoted.
+func ETagMatches(list, etag string) bool {
+	for _, t := range strings.Split(list, ",") {
+		t = strings.TrimSpace(t)
+		t = strings.TrimPrefix(t, "W/")
+		t = strings.Trim(t, `"`)
+		if t == "*" || (t != "" && t == etag) {
+			return true
+		}
+	}
+	return false
+}
+
+// CheckConditions applies RFC 7232's order to a GET or HEAD of an object
+// with etag and lastMod (rounded up to a whole second): If-Match, else
+// If-Unmodified-Since (412); then If-None-Match, else If-Modified-Since
+// (304). It returns 0 when the request may proceed. The object servers
+// evaluate it for plain objects, the proxy for large objects, whose ETag
+// only it knows, so both must agree.
+func CheckConditions(h http.Header, etag string, lastMod time.Time) int {
+	if im := h.Get("If-Match"); im != "" {
+		if !ETagMatches(im, etag) {
+			return http.StatusPreconditionFailed
+		}
+	} else if ius := h.Get("If-Unmodified-Since"); ius != "" {
+		if t, err := http.ParseTime(ius); err == nil && lastMod.After(t) {
+			return http.StatusPreconditionFailed
+		}
+	}
+	if inm := h.Get("If-None-Match"); inm != "" {
+		if ETagMatches(inm, etag) {
+			return http.StatusNotModified
+		}
+	} else if ims := h.Get("If-Modified-Since"); ims != "" {
+		if t, err := http.ParseTime(ims); err == nil && !lastMod.After(t) {
+			return http.StatusNotModified
+		}
+	}
+	return 0
 }

@@ -1,0 +1,53 @@
+package server
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"testing"
+)
+
+// TestDBCacheEvictsOnlyIdle opens more databases than the cache holds and
+// checks every handle it returns is usable: the entry just opened must not
+// be the one evicted, and a handle still in use must stay open.
+func TestDBCacheEvictsOnlyIdle(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	var paths []string
+	for i := range 4 {
+		p := filepath.Join(dir, fmt.Sprintf("%d.db", i))
+		db, err := sql.Open("sqlite", sqliteDSN(p, "WAL"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(ctx, `CREATE TABLE x (v INTEGER)`); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		paths = append(paths, p)
+	}
+	c := newDBCache(2)
+	defer c.close()
+	held, releaseHeld, err := c.get(paths[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range paths[1:] {
+		db, release, err := c.get(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(ctx, `INSERT INTO x VALUES (1)`); err != nil {
+			t.Fatalf("%s just opened: %v", filepath.Base(p), err)
+		}
+		release()
+	}
+	if _, err := held.ExecContext(ctx, `INSERT INTO x VALUES (1)`); err != nil {
+		t.Fatalf("handle in use was closed: %v", err)
+	}
+	releaseHeld()
+	if n := len(c.dbs); n > 2 {
+		t.Fatalf("%d handles cached, want at most 2", n)
+	}
+}
