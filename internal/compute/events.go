@@ -110,6 +110,20 @@ func (s *Service) tenantNetworkView(r *http.Request, n map[string]any) map[strin
 }
 
 func (s *Service) listTenantNetworks(r *http.Request) (*api.Response, error) {
+	return s.listNetworksAs(r, s.tenantNetworkView)
+}
+
+func (s *Service) showTenantNetwork(r *http.Request) (*api.Response, error) {
+	id := r.PathValue("network_id")
+	return s.showNetworkAs(r, s.tenantNetworkView, "Network "+id+" could not be found.")
+}
+
+// networkView renders one of the networking service's networks in a
+// nova-network style API (os-tenant-networks, os-networks).
+type networkView func(r *http.Request, n map[string]any) map[string]any
+
+// listNetworksAs lists the networks the caller sees, each through view.
+func (s *Service) listNetworksAs(r *http.Request, view networkView) (*api.Response, error) {
 	if err := proxyGone(r); err != nil {
 		return nil, err
 	}
@@ -121,21 +135,23 @@ func (s *Service) listTenantNetworks(r *http.Request) (*api.Response, error) {
 	}
 	list := []map[string]any{}
 	for _, n := range out.Networks {
-		list = append(list, s.tenantNetworkView(r, n))
+		list = append(list, view(r, n))
 	}
 	return api.JSON(http.StatusOK, map[string]any{"networks": list}), nil
 }
 
-func (s *Service) showTenantNetwork(r *http.Request) (*api.Response, error) {
+// showNetworkAs shows the {network_id} network through view, or 404 with
+// notFound, the message of the API being imitated.
+func (s *Service) showNetworkAs(r *http.Request, view networkView, notFound string) (*api.Response, error) {
 	if err := proxyGone(r); err != nil {
 		return nil, err
 	}
-	id := r.PathValue("network_id")
 	var out struct {
 		Network map[string]any `json:"network"`
 	}
-	if err := s.call(r, s.cfg.NetworkURL, "GET", "/v2.0/networks/"+url.PathEscape(id), nil, &out, http.StatusOK, "Network "+id+" could not be found."); err != nil {
+	path := "/v2.0/networks/" + url.PathEscape(r.PathValue("network_id"))
+	if err := s.call(r, s.cfg.NetworkURL, "GET", path, nil, &out, http.StatusOK, notFound); err != nil {
 		return nil, err
 	}
-	return api.JSON(http.StatusOK, map[string]any{"network": s.tenantNetworkView(r, out.Network)}), nil
+	return api.JSON(http.StatusOK, map[string]any{"network": view(r, out.Network)}), nil
 }

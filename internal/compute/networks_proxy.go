@@ -2,7 +2,6 @@ package compute
 
 import (
 	"net/http"
-	"net/url"
 
 	"github.com/nimbus-cloud/nimbus/internal/api"
 )
@@ -32,32 +31,9 @@ func (s *Service) osNetworkView(r *http.Request, n map[string]any) map[string]an
 }
 
 func (s *Service) listOSNetworks(r *http.Request) (*api.Response, error) {
-	if err := proxyGone(r); err != nil {
-		return nil, err
-	}
-	var out struct {
-		Networks []map[string]any `json:"networks"`
-	}
-	if err := s.call(r, s.cfg.NetworkURL, "GET", "/v2.0/networks", nil, &out, http.StatusOK, "Network not found."); err != nil {
-		return nil, err
-	}
-	list := []map[string]any{}
-	for _, n := range out.Networks {
-		list = append(list, s.osNetworkView(r, n))
-	}
-	return api.JSON(http.StatusOK, map[string]any{"networks": list}), nil
+	return s.listNetworksAs(r, s.osNetworkView)
 }
 
 func (s *Service) showOSNetwork(r *http.Request) (*api.Response, error) {
-	if err := proxyGone(r); err != nil {
-		return nil, err
-	}
-	id := r.PathValue("network_id")
-	var out struct {
-		Network map[string]any `json:"network"`
-	}
-	if err := s.call(r, s.cfg.NetworkURL, "GET", "/v2.0/networks/"+url.PathEscape(id), nil, &out, http.StatusOK, "Network could not be found."); err != nil {
-		return nil, err
-	}
-	return api.JSON(http.StatusOK, map[string]any{"network": s.osNetworkView(r, out.Network)}), nil
+	return s.showNetworkAs(r, s.osNetworkView, "Network could not be found.")
 }
