@@ -369,7 +369,7 @@ func (s *Service) writeStores(ctx context.Context, job *importJob) (in ingested,
 			want = &ingested{size: *im.Size, checksum: *im.Checksum}
 		}
 	}
-	for _, id := range job.stores {
+	for i, id := range job.stores {
 		got, err := s.writeStore(ctx, job, id)
 		if err == nil && want != nil && (got.checksum != want.checksum || got.size != want.size) {
 			err = fmt.Errorf("copy in %s has checksum %s, size %d; expected %s, %d", id, got.checksum, got.size, want.checksum, want.size)
@@ -383,6 +383,12 @@ func (s *Service) writeStores(ctx context.Context, job *importJob) (in ingested,
 			if want == nil {
 				in, want = got, &got
 			}
+		}
+		// The last store's outcome is published by finishImport or
+		// failImport, in the same write as the locations: an empty
+		// os_glance_importing_to_stores must mean the copies are listed.
+		if i == len(job.stores)-1 {
+			break
 		}
 		if err := s.setImportProgress(context.WithoutCancel(ctx), job.imageID, job.stores, stored, failed); err != nil {
 			return in, stored, failed, err
@@ -448,7 +454,8 @@ func (s *Service) finishImport(ctx context.Context, job *importJob, in ingested,
 	if !ok {
 		return errors.New("the image was deleted or changed during the import")
 	}
-	return nil
+	// The image is active; now publish the last store's outcome.
+	return s.setImportProgress(ctx, job.imageID, nil, stored, failed)
 }
 
 // failImport returns the image to where the import found it and records
