@@ -61,7 +61,11 @@ func TestTwoHosts(t *testing.T) {
 	cfg.Identity.Port, cfg.Image.Port, cfg.Network.Port, cfg.Compute.Port, cfg.Compute.Metadata.Port, cfg.NATSPort = 0, 0, 0, 0, 0, 0
 	cfg.Identity.BcryptCost, cfg.LogLevel = 4, "warn"
 	cfg.Network.Auth.Password, cfg.Compute.Auth.Password = networkPassword, computePassword
-	cfg.Compute.ServiceDownTime = 6 * time.Second
+	cfg.Object.Port, cfg.Object.Storage.ObjectPort, cfg.Object.Storage.ContainerPort, cfg.Object.Storage.AccountPort = 0, 0, 0, 0
+	// Longer than the agents' heartbeat interval (10 s), or live hosts
+	// would count as down between two beats; short enough to see a dead
+	// one go down within the test.
+	cfg.Compute.ServiceDownTime = 25 * time.Second
 	cfg.Network.VXLANRanges = []string{"7400:7499"}
 	ctrl, err := cloud.Start(ctx, cfg, nil)
 	if err != nil {
@@ -141,7 +145,7 @@ func TestTwoHosts(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = b.cmd.Wait()
-	waitFor(t, 30*time.Second, "host-b reported down", func() (bool, string) {
+	waitFor(t, 60*time.Second, "host-b reported down", func() (bool, string) {
 		st := computeStates(ctx, t, cc)
 		return st["host-b"] == "down" && st["host-a"] == "up", fmt.Sprint(st)
 	})
