@@ -583,8 +583,18 @@ func sameRule(a, b *sgRule) bool {
 		}
 		return &v
 	}
+	masked := func(p *string) *string {
+		if p == nil {
+			return nil
+		}
+		if n, err := netip.ParsePrefix(*p); err == nil {
+			v := n.Masked().String()
+			return &v
+		}
+		return p
+	}
 	return a.Direction == b.Direction && a.Ethertype == b.Ethertype && eqPtr(norm(a.Protocol), norm(b.Protocol)) &&
-		eqPtr(a.PortMin, b.PortMin) && eqPtr(a.PortMax, b.PortMax) && eqPtr(a.RemoteIPPrefix, b.RemoteIPPrefix) &&
+		eqPtr(a.PortMin, b.PortMin) && eqPtr(a.PortMax, b.PortMax) && eqPtr(masked(a.RemoteIPPrefix), masked(b.RemoteIPPrefix)) &&
 		eqPtr(a.RemoteGroupID, b.RemoteGroupID)
 }
 
@@ -673,7 +683,9 @@ func validateRule(b *ruleBody) (*sgRule, error) {
 		if (p.Addr().Is4() && rl.Ethertype != "IPv4") || (!p.Addr().Is4() && rl.Ethertype != "IPv6") {
 			return nil, invalidInput("Conflicting value ethertype %s for CIDR %s", rl.Ethertype, b.RemoteIPPrefix.Value)
 		}
-		v := p.Masked().String()
+		// Kept as given, host bits and all, as Neutron keeps it (clients
+		// compare what they sent); what it matches is the masked network.
+		v := p.String()
 		rl.RemoteIPPrefix = &v
 	}
 	if b.RemoteGroupID.Set && !b.RemoteGroupID.Null {
