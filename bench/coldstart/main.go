@@ -136,7 +136,7 @@ type measurement struct {
 // reads VmRSS and stops the process (SIGTERM to its PID, SIGKILL after 10 s).
 func measure(bin, dir string, settle time.Duration) (m measurement, err error) {
 	cmd := exec.Command(bin, "up", "--data-dir", filepath.Join(dir, "data"))
-	cmd.Env = append(os.Environ(), "NIMBUS_IDENTITY_PORT=0", "NIMBUS_IMAGE_PORT=0", "NIMBUS_NETWORK_PORT=0", "NIMBUS_COMPUTE_PORT=0", "NIMBUS_METADATA_PORT=0", "NIMBUS_OBJECT_PORT=0", "NIMBUS_STORAGE_OBJECT_PORT=0", "NIMBUS_STORAGE_CONTAINER_PORT=0", "NIMBUS_STORAGE_ACCOUNT_PORT=0", "NIMBUS_SEED=0", "NIMBUS_NATS_PORT=0")
+	cmd.Env = append(os.Environ(), "NIMBUS_IDENTITY_PORT=0", "NIMBUS_IMAGE_PORT=0", "NIMBUS_NETWORK_PORT=0", "NIMBUS_COMPUTE_PORT=0", "NIMBUS_METADATA_PORT=0", "NIMBUS_NOVNCPROXY_PORT=0", "NIMBUS_SERIALPROXY_PORT=0", "NIMBUS_OBJECT_PORT=0", "NIMBUS_STORAGE_OBJECT_PORT=0", "NIMBUS_STORAGE_CONTAINER_PORT=0", "NIMBUS_STORAGE_ACCOUNT_PORT=0", "NIMBUS_SEED=0", "NIMBUS_NATS_PORT=0")
 	logf, err := os.Create(filepath.Join(dir, "nimbus.log"))
 	if err != nil {
 		return m, err

@@ -14,6 +14,7 @@ func TestCatalogFinder(t *testing.T) {
 	cfg.DataDir, cfg.Identity.Port, cfg.Image.Port, cfg.Network.Port, cfg.Compute.Port, cfg.NATSPort = t.TempDir(), 0, 0, 0, 0, 0
 	cfg.Identity.BcryptCost, cfg.LogLevel, cfg.Compute.Metadata.Port = 4, "warn", 0
 	cfg.Object.Port, cfg.Object.Storage.ObjectPort, cfg.Object.Storage.ContainerPort, cfg.Object.Storage.AccountPort = 0, 0, 0, 0
+	cfg.Compute.Console.NoVNCProxyPort, cfg.Compute.Console.SerialProxyPort = 0, 0
 	c, err := Start(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -38,7 +38,7 @@ import (
 )
 
 // AllRoles are the control-plane roles this build implements.
-var AllRoles = []string{"identity", "image", "network", "compute", "metadata", "object"}
+var AllRoles = []string{"identity", "image", "network", "compute", "metadata", "object", "console-proxy"}
 
 // Cloud is a running Nimbus process.
 type Cloud struct {
@@ -64,6 +64,11 @@ type Cloud struct {
 	// MetadataURL is the metadata role's base URL when this process runs
 	// it (not in the catalog, as Nova's is not).
 	MetadataURL string
+	// NoVNCProxyURL and SerialProxyURL are the console-proxy role's
+	// listeners when this process runs it (not in the catalog, as Nova's
+	// proxies are not; console URLs come from the compute API).
+	NoVNCProxyURL  string
+	SerialProxyURL string
 	// ObjectURL is the object storage (Swift proxy) endpoint's base (the
 	// catalog adds /v1/AUTH_<project>).
 	ObjectURL string
@@ -139,6 +144,10 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Cloud, 
 		{name: "compute", port: cfg.Compute.Port, url: &c.ComputeURL, start: c.startCompute},
 		{name: "metadata", port: cfg.Compute.Metadata.Port, url: &c.MetadataURL, start: c.startMetadata},
 		{name: "object", port: cfg.Object.Port, url: &c.ObjectURL, start: c.startObject},
+		// After compute, so that a proxy beside it redeems tokens in
+		// process; compute knows both listeners' URLs from the start.
+		{name: "console-proxy", port: cfg.Compute.Console.NoVNCProxyPort, url: &c.NoVNCProxyURL, start: c.startNoVNCProxy},
+		{name: "console-proxy", port: cfg.Compute.Console.SerialProxyPort, url: &c.SerialProxyURL, start: c.startSerialProxy},
 	}
 	closeListeners := func() {
 		for _, r := range services {

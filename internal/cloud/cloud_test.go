@@ -29,6 +29,7 @@ func testConfig(t *testing.T, dataDir string) config.Config {
 	cfg.NATSPort = 0
 	cfg.Identity.BcryptCost = 4
 	cfg.Object.Port, cfg.Object.Storage.ObjectPort, cfg.Object.Storage.ContainerPort, cfg.Object.Storage.AccountPort = 0, 0, 0, 0
+	cfg.Compute.Console.NoVNCProxyPort, cfg.Compute.Console.SerialProxyPort = 0, 0
 	cfg.LogLevel = "warn"
 	return cfg
 }

@@ -30,14 +30,19 @@ func (c *Cloud) startCompute(ctx context.Context, ln net.Listener, metrics *api.
 	svc := &api.Service{Name: "compute", Errors: api.NovaErrors, Tokens: tokens,
 		Policy: api.PolicyAuthorizer{Enforcer: enforcer}, AuthURI: authURI, Log: log, Metrics: metrics}
 	cc := cfg.Compute
+	novnc, serial := c.consoleURLs()
 	svcCompute, err := compute.New(ctx, compute.Config{
 		PublicURL: c.ComputeURL, Bus: c.Bus, ImageURL: c.ImageURL, NetworkURL: c.NetworkURL,
 		DefaultAvailabilityZone: cc.DefaultAvailabilityZone, Scheduler: cc.Scheduler,
 		CPUAllocationRatio: cc.CPUAllocationRatio, RAMAllocationRatio: cc.RAMAllocationRatio, DiskAllocationRatio: cc.DiskAllocationRatio,
 		MaxAttempts: cc.MaxAttempts, ServiceDownTime: cc.ServiceDownTime, BuildTimeout: cc.BuildTimeout,
 		Quotas: cc.Quotas, DefaultFlavors: true,
+		ConsoleProxyURL: novnc, SerialProxyURL: serial,
 	}, c.DB, svc, log)
 	if err != nil {
+		return err
+	}
+	if err := c.serveConsoleTokens(svcCompute); err != nil {
 		return err
 	}
 	if err := svcCompute.Start(c.runCtx); err != nil {

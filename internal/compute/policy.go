@@ -68,6 +68,7 @@ var DefaultPolicy = map[string]string{
 	"os_compute_api:server-metadata:update":                "rule:project_member_or_admin",
 	"os_compute_api:server-metadata:update_all":            "rule:project_member_or_admin",
 	"os_compute_api:server-metadata:delete":                "rule:project_member_or_admin",
+	"os_compute_api:os-server-diagnostics":                 "rule:admin_api",
 	"os_compute_api:os-server-tags:index":                  "rule:project_reader_or_admin",
 	"os_compute_api:os-server-tags:show":                   "rule:project_reader_or_admin",
 	"os_compute_api:os-server-tags:update":                 "rule:project_member_or_admin",

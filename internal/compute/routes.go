@@ -62,6 +62,7 @@ func (s *Service) Routes() *api.Router {
 		R{Method: "PUT", Pattern: v + "/servers/{server_id}/tags/{tag}", Handler: s.addServerTag},
 		R{Method: "DELETE", Pattern: v + "/servers/{server_id}/tags/{tag}", Handler: s.deleteServerTag},
 		R{Method: "GET", Pattern: v + "/servers/{server_id}/ips", Handler: s.listServerIPs},
+		R{Method: "GET", Pattern: v + "/servers/{server_id}/diagnostics", Handler: s.serverDiagnostics},
 		R{Method: "GET", Pattern: v + "/servers/{server_id}/ips/{network}", Handler: s.showServerIPs},
 		R{Method: "GET", Pattern: v + "/servers/{server_id}/os-instance-actions", Handler: s.listInstanceActions},
 		R{Method: "GET", Pattern: v + "/servers/{server_id}/os-instance-actions/{request_id}", Handler: s.showInstanceAction},

@@ -155,7 +155,13 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 		_ = cmds.Unsubscribe()
 		return nil, fmt.Errorf("compute agent %s: %w", cfg.Host, err)
 	}
-	a.subs = []*bus.Subscription{cmds, console}
+	diag, err := bus.Handle(cfg.Bus, compute.DiagnosticsSubject(cfg.Host), "", a.diagnostics)
+	if err != nil {
+		_ = cmds.Unsubscribe()
+		_ = console.Unsubscribe()
+		return nil, fmt.Errorf("compute agent %s: %w", cfg.Host, err)
+	}
+	a.subs = []*bus.Subscription{cmds, console, diag}
 	if err := a.Beat(ctx); err != nil {
 		_ = a.Stop()
 		return nil, fmt.Errorf("compute agent %s: first heartbeat: %w", cfg.Host, err)

@@ -110,6 +110,11 @@ func TestBuildActive(t *testing.T) {
 	if err != nil || vnc.Host != "127.0.0.1" || vnc.Port != 5900 {
 		t.Fatalf("vnc console %+v, %v", vnc, err)
 	}
+	serial, err := bus.Call[compute.ConsoleRequest, compute.ConsoleReply](context.Background(), h.bus, compute.ConsoleSubject("host1"),
+		compute.ConsoleRequest{InstanceID: id, Type: "serial"})
+	if err != nil || serial.Host != "127.0.0.1" || serial.Port != 10000 {
+		t.Fatalf("serial console %+v, %v", serial, err)
+	}
 }
 
 const testKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl test@nimbus"

@@ -95,13 +95,20 @@ func (a *Agent) spawn(ctx context.Context, inst compute.InstanceSpec, imageID st
 	if imageID == "" {
 		imageID = inst.ImageID
 	}
-	img, err := a.fetchImage(ctx, imageID)
-	if err != nil {
+	imageFail := func(err error) (hypervisor.Info, []port, map[string]network, error) {
 		var ie *imageError
 		if errors.As(err, &ie) {
 			return fail(err, ie.code, false)
 		}
 		return fail(fmt.Errorf("image %s: %w", imageID, err), http.StatusInternalServerError, true)
+	}
+	img, err := a.fetchImage(ctx, imageID)
+	if err != nil {
+		return imageFail(err)
+	}
+	boot, err := a.directBoot(ctx, inst.ImageProperties)
+	if err != nil {
+		return imageFail(err)
 	}
 	ports, err := a.ensurePorts(ctx, inst, rv)
 	if err != nil {
@@ -118,6 +125,7 @@ func (a *Agent) spawn(ctx context.Context, inst compute.InstanceSpec, imageID st
 		UUID: inst.ID, Name: "instance-" + inst.ID[:min(8, len(inst.ID))],
 		VCPUs: inst.Flavor.VCPUs, MemoryMiB: inst.Flavor.MemoryMB,
 		Disks: []hypervisor.Disk{{Name: "root", Image: img, SizeBytes: int64(inst.Flavor.RootGB) << 30}},
+		Boot:  boot,
 	}
 	if inst.Flavor.EphemeralG > 0 {
 		spec.Disks = append(spec.Disks, hypervisor.Disk{Name: "ephemeral0", SizeBytes: int64(inst.Flavor.EphemeralG) << 30})

@@ -17,7 +17,8 @@ import (
 const consoleLogLimit = 100 << 10
 
 // console answers console calls: the tail of the serial log, or where
-// the guest's VNC server listens.
+// the guest's VNC server or serial console listens, for the console
+// proxy.
 func (a *Agent) console(ctx context.Context, req compute.ConsoleRequest) (compute.ConsoleReply, error) {
 	switch req.Type {
 	case "log", "":
@@ -26,19 +27,32 @@ func (a *Agent) console(ctx context.Context, req compute.ConsoleRequest) (comput
 			return compute.ConsoleReply{}, consoleErr(req.InstanceID, err)
 		}
 		return compute.ConsoleReply{Output: tailLog(string(b), req.Length)}, nil
-	case "novnc", "vnc":
+	case "novnc", "vnc", "serial":
 		info, err := a.cfg.Driver.GetState(ctx, req.InstanceID)
 		if err != nil {
 			return compute.ConsoleReply{}, consoleErr(req.InstanceID, err)
 		}
-		host, port, err := net.SplitHostPort(info.VNC)
-		if err != nil {
-			return compute.ConsoleReply{}, fmt.Errorf("guest %s has no VNC console (not running)", req.InstanceID)
+		addr := info.VNC
+		if req.Type == "serial" {
+			addr = info.Serial
 		}
-		p, _ := strconv.Atoi(port)
-		return compute.ConsoleReply{Host: host, Port: p}, nil
+		return consoleAddr(req.InstanceID, req.Type, addr)
 	}
 	return compute.ConsoleReply{}, fmt.Errorf("console type %s is not supported by this host", req.Type)
+}
+
+// consoleAddr turns a driver's host:port into a reply; a guest that is
+// not running has none.
+func consoleAddr(id, typ, addr string) (compute.ConsoleReply, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return compute.ConsoleReply{}, fmt.Errorf("guest %s has no %s console (not running)", id, typ)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return compute.ConsoleReply{}, fmt.Errorf("guest %s: %s console port %q: %w", id, typ, port, err)
+	}
+	return compute.ConsoleReply{Host: host, Port: p}, nil
 }
 
 func consoleErr(id string, err error) error {

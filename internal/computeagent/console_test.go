@@ -20,3 +20,17 @@ func TestTailLog(t *testing.T) {
 		}
 	}
 }
+
+func TestConsoleAddr(t *testing.T) {
+	rep, err := consoleAddr("i", "serial", "127.0.0.1:10003")
+	if err != nil || rep.Host != "127.0.0.1" || rep.Port != 10003 {
+		t.Fatalf("consoleAddr = %+v, %v", rep, err)
+	}
+	// A guest that is not running reports no address: no console, not
+	// a console on port 0.
+	for _, addr := range []string{"", "127.0.0.1:x"} {
+		if rep, err := consoleAddr("i", "serial", addr); err == nil {
+			t.Errorf("consoleAddr(%q) = %+v, want an error", addr, rep)
+		}
+	}
+}

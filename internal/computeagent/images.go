@@ -31,6 +31,35 @@ type imageError struct {
 func (e *imageError) Error() string { return e.err.Error() }
 func (e *imageError) Unwrap() error { return e.err }
 
+// defaultCmdline is the kernel command line of a direct boot whose image
+// has no os_command_line: Nova's (libvirt driver) root and consoles.
+const defaultCmdline = "root=/dev/vda console=tty0 console=ttyS0"
+
+// directBoot is the kernel, ramdisk and command line an image names in
+// its kernel_id, ramdisk_id and os_command_line properties (Nova boots
+// such images with them instead of the disk's boot loader), fetched and
+// verified like the image itself; nil when the image has no kernel_id.
+func (a *Agent) directBoot(ctx context.Context, props map[string]string) (*hypervisor.DirectBoot, error) {
+	kernelID := props["kernel_id"]
+	if kernelID == "" {
+		return nil, nil
+	}
+	kernel, err := a.fetchImage(ctx, kernelID)
+	if err != nil {
+		return nil, fmt.Errorf("kernel: %w", err)
+	}
+	boot := &hypervisor.DirectBoot{Kernel: *kernel, Cmdline: props["os_command_line"]}
+	if boot.Cmdline == "" {
+		boot.Cmdline = defaultCmdline
+	}
+	if id := props["ramdisk_id"]; id != "" {
+		if boot.Ramdisk, err = a.fetchImage(ctx, id); err != nil {
+			return nil, fmt.Errorf("ramdisk: %w", err)
+		}
+	}
+	return boot, nil
+}
+
 // fetchImage makes sure the host has the image's bytes, downloaded once
 // per checksum and verified, and says where they are.
 func (a *Agent) fetchImage(ctx context.Context, id string) (*hypervisor.Image, error) {

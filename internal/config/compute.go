@@ -31,6 +31,8 @@ type ComputeConfig struct {
 	Agent ComputeAgentConfig `yaml:"agent"`
 	// Metadata is the metadata service guests reach at 169.254.169.254.
 	Metadata MetadataConfig `yaml:"metadata"`
+	// Console is the console proxy and the console URLs handed out.
+	Console ConsoleConfig `yaml:"console"`
 }
 
 // ComputeAgentConfig configures the compute agent of a host.
@@ -53,7 +55,7 @@ type ComputeAgentConfig struct {
 func defaultComputeConfig() ComputeConfig {
 	return ComputeConfig{
 		Port: 8774, Scheduler: "least-loaded", DefaultAvailabilityZone: "nova",
-		Agent: ComputeAgentConfig{Driver: "qemu"}, Metadata: defaultMetadataConfig(),
+		Agent: ComputeAgentConfig{Driver: "qemu"}, Metadata: defaultMetadataConfig(), Console: defaultConsoleConfig(),
 		Auth: ServiceAuth{Username: "nova", ProjectName: "service", UserDomainName: "Default", ProjectDomainName: "Default",
 			TokenCacheTime: 5 * time.Minute},
 	}
@@ -81,5 +83,5 @@ func (c *Config) ValidateCompute() error {
 			return fmt.Errorf("config: compute.%s_allocation_ratio %v is negative", name, r)
 		}
 	}
-	return nil
+	return c.ValidateConsole()
 }

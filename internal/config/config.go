@@ -275,6 +275,9 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
 	if err := c.applyObjectEnv(lookup); err != nil {
 		return err
 	}
+	if err := c.applyConsoleEnv(lookup); err != nil {
+		return err
+	}
 	return c.applyMetadataEnv(lookup)
 }
 

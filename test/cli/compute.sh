@@ -38,6 +38,46 @@ for _ in $(seq 1 120); do
   sleep 1
 done
 expect "console log shows the guest took its DHCP address" 'nimbus-init: .*(lease|eth0).*10\.0\.0\.' os console log show vm1
+# The seeded image names its kernel and ramdisk (a direct kernel boot):
+# the disk's extlinux never ran, so its banner is not on the console.
+expect "the seeded image names its kernel" '"kernel_id": "[0-9a-f-]{36}"' os image show nimbus-guest -f json -c properties
+expect "the seeded image names its ramdisk" '"ramdisk_id": "[0-9a-f-]{36}"' os image show nimbus-guest -f json -c properties
+if os console log show vm1 2>&1 | grep -q SYSLINUX; then bad "the guest booted its kernel directly" "extlinux banner on the console"; else ok "the guest booted its kernel directly"; fi
+# ws_console URL [SEND [UNTIL]]: opens a console URL's websocket as
+# noVNC does (a noVNC page URL's websocket path is its path parameter),
+# sends SEND, and prints what the console answers (until UNTIL).
+ws_console() {
+  python3 - "$@" <<'EOF'
+import base64, os, socket, struct, sys, urllib.parse as up
+u = up.urlsplit(sys.argv[1]); send, until = [a.encode() for a in (sys.argv[2:] + ["", ""])[:2]]
+path = "/" + up.parse_qs(u.query)["path"][0] if "path=" in u.query else "/?" + u.query
+s = socket.create_connection((u.hostname, u.port), timeout=60)
+s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+           "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Protocol: binary\r\n\r\n" % (path, u.netloc, base64.b64encode(os.urandom(16)).decode())).encode())
+f = s.makefile("rb")
+status = f.readline()
+if b" 101 " not in status: sys.exit("handshake: " + status.decode().strip())
+while f.readline() not in (b"\r\n", b""): pass
+if send:
+    key = os.urandom(4)
+    s.sendall(bytes([0x82, 0x80 | len(send)]) + key + bytes(b ^ key[i % 4] for i, b in enumerate(send)))
+out = b""
+while not out or until not in out:
+    h = f.read(2); n = h[1] & 0x7f
+    n = struct.unpack("!H", f.read(2))[0] if n == 126 else struct.unpack("!Q", f.read(8))[0] if n == 127 else n
+    data = f.read(n)
+    if h[0] & 0x0f == 8: break
+    out += data
+print(out.decode("latin-1"))
+EOF
+}
+novnc_url=$(os console url show --novnc -f value -c url vm1 2>&1)
+expect "console url show --novnc gives the proxy's noVNC page" '^http://.*/vnc_lite\.html\?path=%3Ftoken%3D' echo "$novnc_url"
+expect "its websocket carries the guest's RFB banner" '^RFB 003\.008' ws_console "$novnc_url"
+serial_url=$(os console url show --serial -f value -c url vm1 2>&1)
+expect "console url show --serial gives the serial proxy" '^ws://.*\?token=' echo "$serial_url"
+expect "the serial websocket answers Enter with a login prompt" ' login:' ws_console "$serial_url" $'\r' ' login: '
+refuse "a console URL with a forged token is refused" 'handshake: .*401' ws_console "${serial_url%%token=*}token=forged"
 check  "floating ip create on public" os floating ip create public
 fip=$(os floating ip list -f value -c "Floating IP Address" | head -1)
 check  "server add floating ip" os server add floating ip vm1 "$fip"

@@ -80,6 +80,7 @@ func runSuite(m *testing.M) int {
 	cfg.Compute.Metadata.Port = 0
 	cfg.NATSPort = 0
 	cfg.Object.Port, cfg.Object.Storage.ObjectPort, cfg.Object.Storage.ContainerPort, cfg.Object.Storage.AccountPort = 0, 0, 0, 0
+	cfg.Compute.Console.NoVNCProxyPort, cfg.Compute.Console.SerialProxyPort = 0, 0
 	// Keystone's cost is 12; 4 keeps the suite fast while still hashing
 	// every password for real.
 	cfg.Identity.BcryptCost = 4

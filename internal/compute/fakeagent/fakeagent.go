@@ -17,6 +17,7 @@ import (
 
 	"github.com/nimbus-cloud/nimbus/internal/bus"
 	"github.com/nimbus-cloud/nimbus/internal/compute"
+	"github.com/nimbus-cloud/nimbus/internal/hypervisor"
 )
 
 // Config describes the pretend host.
@@ -48,14 +49,16 @@ type Agent struct {
 	subs []*bus.Subscription
 
 	mu     sync.Mutex
-	seen   map[string]bool            // guarded by mu; command ids handled
-	guests map[string]string          // guarded by mu; instance id -> vm_state
-	nextIP int                        // guarded by mu
-	cmds   []compute.Command          // guarded by mu; every command, in order
-	stop   context.CancelFunc         // guarded by mu
-	done   chan struct{}              // guarded by mu
-	paused map[string]chan struct{}   // guarded by mu; instance -> release
-	hold   func(compute.Command) bool // guarded by mu
+	seen   map[string]bool   // guarded by mu; command ids handled
+	guests map[string]string // guarded by mu; instance id -> vm_state
+	// flavors are the guests' flavors, for diagnostics; guarded by mu.
+	flavors map[string]compute.FlavorSpec
+	nextIP  int                        // guarded by mu
+	cmds    []compute.Command          // guarded by mu; every command, in order
+	stop    context.CancelFunc         // guarded by mu
+	done    chan struct{}              // guarded by mu
+	paused  map[string]chan struct{}   // guarded by mu; instance -> release
+	hold    func(compute.Command) bool // guarded by mu
 	// order serialises the commands of one instance, as a real agent
 	// must: a delete never overtakes the build it follows.
 	order map[string]*sync.Mutex // guarded by mu
@@ -92,7 +95,7 @@ func Start(ctx context.Context, b *bus.Bus, cfg Config) (*Agent, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	a := &Agent{cfg: cfg, bus: b, log: log.With("fakeagent", cfg.Host), seen: map[string]bool{}, guests: map[string]string{},
+	a := &Agent{cfg: cfg, bus: b, log: log.With("fakeagent", cfg.Host), seen: map[string]bool{}, guests: map[string]string{}, flavors: map[string]compute.FlavorSpec{},
 		paused: map[string]chan struct{}{}, order: map[string]*sync.Mutex{}}
 	cmds, err := bus.Consume(ctx, b, compute.HostSubject(cfg.Host), a.handle, bus.WithConcurrency(16), bus.WithRetryDelay(50*time.Millisecond))
 	if err != nil {
@@ -103,7 +106,13 @@ func Start(ctx context.Context, b *bus.Bus, cfg Config) (*Agent, error) {
 		_ = cmds.Unsubscribe()
 		return nil, fmt.Errorf("fakeagent %s: %w", cfg.Host, err)
 	}
-	a.subs = []*bus.Subscription{cmds, console}
+	diag, err := bus.Handle(b, compute.DiagnosticsSubject(cfg.Host), "", a.diagnostics)
+	if err != nil {
+		_ = cmds.Unsubscribe()
+		_ = console.Unsubscribe()
+		return nil, fmt.Errorf("fakeagent %s: %w", cfg.Host, err)
+	}
+	a.subs = []*bus.Subscription{cmds, console, diag}
 	if err := a.Beat(ctx); err != nil {
 		_ = a.Stop()
 		return nil, err
@@ -259,8 +268,10 @@ func (a *Agent) apply(cmd compute.Command) compute.InstanceReport {
 	ok := func(vm string, power int) compute.InstanceReport {
 		if vm == "" {
 			delete(a.guests, id)
+			delete(a.flavors, id)
 		} else {
 			a.guests[id] = vm
+			a.flavors[id] = cmd.Instance.Flavor
 		}
 		return compute.InstanceReport{Success: true, VMState: vm, PowerState: power}
 	}
@@ -309,6 +320,33 @@ func (a *Agent) apply(cmd compute.Command) compute.InstanceReport {
 	return compute.InstanceReport{Success: false, Fault: &compute.Fault{Code: 500, Message: "unknown operation " + cmd.Op}}
 }
 
+// diagnostics answers as a guest of the fake hypervisor would: its
+// flavor's shape (one root disk) and, as nothing runs, no counters.
+func (a *Agent) diagnostics(_ context.Context, req compute.DiagnosticsRequest) (hypervisor.Diagnostics, error) {
+	a.mu.Lock()
+	vm, ok := a.guests[req.InstanceID]
+	f := a.flavors[req.InstanceID]
+	a.mu.Unlock()
+	if !ok {
+		return hypervisor.Diagnostics{}, fmt.Errorf("no guest %s on %s", req.InstanceID, a.cfg.Host)
+	}
+	state := hypervisor.Running
+	switch vm {
+	case "stopped":
+		state = hypervisor.Shutdown
+	case "paused":
+		state = hypervisor.Paused
+	case "suspended":
+		state = hypervisor.Suspended
+	}
+	d := hypervisor.Diagnostics{State: state, Hypervisor: "fake", HypervisorOS: "linux", MemoryMaxMiB: f.MemoryMB,
+		Disks: []hypervisor.DiskStats{{Device: "vda"}}}
+	for i := range f.VCPUs {
+		d.CPUs = append(d.CPUs, hypervisor.CPUStats{ID: i})
+	}
+	return d, nil
+}
+
 func (a *Agent) console(_ context.Context, req compute.ConsoleRequest) (compute.ConsoleReply, error) {
 	a.mu.Lock()
 	_, ok := a.guests[req.InstanceID]
@@ -316,7 +354,11 @@ func (a *Agent) console(_ context.Context, req compute.ConsoleRequest) (compute.
 	if !ok {
 		return compute.ConsoleReply{}, fmt.Errorf("no guest %s on %s", req.InstanceID, a.cfg.Host)
 	}
-	if req.Type != "log" {
+	switch req.Type {
+	case "serial":
+		return compute.ConsoleReply{Host: "127.0.0.1", Port: 10000}, nil
+	case "log", "":
+	default:
 		return compute.ConsoleReply{Host: "127.0.0.1", Port: 5900}, nil
 	}
 	lines := []string{"fake guest " + req.InstanceID + " booting", "Sending discover...", "Lease of 10.0.0.2 obtained", "login:"}

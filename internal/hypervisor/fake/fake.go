@@ -140,7 +140,9 @@ func (d *Driver) info(g *guest) hypervisor.Info {
 		VCPUs: g.spec.VCPUs, MemoryMiB: g.spec.MemoryMiB,
 	}
 	if g.pid != 0 {
-		i.VNC = "127.0.0.1:5900"
+		// Nothing listens there: fake guests have no consoles to
+		// connect to, only addresses to hand out.
+		i.VNC, i.Serial = "127.0.0.1:5900", "127.0.0.1:10000"
 	}
 	return i
 }

@@ -30,8 +30,16 @@ type launch struct {
 	// stderr, and "why did this guest die" must be answerable.
 	QEMULog    string
 	VNCDisplay int
+	// SerialPort is the localhost TCP port of the serial console, which
+	// the serial console proxy connects to.
+	SerialPort int
 	// Incoming is a saved-state file to restore (resume from suspend).
 	Incoming string
+	// Kernel, when set, is started directly (-kernel), with Initrd and
+	// Cmdline; the disks' boot loader is not used.
+	Kernel  string
+	Initrd  string
+	Cmdline string
 }
 
 // diskFile is one disk as attached: the file and its format.
@@ -47,8 +55,9 @@ type diskFile struct {
 
 // qemuArgs builds the command line of one guest: a daemonized process with
 // a pidfile (which QEMU locks, so a second QEMU for the same guest fails to
-// start), QMP on a unix socket, the serial console appended to a file, VNC
-// on localhost, virtio disks and NICs on existing taps.
+// start), QMP on a unix socket, the serial console on a localhost TCP
+// port and appended to a file, VNC on localhost, virtio disks and NICs on
+// existing taps.
 func qemuArgs(l launch) []string {
 	accel := "tcg"
 	if l.VirtType == VirtKVM {
@@ -72,7 +81,10 @@ func qemuArgs(l launch) []string {
 		"-mon", "chardev=qmp,mode=control",
 		"-chardev", "socket,id=qmp-status,path="+optEscape(l.StatusSocket)+",server=on,wait=off",
 		"-mon", "chardev=qmp-status,mode=control",
-		"-chardev", "file,id=serial0,path="+optEscape(l.ConsoleLog)+",append=on",
+		// A socket chardev for the serial console proxy; logfile= keeps
+		// the console log whether or not anyone is connected (QEMU
+		// drops output nobody reads from the socket, never from the log).
+		"-chardev", fmt.Sprintf("socket,id=serial0,host=127.0.0.1,port=%d,server=on,wait=off,logfile=%s,logappend=on", l.SerialPort, optEscape(l.ConsoleLog)),
 		"-device", "isa-serial,chardev=serial0",
 		"-vnc", fmt.Sprintf("127.0.0.1:%d", l.VNCDisplay),
 		"-device", "VGA",
@@ -104,6 +116,14 @@ func qemuArgs(l launch) []string {
 		args = append(args,
 			"-netdev", fmt.Sprintf("tap,id=%s,ifname=%s,script=no,downscript=no", netdevID(n.TapName), n.TapName),
 			"-device", fmt.Sprintf("virtio-net-pci,netdev=%s,id=%s,mac=%s,romfile=", netdevID(n.TapName), nicID(n.TapName), strings.ToLower(n.MAC)))
+	}
+	if l.Kernel != "" {
+		// Plain file names: QEMU does not parse these as option lists.
+		args = append(args, "-kernel", l.Kernel)
+		if l.Initrd != "" {
+			args = append(args, "-initrd", l.Initrd)
+		}
+		args = append(args, "-append", l.Cmdline)
 	}
 	if l.Incoming != "" {
 		args = append(args, "-incoming", "exec:cat "+shellQuote(l.Incoming))

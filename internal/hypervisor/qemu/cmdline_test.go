@@ -30,11 +30,19 @@ func TestQEMUArgsGolden(t *testing.T) {
 			NICs:      []hypervisor.NIC{{TapName: "tap0a1b2c3d-4e", MAC: "FA:16:3E:00:00:01"}, {TapName: "tap2", MAC: "fa:16:3e:00:00:02"}},
 			PIDFile:   "/run/nimbus/qemu/6e1f.pid", QMPSocket: "/run/nimbus/qemu/6e1f.qmp", StatusSocket: "/run/nimbus/qemu/6e1f.status.qmp",
 			ConsoleLog: "/var/lib/nimbus/instances/6e1f/console.log", QEMULog: "/var/lib/nimbus/instances/6e1f/qemu.log", VNCDisplay: 3,
+			SerialPort: 10003,
 		}},
 		{"kvm-resume", launch{
 			UUID: "6e1f1d36-1c43-4b5f-9d51-9b7a8b1c0d2e", Name: "vm", VCPUs: 1, MemoryMiB: 64, VirtType: VirtKVM,
 			Disks:   []diskFile{{Name: "root", Path: "/d.qcow2", Format: "qcow2"}},
-			PIDFile: "/p", QMPSocket: "/q", StatusSocket: "/s", ConsoleLog: "/c", QEMULog: "/l", Incoming: "/state/it's.state",
+			PIDFile: "/p", QMPSocket: "/q", StatusSocket: "/s", ConsoleLog: "/c,log", QEMULog: "/l", Incoming: "/state/it's.state",
+			SerialPort: 10000,
+		}},
+		{"tcg-direct-boot", launch{
+			UUID: "6e1f1d36-1c43-4b5f-9d51-9b7a8b1c0d2e", Name: "vm", VCPUs: 1, MemoryMiB: 128, VirtType: VirtQEMU,
+			Disks:   []diskFile{{Name: "root", Path: "/d.qcow2", Format: "qcow2"}},
+			PIDFile: "/p", QMPSocket: "/q", StatusSocket: "/s", ConsoleLog: "/c", QEMULog: "/l", SerialPort: 10001, VNCDisplay: 1,
+			Kernel: "/base/sha256-k,1", Initrd: "/base/sha256-r", Cmdline: "root=/dev/vda1 console=ttyS0,115200n8 rw",
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -75,6 +75,8 @@ type Config struct {
 	// is dropped, as virtlogd's rotation would.
 	ConsoleLogMax int64
 	// VNCDisplayBase is the first VNC display (port 5900+n) handed out.
+	// The display also numbers the guest's serial console port
+	// (serialPortBase+n), so one allocation covers both.
 	VNCDisplayBase int
 	Logger         *slog.Logger
 }
@@ -301,6 +303,23 @@ type record struct {
 	// Rescue is the rescue disk while the guest is rescued: it boots
 	// first and the guest's own disks follow it.
 	Rescue *diskFile `json:"rescue,omitempty"`
+	// Kernel and Initrd are a direct boot's (Spec.Boot) kernel and
+	// ramdisk in the base cache, Cmdline its command line; no Kernel
+	// boots the first disk.
+	Kernel  string `json:"kernel,omitempty"`
+	Initrd  string `json:"initrd,omitempty"`
+	Cmdline string `json:"cmdline,omitempty"`
+}
+
+// directBoot is the kernel, ramdisk and command line QEMU starts, or
+// empty strings to boot from disk. A rescued guest boots the rescue
+// disk's own loader: the instance's kernel would mount whichever disk
+// came first with a command line written for its own.
+func (r *record) directBoot() (kernel, initrd, cmdline string) {
+	if r.Rescue != nil {
+		return "", "", ""
+	}
+	return r.Kernel, r.Initrd, r.Cmdline
 }
 
 // bootDisks are the disks QEMU gets, in boot order.
@@ -413,6 +432,18 @@ func (d *Driver) Spawn(ctx context.Context, spec hypervisor.Spec) (hypervisor.In
 		}
 		rec.Disks = append(rec.Disks, df)
 	}
+	if b := spec.Boot; b != nil {
+		var err error
+		if rec.Kernel, err = d.ensureBase(&b.Kernel); err != nil {
+			return hypervisor.Info{}, fmt.Errorf("spawn %s: kernel: %w", spec.UUID, err)
+		}
+		if b.Ramdisk != nil {
+			if rec.Initrd, err = d.ensureBase(b.Ramdisk); err != nil {
+				return hypervisor.Info{}, fmt.Errorf("spawn %s: ramdisk: %w", spec.UUID, err)
+			}
+		}
+		rec.Cmdline = b.Cmdline
+	}
 	if spec.ConfigDrive != nil {
 		rec.ConfigISO = filepath.Join(dir, "config.iso")
 		if err := d.buildConfigDrive(ctx, spec.ConfigDrive, rec.ConfigISO); err != nil {
@@ -449,12 +480,13 @@ func (d *Driver) start(ctx context.Context, rec *record, incoming string) error 
 	}
 }
 
-// errVNCInUse marks a start that failed because the VNC port was taken.
+// errVNCInUse marks a start that failed because the VNC port (or the
+// serial port numbered by the same display) was taken.
 var errVNCInUse = errors.New("vnc display in use")
 
 func (d *Driver) startOnce(ctx context.Context, rec *record, incoming string) error {
 	uuid := rec.Spec.UUID
-	if !vncFree(rec.VNCDisplay) {
+	if !consolePortsFree(rec.VNCDisplay) {
 		display, err := d.allocVNC(uuid)
 		if err != nil {
 			return err
@@ -470,12 +502,14 @@ func (d *Driver) startOnce(ctx context.Context, rec *record, incoming string) er
 	os.Remove(d.qmpSocket(uuid))
 	os.Remove(d.statusSocket(uuid))
 	qemuLog := filepath.Join(d.instanceDir(uuid), "qemu.log")
+	kernel, initrd, cmdline := rec.directBoot()
 	args := qemuArgs(launch{
+		Kernel: kernel, Initrd: initrd, Cmdline: cmdline,
 		UUID: uuid, Name: rec.Spec.Name, VCPUs: rec.Spec.VCPUs, MemoryMiB: rec.Spec.MemoryMiB,
 		VirtType: d.virtType, Disks: rec.bootDisks(), ConfigISO: rec.ConfigISO, NICs: rec.Spec.NICs,
 		PIDFile: d.pidFile(uuid), QMPSocket: d.qmpSocket(uuid), StatusSocket: d.statusSocket(uuid),
 		ConsoleLog: d.consoleLog(uuid), QEMULog: qemuLog,
-		VNCDisplay: rec.VNCDisplay, Incoming: incoming,
+		VNCDisplay: rec.VNCDisplay, SerialPort: serialPort(rec.VNCDisplay), Incoming: incoming,
 	})
 	// Start-up errors go to a file, not a pipe: with -D the daemonized
 	// QEMU keeps its stderr, and a pipe would keep Run waiting for it.
@@ -989,6 +1023,7 @@ func (d *Driver) getState(ctx context.Context, uuid string) (hypervisor.Info, er
 	}
 	info.PID = pid
 	info.VNC = fmt.Sprintf("127.0.0.1:%d", 5900+rec.VNCDisplay)
+	info.Serial = fmt.Sprintf("127.0.0.1:%d", serialPort(rec.VNCDisplay))
 	defer d.lockQuery(uuid)()
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -1134,7 +1169,7 @@ func trimLog(path string, max int64) error {
 }
 
 // allocVNC picks the lowest display number not recorded for or handed to
-// another guest and whose port is free on localhost.
+// another guest and whose ports (VNC and serial) are free on localhost.
 func (d *Driver) allocVNC(uuid string) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -1156,8 +1191,8 @@ func (d *Driver) allocVNC(uuid string) (int, error) {
 			}
 		}
 	}
-	for n := d.cfg.VNCDisplayBase; n < d.cfg.VNCDisplayBase+1000 && 5900+n < 65536; n++ {
-		if !used[n] && vncFree(n) {
+	for n := d.cfg.VNCDisplayBase; n < d.cfg.VNCDisplayBase+1000 && serialPort(n) < 65536; n++ {
+		if !used[n] && consolePortsFree(n) {
 			d.vnc[uuid] = n
 			return n, nil
 		}
@@ -1165,12 +1200,25 @@ func (d *Driver) allocVNC(uuid string) (int, error) {
 	return 0, errors.New("no free VNC display")
 }
 
-func vncFree(display int) bool {
-	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", 5900+display))
-	if err != nil {
-		return false
+// serialPortBase numbers guests' serial console TCP ports: display n
+// listens on serialPortBase+n. 10000 is the start of Nova's default
+// [serial_console] port_range.
+const serialPortBase = 10000
+
+// serialPort is the serial console port of the guest on VNC display n.
+// Deriving it from the display, rather than allocating it apart, keeps
+// the record format and the collision handling of displays unchanged.
+func serialPort(display int) int { return serialPortBase + display }
+
+// consolePortsFree reports whether both ports of display are free now.
+func consolePortsFree(display int) bool {
+	for _, port := range []int{5900 + display, serialPort(display)} {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			return false
+		}
+		l.Close()
 	}
-	l.Close()
 	return true
 }
 
