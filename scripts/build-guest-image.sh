@@ -307,7 +307,7 @@ done
 # resolver, so this speaks HTTP/1.0 through nc.
 http_get() {
   printf 'GET %s HTTP/1.0\r\nHost: 169.254.169.254\r\nUser-Agent: nimbus-guest\r\n\r\n' "$1" |
-    timeout 10 nc -w 3 169.254.169.254 80 >"$2.raw" 2>/dev/null
+    timeout 15 nc -w 10 169.254.169.254 80 >"$2.raw" 2>/dev/null
   if head -n 1 "$2.raw" 2>/dev/null | grep -q '^HTTP/1\.[01] 200'; then
     awk 'body { print; next } /^\r?$/ { body = 1 }' "$2.raw" >"$2"
     rm -f "$2.raw"
@@ -324,13 +324,17 @@ if [ -e /sys/class/net/eth0 ]; then
     # The metadata service needs the network: wait for a lease (bounded).
     say "eth0: DHCP (waiting, no config drive)"
     dhcp -b -t 5 -T 1 -A 5 -p /run/udhcpc.eth0.pid >/dev/null 2>&1
-    for try in 1 2 3; do
+    # Like cloud-init and CirrOS, keep asking for about a minute: on a
+    # busy host the lease (udhcpc keeps trying in the background) or the
+    # metadata service's first answer can take seconds; on a quiet one
+    # the first try answers.
+    for try in $(seq 1 30); do
       if http_get /openstack/latest/meta_data.json $MD/meta_data.json; then
         http_get /openstack/latest/user_data $MD/user_data
         source="metadata service"
         break
       fi
-      sleep 1
+      sleep 2
     done
   else
     say "eth0: DHCP (in the background)"

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
@@ -41,7 +42,25 @@ func (c *Cloud) startMetadata(_ context.Context, ln net.Listener, _ *api.Metrics
 		Log:     c.log.With("service", "metadata"),
 	})
 	c.serve(ln, srv)
+	// Log in ahead of the first guest: a login (a password check and a
+	// token) is seconds on a busy host, and a booting guest's first
+	// metadata request should not wait for it.
+	go lazy.warm(c.runCtx)
 	return nil
+}
+
+// warm gets the client once, retrying until it succeeds or ctx ends.
+func (l *lazyNetworkClient) warm(ctx context.Context) {
+	for delay := 500 * time.Millisecond; ; delay = min(2*delay, 10*time.Second) {
+		if _, err := l.get(ctx); err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+	}
 }
 
 // lazyNetworkClient logs the metadata role in to the networking API as
