@@ -41,6 +41,9 @@ type host struct {
 	CreatedAt      string
 	UpdatedAt      string
 	LastSeen       string
+	// lastSeen is LastSeen parsed by scanHost: the scheduler asks up()
+	// of every host on every claim.
+	lastSeen time.Time
 }
 
 const hostCols = `id, seq, host, zone, disabled, disabled_reason, forced_down, vcpus, memory_mb, local_gb, cpu_ratio, ram_ratio, disk_ratio, hypervisor_type, hypervisor_version, hypervisor_hostname, host_ip, architecture, running_vms, created_at, updated_at, last_seen`
@@ -52,13 +55,18 @@ func scanHost(row store.Scanner) (host, error) {
 		&h.CPURatio, &h.RAMRatio, &h.DiskRatio, &h.HypervisorType, &h.HypervisorVer, &h.HypervisorHost, &h.HostIP, &h.Arch,
 		&h.RunningVMs, &h.CreatedAt, &h.UpdatedAt, &h.LastSeen)
 	h.Disabled, h.ForcedDown = dis == 1, forced == 1
+	h.lastSeen = parseTime(h.LastSeen)
 	return h, err
 }
 
 // up reports whether the host's agent has been heard from recently
 // enough and an operator has not forced it down.
 func (s *Service) up(h host) bool {
-	return !h.ForcedDown && time.Since(parseTime(h.LastSeen)) < s.cfg.ServiceDownTime
+	seen := h.lastSeen
+	if seen.IsZero() {
+		seen = parseTime(h.LastSeen)
+	}
+	return !h.ForcedDown && time.Since(seen) < s.cfg.ServiceDownTime
 }
 
 // validHostName keeps host names usable as a NATS subject token.
@@ -291,6 +299,7 @@ func (s *Service) serviceAction(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	hostCacheOf(s.db).invalidate()
 	return api.JSON(http.StatusOK, map[string]any{"service": resp}), nil
 }
 
@@ -342,6 +351,7 @@ func (s *Service) updateService(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	hostCacheOf(s.db).invalidate()
 	return api.JSON(http.StatusOK, map[string]any{"service": s.serviceView(r, h)}), nil
 }
 
@@ -374,6 +384,7 @@ func (s *Service) deleteService(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	hostCacheOf(s.db).invalidate()
 	return api.NoContent(), nil
 }
 

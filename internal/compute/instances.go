@@ -211,6 +211,32 @@ func status(vm, task string) string {
 	return "UNKNOWN"
 }
 
+// statusVMStates are the vm_states each status comes from (status above
+// also looks at task_state), so a status filter can narrow rows in SQL
+// before the exact status is checked. UNKNOWN is any other vm_state and
+// has no entry.
+var statusVMStates = map[string][]string{
+	"BUILD": {vmBuilding}, "ACTIVE": {vmActive}, "REBOOT": {vmActive}, "HARD_REBOOT": {vmActive},
+	"MIGRATING": {vmActive}, "PASSWORD": {vmActive}, "REBUILD": {vmActive, vmStopped}, "RESIZE": {vmActive, vmStopped},
+	"SHUTOFF": {vmStopped}, "VERIFY_RESIZE": {vmResized}, "REVERT_RESIZE": {vmResized}, "PAUSED": {vmPaused},
+	"SUSPENDED": {vmSuspended}, "ERROR": {vmError}, "DELETED": {vmDeleted}, "SOFT_DELETED": {"soft-delete"},
+	"RESCUE": {vmRescued}, "SHELVED": {"shelved"}, "SHELVED_OFFLOADED": {vmShelvedOffloaded},
+}
+
+// vmStatesOf returns the vm_states the statuses can come from, or nil when
+// one of them (UNKNOWN) cannot be narrowed that way.
+func vmStatesOf(statuses []string) []string {
+	var out []string
+	for _, st := range statuses {
+		vms, ok := statusVMStates[strings.ToUpper(st)]
+		if !ok {
+			return nil
+		}
+		out = append(out, vms...)
+	}
+	return out
+}
+
 // knownStatuses are the status filter values Nova accepts (2.38).
 var knownStatuses = map[string]bool{
 	"ACTIVE": true, "BUILD": true, "DELETED": true, "ERROR": true, "HARD_REBOOT": true, "MIGRATING": true, "PASSWORD": true,

@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 
 	"github.com/nimbus-cloud/nimbus/internal/api"
 	"github.com/nimbus-cloud/nimbus/internal/store"
@@ -207,6 +208,32 @@ func (s *Service) detachInterface(r *http.Request) (*api.Response, error) {
 		return nil, err
 	}
 	return accepted(), nil
+}
+
+// deallocatePorts gives back the ports of a server deleted without its
+// host's agent (never scheduled, shelved and offloaded, or its host
+// down), as Nova's local delete does: the ports made for it are deleted,
+// the ones the user brought are unbound and left to them. An agent that
+// carries out a delete does this itself; here nobody else would, and the
+// ports would keep their addresses, and their subnets undeletable, for
+// good. A failure is logged: the server is gone either way.
+func (s *Service) deallocatePorts(r *http.Request, i instance) {
+	if s.cfg.NetworkURL == "" {
+		return
+	}
+	ports, err := s.serverPorts(r, i.ID)
+	if err != nil {
+		s.log.Warn("ports of a deleted server", "instance", i.ID, "request_id", api.RequestID(r.Context()), "err", err)
+		return
+	}
+	nets := fromJSON[networksField](i.Networks)
+	for _, p := range ports {
+		id, _ := p["id"].(string)
+		requested := slices.ContainsFunc(nets.Requested, func(n NetworkRequest) bool { return n.PortID == id })
+		if err := s.releasePort(r, id, !requested); err != nil {
+			s.log.Warn("release port of a deleted server", "instance", i.ID, "port", id, "request_id", api.RequestID(r.Context()), "err", err)
+		}
+	}
 }
 
 // releasePort gives a port back after a detach or a failed attach: one

@@ -99,6 +99,18 @@ func usageOf(ctx context.Context, q store.Querier, project string) (map[string]i
 	return u, nil
 }
 
+// usageIfLimited is usageOf when at least one of resources has a limit.
+// With all of them unlimited (-1) no count could refuse the request, and
+// counting is O(servers of the project) on every boot.
+func usageIfLimited(ctx context.Context, q store.Querier, project string, limits map[string]int, resources ...string) (map[string]int, error) {
+	for _, res := range resources {
+		if limits[res] >= 0 {
+			return usageOf(ctx, q, project)
+		}
+	}
+	return map[string]int{}, nil
+}
+
 // checkQuota answers 403 with Nova's message when adding want to the
 // project's usage would exceed a limit. Callers hold the project's quota
 // lock so concurrent requests cannot both pass.
@@ -107,7 +119,7 @@ func (s *Service) checkQuota(ctx context.Context, tx *store.Tx, project string, 
 	if err != nil {
 		return err
 	}
-	used, err := usageOf(ctx, tx, project)
+	used, err := usageIfLimited(ctx, tx, project, limits, sortedKeys(want)...)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"sort"
 	"strings"
 
 	"github.com/nimbus-cloud/nimbus/internal/store"
@@ -37,7 +36,8 @@ type request struct {
 
 // candidate is a host with its free capacity as filters see it.
 type candidate struct {
-	host
+	// A pointer, not a copy of each row: a claim weighs every host.
+	*host
 	freeVCPU, freeRAM, freeDisk float64
 	capVCPU, capRAM             float64
 	groupMembers                int
@@ -45,59 +45,94 @@ type candidate struct {
 
 // claim picks a host for req and records the allocation in the same
 // transaction. Claims are serialised (SQLite holds the write lock for the
-// whole transaction; PostgreSQL takes an advisory lock), and usage is
-// read inside that serialisation, so two concurrent boots can never both
-// take the last room on a host.
+// whole transaction; PostgreSQL takes an advisory lock), and the chosen
+// host's row and usage are read again from the database inside that
+// serialisation before the allocation is written, so two concurrent
+// boots can never both take the last room on a host. The candidates come
+// from the host cache (see hostCache), so a claim does not read every
+// host and every allocation.
 func (s *Service) claim(ctx context.Context, tx *store.Tx, kind string, req request) (string, error) {
 	if err := lockKey(ctx, tx, "compute-claims"); err != nil {
-		return "", err
-	}
-	hosts, err := s.allHosts(ctx, tx)
-	if err != nil {
-		return "", err
-	}
-	used, err := s.hostUsage(ctx, tx)
-	if err != nil {
 		return "", err
 	}
 	policy, members, err := s.groupPlacement(ctx, tx, req.GroupID, req.InstanceID)
 	if err != nil {
 		return "", err
 	}
-	var cands []candidate
-	for _, h := range hosts {
-		if !s.passes(h, req, policy, members) {
+	c := hostCacheOf(s.db)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	reloaded, err := c.fresh(ctx, s, tx)
+	if err != nil {
+		return "", err
+	}
+	// Hosts found unfit by their database rows; each turn of the loop
+	// adds one or reloads once, so it ends.
+	rejected := map[string]bool{}
+	for {
+		cands := make([]candidate, 0, len(c.hosts))
+		for n := range c.hosts {
+			h := &c.hosts[n]
+			if rejected[h.Host] {
+				continue
+			}
+			if cand, ok := s.fits(h, c.used[h.Host], req, policy, members); ok {
+				cands = append(cands, cand)
+			}
+		}
+		if len(cands) == 0 {
+			if reloaded {
+				return "", errNoValidHost
+			}
+			// The view may lack a host that registered, came back up or
+			// has room again since it was loaded.
+			if err := c.reload(ctx, s, tx); err != nil {
+				return "", err
+			}
+			reloaded = true
 			continue
 		}
-		u := used[h.Host]
-		c := candidate{host: h,
-			capVCPU:      float64(h.VCPUs) * h.CPURatio,
-			capRAM:       float64(h.MemoryMB) * h.RAMRatio,
-			groupMembers: members[h.Host],
+		chosen := s.weigh(cands, req, policy)
+		h, u, ok, err := c.recheck(ctx, tx, chosen.Host)
+		if err != nil {
+			return "", err
 		}
-		c.freeVCPU = c.capVCPU - float64(u.VCPUs)
-		c.freeRAM = c.capRAM - float64(u.MemoryMB)
-		c.freeDisk = float64(h.LocalGB)*h.DiskRatio - float64(u.DiskGB)
-		if c.freeVCPU < float64(req.VCPUs) || c.freeRAM < float64(req.MemoryMB) || c.freeDisk < float64(req.DiskGB) {
+		if _, fit := s.fits(&h, u, req, policy, members); !ok || !fit {
+			rejected[chosen.Host] = true
 			continue
 		}
-		cands = append(cands, c)
+		if _, err := tx.Exec(ctx, `INSERT INTO compute_allocations (instance_id, kind, host, vcpus, memory_mb, disk_gb, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			req.InstanceID, kind, h.Host, req.VCPUs, req.MemoryMB, req.DiskGB, store.FormatTime(now())); err != nil {
+			return "", fmt.Errorf("claim on %s: %w", h.Host, err)
+		}
+		// Re-summed at the next claim: this transaction may yet roll back.
+		c.dirty[h.Host] = true
+		return h.Host, nil
 	}
-	if len(cands) == 0 {
-		return "", errNoValidHost
+}
+
+// fits applies the filters to a host with its usage: the host as a
+// candidate, and whether it passes and has room for req.
+func (s *Service) fits(h *host, u usage, req request, policy string, members map[string]int) (candidate, bool) {
+	if !s.passes(h, req, policy, members) {
+		return candidate{}, false
 	}
-	chosen := s.weigh(cands, req, policy)
-	if _, err := tx.Exec(ctx, `INSERT INTO compute_allocations (instance_id, kind, host, vcpus, memory_mb, disk_gb, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		req.InstanceID, kind, chosen.Host, req.VCPUs, req.MemoryMB, req.DiskGB, store.FormatTime(now())); err != nil {
-		return "", fmt.Errorf("claim on %s: %w", chosen.Host, err)
+	c := candidate{host: h,
+		capVCPU:      float64(h.VCPUs) * h.CPURatio,
+		capRAM:       float64(h.MemoryMB) * h.RAMRatio,
+		groupMembers: members[h.Host],
 	}
-	return chosen.Host, nil
+	c.freeVCPU = c.capVCPU - float64(u.VCPUs)
+	c.freeRAM = c.capRAM - float64(u.MemoryMB)
+	c.freeDisk = float64(h.LocalGB)*h.DiskRatio - float64(u.DiskGB)
+	ok := c.freeVCPU >= float64(req.VCPUs) && c.freeRAM >= float64(req.MemoryMB) && c.freeDisk >= float64(req.DiskGB)
+	return c, ok
 }
 
 // passes applies the filters that do not depend on usage.
-func (s *Service) passes(h host, req request, policy string, members map[string]int) bool {
+func (s *Service) passes(h *host, req request, policy string, members map[string]int) bool {
 	switch {
-	case h.Disabled && req.ForceHost == "", !s.up(h):
+	case h.Disabled && req.ForceHost == "", !s.up(*h):
 		return false // ComputeFilter: enabled (unless forced) and up
 	case req.Exclude[h.Host], len(req.Include) > 0 && !req.Include[h.Host]:
 		return false
@@ -183,14 +218,15 @@ func (s *Service) weigh(cands []candidate, req request, policy string) candidate
 		}
 		return v
 	}
-	sort.SliceStable(cands, func(i, j int) bool {
-		si, sj := score(cands[i]), score(cands[j])
-		if si != sj {
-			return si > sj
+	// The best score wins, the lowest host name among equals; one pass,
+	// as a claim may weigh a thousand hosts.
+	best, bestScore := cands[0], score(cands[0])
+	for _, c := range cands[1:] {
+		if sc := score(c); sc > bestScore || (sc == bestScore && c.Host < best.Host) {
+			best, bestScore = c, sc
 		}
-		return cands[i].Host < cands[j].Host
-	})
-	return cands[0]
+	}
+	return best
 }
 
 func keep[T any](in []T, ok func(T) bool) []T {
@@ -245,5 +281,8 @@ func release(ctx context.Context, q store.Querier, instanceID, kind string) erro
 	if err != nil {
 		return fmt.Errorf("release claim of %s: %w", instanceID, err)
 	}
+	// Host caches reload their usage before the next claim. Counted even
+	// if the transaction rolls back: a needless reload costs little.
+	allocReleases.Add(1)
 	return nil
 }

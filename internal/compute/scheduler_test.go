@@ -237,3 +237,56 @@ func TestHostDownAndReconcile(t *testing.T) {
 	h.json("a", "DELETE", "/v2.1/servers/"+ok, nil, http.StatusNoContent)
 	h.fail("a", "GET", "/v2.1/servers/"+ok, nil, 404)
 }
+
+// TestClaimRechecksTheDatabase changes allocations behind the scheduler's
+// host cache, as another replica would: a host filled elsewhere is not
+// chosen (the claim re-reads the chosen host), and a host emptied
+// elsewhere is found again when the cache says nothing fits.
+func TestClaimRechecksTheDatabase(t *testing.T) {
+	h := newHarness(t, func(c *computeConfig) {
+		c.RAMAllocationRatio = 1
+		c.Quotas = map[string]int{"instances": -1, "cores": -1, "ram": -1}
+	})
+	// Room for 4 m1.tiny (512 MB) each by RAM.
+	h.addHost(fakeagent.Config{Host: "r1", MemoryMB: 2048, VCPUs: 64})
+	h.addHost(fakeagent.Config{Host: "r2", MemoryMB: 2048, VCPUs: 64})
+	hostOf := func(id string) string {
+		t.Helper()
+		return h.waitStatus("admin", id, "ACTIVE")["OS-EXT-SRV-ATTR:host"].(string)
+	}
+	if got := hostOf(h.boot("a", "first", nil)); got != "r1" {
+		t.Fatalf("first server on %s, want r1 (equal hosts, lowest name)", got)
+	}
+	// Fill r2 behind the cache's back: it still believes r2 empty, the
+	// least loaded, and must find out before placing the next server.
+	for n := range 4 {
+		if _, err := h.db.Exec(t.Context(), `INSERT INTO compute_allocations (instance_id, kind, host, vcpus, memory_mb, disk_gb, created_at)
+			VALUES (?, 'instance', 'r2', 1, 512, 1, '2026-01-01T00:00:00.000000Z')`, fmt.Sprint("elsewhere-", n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := hostOf(h.boot("a", "second", nil)); got != "r1" {
+		t.Fatalf("second server on %s: placed on a host that was full", got)
+	}
+	// Fill r1 too (it has 2 servers; add 2), then free r2 behind the
+	// cache's back (no release in this process to tell it): it believes
+	// every host full and must look again before giving up.
+	for n := range 2 {
+		if _, err := h.db.Exec(t.Context(), `INSERT INTO compute_allocations (instance_id, kind, host, vcpus, memory_mb, disk_gb, created_at)
+			VALUES (?, 'instance', 'r1', 1, 512, 1, '2026-01-01T00:00:00.000000Z')`, fmt.Sprint("elsewhere-r1-", n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := h.db.Exec(t.Context(), `DELETE FROM compute_allocations WHERE host = 'r2'`); err != nil {
+		t.Fatal(err)
+	}
+	if got := hostOf(h.boot("a", "third", nil)); got != "r2" {
+		t.Fatalf("third server on %s, want r2 (emptied elsewhere)", got)
+	}
+	for _, hv := range h.json("admin", "GET", "/v2.1/os-hypervisors/detail", nil, 200)["hypervisors"].([]any) {
+		m := hv.(map[string]any)
+		if m["memory_mb_used"].(float64) > m["memory_mb"].(float64) {
+			t.Fatalf("overcommitted: %v", m)
+		}
+	}
+}

@@ -234,5 +234,21 @@ CREATE TABLE compute_aggregate_hosts (
 	host TEXT NOT NULL,
 	PRIMARY KEY (aggregate_id, host)
 )`,
+	}, {
+		Version: 2,
+		Name:    "indexes for claims and server lists at scale",
+		// The allocation index covers what a host's usage sums, so the
+		// scheduler re-sums a host (and the hypervisor views sum all hosts)
+		// from the index alone. The instance indexes are the server list's
+		// order, created_at DESC, seq DESC: a page is read in that order
+		// from the marker on and stops at the limit, for one project or
+		// (all_tenants) for all; the first also serves usage counts by
+		// project, so it replaces (project_id, deleted).
+		SQL: `
+CREATE INDEX compute_allocations_host_usage ON compute_allocations (host, vcpus, memory_mb, disk_gb, instance_id);
+DROP INDEX compute_allocations_host;
+CREATE INDEX compute_instances_project_list ON compute_instances (project_id, deleted, created_at, seq);
+DROP INDEX compute_instances_project;
+CREATE INDEX compute_instances_list ON compute_instances (created_at, seq)`,
 	}}
 }

@@ -511,3 +511,151 @@ func TestNoValidHostAndReschedule(t *testing.T) {
 		}
 	}
 }
+
+// TestServerListPaging walks server lists page by page, with and without
+// sort keys and filters, and checks each walk returns exactly what one
+// unpaged call returns, in Nova's order, so paging in SQL (from the
+// marker's place, up to the limit) loses, repeats and reorders nothing.
+// Names repeat and descriptions are partly NULL, to test ties and NULLs.
+func TestServerListPaging(t *testing.T) {
+	h := newHarness(t, func(c *computeConfig) {
+		c.Quotas = map[string]int{"instances": -1, "cores": -1, "ram": -1}
+	})
+	h.addHost(fakeagent.Config{Host: "host1", VCPUs: 64})
+	names := []string{"web", "db", "web", "app", "db", "web", "app", "web", "db"}
+	var ids []string // in creation order
+	for n, name := range names {
+		extra := map[string]any{"metadata": map[string]any{"n": fmt.Sprint(n)}, "networks": "none"}
+		if n%3 == 0 {
+			extra["description"] = fmt.Sprint("desc-", n%2)
+		}
+		if n%2 == 0 {
+			extra["tags"] = []any{"even", fmt.Sprint("t", n)}
+		}
+		ids = append(ids, h.boot("a", name, extra, mv("2.52")))
+	}
+	other := h.boot("b", "web", nil)
+	for _, id := range ids {
+		h.waitStatus("a", id, "ACTIVE")
+	}
+	h.waitStatus("b", other, "ACTIVE")
+	stopped, gone := ids[4], ids[7]
+	h.action("a", stopped, map[string]any{"os-stop": nil}, 202)
+	h.waitStatus("a", stopped, "SHUTOFF")
+	h.json("a", "DELETE", "/v2.1/servers/"+gone, nil, 204)
+	h.eventually("server deleted", func() bool {
+		st, _, _ := h.do("a", "GET", "/v2.1/servers/"+gone, nil)
+		return st == 404
+	})
+
+	list := func(token, query string, opts ...reqOpt) ([]string, bool) {
+		t.Helper()
+		body := h.json(token, "GET", "/v2.1/servers/detail?"+query, nil, 200, opts...)
+		var out []string
+		for _, s := range body["servers"].([]any) {
+			out = append(out, s.(map[string]any)["id"].(string))
+		}
+		return out, body["servers_links"] != nil
+	}
+	walk := func(token, query string, limit int, opts ...reqOpt) []string {
+		t.Helper()
+		var out []string
+		marker := ""
+		for range 20 {
+			q := fmt.Sprintf("%s&limit=%d", query, limit)
+			if marker != "" {
+				q += "&marker=" + marker
+			}
+			page, next := list(token, q, opts...)
+			if next != (len(page) == limit) {
+				t.Fatalf("%s: next link %v on a page of %d", q, next, len(page))
+			}
+			out = append(out, page...)
+			if !next {
+				return out
+			}
+			marker = page[len(page)-1]
+		}
+		t.Fatalf("%s: no end after 20 pages", query)
+		return nil
+	}
+	// Nova's default order: newest first.
+	var live []string
+	for n := len(ids) - 1; n >= 0; n-- {
+		if ids[n] != gone {
+			live = append(live, ids[n])
+		}
+	}
+	if got, _ := list("a", ""); !reflect.DeepEqual(got, live) {
+		t.Fatalf("default order %v, want newest first %v", got, live)
+	}
+	for _, c := range []struct {
+		token, query string
+		want         int // servers in the unpaged list
+	}{
+		{"a", "", 8},
+		{"a", "sort_key=display_name&sort_dir=asc", 8},
+		{"a", "sort_key=display_name&sort_dir=desc&sort_key=created_at&sort_dir=asc", 8},
+		{"a", "sort_key=display_description&sort_dir=asc", 8},
+		{"a", "sort_key=display_description&sort_dir=desc&sort_key=display_name", 8},
+		{"admin", "all_tenants=1&sort_key=host&sort_dir=asc&sort_key=task_state", 9},
+		{"a", "status=ACTIVE", 7},
+		{"a", "status=SHUTOFF&status=ACTIVE", 8},
+		{"a", "name=^web", 3},
+		{"a", "tags=even", 5},
+		{"a", "not-tags-any=even", 3},
+		{"a", "tags-any=t0,t2,t6&not-tags=even,t2", 2},
+		{"a", "changes-since=2000-01-01T00:00:00Z", 9},
+		{"admin", "all_tenants=1", 9},
+		{"admin", "all_tenants=1&deleted=true", 10},
+		{"admin", "all_tenants=1&project_id=" + projA + "&status=ACTIVE&name=web", 3},
+	} {
+		full, _ := list(c.token, c.query, mv("2.26"))
+		if len(full) != c.want {
+			t.Fatalf("%s: %d servers, want %d", c.query, len(full), c.want)
+		}
+		for _, limit := range []int{1, 2, 3} {
+			if got := walk(c.token, c.query, limit, mv("2.26")); !reflect.DeepEqual(got, full) {
+				t.Fatalf("%s: pages of %d give %v, one call %v", c.query, limit, got, full)
+			}
+		}
+	}
+	// The marker must be a server the same query lists.
+	for _, q := range []string{
+		"marker=" + other,                             // another project's
+		"marker=" + gone,                              // deleted
+		"status=ACTIVE&marker=" + stopped,             // filtered out in SQL's superset, then by status
+		"name=^db&marker=" + ids[0],                   // filtered out by name
+		"tags=even&marker=" + ids[1],                  // filtered out by tag
+		"marker=00000000-0000-0000-0000-000000000000", // none
+	} {
+		h.fail("a", "GET", "/v2.1/servers?"+q, nil, 400, mv("2.26"))
+	}
+	if got, _ := list("admin", "all_tenants=1&deleted=true&limit=1&marker="+ids[8]); len(got) != 1 || got[0] != gone {
+		t.Fatalf("deleted marker page %v, want the deleted server %s", got, gone)
+	}
+	if got, next := list("a", "limit=0"); len(got) != 0 || next {
+		t.Fatalf("limit=0 listed %v", got)
+	}
+	// The detail view of a page carries each server's own metadata and tags.
+	body := h.json("a", "GET", "/v2.1/servers/detail?limit=3&marker="+ids[8], nil, 200, mv("2.26"))
+	for _, s := range body["servers"].([]any) {
+		m := s.(map[string]any)
+		n := -1
+		for k, id := range ids {
+			if id == m["id"] {
+				n = k
+			}
+		}
+		if md := m["metadata"].(map[string]any); md["n"] != fmt.Sprint(n) || len(md) != 1 {
+			t.Fatalf("server %d metadata %v", n, md)
+		}
+		var want []any
+		if n%2 == 0 {
+			want = []any{"even", fmt.Sprint("t", n)}
+		}
+		if tags := m["tags"].([]any); !reflect.DeepEqual(tags, want) && !(len(tags) == 0 && len(want) == 0) {
+			t.Fatalf("server %d tags %v, want %v", n, tags, want)
+		}
+	}
+}

@@ -1,0 +1,4 @@
+package compute
+
+// InstanceColumnsForTest lets benchmarks copy server rows in SQL.
+const InstanceColumnsForTest = instanceCols
