@@ -28,6 +28,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
 	"github.com/nimbus-cloud/nimbus/internal/cloud"
 	"github.com/nimbus-cloud/nimbus/internal/config"
+	"github.com/nimbus-cloud/nimbus/test/internal/proctest"
 )
 
 const (
@@ -46,7 +47,7 @@ func TestTwoHosts(t *testing.T) {
 		t.Fatal("the hosts are network namespaces: run as root")
 	}
 	ctx := context.Background()
-	bin := buildNimbus(t)
+	bin := proctest.BuildNimbus(t)
 	tag := randomLetters(3)
 	underlay := "mh" + tag + "br"
 	ctrlAddr := "10.252.0.1"
@@ -100,7 +101,7 @@ func TestTwoHosts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "both compute services up", func() (bool, string) {
+	proctest.WaitFor(t, 30*time.Second, "both compute services up", func() (bool, string) {
 		st := computeStates(ctx, t, cc)
 		return st["host-a"] == "up" && st["host-b"] == "up", fmt.Sprint(st)
 	})
@@ -134,7 +135,7 @@ func TestTwoHosts(t *testing.T) {
 	// other: each host's forwarding table points at the other's VTEP.
 	for i, h := range hosts {
 		peer := hosts[1-i].addr
-		waitFor(t, 30*time.Second, h.name+" forwards to "+peer, func() (bool, string) {
+		proctest.WaitFor(t, 30*time.Second, h.name+" forwards to "+peer, func() (bool, string) {
 			out, _ := exec.Command("ip", "netns", "exec", h.ns, "bridge", "fdb", "show").CombinedOutput()
 			return strings.Contains(string(out), "dst "+peer), string(out)
 		})
@@ -146,7 +147,7 @@ func TestTwoHosts(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = b.cmd.Wait()
-	waitFor(t, 60*time.Second, "host-b reported down", func() (bool, string) {
+	proctest.WaitFor(t, 60*time.Second, "host-b reported down", func() (bool, string) {
 		st := computeStates(ctx, t, cc)
 		return st["host-b"] == "down" && st["host-a"] == "up", fmt.Sprint(st)
 	})
@@ -171,7 +172,7 @@ func bootServers(ctx context.Context, t *testing.T, cc *gophercloud.ServiceClien
 	placed := map[string]int{}
 	for _, id := range ids {
 		var s *servers.Server
-		waitFor(t, 60*time.Second, "server "+id+" ACTIVE", func() (bool, string) {
+		proctest.WaitFor(t, 60*time.Second, "server "+id+" ACTIVE", func() (bool, string) {
 			var err error
 			if s, err = servers.Get(ctx, cc, id).Extract(); err != nil {
 				return false, err.Error()
@@ -269,36 +270,10 @@ compute:
 	})
 }
 
-// buildNimbus builds the binary the agents run.
-func buildNimbus(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "nimbus")
-	out, err := exec.Command("go", "build", "-o", bin, "../../cmd/nimbus").CombinedOutput()
-	if err != nil {
-		t.Fatalf("build nimbus: %v\n%s", err, out)
-	}
-	return bin
-}
-
 func run(t *testing.T, args ...string) {
 	t.Helper()
 	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
-	}
-}
-
-func waitFor(t *testing.T, d time.Duration, what string, f func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		ok, state := f()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s; last: %s", what, d, state)
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }
 
