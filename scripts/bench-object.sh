@@ -35,6 +35,9 @@
 #                                 1-minute load average is below this
 #   BENCH_OUT=DIR                 where results go (default: a new /tmp/nimbus-bench-object.*)
 #   NIMBUS=bin/nimbus
+# Each objbench result also counts the writes and cache flushes of the
+# block device under $BENCH_OUT during the test (all of the machine's, so
+# other work on the disk shows too).
 # Results: $BENCH_OUT/results.jsonl (one JSON object per measurement) and
 # $BENCH_OUT/summary.md. Only processes this script started are stopped,
 # by PID; all traffic is on 127.0.0.1.
@@ -97,6 +100,8 @@ disk_line() {
   echo "disk: $OUT is on $dev ($(findmnt -n -o FSTYPE -T "$OUT" | head -1), rotational $(lsblk -n -d -o ROTA "$dev" 2>/dev/null | tr -d ' ' || echo '?'))"
 }
 machine_info disk_line
+# The block device under $OUT: objbench counts its writes and flushes.
+DISK=$(basename "$(findmnt -n -o SOURCE -T "$OUT" | head -1)")
 
 # disk_baseline: the disk's sequential write rate with fsync, measured
 # right before the large-object tests (other work on the machine shares
@@ -164,7 +169,7 @@ objbench() {
   else
     set -- -auth-v1 http://127.0.0.1:18080/auth/v1.0 -user admin:admin -key testing -pids "$spids" "$@"
   fi
-  "$OBJBENCH" -label "$label" -container "objbench-$name" "$@" \
+  "$OBJBENCH" -label "$label" -container "objbench-$name" -disk "$DISK" "$@" \
     2> >(tee -a "$OUT/objbench.log" >&2) | record || { status=1; say "$label $name failed"; }
   [ -z "$prof" ] || wait "$prof" || true
 }
@@ -241,7 +246,8 @@ for r in rows:
     if r.get("test") and r.get("server_cpu_s") is not None:
         per = f"{r['server_cpu_ms_per_op']} ms/op" if r.get("server_cpu_ms_per_op") else f"{r['server_cpu_s'] / (r['bytes'] / 2**30):.2f} s/GiB"
         sys_share = f" ({100 * r['server_sys_s'] / r['server_cpu_s']:.0f} % system)" if r.get("server_sys_s") is not None and r["server_cpu_s"] else ""
-        print(f"- server CPU {r['label']} {r['test']} {r['op']}" + (f" c={r['concurrency']}" if r.get("concurrency") else "") + f": {per}{sys_share}; client {r['client_cpu_s']} s; errors {r.get('errors', 0)}")
+        flushes = f"; disk flushes {r['disk_flushes_per_op']}/op" if r.get("disk_flushes_per_op") is not None else ""
+        print(f"- server CPU {r['label']} {r['test']} {r['op']}" + (f" c={r['concurrency']}" if r.get("concurrency") else "") + f": {per}{sys_share}; client {r['client_cpu_s']} s; errors {r.get('errors', 0)}{flushes}")
 print("\nload averages: " + "; ".join(f"{r['label']}: {r['load']}" + (f" (waited {r['waited_s']}s)" if r['waited_s'] else "") for r in rows if r.get("mode") == "load"))
 PY
 say "results: $RESULTS"

@@ -23,7 +23,10 @@
 // With -pids, each result carries the CPU seconds the servers (those PIDs
 // and all their descendants) used during it and their summed VmRSS after
 // it; for the large test also the peak (VmHWM, reset before the test
-// through /proc/PID/clear_refs). Any non-2xx answer, transport error or
+// through /proc/PID/clear_refs). With -disk, each result carries the
+// write requests and cache flushes that block device completed during
+// it (everything on the device, not only the servers'): small-object
+// PUTs with fsync are bound by flushes. Any non-2xx answer, transport error or
 // wrong body counts as an error, the first few are printed, and the exit
 // status is 1.
 package main
@@ -66,6 +69,7 @@ type config struct {
 	container   string
 	label       string
 	pids        string
+	disk        string
 	timeout     time.Duration
 	keep        bool
 }
@@ -89,6 +93,7 @@ func main() {
 	flag.StringVar(&c.container, "container", "", "container to use (default objbench-<unix time>; created if missing)")
 	flag.StringVar(&c.label, "label", "", "name of the target in the results (e.g. nimbus, swift)")
 	flag.StringVar(&c.pids, "pids", "", "comma-separated server PIDs (descendants included) for CPU and RSS")
+	flag.StringVar(&c.disk, "disk", "", "block device holding the servers' data (e.g. vda): count its writes and flushes")
 	flag.DurationVar(&c.timeout, "timeout", 10*time.Minute, "per-request timeout")
 	flag.BoolVar(&c.keep, "keep", false, "keep the large object (it is deleted by default)")
 	flag.Parse()
@@ -433,7 +438,7 @@ func smallTest(ctx context.Context, sw *swiftClient, c *config, srv *serverSet, 
 	for _, op := range []string{http.MethodPut, http.MethodGet} {
 		var errs failures
 		fmt.Fprintf(os.Stderr, "%s: %s %d x %d B at c=%d\n", c.label, op, c.objects, c.objectSize, conc)
-		cpu0, dials0, self0 := srv.cpu(), sw.dials.Load(), selfCPU()
+		cpu0, dials0, self0, disk0 := srv.cpu(), sw.dials.Load(), selfCPU(), readDiskStat(c.disk)
 		start := time.Now()
 		lat := fan(conc, c.objects, func(i int) time.Duration {
 			t0 := time.Now()
@@ -465,6 +470,7 @@ func smallTest(ctx context.Context, sw *swiftClient, c *config, srv *serverSet, 
 			"errors": errs.n, "dials": sw.dials.Load() - dials0, "client_cpu_s": round(selfCPU()-self0, 3),
 		}
 		srv.describe(res, cpu0, len(done))
+		disk0.describe(res, readDiskStat(c.disk), len(done))
 		res.emit()
 		ok = ok && errs.n == 0
 	}
@@ -598,7 +604,7 @@ func largeTest(ctx context.Context, sw *swiftClient, c *config, srv *serverSet) 
 	for _, op := range []string{http.MethodPut, http.MethodGet} {
 		srv.resetPeak()
 		fmt.Fprintf(os.Stderr, "%s: %s %d MiB\n", c.label, op, c.largeSize>>20)
-		cpu0, self0 := srv.cpu(), selfCPU()
+		cpu0, self0, disk0 := srv.cpu(), selfCPU(), readDiskStat(c.disk)
 		start := time.Now()
 		n, err := sw.transfer(ctx, op, path, p, c.largeSize, etag)
 		elapsed := time.Since(start)
@@ -612,9 +618,48 @@ func largeTest(ctx context.Context, sw *swiftClient, c *config, srv *serverSet) 
 			"client_cpu_s": round(selfCPU()-self0, 3),
 		}
 		srv.describe(res, cpu0, 0)
+		disk0.describe(res, readDiskStat(c.disk), 0)
 		res.emit()
 	}
 	return nil
+}
+
+// diskStat is what a block device completed so far; nil without -disk
+// or when its stat file cannot be read.
+type diskStat struct{ writes, flushes int64 }
+
+// readDiskStat reads /sys/class/block/DEV/stat (a disk or a partition):
+// field 5 is completed writes, field 16 completed flushes (Linux 5.5+).
+func readDiskStat(dev string) *diskStat {
+	if dev == "" {
+		return nil
+	}
+	b, err := os.ReadFile("/sys/class/block/" + dev + "/stat")
+	if err != nil {
+		return nil
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 16 {
+		return nil
+	}
+	w, err1 := strconv.ParseInt(f[4], 10, 64)
+	fl, err2 := strconv.ParseInt(f[15], 10, 64)
+	if err1 != nil || err2 != nil {
+		return nil
+	}
+	return &diskStat{writes: w, flushes: fl}
+}
+
+// describe adds the device's writes and flushes since d to res, and per
+// operation when ops > 0.
+func (d *diskStat) describe(res result, now *diskStat, ops int) {
+	if d == nil || now == nil {
+		return
+	}
+	res["disk_writes"], res["disk_flushes"] = now.writes-d.writes, now.flushes-d.flushes
+	if ops > 0 {
+		res["disk_flushes_per_op"] = round(float64(now.flushes-d.flushes)/float64(ops), 2)
+	}
 }
 
 // transfer PUTs the pattern's first size bytes with ETag etag, or GETs the

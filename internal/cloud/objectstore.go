@@ -6,11 +6,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/nimbus-cloud/nimbus/internal/api"
 	"github.com/nimbus-cloud/nimbus/internal/config"
 	"github.com/nimbus-cloud/nimbus/internal/identity"
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/containersync"
 	"github.com/nimbus-cloud/nimbus/internal/objectstore/node"
 	"github.com/nimbus-cloud/nimbus/internal/objectstore/proxy"
 )
@@ -35,9 +37,17 @@ func (c *Cloud) startObject(ctx context.Context, ln net.Listener, _ *api.Metrics
 		return err
 	}
 	log := c.log.With("service", "object")
+	localProxy := ""
+	if cfg.LocalObjectStorage() {
+		localProxy = localProxyURL(cfg, ln)
+	}
+	realms, current, err := SyncRealms(cfg, localProxy)
+	if err != nil {
+		return err
+	}
 	var n *node.Node
 	if cfg.LocalObjectStorage() {
-		if n, err = c.startLocalStorage(prefix, suffix); err != nil {
+		if n, err = c.startLocalStorage(prefix, suffix, realms); err != nil {
 			return err
 		}
 	}
@@ -48,6 +58,7 @@ func (c *Cloud) startObject(ctx context.Context, ln net.Listener, _ *api.Metrics
 		ObjectRing:     filepath.Join(dir, node.ObjectRing),
 		HashPathPrefix: prefix, HashPathSuffix: suffix,
 		Tokens: tokens, AuthURL: authURI, Logger: log,
+		SyncRealms: realms, SyncCluster: current, AllowedSyncHosts: cfg.Object.ContainerSync.AllowedSyncHosts,
 	})
 	if err != nil {
 		if n != nil {
@@ -76,13 +87,19 @@ func (c *Cloud) startObject(ctx context.Context, ln net.Listener, _ *api.Metrics
 
 // startLocalStorage runs the one-machine storage node: its devices under
 // the devices root, its rings in the ring dir, built with the real ports
-// on first start.
-func (c *Cloud) startLocalStorage(prefix, suffix string) (*node.Node, error) {
+// on first start. Its container sync runs every 10 s unless configured,
+// so that syncs between containers of this cloud (Tempest waits for
+// them) land within seconds.
+func (c *Cloud) startLocalStorage(prefix, suffix string, realms *containersync.Realms) (*node.Node, error) {
 	ncfg, err := StorageNodeConfig(&c.Config, prefix, suffix)
 	if err != nil {
 		return nil, err
 	}
 	ncfg.Logger = c.log
+	ncfg.SyncRealms = realms
+	if ncfg.ContainerSyncInterval == 0 {
+		ncfg.ContainerSyncInterval = 10 * time.Second
+	}
 	if err := ensureDirs(ncfg.DevicesRoot, c.Config.Object.Storage.Devices); err != nil {
 		return nil, err
 	}
@@ -112,13 +129,75 @@ func StorageNodeConfig(cfg *config.Config, prefix, suffix string) (node.Config, 
 	if ip == "" || net.ParseIP(ip).IsUnspecified() {
 		return node.Config{}, fmt.Errorf("config: object.storage.ip is required when binding %q: the rings need this node's address", cfg.Bind)
 	}
+	realms, _, err := SyncRealms(cfg, "")
+	if err != nil {
+		return node.Config{}, err
+	}
 	return node.Config{
 		DevicesRoot: cfg.ObjectDevicesRoot(), RingDir: cfg.ObjectRingDir(),
 		HashPathPrefix: prefix, HashPathSuffix: suffix, Bind: cfg.Bind, IP: ip,
 		ObjectPort: st.ObjectPort, ContainerPort: st.ContainerPort, AccountPort: st.AccountPort, MountCheck: st.MountCheck,
 		ReplicationInterval: st.ReplicationInterval, ExpirerInterval: st.ExpirerInterval,
 		UpdaterInterval: st.UpdaterInterval, AuditorInterval: st.AuditorInterval,
+		ContainerSyncInterval: st.ContainerSyncInterval, AllowedSyncHosts: cfg.Object.ContainerSync.AllowedSyncHosts,
+		SyncRealms: realms,
 	}, nil
+}
+
+// Default sync realm of a one-machine cloud: Tempest's realm_name and
+// cluster_name defaults, so its container sync test needs no settings.
+const (
+	defaultSyncRealm   = "realm1"
+	defaultSyncCluster = "name1"
+)
+
+// SyncRealms returns the container sync realms of cfg and this cluster's
+// "//realm/cluster". Without configured realms, a one-machine cloud
+// (localProxy, its proxy's /v1/ URL, set) gets one realm whose only
+// cluster is itself, keyed with a secret kept in the data dir; other
+// processes get none, and only full-URL targets to allowed hosts work.
+func SyncRealms(cfg *config.Config, localProxy string) (*containersync.Realms, string, error) {
+	cs := cfg.Object.ContainerSync
+	if len(cs.Realms) > 0 {
+		in := map[string]containersync.Realm{}
+		for name, r := range cs.Realms {
+			in[name] = containersync.Realm{Key: r.Key, Key2: r.Key2, Clusters: r.Clusters}
+		}
+		realms, err := containersync.NewRealms(in)
+		if err != nil {
+			return nil, "", fmt.Errorf("config: object.container_sync: %w", err)
+		}
+		return realms, cs.Current, nil
+	}
+	if localProxy == "" {
+		realms, err := containersync.NewRealms(nil)
+		return realms, "", err
+	}
+	key, err := loadOrCreateSecret(filepath.Join(cfg.DataDir, "container-sync-realm-key"))
+	if err != nil {
+		return nil, "", fmt.Errorf("container sync realm key: %w", err)
+	}
+	realms, err := containersync.NewRealms(map[string]containersync.Realm{
+		defaultSyncRealm: {Key: key, Clusters: map[string]string{defaultSyncCluster: localProxy}},
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return realms, "//" + defaultSyncRealm + "/" + defaultSyncCluster, nil
+}
+
+// localProxyURL is the /v1/ endpoint of the proxy listening on ln, as the
+// storage node of the same machine reaches it.
+func localProxyURL(cfg *config.Config, ln net.Listener) string {
+	host := cfg.Object.Storage.IP
+	if host == "" {
+		host = cfg.Bind
+	}
+	if host == "" || net.ParseIP(host).IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(port)) + "/v1/"
 }
 
 // ObjectHashPath returns the cluster's hash path prefix and suffix: the

@@ -13,6 +13,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/objectstorage/v1/objects"
 
 	"github.com/nimbus-cloud/nimbus/internal/cloud"
+	"github.com/nimbus-cloud/nimbus/internal/config"
 )
 
 // A whole cloud serves object storage on its own: the catalog leads a
@@ -58,5 +59,30 @@ func TestObjectStorageInTheCloud(t *testing.T) {
 	})
 	if copies != 3 {
 		t.Fatalf("%d copies on disk, want 3", copies)
+	}
+}
+
+// A one-machine cloud is its own sync realm under Tempest's default names,
+// with a key kept in the data dir; configured realms replace it, and a
+// storage node of a real cluster gets only the configured ones.
+func TestSyncRealms(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	realms, current, err := cloud.SyncRealms(&cfg, "http://127.0.0.1:8080/v1/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if current != "//realm1/name1" || len(realms.Keys("realm1")) != 1 {
+		t.Fatalf("default realm: %q %v", current, realms.Info(current))
+	}
+	key, err := os.ReadFile(filepath.Join(cfg.DataDir, "container-sync-realm-key"))
+	if err != nil || strings.TrimSpace(string(key)) != realms.Keys("realm1")[0] {
+		t.Fatalf("realm key not kept in the data dir: %q %v", key, err)
+	}
+	if realms, _, err = cloud.SyncRealms(&cfg, ""); err != nil || len(realms.Keys("realm1")) != 0 {
+		t.Fatalf("realms without a local proxy: %v %v", realms.Info(""), err)
+	}
+	cfg.Object.ContainerSync.Realms = map[string]config.SyncRealmConfig{"r": {Key: "k", Clusters: map[string]string{"c": "https://x.example.com/v1/"}}}
+	if realms, _, err = cloud.SyncRealms(&cfg, "http://127.0.0.1:8080/v1/"); err != nil || len(realms.Keys("R")) != 1 || len(realms.Keys("realm1")) != 0 {
+		t.Fatalf("configured realms: %v %v", realms.Info(""), err)
 	}
 }

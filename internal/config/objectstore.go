@@ -29,6 +29,33 @@ type ObjectConfig struct {
 	Auth ServiceAuth `yaml:"auth"`
 	// Storage is this host's storage node.
 	Storage StorageConfig `yaml:"storage"`
+	// ContainerSync configures container sync; proxies and storage nodes
+	// need the same settings.
+	ContainerSync ContainerSyncConfig `yaml:"container_sync"`
+}
+
+// ContainerSyncConfig is Swift's container-sync-realms.conf with the
+// container_sync middleware's and container server's settings.
+type ContainerSyncConfig struct {
+	// Realms by name: clusters that agreed to sync with each other, which
+	// users name in X-Container-Sync-To as //realm/cluster/account/container.
+	// Empty in a one-machine cloud: realm "realm1" with this cluster as
+	// "name1" (Tempest's defaults) and a key generated in the data dir.
+	Realms map[string]SyncRealmConfig `yaml:"realms"`
+	// Current is this cluster as "//realm/cluster", marked in /info.
+	Current string `yaml:"current"`
+	// AllowedSyncHosts are the hosts full-URL X-Container-Sync-To values
+	// may name (Swift's allowed_sync_hosts; 127.0.0.1 when empty).
+	AllowedSyncHosts []string `yaml:"allowed_sync_hosts"`
+}
+
+// SyncRealmConfig is one sync realm.
+type SyncRealmConfig struct {
+	// Key signs sync requests; Key2 is accepted too, for key rotation.
+	Key  string `yaml:"key"`
+	Key2 string `yaml:"key2"`
+	// Clusters maps cluster names to proxy endpoints ("https://host/v1/").
+	Clusters map[string]string `yaml:"clusters"`
 }
 
 // StorageConfig configures a storage node.
@@ -61,6 +88,9 @@ type StorageConfig struct {
 	ExpirerInterval     time.Duration `yaml:"expirer_interval"`
 	UpdaterInterval     time.Duration `yaml:"updater_interval"`
 	AuditorInterval     time.Duration `yaml:"auditor_interval"`
+	// ContainerSyncInterval is the pause between container sync passes
+	// (0: 10 s in a one-machine cloud, else Swift's 5 min).
+	ContainerSyncInterval time.Duration `yaml:"container_sync_interval"`
 }
 
 func defaultObjectConfig() ObjectConfig {

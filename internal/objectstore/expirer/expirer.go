@@ -23,8 +23,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -115,28 +113,12 @@ func (e *Expirer) Run(ctx context.Context) {
 // ExpireOnce works through every due row of the local queue containers.
 func (e *Expirer) ExpireOnce(ctx context.Context) Stats {
 	var st Stats
-	for _, d := range e.cfg.ContainerRing.Devices() {
-		if d.Host() != e.cfg.LocalHost {
-			continue
-		}
-		dev := filepath.Join(e.cfg.DevicesRoot, d.Name)
-		if fi, err := os.Stat(dev); err != nil || !fi.IsDir() {
-			continue
-		}
-		dbs, err := server.ListDBs(dev, server.KindContainer)
-		if err != nil {
-			e.cfg.Logger.Error("list queue containers", "device", d.Name, "err", err)
-			continue
-		}
-		for _, f := range dbs {
-			if ctx.Err() != nil {
-				return st
-			}
+	server.EachLocalDB(ctx, e.cfg.ContainerRing, e.cfg.DevicesRoot, e.cfg.LocalHost, server.KindContainer, e.cfg.Logger,
+		func(_ ring.Device, f server.DBFile) {
 			if err := e.queue(ctx, f.Path, &st); err != nil {
 				e.cfg.Logger.Error("expirer queue", "db", f.Path, "err", err)
 			}
-		}
-	}
+		})
 	return st
 }
 

@@ -1,10 +1,11 @@
 // Package node runs one Swift storage node: the account, container and
 // object servers of internal/objectstore/server on their own listeners,
 // and the node's consistency daemons — object updater and auditor,
-// container updater, the object, container and account replicators and
-// the object expirer — on intervals. `nimbus storage` runs one per
-// storage host; `nimbus up` runs one inside the cloud, on device
-// directories in its data dir, and builds its rings on first start.
+// container updater, the object, container and account replicators, the
+// object expirer and container sync — on intervals. `nimbus storage`
+// runs one per storage host; `nimbus up` runs one inside the cloud, on
+// device directories in its data dir, and builds its rings on first
+// start.
 package node
 
 import (
@@ -20,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/containersync"
 	"github.com/nimbus-cloud/nimbus/internal/objectstore/expirer"
 	"github.com/nimbus-cloud/nimbus/internal/objectstore/replicator"
 	"github.com/nimbus-cloud/nimbus/internal/objectstore/ring"
@@ -52,6 +54,13 @@ type Config struct {
 	MountCheck bool
 	// Intervals of the daemons; zero takes each daemon's default.
 	ReplicationInterval, ExpirerInterval, UpdaterInterval, AuditorInterval time.Duration
+	// ContainerSyncInterval is the pause between container sync passes
+	// (Swift's 300 s when zero).
+	ContainerSyncInterval time.Duration
+	// SyncRealms and AllowedSyncHosts decide where containers may sync to
+	// (see containersync.ValidateSyncTo); the proxies need the same.
+	SyncRealms       *containersync.Realms
+	AllowedSyncHosts []string
 	// Logger receives operational logs.
 	Logger *slog.Logger
 }
@@ -67,6 +76,7 @@ type Node struct {
 	ContainerReplicator *replicator.Databases
 	AccountReplicator   *replicator.Databases
 	Expirer             *expirer.Expirer
+	ContainerSync       *containersync.Syncer
 	// ObjectHost, ContainerHost and AccountHost are the servers'
 	// ip:port as in the rings.
 	ObjectHost, ContainerHost, AccountHost string
@@ -200,6 +210,11 @@ func Start(cfg Config, ls *Listeners) (_ *Node, err error) {
 		n.Expirer, err = expirer.New(expirer.Config{DevicesRoot: cfg.DevicesRoot, ContainerRing: rings[1], ObjectRing: rings[0],
 			LocalHost: n.ContainerHost, Interval: cfg.ExpirerInterval, Logger: log})
 	}
+	if err == nil {
+		n.ContainerSync, err = containersync.New(containersync.Config{DevicesRoot: cfg.DevicesRoot, ContainerRing: rings[1],
+			ObjectRing: rings[0], LocalHost: n.ContainerHost, Realms: cfg.SyncRealms, AllowedSyncHosts: cfg.AllowedSyncHosts,
+			Interval: cfg.ContainerSyncInterval, Logger: log})
+	}
 	if err != nil {
 		n.Containers.Close()
 		n.Accounts.Close()
@@ -212,7 +227,7 @@ func Start(cfg Config, ls *Listeners) (_ *Node, err error) {
 	n.cancel = cancel
 	for _, run := range []func(context.Context){
 		n.Objects.RunUpdater, n.Objects.RunAuditor, n.Containers.RunUpdater,
-		n.ObjectReplicator.Run, n.ContainerReplicator.Run, n.AccountReplicator.Run, n.Expirer.Run,
+		n.ObjectReplicator.Run, n.ContainerReplicator.Run, n.AccountReplicator.Run, n.Expirer.Run, n.ContainerSync.Run,
 		func(ctx context.Context) { reloadRings(ctx, rings[:], log) },
 	} {
 		n.wg.Add(1)

@@ -27,7 +27,17 @@ func parseContainerACL(v string) containerACL {
 			continue
 		}
 		if i := strings.IndexByte(e, ':'); i > 0 && (e[:i] == ".r" || e[:i] == ".ref" || e[:i] == ".referer" || e[:i] == ".referrer") {
-			a.referrers = append(a.referrers, strings.TrimSpace(e[i+1:]))
+			// "*.example.com" means ".example.com" (the domain and its
+			// subdomains), as Swift's clean_acl rewrites it.
+			m := strings.TrimSpace(e[i+1:])
+			neg, host := "", m
+			if rest, ok := strings.CutPrefix(m, "-"); ok {
+				neg, host = "-", strings.TrimSpace(rest)
+			}
+			if host != "*" && strings.HasPrefix(host, "*") {
+				host = strings.TrimSpace(host[1:])
+			}
+			a.referrers = append(a.referrers, neg+host)
 			continue
 		}
 		if e == ".rlistings" {
@@ -67,12 +77,12 @@ func (a containerACL) referrerAllowed(referer string) bool {
 // level) names the caller: "<project-id>:<user-id>" with "*" wildcards
 // for either part, names in the default domain for compatibility, or a
 // role the caller holds in the account's own project.
-func (p *Proxy) grants(grantees []string, id *api.Identity, account string) bool {
+// Names match only when names says they may (see namesAllowed).
+func (p *Proxy) grants(grantees []string, id *api.Identity, account string, names bool) bool {
 	if id == nil {
 		return false
 	}
 	inAccount := account == p.cfg.ResellerPrefix+id.ProjectID
-	defaultDomain := id.ProjectDomainID == "default" && id.UserDomainID == "default"
 	for _, g := range grantees {
 		proj, user, pair := strings.Cut(g, ":")
 		if !pair {
@@ -81,13 +91,38 @@ func (p *Proxy) grants(grantees []string, id *api.Identity, account string) bool
 			}
 			continue
 		}
-		projOK := proj == "*" || proj == id.ProjectID || (defaultDomain && proj == id.ProjectName)
-		userOK := user == "*" || user == id.UserID || (defaultDomain && user == id.UserName)
+		projOK := proj == "*" || proj == id.ProjectID || (names && proj == id.ProjectName)
+		userOK := user == "*" || user == id.UserID || (names && user == id.UserName)
 		if projOK && userOK && id.ProjectID != "" {
 			return true
 		}
 	}
 	return false
+}
+
+// inDefaultDomain reports whether the caller's user and project are in
+// the default domain, where names are unique enough to appear in ACLs.
+func inDefaultDomain(id *api.Identity) bool {
+	return id.ProjectDomainID == "default" && id.UserDomainID == "default"
+}
+
+// namesAllowed is keystoneauth's _is_name_allowed_in_acl: names in a
+// container ACL count only when the caller and the account's project are
+// all in the default domain (a project name means nothing across
+// domains). The account's domain is the one recorded when it was made.
+func (p *Proxy) namesAllowed(q *request, id *api.Identity) (bool, error) {
+	if id == nil || !inDefaultDomain(id) {
+		return false, nil
+	}
+	if q.account == p.cfg.ResellerPrefix+id.ProjectID {
+		return true, nil
+	}
+	ai, err := p.accountInfo(q, q.account)
+	if err != nil {
+		return false, err
+	}
+	d := ai.header.Get(projectDomainSysmeta)
+	return ai.exists && (d == "" || d == "default"), nil
 }
 
 func hasRoleFold(id *api.Identity, role string) bool {
@@ -160,11 +195,11 @@ func (p *Proxy) level(stored string, id *api.Identity, account string) accessLev
 		return accessNone
 	}
 	switch {
-	case p.grants(a.Admin, id, account):
+	case p.grants(a.Admin, id, account, inDefaultDomain(id)):
 		return accessAdmin
-	case p.grants(a.ReadWrite, id, account):
+	case p.grants(a.ReadWrite, id, account, inDefaultDomain(id)):
 		return accessReadWrite
-	case p.grants(a.ReadOnly, id, account):
+	case p.grants(a.ReadOnly, id, account, inDefaultDomain(id)):
 		return accessReadOnly
 	}
 	return accessNone

@@ -117,14 +117,19 @@ func (p *Proxy) allowed(q *request, method, container string) (bool, error) {
 	if err != nil || !ci.exists {
 		return false, err
 	}
+	header := "X-Container-Write"
 	if isRead(method) {
 		acl := parseContainerACL(ci.header.Get("X-Container-Read"))
 		if acl.referrerAllowed(q.r.Referer()) && (q.object != "" || acl.rlistings) {
 			return true, nil
 		}
-		return p.grants(acl.grantees, id, q.account), nil
+		header = "X-Container-Read"
 	}
-	return p.grants(parseContainerACL(ci.header.Get("X-Container-Write")).grantees, id, q.account), nil
+	names, err := p.namesAllowed(q, id)
+	if err != nil {
+		return false, err
+	}
+	return p.grants(parseContainerACL(ci.header.Get(header)).grantees, id, q.account, names), nil
 }
 
 func (p *Proxy) isOperator(id *api.Identity) bool {

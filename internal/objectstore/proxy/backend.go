@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -168,6 +169,12 @@ type answer struct {
 // nodes while a primary is down. headers gives each slot its headers
 // (they differ in the X-Container-*/X-Account-* update targets).
 func (p *Proxy) write(ctx context.Context, pl placement, method, names string, headers func(slot int) http.Header) []answer {
+	return p.writeBody(ctx, pl, method, names, headers, nil)
+}
+
+// writeBody is write with a small body held in memory (empty for none),
+// sent whole to each node and again to a handoff that replaces one.
+func (p *Proxy) writeBody(ctx context.Context, pl placement, method, names string, headers func(slot int) http.Header, body []byte) []answer {
 	hand := p.newHandoffs(pl)
 	defer hand.close()
 	out := make([]answer, len(pl.primaries))
@@ -184,7 +191,11 @@ func (p *Proxy) write(ctx context.Context, pl placement, method, names string, h
 						return
 					}
 				}
-				resp, err := p.send(ctx, method, cur, pl.part, names, "", h, nil, 0)
+				var rd io.Reader
+				if len(body) > 0 {
+					rd = bytes.NewReader(body)
+				}
+				resp, err := p.send(ctx, method, cur, pl.part, names, "", h, rd, int64(len(body)))
 				if err == nil && usable(resp) {
 					out[slot] = answer{status: resp.StatusCode, header: resp.Header}
 					discard(resp)

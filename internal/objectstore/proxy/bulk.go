@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/containersync"
 )
 
 // Bulk operations (Swift's bulk middleware): ?bulk-delete deletes a
@@ -107,14 +109,15 @@ func bulkBody(format string, fields []bulkField, errs [][2]string, rootTag strin
 	return sb.String()
 }
 
-// startBulkResponse sends the 200 and flushes it, so the client sees the
-// request is being worked on (and the body is chunked, as Swift's).
-func startBulkResponse(q *request, format string) {
+// startStreamedResponse sends status and flushes it, so the client sees
+// the request is being worked on (and the body is chunked, as Swift's);
+// the outcome follows in the body.
+func startStreamedResponse(q *request, status int, format string) {
 	rc := http.NewResponseController(q.w)
-	// The request body (archive, delete list) is still to be read.
+	// The request body (archive, delete list) may still be to be read.
 	_ = rc.EnableFullDuplex()
 	q.w.Header().Set("Content-Type", format)
-	q.w.WriteHeader(http.StatusOK)
+	q.w.WriteHeader(status)
 	_ = rc.Flush()
 }
 
@@ -134,18 +137,7 @@ func errorStatus(err error) int {
 
 // pyQuote escapes a name as Python's urllib quote with "/" safe, which is
 // how Swift names objects in bulk and SLO error lists.
-func pyQuote(s string) string {
-	var sb strings.Builder
-	for _, b := range []byte(s) {
-		switch {
-		case b >= 'a' && b <= 'z', b >= 'A' && b <= 'Z', b >= '0' && b <= '9', strings.IndexByte("_.-~/", b) >= 0:
-			sb.WriteByte(b)
-		default:
-			fmt.Fprintf(&sb, "%%%02X", b)
-		}
-	}
-	return sb.String()
-}
+func pyQuote(s string) string { return containersync.Quote(s) }
 
 // deleteTarget is one object or container a bulk delete removes; errText
 // set means it failed before the delete (an SLO manifest that could not
@@ -196,7 +188,7 @@ func (p *Proxy) bulkDelete(q *request) error {
 // Swift's bulk delete summary.
 func (p *Proxy) runDeletes(q *request, targets []deleteTarget) error {
 	format := bulkFormat(q.r)
-	startBulkResponse(q, format)
+	startStreamedResponse(q, http.StatusOK, format)
 	deleted, notFound := 0, 0
 	var failed [][2]string
 	status, body := "200 OK", ""
@@ -300,7 +292,7 @@ func (p *Proxy) extractArchive(q *request, kind string) error {
 		return errText(http.StatusBadRequest, "Unsupported archive format")
 	}
 	format := bulkFormat(q.r)
-	startBulkResponse(q, format)
+	startStreamedResponse(q, http.StatusOK, format)
 	mw := p.cfg.Middlewares
 	created := 0
 	var failed [][2]string

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nimbus-cloud/nimbus/internal/api"
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/containersync"
 )
 
 // Constraints are Swift's [swift-constraints]: the limits the proxy
@@ -124,6 +125,18 @@ type Config struct {
 	// queue containers (86400 s).
 	ExpiringObjectsDivisor int64
 
+	// SyncRealms are the container sync realms (Swift's
+	// container-sync-realms.conf): X-Container-Sync-To values of the form
+	// //realm/cluster/account/container must name one of their clusters,
+	// and incoming sync requests are checked with their keys.
+	SyncRealms *containersync.Realms
+	// SyncCluster is this cluster, "//realm/cluster", marked current in
+	// /info (Swift's container_sync "current").
+	SyncCluster string
+	// AllowedSyncHosts are the hosts a full-URL X-Container-Sync-To may
+	// name (Swift's allowed_sync_hosts; 127.0.0.1 when nil).
+	AllowedSyncHosts []string
+
 	// Middlewares configures SLO, temp URLs, form posts, static web,
 	// bulk operations, versioning, quotas, crossdomain and healthcheck;
 	// all are on by default.
@@ -157,6 +170,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ResellerAdminRole == "" {
 		c.ResellerAdminRole = "ResellerAdmin"
 	}
+	if c.AllowedSyncHosts == nil {
+		c.AllowedSyncHosts = []string{"127.0.0.1"}
+	}
 	c.Constraints = c.Constraints.withDefaults()
 	c.Middlewares = c.Middlewares.withDefaults()
 	if c.ConnTimeout <= 0 {
@@ -185,9 +201,14 @@ func (c Config) withDefaults() (Config, error) {
 			// refuses the write is replaced by a handoff before any body
 			// byte is sent.
 			ExpectContinueTimeout: c.NodeTimeout,
-			MaxIdleConnsPerHost:   32,
-			IdleConnTimeout:       90 * time.Second,
-			DisableCompression:    true,
+			// A storage host serves all its devices on one address, so
+			// each client request in flight holds up to a replica count
+			// of connections to it; an idle pool below that re-dials
+			// (one TCP connection per object PUT at 16 clients and 3
+			// replicas with the old 32).
+			MaxIdleConnsPerHost: 256,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
 		}}
 	}
 	if c.Logger == nil {

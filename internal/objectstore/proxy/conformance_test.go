@@ -47,19 +47,20 @@ func TestStoragePolicyHeaders(t *testing.T) {
 	}
 }
 
-// TestContainerSyncToRefused checks that a sync target is refused (there
-// is no container sync daemon) while removing one and setting only the
-// sync key still work.
-func TestContainerSyncToRefused(t *testing.T) {
+// TestContainerSyncTo checks Swift's validation of sync targets: with no
+// realms configured, a realm target is refused, a full URL only for an
+// allowed host; removing a target and setting only the sync key work.
+func TestContainerSyncTo(t *testing.T) {
 	c := newCluster(t, nil)
 	expect(t, c.do(t, "PUT", "a", ownerToken, nil, ""), http.StatusCreated, "container put")
-	for _, to := range []string{"//realm1/name1/AUTH_p2/b", "http://127.0.0.1:8080/v1/AUTH_p2/b"} {
+	for _, to := range []string{"//realm1/name1/AUTH_p2/b", "http://10.1.2.3:8080/v1/AUTH_p2/b"} {
 		expect(t, c.do(t, "POST", "a", ownerToken, map[string]string{"X-Container-Sync-To": to}, ""), http.StatusBadRequest, "sync to "+to)
 		expect(t, c.do(t, "PUT", "b", ownerToken, map[string]string{"X-Container-Sync-To": to}, ""), http.StatusBadRequest, "put with sync to "+to)
 	}
+	expect(t, c.do(t, "POST", "a", ownerToken, map[string]string{"X-Container-Sync-To": "http://127.0.0.1:8080/v1/AUTH_p2/b"}, ""), http.StatusNoContent, "allowed host")
 	expect(t, c.do(t, "POST", "a", ownerToken, map[string]string{"X-Container-Sync-Key": "secret", "X-Container-Sync-To": ""}, ""), http.StatusNoContent, "sync key only")
-	if r := c.do(t, "HEAD", "a", ownerToken, nil, ""); r.header.Get("X-Container-Sync-Key") != "secret" {
-		t.Fatalf("sync key not stored: %v", r.header)
+	if r := c.do(t, "HEAD", "a", ownerToken, nil, ""); r.header.Get("X-Container-Sync-Key") != "secret" || r.header.Get("X-Container-Sync-To") != "" {
+		t.Fatalf("sync settings: %v", r.header)
 	}
 }
 

@@ -68,7 +68,7 @@ func (p *Proxy) containerWrite(q *request) error {
 	if err := checkWriteACL(q.r.Header.Get("X-Container-Write")); err != nil {
 		return err
 	}
-	if err := checkSyncTo(q.r.Header.Get("X-Container-Sync-To")); err != nil {
+	if err := p.checkSyncTo(q); err != nil {
 		return err
 	}
 	if v := q.r.Header.Get("X-Storage-Policy"); v != "" && method == http.MethodPut && !strings.EqualFold(v, swiftfmt.DefaultPolicyName) {
@@ -114,18 +114,6 @@ func (p *Proxy) containerWrite(q *request) error {
 	p.infos.drop(q.account)
 	writeStatus(q, status, hdr)
 	return nil
-}
-
-// checkSyncTo refuses a container sync target. Nimbus runs no container
-// sync daemon and knows no sync realms, so a stored X-Container-Sync-To
-// would promise copies that never happen; Swift likewise answers 400 for
-// a target its realms or allowed_sync_hosts do not cover. An empty value
-// (which removes the setting) and X-Container-Sync-Key alone are accepted.
-func checkSyncTo(v string) error {
-	if strings.TrimRight(v, "/") == "" {
-		return nil
-	}
-	return errText(http.StatusBadRequest, "Container sync is not supported by this cluster (no sync realms or sync hosts)")
 }
 
 // checkWriteACL refuses referrer elements in X-Container-Write, which

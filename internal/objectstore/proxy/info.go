@@ -44,6 +44,9 @@ func (p *Proxy) info(q *request) error {
 	sections["swift"] = swift
 	sections["keystoneauth"] = map[string]any{}
 	sections["dlo"] = map[string]any{"max_get_time": 86400}
+	if !p.cfg.Middlewares.DisableContainerSync {
+		sections["container_sync"] = p.syncInfo()
+	}
 	body, err := json.Marshal(sections)
 	if err != nil {
 		return fmt.Errorf("encode /info: %w", err)

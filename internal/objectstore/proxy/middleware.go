@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Middlewares configures the features Swift implements as proxy
@@ -16,6 +17,9 @@ type Middlewares struct {
 	DisableBulk, DisableVersionedWrites                           bool
 	DisableAccountQuotas, DisableContainerQuotas                  bool
 	DisableCrossDomain, DisableHealthcheck                        bool
+	// DisableContainerSync refuses X-Container-Sync-To and sync requests
+	// and drops container_sync from /info.
+	DisableContainerSync bool
 
 	// SLOMaxManifestSegments bounds the segments of one manifest (1000);
 	// SLOMaxManifestSize bounds its JSON body (8 MiB).
@@ -79,7 +83,7 @@ func (m Middlewares) info() map[string]any {
 	add(m.DisableSLO, "slo", map[string]any{
 		"max_manifest_segments": m.SLOMaxManifestSegments,
 		"max_manifest_size":     m.SLOMaxManifestSize,
-		"yield_frequency":       10,
+		"yield_frequency":       int(sloYieldFrequency / time.Second),
 		"min_segment_size":      1,
 		"allow_async_delete":    false,
 	})

@@ -12,7 +12,9 @@ func (p *Proxy) objectRequest(q *request) error {
 	case http.MethodGet, http.MethodHead:
 		return p.objectGet(q)
 	case http.MethodPut:
-		if !p.cfg.Middlewares.DisableSLO && q.r.Header.Get(sloHeader) != "" && !p.isSLOPut(q) {
+		// A synced SLO manifest arrives in its stored form, maybe before
+		// its segments; Swift's slo_override stores it as it is.
+		if !p.cfg.Middlewares.DisableSLO && q.r.Header.Get(sloHeader) != "" && !p.isSLOPut(q) && !q.synced {
 			return errText(http.StatusBadRequest, "X-Static-Large-Object is a reserved header. To create a static large object add query param multipart-manifest=put.")
 		}
 		if q.r.Header.Get("X-Copy-From") != "" {
@@ -48,9 +50,21 @@ func isReadHeader(k string) bool {
 func (p *Proxy) objectGet(q *request) error {
 	h := p.backendHeaders(q, "")
 	copyHeaders(h, q.r.Header, isReadHeader)
-	resp, err := p.readAny(q, place(p.rings.object, q.account, q.container, q.object), q.names(), "", h)
+	pl := place(p.rings.object, q.account, q.container, q.object)
+	resp, err := p.readAny(q, pl, q.names(), "", h)
 	if err != nil {
 		return err
+	}
+	if (resp.StatusCode == http.StatusPartialContent || resp.StatusCode == http.StatusRequestedRangeNotSatisfiable) &&
+		(isDLO(q, resp) || p.isSLO(q, resp)) {
+		// The object server applied the range to the manifest's own body;
+		// the large object needs the manifest whole, with its real
+		// content type (Swift's slo refetches it the same way).
+		discard(resp)
+		h.Del("Range")
+		if resp, err = p.readAny(q, pl, q.names(), "", h); err != nil {
+			return err
+		}
 	}
 	if isDLO(q, resp) {
 		discard(resp)

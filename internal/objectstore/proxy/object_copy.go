@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -140,6 +142,19 @@ func (p *Proxy) copyObject(q *request, src, dst [3]string) error {
 		return err
 	}
 	defer resp.Body.Close()
+	if dst[0] != src[0] && p.multipartManifest(q) == "get" && trueValue(resp.Header.Get(sloHeader)) {
+		// The manifest itself goes to another account, where its paths
+		// name that account's segments: they are checked there, as
+		// Swift's slo checks a manifest PUT.
+		body, err := io.ReadAll(io.LimitReader(resp.Body, p.cfg.Middlewares.SLOMaxManifestSize+1))
+		if err != nil {
+			return fmt.Errorf("read manifest %s/%s/%s: %w", src[0], src[1], src[2], err)
+		}
+		if err := p.checkManifestSegments(q, dst[0], body); err != nil {
+			return err
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+	}
 	h := storedHeaders(resp)
 	if strings.EqualFold(q.r.Header.Get("X-Fresh-Metadata"), "true") {
 		for k := range h {

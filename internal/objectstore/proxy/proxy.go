@@ -75,6 +75,11 @@ type request struct {
 	// signedContainer: the temp URL was signed with this container's key,
 	// which vouches for that container only ("" for an account key).
 	signedContainer string
+	// synced: a container-sync daemon's request, authorized by its
+	// signature (or sync key); syncTimestamp is its X-Timestamp, which
+	// its writes keep instead of the proxy's.
+	synced        bool
+	syncTimestamp string
 }
 
 // ctx is the request's context.
@@ -144,11 +149,19 @@ func (p *Proxy) serve(q *request) error {
 	if err := p.corsResponse(q); err != nil {
 		return err
 	}
-	// Temp URLs and form posts carry their own signed authorization, so
-	// they come before tokens, as in Swift's pipeline.
-	signed, err := p.tempURL(q)
+	// Container sync requests, temp URLs and form posts carry their own
+	// signed authorization, so they come before tokens, as in Swift's
+	// pipeline.
+	synced, err := p.syncAuthorize(q)
 	if err != nil {
 		return err
+	}
+	q.synced = synced
+	signed := synced
+	if !synced {
+		if signed, err = p.tempURL(q); err != nil {
+			return err
+		}
 	}
 	if !signed && p.isFormPost(q) {
 		return p.formPost(q)
@@ -224,10 +237,14 @@ func methodNotAllowed(allow string) error {
 }
 
 // backendHeaders starts the headers of a request to storage servers: the
-// proxy's timestamp for writes, and the transaction id for their logs.
+// proxy's timestamp for writes, and the transaction id for their logs. A
+// container-sync write keeps the timestamp of the original it copies.
 func (p *Proxy) backendHeaders(q *request, timestamp string) http.Header {
 	h := http.Header{}
 	h.Set("X-Trans-Id", q.transID)
+	if timestamp != "" && q.syncTimestamp != "" {
+		timestamp = q.syncTimestamp
+	}
 	if timestamp != "" {
 		h.Set("X-Timestamp", timestamp)
 	}

@@ -268,6 +268,26 @@ func (p *Proxy) sloPut(q *request) error {
 	if len(inputs) == 0 {
 		return errText(http.StatusBadRequest, "Manifest must have at least one segment.\n")
 	}
+	if v := q.r.Header.Get("If-None-Match"); v != "" && v != "*" {
+		return errText(http.StatusBadRequest, "If-None-Match only supports *")
+	}
+	// With heartbeat=on the client gets 202 at once and a space every
+	// yield_frequency while the segments are checked, then the outcome in
+	// the body, as Swift's slo answers long manifest uploads.
+	var beat func()
+	format := bulkFormat(q.r)
+	if trueValue(q.r.URL.Query().Get("heartbeat")) {
+		startStreamedResponse(q, http.StatusAccepted, format)
+		last := time.Time{}
+		beat = func() {
+			if time.Since(last) >= sloYieldFrequency {
+				last = time.Now()
+				_, _ = io.WriteString(q.w, " ")
+				_ = http.NewResponseController(q.w).Flush()
+			}
+		}
+		beat()
+	}
 	var problems [][2]string
 	var stored []sloSegment
 	var total int64
@@ -282,6 +302,9 @@ func (p *Proxy) sloPut(q *request) error {
 			continue
 		}
 		seg, length, problem := p.checkSegment(q, in, i == len(inputs)-1)
+		if beat != nil {
+			beat()
+		}
 		problems = append(problems, problem...)
 		if len(problem) > 0 {
 			continue
@@ -295,12 +318,16 @@ func (p *Proxy) sloPut(q *request) error {
 		}
 	}
 	if len(problems) > 0 {
-		format := bulkFormat(q.r)
-		return &swiftError{status: http.StatusBadRequest, body: bulkBody(format, nil, problems, "upload"),
-			header: http.Header{"Content-Type": {format}}}
+		if beat != nil {
+			return heartbeatOutcome(q, format, http.StatusBadRequest, nil, problems)
+		}
+		return segmentProblems(format, problems)
 	}
 	sloEtag := hex.EncodeToString(etag.Sum(nil))
 	if want := strings.Trim(q.r.Header.Get("Etag"), `"`); want != "" && want != sloEtag {
+		if beat != nil {
+			return heartbeatOutcome(q, format, http.StatusUnprocessableEntity, nil, nil)
+		}
 		return errStatus(http.StatusUnprocessableEntity)
 	}
 	manifest, err := json.Marshal(stored)
@@ -316,14 +343,56 @@ func (p *Proxy) sloPut(q *request) error {
 	h.Set(sloHeader, "True")
 	h.Set(sloEtagSysmeta, sloEtag)
 	h.Set(sloSizeSysmeta, strconv.FormatInt(total, 10))
-	h.Del("If-None-Match")
+	names := [3]string{q.account, q.container, q.object}
+	if beat != nil {
+		status, ts, err := p.storeManifest(q, names, h, manifest)
+		if err != nil {
+			status = errorStatus(err)
+		}
+		var fields []bulkField
+		if status == http.StatusCreated {
+			fields = []bulkField{{"Etag", `"` + sloEtag + `"`}, {"Last Modified", lastModified(ts)}}
+		}
+		return heartbeatOutcome(q, format, status, fields, nil)
+	}
 	// Clients see the large object's ETag, not the manifest body's.
 	onHeaders(q, func(status int, rh http.Header) {
 		if status == http.StatusCreated {
 			rh.Set("Etag", `"`+sloEtag+`"`)
 		}
 	})
-	return p.putObject(q, [3]string{q.account, q.container, q.object}, h, bytes.NewReader(manifest), int64(len(manifest)), nil)
+	return p.putObject(q, names, h, bytes.NewReader(manifest), int64(len(manifest)), nil)
+}
+
+// sloYieldFrequency is how often a heartbeating manifest upload sends a
+// space (Swift's yield_frequency, which /info announces).
+const sloYieldFrequency = 10 * time.Second
+
+// storeManifest stores a checked manifest as putObject does, for a
+// heartbeating upload whose response is already out.
+func (p *Proxy) storeManifest(q *request, names [3]string, h http.Header, manifest []byte) (int, string, error) {
+	if err := p.checkQuotas(q, names, int64(len(manifest))); err != nil {
+		return 0, "", err
+	}
+	if err := p.versionBeforeWrite(q, names); err != nil {
+		return 0, "", err
+	}
+	status, _, ts, err := p.storeObject(q, names, h, bytes.NewReader(manifest), int64(len(manifest)))
+	return status, ts, err
+}
+
+// heartbeatOutcome ends a heartbeating manifest upload: a blank line, then
+// the status, body and fields (the ETag and Last-Modified of a stored
+// manifest) with the segment problems, in the client's format.
+func heartbeatOutcome(q *request, format string, status int, fields []bulkField, problems [][2]string) error {
+	body := ""
+	if status/100 != 2 {
+		r := reasons[status]
+		body = r[0] + "\n" + r[1]
+	}
+	fields = append(fields, bulkField{"Response Status", statusLine(status)}, bulkField{"Response Body", body})
+	_, _ = io.WriteString(q.w, "\r\n\r\n"+bulkBody(format, fields, problems, "upload"))
+	return nil
 }
 
 // checkSegment HEADs one segment and checks it against its entry.
@@ -382,6 +451,36 @@ func (p *Proxy) checkSegment(q *request, in sloInput, last bool) (sloSegment, in
 		problems = append(problems, [2]string{quoted, "Etag Mismatch"})
 	}
 	return seg, length, problems
+}
+
+// checkManifestSegments checks a stored manifest's segments in account
+// as sloPut checks an uploaded one's; problems are a 400 listing them.
+func (p *Proxy) checkManifestSegments(q *request, account string, manifest []byte) error {
+	var segs []sloSegment
+	if err := json.Unmarshal(manifest, &segs); err != nil {
+		return errText(http.StatusBadRequest, "Manifest must be valid JSON.\n")
+	}
+	in := *q
+	in.account = account
+	var problems [][2]string
+	for i, s := range segs {
+		if s.Data != "" {
+			continue
+		}
+		size, etag := s.Bytes, s.Hash
+		_, _, problem := p.checkSegment(&in, sloInput{path: s.Name, etag: &etag, size: &size, rngIn: s.Range}, i == len(segs)-1)
+		problems = append(problems, problem...)
+	}
+	if len(problems) > 0 {
+		return segmentProblems(bulkFormat(q.r), problems)
+	}
+	return nil
+}
+
+// segmentProblems is the 400 answer listing a manifest's bad segments.
+func segmentProblems(format string, problems [][2]string) error {
+	return &swiftError{status: http.StatusBadRequest, body: bulkBody(format, nil, problems, "upload"),
+		header: http.Header{"Content-Type": {format}}}
 }
 
 // serveSLO answers a GET or HEAD of a manifest as the large object.
@@ -463,6 +562,13 @@ func (p *Proxy) sloPieces(q *request, segs []sloSegment, depth int) ([]piece, er
 		cont, obj, _ := strings.Cut(strings.TrimLeft(s.Name, "/"), "/")
 		if !checked[cont] {
 			if err := p.authorizePeer(q, [3]string{q.account, cont, obj}, http.MethodGet); err != nil {
+				// A segment the caller may not read makes the large
+				// object unservable: Swift's slo answers 409, as for
+				// any segment that cannot be fetched.
+				if s := errorStatus(err); s == http.StatusUnauthorized || s == http.StatusForbidden {
+					return nil, errText(http.StatusConflict, fmt.Sprintf("While processing manifest /%s/%s/%s, got %s while retrieving /%s/%s",
+						q.account, q.container, q.object, statusLine(s), cont, obj))
+				}
 				return nil, err
 			}
 			checked[cont] = true
@@ -520,6 +626,9 @@ func (p *Proxy) serveSLOManifest(q *request, resp *http.Response) (bool, error) 
 	if p.multipartManifest(q) != "get" || !trueValue(resp.Header.Get(sloHeader)) || resp.StatusCode != http.StatusOK {
 		return false, nil
 	}
+	// The stored JSON is shown as JSON; format=raw, the form a PUT takes,
+	// keeps the manifest's own content type, as Swift's slo does.
+	storedType := resp.Header.Get("Content-Type")
 	resp.Header.Set("Content-Type", "application/json; charset=utf-8")
 	if q.r.URL.Query().Get("format") != "raw" {
 		return false, nil
@@ -551,7 +660,7 @@ func (p *Proxy) serveSLOManifest(q *request, resp *http.Response) (bool, error) 
 		}
 	}
 	q.w.Header().Set("Etag", hex.EncodeToString(sum[:]))
-	writeBody(q.w, q.r, http.StatusOK, "application/json; charset=utf-8", string(body))
+	writeBody(q.w, q.r, http.StatusOK, storedType, string(body))
 	return true, nil
 }
 

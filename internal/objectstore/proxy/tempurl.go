@@ -157,8 +157,14 @@ func (p *Proxy) tempURL(q *request) (signed bool, err error) {
 	if !valid {
 		return false, tempURLInvalid(q)
 	}
-	if q.r.Method == http.MethodPut && q.r.Header.Get("X-Object-Manifest") != "" {
-		return false, errText(http.StatusBadRequest, "The header 'X-Object-Manifest' is not allowed in a temp URL request")
+	// Writes through a temp URL may not point at other objects (Swift's
+	// DISALLOWED_INCOMING_HEADERS): the signature covers this object only.
+	if q.r.Method != http.MethodGet && q.r.Method != http.MethodHead && q.r.Method != http.MethodOptions {
+		for _, k := range []string{"X-Object-Manifest", "X-Symlink-Target", "X-Copy-From"} {
+			if _, set := q.r.Header[k]; set {
+				return false, errText(http.StatusBadRequest, "The header '"+k+"' is not allowed in this tempurl")
+			}
+		}
 	}
 	q.signed = true
 	q.r.Header.Del("X-Timestamp")

@@ -121,3 +121,28 @@ func BenchmarkObjectGet4KParallel16(b *testing.B) {
 		return nil
 	})
 }
+
+// BenchmarkContainerUpdateParallel16 sends object rows to one container
+// at concurrency 16, as the object servers do during uploads into one
+// container; the rows are group-committed.
+func BenchmarkContainerUpdateParallel16(b *testing.B) {
+	n := newNode(b)
+	n.putContainer(b, "a", "c")
+	runParallel16(b, func(client *http.Client, i int64) error {
+		req, _ := http.NewRequest("PUT", fmt.Sprintf("%s/sda/1/a/c/o%d", n.contURL, i), http.NoBody)
+		req.Header.Set("X-Timestamp", n.ts())
+		req.Header.Set("X-Size", "4096")
+		req.Header.Set("X-Content-Type", "application/octet-stream")
+		req.Header.Set("X-Etag", "d41d8cd98f00b204e9800998ecf8427e")
+		res, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != 201 {
+			return fmt.Errorf("status %d", res.StatusCode)
+		}
+		return nil
+	})
+}

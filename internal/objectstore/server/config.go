@@ -109,7 +109,11 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Client == nil {
 		c.Client = &http.Client{Transport: &http.Transport{
-			MaxIdleConnsPerHost: 16,
+			// Every object write sends its container update at once, and
+			// a node's devices share one container server address: a
+			// smaller idle pool than the writes in flight closes and
+			// re-dials a connection per update under load.
+			MaxIdleConnsPerHost: 256,
 			IdleConnTimeout:     90 * time.Second,
 		}}
 	}

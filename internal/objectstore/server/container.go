@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -15,7 +14,8 @@ import (
 
 // containerSchema is modelled on Swift's container database: one stat row
 // and one row per object name (tombstoned rows keep deleted = 1 so that
-// replication and late updates merge by timestamp).
+// replication and late updates merge by timestamp). The stat row also
+// keeps the container sync daemon's progress (see sync_points.go).
 var containerSchema = []string{
 	`CREATE TABLE container_stat (
 		account TEXT NOT NULL,
@@ -34,7 +34,10 @@ var containerSchema = []string{
 		account_partition TEXT NOT NULL DEFAULT '',
 		account_device TEXT NOT NULL DEFAULT '',
 		storage_policy_index INTEGER NOT NULL DEFAULT 0,
-		metadata TEXT NOT NULL DEFAULT ''
+		metadata TEXT NOT NULL DEFAULT '',
+		x_container_sync_point1 INTEGER NOT NULL DEFAULT -1,
+		x_container_sync_point2 INTEGER NOT NULL DEFAULT -1,
+		x_container_sync_points_for TEXT NOT NULL DEFAULT ''
 	)`,
 	`CREATE TABLE object (
 		ROWID INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -47,6 +50,7 @@ var containerSchema = []string{
 		storage_policy_index INTEGER NOT NULL DEFAULT 0
 	)`,
 	`CREATE INDEX ix_object_deleted_name ON object (deleted, name)`,
+	objectRowMovesTrigger,
 }
 
 // isContainerMeta reports whether a header is container metadata kept in
@@ -181,12 +185,8 @@ func (s *ContainerServer) putObject(w http.ResponseWriter, r *http.Request, t ta
 			return err
 		}
 	}
-	db, release, err := s.open(t)
-	if err != nil {
-		return err
-	}
-	defer release()
-	if err := mergeObjectRow(r.Context(), db, t.sub, ts, size, ctype, etag, deleted); err != nil {
+	row := objectRow{name: t.sub, ts: ts, size: size, ctype: ctype, etag: etag, deleted: deleted}
+	if err := s.commitObjectRow(r.Context(), t, row); err != nil {
 		return err
 	}
 	s.markDirty(t.dbPath())
@@ -200,53 +200,7 @@ func (s *ContainerServer) putObject(w http.ResponseWriter, r *http.Request, t ta
 
 // mergeObjectRow applies one object update with last-write-wins.
 func mergeObjectRow(ctx context.Context, db *sql.DB, name string, ts Timestamp, size int64, ctype, etag string, deleted bool) error {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("merge object row: %w", err)
-	}
-	defer tx.Rollback()
-	var oldTS string
-	var oldSize, oldDeleted int64
-	err = tx.QueryRowContext(ctx, `SELECT created_at, size, deleted FROM object WHERE name = ?`, name).Scan(&oldTS, &oldSize, &oldDeleted)
-	del := int64(0)
-	if deleted {
-		del = 1
-	}
-	var dCount, dBytes int64
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		if _, err := tx.ExecContext(ctx, `INSERT INTO object (name, created_at, size, content_type, etag, deleted) VALUES (?, ?, ?, ?, ?, ?)`,
-			name, ts.Internal(), size, ctype, etag, del); err != nil {
-			return fmt.Errorf("merge object row: %w", err)
-		}
-	case err != nil:
-		return fmt.Errorf("merge object row: %w", err)
-	default:
-		old, _ := parseTimestamp(oldTS)
-		if old.Compare(ts) >= 0 {
-			return nil // what we hold is as new or newer
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE object SET created_at = ?, size = ?, content_type = ?, etag = ?, deleted = ? WHERE name = ?`,
-			ts.Internal(), size, ctype, etag, del, name); err != nil {
-			return fmt.Errorf("merge object row: %w", err)
-		}
-		if oldDeleted == 0 {
-			dCount, dBytes = -1, -oldSize
-		}
-	}
-	if !deleted {
-		dCount++
-		dBytes += size
-	}
-	if dCount != 0 || dBytes != 0 {
-		if _, err := tx.ExecContext(ctx, `UPDATE container_stat SET object_count = object_count + ?, bytes_used = bytes_used + ?`, dCount, dBytes); err != nil {
-			return fmt.Errorf("merge object row: %w", err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("merge object row: %w", err)
-	}
-	return nil
+	return mergeObjectRows(ctx, db, []objectRow{{name: name, ts: ts, size: size, ctype: ctype, etag: etag, deleted: deleted}})
 }
 
 func (s *ContainerServer) delete(w http.ResponseWriter, r *http.Request) error {

@@ -28,8 +28,9 @@ type dbCache struct {
 
 type dbEntry struct {
 	db   *sql.DB
-	refs int       // guarded by dbCache.mu
-	used time.Time // guarded by dbCache.mu
+	rows *rowCommitter // group-commits container listing rows
+	refs int           // guarded by dbCache.mu
+	used time.Time     // guarded by dbCache.mu
 }
 
 func newDBCache(max int) *dbCache { return &dbCache{max: max, dbs: map[string]*dbEntry{}} }
@@ -44,6 +45,16 @@ func sqliteDSN(path string, journal string) string {
 // get returns an open handle on the existing database at path and a release
 // func; os.ErrNotExist if there is none.
 func (c *dbCache) get(path string) (*sql.DB, func(), error) {
+	e, release, err := c.acquire(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return e.db, release, nil
+}
+
+// acquire is get returning the whole cache entry. The entry stays open
+// until release: eviction closes only unreferenced entries.
+func (c *dbCache) acquire(path string) (*dbEntry, func(), error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.dbs[path]
@@ -57,7 +68,7 @@ func (c *dbCache) get(path string) (*sql.DB, func(), error) {
 		}
 		db.SetMaxOpenConns(2)
 		db.SetMaxIdleConns(2)
-		e = &dbEntry{db: db}
+		e = &dbEntry{db: db, rows: newRowCommitter(db)}
 		c.dbs[path] = e
 	}
 	e.refs++
@@ -67,7 +78,7 @@ func (c *dbCache) get(path string) (*sql.DB, func(), error) {
 	// about to be returned ("sql: database is closed" once more than max
 	// databases are in use).
 	c.evictLocked()
-	return e.db, func() {
+	return e, func() {
 		c.mu.Lock()
 		e.refs--
 		c.mu.Unlock()

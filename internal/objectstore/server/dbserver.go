@@ -88,10 +88,15 @@ func (s *dbServer) create(ctx context.Context, t target, ts Timestamp, cols stri
 // open returns the handle of an existing database, or a 404.
 func (s *dbServer) open(t target) (*sql.DB, func(), error) {
 	db, release, err := s.dbs.get(t.dbPath())
+	return db, release, mapNoDB(err)
+}
+
+// mapNoDB answers a missing database with 404.
+func mapNoDB(err error) error {
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil, httpErr(http.StatusNotFound, "")
+		return httpErr(http.StatusNotFound, "")
 	}
-	return db, release, err
+	return err
 }
 
 // update runs fn in one transaction on t's database with its stat row

@@ -6,12 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // objectFiles is what a hash directory holds, resolved Swift's way: the
@@ -123,9 +128,13 @@ func cleanupObjectDir(dir string, reclaimAge time.Duration) error {
 		}
 	}
 	if of.ts != "" && time.Since(of.tsTS.Time()) > reclaimAge {
-		_ = os.Remove(filepath.Join(dir, of.ts))
+		if os.Remove(filepath.Join(dir, of.ts)) == nil {
+			of.ts = ""
+		}
 	}
-	_ = os.Remove(dir) // succeeds only when empty
+	if of.data == "" && of.meta == "" && of.ts == "" {
+		_ = unix.Rmdir(dir) // fails if a file arrived meanwhile, as it should
+	}
 	return firstErr
 }
 
@@ -218,18 +227,41 @@ func mergeMeta(data, meta map[string]string) map[string]string {
 	return out
 }
 
-// diskWriter streams a new file into a device's tmp dir while hashing it,
-// then commits it into a hash dir atomically: fsync, xattr, rename, fsync
-// of the directories that changed. Abort (or a crash) leaves only a tmp file
-// that the updater loop reclaims.
+// diskWriter streams a new file while hashing it, then commits it into a
+// hash dir atomically: fsync, xattr, link or rename, fsync of the
+// directories that changed. Abort (or a crash) leaves nothing visible: an
+// unnamed O_TMPFILE vanishes, a named tmp file is reclaimed by the
+// updater's sweep.
 type diskWriter struct {
 	f       *os.File
 	md5     hash.Hash
 	n       int64
 	devPath string
-	done    bool
+	// anon: f is an O_TMPFILE without a name, to be linked into place.
+	anon bool
+	// created are the directories newDiskWriterIn made, deepest first;
+	// abort removes them if empty. Their parents are synced (to make the
+	// new entries durable) while the body arrives and the file is synced,
+	// and parentsSynced reports how that went.
+	created       []string
+	parentsSynced chan error
+	// Write-behind: bytes below started have been handed to the disk,
+	// bytes below waited have reached it (see Write).
+	started, waited int64
+	done            bool
 }
 
+// writeBehind is how much a large write may run ahead of the disk. Every
+// writeBehind bytes Write starts writeback of what came in and waits for
+// the chunk before it, so the disk works while the body arrives and the
+// final fsync has little left to do, where it would otherwise write the
+// whole object at the end (three whole objects at once, with three
+// replicas on one disk). The same as Swift's mb_per_sync, with a smaller
+// step. It changes when bytes reach the disk, not what is acknowledged:
+// commit still fsyncs.
+const writeBehind = 8 << 20
+
+// newDiskWriter starts a named file in the device's tmp dir.
 func newDiskWriter(devPath string) (*diskWriter, error) {
 	f, err := createTmp(devPath, "obj-*")
 	if err != nil {
@@ -238,14 +270,80 @@ func newDiskWriter(devPath string) (*diskWriter, error) {
 	return &diskWriter{f: f, md5: md5.New(), devPath: devPath}, nil
 }
 
+// newDiskWriterIn starts a file that commit will put into dir: an unnamed
+// O_TMPFILE in dir itself, as Swift 2.30 writes objects, or a named tmp
+// file where the filesystem has no O_TMPFILE. Unlike a named file in the
+// device's tmp dir it needs no create there and no rename out of it,
+// directory operations that every concurrent write on the device would
+// otherwise take that one directory's lock for.
+func newDiskWriterIn(devPath, dir string) (*diskWriter, error) {
+	if !tmpfileOK.Load() {
+		return newDiskWriter(devPath)
+	}
+	created, err := mkdirAllTracked(dir)
+	if err != nil {
+		return nil, err
+	}
+	f, err := openTmpfile(dir)
+	if err != nil {
+		removeEmptyDirs(created)
+		if errors.Is(err, errNoTmpfile) {
+			tmpfileOK.Store(false)
+			return newDiskWriter(devPath)
+		}
+		return nil, err
+	}
+	w := &diskWriter{f: f, md5: md5.New(), devPath: devPath, anon: true, created: created}
+	if len(created) > 0 {
+		w.parentsSynced = make(chan error, 1)
+		go func() { w.parentsSynced <- fsyncDirs(parentDirs(created)) }()
+	}
+	return w, nil
+}
+
+// tmpfileOK is cleared the first time a filesystem refuses O_TMPFILE (or
+// /proc, needed to link one, is missing); writes then use named files.
+var tmpfileOK = func() *atomic.Bool {
+	var b atomic.Bool
+	_, err := os.Stat("/proc/self/fd")
+	b.Store(err == nil)
+	return &b
+}()
+
+var errNoTmpfile = errors.New("O_TMPFILE not supported")
+
+// openTmpfile opens an unnamed file in dir.
+func openTmpfile(dir string) (*os.File, error) {
+	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o640)
+	if err != nil {
+		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EINVAL) {
+			return nil, errNoTmpfile
+		}
+		return nil, fmt.Errorf("create tmp file in %s: %w", dir, err)
+	}
+	return os.NewFile(uintptr(fd), filepath.Join(dir, "(tmpfile)")), nil
+}
+
+// removeEmptyDirs removes dirs (deepest first) while they are empty.
+func removeEmptyDirs(dirs []string) {
+	for _, d := range dirs {
+		if unix.Rmdir(d) != nil {
+			return
+		}
+	}
+}
+
 // createTmp creates a file in the device's tmp dir, where the updater's
 // sweep reclaims what a crash leaves behind.
 func createTmp(devPath, pattern string) (*os.File, error) {
 	td := filepath.Join(devPath, tmpDir)
-	if err := os.MkdirAll(td, 0o750); err != nil {
-		return nil, fmt.Errorf("create tmp dir: %w", err)
-	}
 	f, err := os.CreateTemp(td, pattern)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(td, 0o750); err != nil {
+			return nil, fmt.Errorf("create tmp dir: %w", err)
+		}
+		f, err = os.CreateTemp(td, pattern)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("create tmp file: %w", err)
 	}
@@ -259,67 +357,162 @@ func (w *diskWriter) Write(p []byte) (int, error) {
 	if err != nil {
 		return n, fmt.Errorf("write tmp file: %w", err)
 	}
+	if w.n-w.started >= writeBehind {
+		if err := w.startWriteback(); err != nil {
+			return n, err
+		}
+	}
 	return n, nil
+}
+
+// startWriteback waits until the previously started chunk is on the disk
+// and starts writeback of the bytes written since. Its errors must not be
+// dropped: the kernel reports a writeback error once per file, and the
+// final fsync would not see it again.
+func (w *diskWriter) startWriteback() error {
+	fd := int(w.f.Fd())
+	if w.started > w.waited {
+		err := unix.SyncFileRange(fd, w.waited, w.started-w.waited,
+			unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
+		if err != nil {
+			return fmt.Errorf("write back %s: %w", w.f.Name(), err)
+		}
+		w.waited = w.started
+	}
+	if err := unix.SyncFileRange(fd, w.started, w.n-w.started, unix.SYNC_FILE_RANGE_WRITE); err != nil {
+		return fmt.Errorf("write back %s: %w", w.f.Name(), err)
+	}
+	w.started = w.n
+	return nil
+}
+
+// preallocate reserves size bytes for the file, so that a full disk
+// refuses a large object before its body is read (507), and the file is
+// laid out in few extents. Filesystems without fallocate just skip it.
+func (w *diskWriter) preallocate(size int64) error {
+	err := unix.Fallocate(int(w.f.Fd()), unix.FALLOC_FL_KEEP_SIZE, 0, size)
+	if err != nil && !errors.Is(err, unix.EOPNOTSUPP) {
+		return fmt.Errorf("preallocate %s: %w", w.f.Name(), err)
+	}
+	return nil
 }
 
 // etag is the hex MD5 of what was written.
 func (w *diskWriter) etag() string { return hex.EncodeToString(w.md5.Sum(nil)) }
 
-// abort discards the tmp file.
+// abort discards the file.
 func (w *diskWriter) abort() {
 	if w.done {
 		return
 	}
 	w.done = true
 	w.f.Close()
+	if w.anon {
+		removeEmptyDirs(w.created)
+		return
+	}
 	os.Remove(w.f.Name())
 }
 
 // commit makes the file durable and visible as dir/name, with md in its
 // metadata xattr unless md is nil.
 func (w *diskWriter) commit(md map[string]string, dir, name string) error {
+	syncDirs, err := w.publish(md, dir, name)
+	if err != nil {
+		return err
+	}
+	return syncDirs()
+}
+
+// publish is commit up to the point where dir/name is visible and its
+// bytes durable; the returned func makes the name itself durable (the
+// fsync of the directories). Callers may overlap other work with it but
+// must not acknowledge the write before it returned nil.
+func (w *diskWriter) publish(md map[string]string, dir, name string) (syncDirs func() error, err error) {
 	defer w.abort()
 	// Metadata first, so the one fsync covers data and xattr together.
 	if md != nil {
 		if err := writeMetadata(w.f, md); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if err := w.f.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", w.f.Name(), err)
-	}
-	if err := w.f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", w.f.Name(), err)
+		return nil, fmt.Errorf("fsync %s: %w", w.f.Name(), err)
 	}
 	// A cleanup of the same object may remove the (empty) hash dir between
-	// our mkdir and rename; recreate it and try again.
-	var created []string
+	// our mkdir and the link or rename; recreate it and try again.
+	var created []string // by this loop; w.created's parents are in hand
+	dst := filepath.Join(dir, name)
 	for attempt := 0; ; attempt++ {
-		made, err := mkdirAllTracked(dir)
-		if err != nil {
-			return err
+		if attempt > 0 || !w.anon {
+			made, err := mkdirAllTracked(dir)
+			if err != nil {
+				return nil, err
+			}
+			created = append(created, made...)
 		}
-		created = append(created, made...)
-		err = os.Rename(w.f.Name(), filepath.Join(dir, name))
+		if w.anon {
+			err = linkTmpfile(w.f, dst)
+		} else {
+			err = os.Rename(w.f.Name(), dst)
+		}
 		if err == nil {
 			break
 		}
 		if !errors.Is(err, os.ErrNotExist) || attempt >= 3 {
-			return fmt.Errorf("rename into %s: %w", dir, err)
+			return nil, fmt.Errorf("put %s into %s: %w", name, dir, err)
 		}
 	}
+	if err := w.f.Close(); err != nil {
+		return nil, fmt.Errorf("close %s: %w", dst, err)
+	}
 	w.done = true
-	return fsyncCreated(dir, created)
+	return func() error {
+		err := fsyncCreated(dir, created)
+		if w.parentsSynced != nil {
+			err = errors.Join(err, <-w.parentsSynced)
+		}
+		return err
+	}, nil
+}
+
+// linkTmpfile gives the O_TMPFILE f the name dst, replacing what is
+// there, as a rename would.
+func linkTmpfile(f *os.File, dst string) error {
+	src := "/proc/self/fd/" + strconv.Itoa(int(f.Fd()))
+	err := unix.Linkat(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, unix.AT_SYMLINK_FOLLOW)
+	if !errors.Is(err, unix.EEXIST) {
+		if err != nil {
+			return &os.LinkError{Op: "link", Old: src, New: dst, Err: err}
+		}
+		return nil
+	}
+	// Only a write that raced one with the same timestamp gets here:
+	// link beside it, then rename over it.
+	tmp := dst + ".tmp-" + strconv.FormatUint(rand.Uint64(), 36)
+	if err := unix.Linkat(unix.AT_FDCWD, src, unix.AT_FDCWD, tmp, unix.AT_SYMLINK_FOLLOW); err != nil {
+		return &os.LinkError{Op: "link", Old: src, New: tmp, Err: err}
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
 }
 
 // fsyncCreated makes a new entry of dir durable: dir is synced, and so is
 // the parent of every directory created on the way to it.
 func fsyncCreated(dir string, created []string) error {
-	dirs := []string{dir}
-	for _, d := range created {
-		dirs = append(dirs, filepath.Dir(d))
+	return fsyncDirs(append([]string{dir}, parentDirs(created)...))
+}
+
+// parentDirs are the parents of dirs.
+func parentDirs(dirs []string) []string {
+	out := make([]string, len(dirs))
+	for i, d := range dirs {
+		out[i] = filepath.Dir(d)
 	}
-	return fsyncDirs(dirs)
+	return out
 }
 
 // fsyncDirs syncs dirs concurrently: the filesystem journal folds
@@ -343,22 +536,30 @@ func fsyncDirs(dirs []string) error {
 }
 
 // mkdirAllTracked is os.MkdirAll that returns the directories it created,
-// deepest first.
+// deepest first. It tries the mkdir first: in the common case (the hash
+// dir is new, its suffix dir is not) that is one system call, where
+// stat-ing every level first costs several.
 func mkdirAllTracked(dir string) ([]string, error) {
-	var missing []string
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(d); err == nil {
-			break
-		}
-		missing = append(missing, d)
-		if filepath.Dir(d) == d {
-			break
-		}
-	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	err := os.Mkdir(dir, 0o750)
+	switch {
+	case err == nil:
+		return []string{dir}, nil
+	case errors.Is(err, os.ErrExist):
+		return nil, nil
+	case !errors.Is(err, os.ErrNotExist) || filepath.Dir(dir) == dir:
 		return nil, fmt.Errorf("create %s: %w", dir, err)
 	}
-	return missing, nil
+	made, err := mkdirAllTracked(filepath.Dir(dir))
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Mkdir(dir, 0o750); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return made, nil
+		}
+		return nil, fmt.Errorf("create %s: %w", dir, err)
+	}
+	return append([]string{dir}, made...), nil
 }
 
 func fsyncDir(dir string) error {
@@ -376,7 +577,7 @@ func fsyncDir(dir string) error {
 // writeFileAtomic writes b as dir/name through the device tmp dir (used for
 // tombstones, .meta files and async pendings).
 func writeFileAtomic(devPath, dir, name string, b []byte, md map[string]string) error {
-	w, err := newDiskWriter(devPath)
+	w, err := newDiskWriterIn(devPath, dir)
 	if err != nil {
 		return err
 	}

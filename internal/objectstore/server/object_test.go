@@ -123,7 +123,11 @@ func TestObjectPutInterrupted(t *testing.T) {
 		t.Fatalf("body %q", g.body)
 	}
 	// A crash leaves a tmp file behind; the updater's sweep reclaims it.
+	// (Object writes use unnamed O_TMPFILEs, so tmp may not exist yet.)
 	stale := filepath.Join(n.dev, "tmp", "obj-crashed")
+	if err := os.MkdirAll(filepath.Dir(stale), 0o750); err != nil {
+		t.Fatal(err)
+	}
 	os.WriteFile(stale, []byte("partial"), 0o600)
 	old := time.Now().Add(-48 * time.Hour)
 	os.Chtimes(stale, old, old)
