@@ -20,8 +20,21 @@ func (s *Service) Start(ctx context.Context) error {
 	if b == nil {
 		return errors.New("compute service: start: no bus")
 	}
-	reports, err := bus.Consume(ctx, b, SubjectReports, s.handleReport, bus.WithConcurrency(8))
+	loopCtx, cancel := context.WithCancel(context.Background())
+	queue := make(chan queuedReport)
+	writerDone := make(chan struct{})
+	s.mu.Lock()
+	s.reports, s.reportsDone = queue, writerDone
+	s.mu.Unlock()
+	go func() {
+		defer close(writerDone)
+		s.writeReports(loopCtx, queue)
+	}()
+	// Enough workers that a batch can fill while the last one commits.
+	reports, err := bus.Consume(ctx, b, SubjectReports, s.handleReport, bus.WithConcurrency(reportBatch))
 	if err != nil {
+		cancel()
+		<-writerDone
 		return fmt.Errorf("compute service: consume reports: %w", err)
 	}
 	beats, err := bus.Subscribe(b, SubjectHeartbeat, "compute-api", func(ctx context.Context, rep HostReport) error {
@@ -29,15 +42,18 @@ func (s *Service) Start(ctx context.Context) error {
 	}, bus.WithConcurrency(4))
 	if err != nil {
 		_ = reports.Unsubscribe()
+		cancel()
+		<-writerDone
 		return fmt.Errorf("compute service: subscribe heartbeats: %w", err)
 	}
 	sync, err := bus.Handle(b, SubjectSync, "compute-api", s.handleSync)
 	if err != nil {
 		_ = reports.Unsubscribe()
 		_ = beats.Unsubscribe()
+		cancel()
+		<-writerDone
 		return fmt.Errorf("compute service: handle sync: %w", err)
 	}
-	loopCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	s.mu.Lock()
 	s.subs = append(s.subs, reports, beats, sync)
@@ -45,6 +61,7 @@ func (s *Service) Start(ctx context.Context) error {
 	s.mu.Unlock()
 	go func() {
 		defer close(done)
+		defer func() { <-writerDone }()
 		t := time.NewTicker(s.cfg.ReconcileInterval)
 		defer t.Stop()
 		for {
@@ -306,52 +323,168 @@ func (s *Service) dispatch(ctx context.Context, cmds ...command) error {
 }
 
 // handleReport applies an agent's report. Reports are delivered at least
-// once; one that answers a command already settled is ignored.
+// once; one that answers a command already settled is ignored. While the
+// service runs, the report joins the report writer's next transaction
+// (writeReports) and this waits until it is committed, so the bus
+// acknowledges only what is applied.
 func (s *Service) handleReport(ctx context.Context, rep InstanceReport) error {
-	reschedule := false
-	err := s.writeTx(ctx, func(tx *store.Tx) error {
-		reschedule = false
-		i, err := loadInstance(ctx, tx, rep.InstanceID)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil
+	s.mu.Lock()
+	queue, stopped := s.reports, s.reportsDone
+	s.mu.Unlock()
+	var res reportResult
+	if queue == nil {
+		res.reschedule, res.err = s.applyOneReport(ctx, rep)
+	} else {
+		// A report not applied (the context ended, the service stopped)
+		// is not acknowledged: the bus delivers it again, and a report
+		// applied twice is ignored the second time.
+		q := queuedReport{rep: rep, done: make(chan reportResult, 1)}
+		select {
+		case queue <- q:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-stopped:
+			return errReportsStopped
 		}
-		if err != nil {
-			return err
+		select {
+		case res = <-q.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-stopped:
+			return errReportsStopped
 		}
-		var actionID string
-		if rep.CommandID != "" {
-			err := tx.QueryRow(ctx, `SELECT COALESCE(action_id, '') FROM compute_pending WHERE command_id = ?`, rep.CommandID).Scan(&actionID)
-			if isNoRows(err) {
-				return nil // a duplicate, or a command the reconcile loop gave up on
-			}
-			if err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, `DELETE FROM compute_pending WHERE command_id = ?`, rep.CommandID); err != nil {
-				return err
-			}
-		}
-		var err2 error
-		reschedule, err2 = s.applyReport(ctx, tx, i, rep)
-		if err2 != nil {
-			return err2
-		}
-		if actionID != "" {
-			msg, tb := "", ""
-			if rep.Fault != nil {
-				msg, tb = rep.Fault.Message, rep.Fault.Details
-			}
-			return finishEvent(ctx, tx, actionID, eventName(rep.Op), rep.Success, msg, tb, rep.Host)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("apply report on %s: %w", rep.InstanceID, err)
 	}
-	if reschedule {
+	if res.err != nil {
+		return fmt.Errorf("apply report on %s: %w", rep.InstanceID, res.err)
+	}
+	if res.reschedule {
 		return s.scheduleBuild(ctx, rep.InstanceID)
 	}
 	return nil
+}
+
+// errReportsStopped answers a report that arrived as the service stopped.
+var errReportsStopped = errors.New("compute service stopping: report not applied")
+
+// reportBatch is the most reports one transaction applies.
+const reportBatch = 64
+
+// queuedReport is a report waiting for the report writer.
+type queuedReport struct {
+	rep  InstanceReport
+	done chan reportResult
+}
+
+type reportResult struct {
+	reschedule bool
+	err        error
+}
+
+// writeReports applies queued reports, as many as are waiting (up to
+// reportBatch) in one transaction: with SQLite's one writer, a burst of
+// builds finishing would otherwise queue one transaction per report
+// behind the API's own writes, and servers would wait for ACTIVE long
+// after their guests run. A batch that fails is applied report by
+// report, so one bad report holds back no other.
+func (s *Service) writeReports(ctx context.Context, queue <-chan queuedReport) {
+	for {
+		var batch []queuedReport
+		select {
+		case q := <-queue:
+			batch = append(batch, q)
+		case <-ctx.Done():
+			return
+		}
+	drain:
+		for len(batch) < reportBatch {
+			select {
+			case q := <-queue:
+				batch = append(batch, q)
+			default:
+				break drain
+			}
+		}
+		reps := make([]InstanceReport, len(batch))
+		for i, q := range batch {
+			reps[i] = q.rep
+		}
+		if len(batch) > 1 {
+			var resched []bool
+			err := s.writeTx(ctx, func(tx *store.Tx) error {
+				resched = resched[:0]
+				for _, rep := range reps {
+					r, err := s.applyReportTx(ctx, tx, rep)
+					if err != nil {
+						return err
+					}
+					resched = append(resched, r)
+				}
+				return nil
+			})
+			if err == nil {
+				for i, q := range batch {
+					q.done <- reportResult{reschedule: resched[i]}
+				}
+				continue
+			}
+		}
+		for _, q := range batch {
+			r, err := s.applyOneReport(ctx, q.rep)
+			q.done <- reportResult{reschedule: r, err: err}
+		}
+	}
+}
+
+// applyOneReport applies one report in its own transaction.
+func (s *Service) applyOneReport(ctx context.Context, rep InstanceReport) (bool, error) {
+	reschedule := false
+	err := s.writeTx(ctx, func(tx *store.Tx) error {
+		var err error
+		reschedule, err = s.applyReportTx(ctx, tx, rep)
+		return err
+	})
+	return reschedule, err
+}
+
+// applyReportTx applies one report in tx: the pending command it answers
+// goes, the server changes as the report says and the instance action's
+// event ends. It returns true when the build should be tried on another
+// host.
+func (s *Service) applyReportTx(ctx context.Context, tx *store.Tx, rep InstanceReport) (bool, error) {
+	i, err := loadInstance(ctx, tx, rep.InstanceID)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	var actionID string
+	if rep.CommandID != "" {
+		err := tx.QueryRow(ctx, `SELECT COALESCE(action_id, '') FROM compute_pending WHERE command_id = ?`, rep.CommandID).Scan(&actionID)
+		if isNoRows(err) {
+			return false, nil // a duplicate, or a command the reconcile loop gave up on
+		}
+		if err != nil {
+			return false, err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM compute_pending WHERE command_id = ?`, rep.CommandID); err != nil {
+			return false, err
+		}
+	}
+	reschedule, err := s.applyReport(ctx, tx, i, rep)
+	if err != nil {
+		return false, err
+	}
+	if actionID != "" {
+		msg, tb := "", ""
+		if rep.Fault != nil {
+			msg, tb = rep.Fault.Message, rep.Fault.Details
+		}
+		if err := finishEvent(ctx, tx, actionID, eventName(rep.Op), rep.Success, msg, tb, rep.Host); err != nil {
+			return false, err
+		}
+	}
+	return reschedule, nil
 }
 
 // applyReport changes the server as the report says; it returns true when

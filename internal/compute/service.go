@@ -128,6 +128,10 @@ type Service struct {
 	subs    []*bus.Subscription // guarded by mu
 	stop    context.CancelFunc  // guarded by mu; ends the reconcile loop
 	stopped chan struct{}       // guarded by mu
+	// reports feeds the report writer while the service runs, and
+	// reportsDone is closed when it has stopped; guarded by mu.
+	reports     chan queuedReport
+	reportsDone chan struct{}
 
 	// proxy calls the image and networking services for the proxy APIs.
 	proxy *http.Client
