@@ -137,8 +137,15 @@ func TestHypervisorsAndServices(t *testing.T) {
 	h.fail("admin", "DELETE", "/v2.1/os-services/2", nil, 409)
 	_ = h.agents["node-1"].Stop()
 	h.json("admin", "DELETE", "/v2.1/os-services/1", nil, 204)
-	if n := len(h.json("admin", "GET", "/v2.1/os-services", nil, 200)["services"].([]any)); n != 1 {
-		t.Fatalf("%d services after delete", n)
+	if n := len(h.json("admin", "GET", "/v2.1/os-services?binary=nova-compute", nil, 200)["services"].([]any)); n != 1 {
+		t.Fatalf("%d compute services after delete", n)
+	}
+	// The scheduler and conductor of this compute API, ids apart from the
+	// compute hosts' (which are also the hypervisor ids).
+	ctl := h.json("admin", "GET", "/v2.1/os-services?binary=nova-scheduler", nil, 200)["services"].([]any)
+	if len(ctl) != 1 || ctl[0].(map[string]any)["zone"] != "internal" || ctl[0].(map[string]any)["state"] != "up" ||
+		ctl[0].(map[string]any)["id"].(float64) <= 2 {
+		t.Fatalf("scheduler service %v", ctl)
 	}
 }
 

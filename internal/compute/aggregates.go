@@ -406,6 +406,15 @@ func (s *Service) listOSHosts(r *http.Request) (*api.Response, error) {
 		}
 		out = append(out, map[string]any{"host_name": h.Host, "service": "compute", "zone": h.Zone})
 	}
+	cs, err := s.controlServices(r.Context(), s.db)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range cs {
+		if zone == "" || zone == internalZone {
+			out = append(out, map[string]any{"host_name": c.Host, "service": osHostsService(c.Binary), "zone": internalZone})
+		}
+	}
 	return api.JSON(http.StatusOK, map[string]any{"hosts": out}), nil
 }
 

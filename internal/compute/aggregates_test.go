@@ -60,9 +60,18 @@ func TestAggregatesAndZones(t *testing.T) {
 		t.Fatalf("%d aggregates", n)
 	}
 	// os-hosts before 2.43.
+	// The two compute hosts, then this process's scheduler and conductor
+	// in the zone "internal", as Nova lists its control services.
 	hosts := h.json("admin", "GET", "/v2.1/os-hosts", nil, 200)["hosts"].([]any)
-	if len(hosts) != 2 {
+	if len(hosts) != 4 || hosts[2].(map[string]any)["service"] != "scheduler" || hosts[3].(map[string]any)["service"] != "conductor" ||
+		hosts[3].(map[string]any)["zone"] != "internal" {
 		t.Fatalf("os-hosts %v", hosts)
+	}
+	if internal := h.json("admin", "GET", "/v2.1/os-hosts?zone=internal", nil, 200)["hosts"].([]any); len(internal) != 2 {
+		t.Fatalf("os-hosts in zone internal %v", internal)
+	}
+	if nova := h.json("admin", "GET", "/v2.1/os-hosts?zone=nova", nil, 200)["hosts"].([]any); len(nova) != 2 {
+		t.Fatalf("os-hosts in zone nova %v", nova)
 	}
 	res := h.json("admin", "GET", "/v2.1/os-hosts/r1", nil, 200)["host"].([]any)
 	if len(res) != 4 || res[1].(map[string]any)["resource"].(map[string]any)["memory_mb"] != 512.0 {

@@ -125,7 +125,8 @@ func TestGophercloud(t *testing.T) {
 		t.Fatal(err)
 	}
 	svcs, err := services.ExtractServices(svcPages)
-	if err != nil || len(svcs) != 1 || svcs[0].State != "up" {
+	if err != nil || len(svcs) != 3 || svcs[0].Binary != "nova-compute" || svcs[0].State != "up" ||
+		svcs[1].Binary != "nova-scheduler" || svcs[2].Binary != "nova-conductor" || svcs[2].Zone != "internal" || svcs[2].State != "up" {
 		t.Fatalf("services %+v %v", svcs, err)
 	}
 	qs, err := quotasets.Get(ctx, admin, projA).Extract()

@@ -223,6 +223,19 @@ func (s *Service) listServices(r *http.Request) (*api.Response, error) {
 		}
 		out = append(out, s.serviceView(r, h))
 	}
+	cs, err := s.controlServices(r.Context(), s.db)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range cs {
+		if v := q.Get("host"); v != "" && v != c.Host {
+			continue
+		}
+		if v := q.Get("binary"); v != "" && v != c.Binary {
+			continue
+		}
+		out = append(out, s.controlServiceView(r, c))
+	}
 	return api.JSON(http.StatusOK, map[string]any{"services": out}), nil
 }
 

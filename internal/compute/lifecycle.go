@@ -59,11 +59,16 @@ func (s *Service) Start(ctx context.Context) error {
 	s.subs = append(s.subs, reports, beats, sync)
 	s.stop, s.stopped = cancel, done
 	s.mu.Unlock()
+	if err := s.beatControl(ctx); err != nil {
+		s.log.Warn("control services heartbeat", "err", err)
+	}
 	go func() {
 		defer close(done)
 		defer func() { <-writerDone }()
 		t := time.NewTicker(s.cfg.ReconcileInterval)
 		defer t.Stop()
+		beat := time.NewTicker(controlBeat)
+		defer beat.Stop()
 		for {
 			select {
 			case <-loopCtx.Done():
@@ -71,6 +76,10 @@ func (s *Service) Start(ctx context.Context) error {
 			case <-t.C:
 				if err := s.Reconcile(loopCtx); err != nil && loopCtx.Err() == nil {
 					s.log.Warn("compute reconcile", "err", err)
+				}
+			case <-beat.C:
+				if err := s.beatControl(loopCtx); err != nil && loopCtx.Err() == nil {
+					s.log.Warn("control services heartbeat", "err", err)
 				}
 			}
 		}

@@ -47,6 +47,10 @@ func TestSuitePostgres(t *testing.T) {
 		{"image and network checks", TestImageAndNetworkChecks},
 		{"least loaded", TestLeastLoadedSpreads},
 		{"policy personas", TestPolicyPersonas},
+		{"server list paging", TestServerListPaging},
+		{"claims re-check the database", TestClaimRechecksTheDatabase},
+		{"diagnostics", TestServerDiagnostics},
+		{"local delete releases ports", TestLocalDeleteReleasesPorts},
 	} {
 		t.Run(tc.name, tc.fn)
 	}

@@ -250,5 +250,20 @@ DROP INDEX compute_allocations_host;
 CREATE INDEX compute_instances_project_list ON compute_instances (project_id, deleted, created_at, seq);
 DROP INDEX compute_instances_project;
 CREATE INDEX compute_instances_list ON compute_instances (created_at, seq)`,
+	}, {
+		Version: 3,
+		Name:    "control-plane services",
+		// The scheduler and conductor of each compute API process, for
+		// os-services and os-hosts (controlservices.go).
+		SQL: `
+CREATE TABLE compute_control_services (
+	id TEXT PRIMARY KEY,
+	seq INTEGER NOT NULL UNIQUE,
+	host TEXT NOT NULL,
+	binary_name TEXT NOT NULL,
+	created_at TEXT NOT NULL,
+	updated_at TEXT NOT NULL,
+	UNIQUE (host, binary_name)
+)`,
 	}}
 }
