@@ -4,6 +4,7 @@ import (
 	"crypto/md5"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -215,6 +216,62 @@ func TestSLOCopy(t *testing.T) {
 	if r = c.do(t, "HEAD", "c/man", ownerToken, nil, ""); r.header.Get("Content-Length") != "6" {
 		t.Fatalf("head of the copied manifest: %v", r.header)
 	}
+}
+
+// TestSLOContainerListing checks an SLO's container listing row as
+// Swift's functional suite does: bytes is the large object's total,
+// hash the manifest body's MD5 and slo_etag the SLO's quoted ETag, for
+// the manifest, a copy of it (with a new content type) and after a POST
+// of a content type; a copy of the SLO's data is a plain row; and the
+// manifest's GET and HEAD show no swift_bytes.
+func TestSLOContainerListing(t *testing.T) {
+	c := newCluster(t, nil)
+	expect(t, c.do(t, "PUT", "c", ownerToken, nil, ""), http.StatusCreated, "container put")
+	expect(t, c.do(t, "PUT", "c/s1", ownerToken, nil, "aaaa"), http.StatusCreated, "segment put")
+	expect(t, c.do(t, "PUT", "c/s2", ownerToken, nil, "bb"), http.StatusCreated, "segment put")
+	expect(t, c.do(t, "PUT", "c/big?multipart-manifest=put", ownerToken, map[string]string{"Content-Type": "application/octet-stream"},
+		`[{"path":"c/s1"},{"path":"c/s2"}]`), http.StatusCreated, "manifest put")
+	manifest := c.do(t, "GET", "c/big?multipart-manifest=get", ownerToken, nil, "")
+	head := c.do(t, "HEAD", "c/big", ownerToken, nil, "")
+	sloEtag := head.header.Get("Etag")
+	for _, r := range []resp{manifest, head, c.do(t, "GET", "c/big", ownerToken, nil, "")} {
+		if ct := r.header.Get("Content-Type"); strings.Contains(ct, "swift_bytes") {
+			t.Fatalf("manifest content type %q", ct)
+		}
+	}
+	expect(t, c.do(t, "COPY", "c/big?multipart-manifest=get", ownerToken, map[string]string{"Destination": "c/man", "Content-Type": "image/jpeg"}, ""),
+		http.StatusCreated, "copy manifest")
+	expect(t, c.do(t, "COPY", "c/big", ownerToken, map[string]string{"Destination": "c/data"}, ""), http.StatusCreated, "copy data")
+	rows := func() map[string]map[string]any {
+		t.Helper()
+		r := c.do(t, "GET", "c?format=json", ownerToken, nil, "")
+		var items []map[string]any
+		if err := json.Unmarshal([]byte(r.body), &items); err != nil {
+			t.Fatalf("listing %q: %v", r.body, err)
+		}
+		out := map[string]map[string]any{}
+		for _, it := range items {
+			out[it["name"].(string)] = it
+		}
+		return out
+	}
+	check := func(what string, it map[string]any, ct string) {
+		t.Helper()
+		if it["bytes"] != 6.0 || it["content_type"] != ct || it["hash"] != manifest.header.Get("Etag") || it["slo_etag"] != sloEtag {
+			t.Fatalf("%s row %v (manifest etag %s, slo etag %s)", what, it, manifest.header.Get("Etag"), sloEtag)
+		}
+	}
+	got := rows()
+	check("manifest", got["big"], "application/octet-stream")
+	check("copied manifest", got["man"], "image/jpeg")
+	if d := got["data"]; d["bytes"] != 6.0 || d["hash"] != fmt.Sprintf("%x", md5.Sum([]byte("aaaabb"))) || d["slo_etag"] != nil {
+		t.Fatalf("copied data row %v", d)
+	}
+	expect(t, c.do(t, "POST", "c/big", ownerToken, map[string]string{"Content-Type": "image/png"}, ""), http.StatusAccepted, "post")
+	if ct := c.do(t, "HEAD", "c/big", ownerToken, nil, "").header.Get("Content-Type"); ct != "image/png" {
+		t.Fatalf("content type after post %q", ct)
+	}
+	check("manifest after post", rows()["big"], "image/png")
 }
 
 // TestTempURLLargeObjects checks that a temp URL for a DLO or SLO reads

@@ -139,11 +139,15 @@ func (p *Proxy) objectPost(q *request) error {
 	if err != nil {
 		return err
 	}
-	// A POST changes metadata only; the container listing stays as is.
-	for _, h := range slots {
-		h.Del("X-Container-Host")
-		h.Del("X-Container-Device")
-		h.Del("X-Container-Partition")
+	// A POST changes the container listing only with a new content type
+	// (size and ETag are the data's); otherwise the object servers are
+	// spared the container updates.
+	if base.Get("Content-Type") == "" {
+		for _, h := range slots {
+			h.Del("X-Container-Host")
+			h.Del("X-Container-Device")
+			h.Del("X-Container-Partition")
+		}
 	}
 	status, hdr := bestStatus(p.write(q.ctx(), pl, http.MethodPost, q.names(), bySlot(slots)), pl.quorum())
 	writeStatus(q, status, hdr)

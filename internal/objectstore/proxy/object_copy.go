@@ -204,8 +204,21 @@ func (p *Proxy) copyObject(q *request, src, dst [3]string) error {
 	}
 	if resp.StatusCode == http.StatusPartialContent {
 		h.Del("Etag") // the source's ETag is not the range's
+		dropContainerOverrides(h)
 	}
 	return p.putObject(q, dst, h, resp.Body, resp.ContentLength, extra)
+}
+
+// dropContainerOverrides removes the source's container update overrides
+// from a copy that does not keep the source's ETag (a range, a large
+// object's data): they describe the source, as Swift's copy middleware
+// reasons.
+func dropContainerOverrides(h http.Header) {
+	for k := range h {
+		if strings.HasPrefix(k, "X-Object-Sysmeta-Container-Update-Override-") {
+			delete(h, k)
+		}
+	}
 }
 
 // copyLarge stores the concatenation of a large object's pieces as dst, a
@@ -218,6 +231,7 @@ func (p *Proxy) copyLarge(q *request, dst [3]string, h http.Header, pieces []pie
 		total += pc.size()
 	}
 	h.Del("Etag") // the object servers compute the data's own
+	dropContainerOverrides(h)
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(p.copyPieces(q, pw, pieces, 0, total-1)) }()
 	defer pr.Close()

@@ -66,6 +66,7 @@ func (p *Proxy) storeObject(q *request, names [3]string, h http.Header, body io.
 	if _, err := deleteAt(h, time.Now()); err != nil {
 		return 0, nil, "", err
 	}
+	sloListingHeaders(h)
 	base := p.backendHeaders(q, p.clock.now())
 	objectMetaHeaders(base, h)
 	base.Set("Content-Type", h.Get("Content-Type"))

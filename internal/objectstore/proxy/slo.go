@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/swiftfmt"
 )
 
 // Static Large Objects (Swift's slo middleware): PUT ?multipart-manifest=put
@@ -26,6 +28,9 @@ const (
 	sloHeader      = "X-Static-Large-Object"
 	sloEtagSysmeta = "X-Object-Sysmeta-Slo-Etag"
 	sloSizeSysmeta = "X-Object-Sysmeta-Slo-Size"
+	// etagOverrideSysmeta replaces the ETag of an object's container
+	// update (Swift's container update override).
+	etagOverrideSysmeta = "X-Object-Sysmeta-Container-Update-Override-Etag"
 	// sloMaxDepth bounds manifests of manifests, as Swift's max nesting.
 	sloMaxDepth = 10
 )
@@ -362,6 +367,32 @@ func (p *Proxy) sloPut(q *request) error {
 		}
 	})
 	return p.putObject(q, names, h, bytes.NewReader(manifest), int64(len(manifest)), nil)
+}
+
+// sloListingHeaders marks a manifest about to be stored for its container
+// listing as Swift's slo does on every manifest PUT: its total size as the
+// content type's swift_bytes, and its ETag as the slo_etag parameter of the
+// container update's ETag (whose value stays the manifest body's MD5, or
+// what a middleware before put there). A manifest stored again (a copy, a
+// version) is marked afresh from its system metadata, replacing the marks
+// it was read with.
+func sloListingHeaders(h http.Header) {
+	if !trueValue(h.Get(sloHeader)) || h.Get(sloSizeSysmeta) == "" || h.Get(sloEtagSysmeta) == "" {
+		return
+	}
+	h.Set("Content-Type", swiftfmt.WithSwiftBytes(h.Get("Content-Type"), h.Get(sloSizeSysmeta)))
+	val, params, _ := strings.Cut(h.Get(etagOverrideSysmeta), ";")
+	if strings.TrimSpace(val) == "" {
+		val = strings.Trim(h.Get("Etag"), `"`)
+	}
+	var kept []string
+	for _, p := range strings.Split(params, ";") {
+		if k, _, _ := strings.Cut(p, "="); strings.TrimSpace(k) != "slo_etag" && strings.TrimSpace(p) != "" {
+			kept = append(kept, strings.TrimSpace(p))
+		}
+	}
+	kept = append(kept, "slo_etag="+h.Get(sloEtagSysmeta))
+	h.Set(etagOverrideSysmeta, strings.TrimSpace(val)+"; "+strings.Join(kept, "; "))
 }
 
 // sloYieldFrequency is how often a heartbeating manifest upload sends a

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -311,4 +312,68 @@ func TestAccountServer(t *testing.T) {
 	expectStatus(t, do(t, "DELETE", base, map[string]string{"X-Timestamp": n.ts()}, ""), 204, "delete")
 	expectStatus(t, do(t, "HEAD", base, nil, ""), 404, "deleted")
 	expectStatus(t, do(t, "PUT", base, map[string]string{"X-Timestamp": n.ts()}, ""), 403, "recreate recently deleted")
+}
+
+// TestContainerUpdateOverrideListing checks the path of a static large
+// object's listing row, as Swift's: the object server sends the persisted
+// container update overrides and the manifest's content type with its
+// swift_bytes, and the container listing shows swift_bytes as bytes and
+// the ETag's slo_etag as a key of its own, keeping both through a POST
+// that changes the content type, while GET shows no swift_bytes.
+func TestContainerUpdateOverrideListing(t *testing.T) {
+	n := newNode(t)
+	n.putAccount(t, "AUTH_t")
+	n.putContainer(t, "AUTH_t", "c")
+	manifest := `[{"name":"/s/1"}]`
+	h := n.containerHeaders()
+	h["Content-Type"] = "application/octet-stream;swift_bytes=1048576"
+	h["X-Static-Large-Object"] = "True"
+	h["X-Object-Sysmeta-Container-Update-Override-Etag"] = md5hex(manifest) + "; slo_etag=abc"
+	expectStatus(t, n.putObject(t, "/sda/0/AUTH_t/c/slo", n.ts(), manifest, h), 201, "put manifest")
+	h = n.containerHeaders()
+	h["Content-Type"] = "text/plain; charset=utf-8"
+	expectStatus(t, n.putObject(t, "/sda/0/AUTH_t/c/plain", n.ts(), "xyz", h), 201, "put plain")
+
+	row := func(what string) map[string]any {
+		t.Helper()
+		r := do(t, "GET", n.contURL+"/sda/1/AUTH_t/c?format=json", nil, "")
+		var items []map[string]any
+		if err := json.Unmarshal([]byte(r.body), &items); err != nil || len(items) != 2 {
+			t.Fatalf("%s: listing %q: %v", what, r.body, err)
+		}
+		if p := items[0]; p["name"] != "plain" || p["content_type"] != "text/plain;charset=utf-8" || p["bytes"] != 3.0 || p["slo_etag"] != nil {
+			t.Fatalf("%s: plain row %v", what, p)
+		}
+		if used := r.header.Get("X-Container-Bytes-Used"); used != strconv.Itoa(len(manifest)+3) {
+			t.Fatalf("%s: bytes used %s, want the manifest's own size counted", what, used)
+		}
+		return items[1]
+	}
+	want := func(what string, it map[string]any, ct string) {
+		t.Helper()
+		if it["bytes"] != 1048576.0 || it["content_type"] != ct || it["hash"] != md5hex(manifest) || it["slo_etag"] != `"abc"` {
+			t.Fatalf("%s: slo row %v", what, it)
+		}
+	}
+	want("after put", row("after put"), "application/octet-stream")
+	x := do(t, "GET", n.contURL+"/sda/1/AUTH_t/c?format=xml&prefix=slo", nil, "")
+	if !strings.Contains(x.body, "<hash>"+md5hex(manifest)+"</hash><bytes>1048576</bytes><content_type>application/octet-stream</content_type>") ||
+		strings.Contains(x.body, "slo_etag") {
+		t.Fatalf("xml listing %q", x.body)
+	}
+	if g := do(t, "HEAD", n.objURL+"/sda/0/AUTH_t/c/slo", nil, ""); g.header.Get("Content-Type") != "application/octet-stream" {
+		t.Fatalf("manifest head content type %q", g.header.Get("Content-Type"))
+	}
+
+	post := n.containerHeaders()
+	post["X-Timestamp"], post["Content-Type"] = n.ts(), "image/jpeg"
+	expectStatus(t, do(t, "POST", n.objURL+"/sda/0/AUTH_t/c/slo", post, ""), 202, "post content type")
+	want("after post", row("after post"), "image/jpeg")
+	post = n.containerHeaders()
+	post["X-Timestamp"], post["X-Object-Meta-Test"] = n.ts(), "blah"
+	expectStatus(t, do(t, "POST", n.objURL+"/sda/0/AUTH_t/c/slo", post, ""), 202, "post metadata")
+	want("after metadata post", row("after metadata post"), "image/jpeg")
+	if g := do(t, "GET", n.objURL+"/sda/0/AUTH_t/c/slo", nil, ""); g.header.Get("Content-Type") != "image/jpeg" || g.header.Get("X-Object-Meta-Test") != "blah" {
+		t.Fatalf("manifest after posts: %v", g.header)
+	}
 }

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/swiftfmt"
 )
 
 // objectFiles is what a hash directory holds, resolved Swift's way: the
@@ -223,6 +225,14 @@ func mergeMeta(data, meta map[string]string) map[string]string {
 			continue
 		}
 		out[k] = v
+	}
+	// A POST's content type keeps the data's swift_bytes: the large
+	// object's size still belongs in its listing, as Swift's object server
+	// re-appends it.
+	if ct, ok := meta["Content-Type"]; ok {
+		if _, n, found := swiftfmt.ExtractSwiftBytes(data["Content-Type"]); found {
+			out["Content-Type"] = swiftfmt.WithSwiftBytes(ct, n)
+		}
 	}
 	return out
 }

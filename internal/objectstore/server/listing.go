@@ -101,8 +101,41 @@ var objectRows = rowSource{table: "object", cols: "created_at, size, content_typ
 		err := rows.Scan(&it.Name, &created, &it.Bytes, &it.ContentType, &it.Hash)
 		ts, _ := parseTimestamp(created)
 		it.LastModified = ts.isoListing()
+		it.applyLargeObject()
 		return it.Name, it, err
 	}}
+
+// applyLargeObject shows a static large object's row as Swift does: the
+// swift_bytes parameter the SLO middleware put on its content type becomes
+// its bytes (the row's size is the manifest's, which the container's usage
+// counts), and the slo_etag parameter of its container-update etag becomes
+// a key of its own, quoted, leaving the manifest's MD5 as the hash.
+func (it *objectListing) applyLargeObject() {
+	ct, n, ok := swiftfmt.ExtractSwiftBytes(it.ContentType)
+	it.ContentType = ct
+	if ok {
+		if size, err := strconv.ParseInt(n, 10, 64); err == nil {
+			it.Bytes = size
+		}
+	}
+	etag, params, found := strings.Cut(it.Hash, ";")
+	if !found {
+		return
+	}
+	rest := ""
+	for _, p := range strings.Split(params, ";") {
+		k, v, _ := strings.Cut(p, "=")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if k == "slo_etag" {
+			it.SLOEtag = `"` + v + `"`
+		} else if k != "" {
+			rest += "; " + k + "=" + v
+		}
+	}
+	if it.SLOEtag != "" {
+		it.Hash = strings.TrimSpace(etag) + rest
+	}
+}
 
 // listRows runs Swift's listing algorithm over src's table: names bounded by
 // marker/end_marker/prefix, ascending or descending, with delimiter
@@ -205,6 +238,9 @@ type objectListing struct {
 	Bytes        int64  `json:"bytes"`
 	ContentType  string `json:"content_type"`
 	LastModified string `json:"last_modified"`
+	// SLOEtag is a static large object's ETag; XML listings leave it out,
+	// as Swift's do.
+	SLOEtag string `json:"slo_etag,omitempty"`
 }
 
 // containerListing is an account listing item.

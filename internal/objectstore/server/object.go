@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/swiftfmt"
 )
 
 // ObjectServer stores object data and metadata on local devices and answers
@@ -145,11 +147,7 @@ func (s *ObjectServer) put(w http.ResponseWriter, r *http.Request) error {
 	// The answer still waits for both.
 	dirsSynced := make(chan error, 1)
 	go func() { dirsSynced <- syncDirs() }()
-	s.containerUpdate(r, t, http.MethodPut, ts, map[string]string{
-		"X-Size":         md["Content-Length"],
-		"X-Content-Type": ct,
-		"X-Etag":         etag,
-	})
+	s.containerUpdate(r, t, http.MethodPut, ts, containerUpdateFields(md, r.Header))
 	s.deleteAtUpdate(r, t, ts, deleteAt)
 	if err := <-dirsSynced; err != nil {
 		return storageErr(err)
@@ -161,6 +159,57 @@ func (s *ObjectServer) put(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("ETag", etag)
 	writeEmpty(w, http.StatusCreated)
 	return nil
+}
+
+// Prefixes of the headers that replace fields of an object's container
+// update: the first sent with one request, the second persisted as
+// system metadata (Swift's slo sends the ETag with slo_etag this way).
+const (
+	backendOverridePrefix = "X-Backend-Container-Update-Override-"
+	sysmetaOverridePrefix = "X-Object-Sysmeta-Container-Update-Override-"
+)
+
+// containerUpdateFields are the listing fields of an object's container
+// update: size, content type and ETag from its metadata md, then the
+// overrides of req and md, the persisted ones last so that they win, as
+// in Swift's _check_container_override.
+func containerUpdateFields(md map[string]string, req http.Header) map[string]string {
+	u := map[string]string{
+		"X-Size":         md["Content-Length"],
+		"X-Content-Type": md["Content-Type"],
+		"X-Etag":         md["ETag"],
+	}
+	for k, vs := range req {
+		if f, ok := strings.CutPrefix(k, backendOverridePrefix); ok && f != "" && len(vs) > 0 {
+			u["X-"+f] = vs[0]
+		}
+	}
+	for k, v := range md {
+		if f, ok := strings.CutPrefix(k, sysmetaOverridePrefix); ok && f != "" {
+			u["X-"+f] = v
+		}
+	}
+	return u
+}
+
+// postContentType is the content type a POST's .meta records: the
+// request's, or else the one an earlier POST set, because each .meta
+// replaces the one before it whole.
+func postContentType(r *http.Request, dir string, of objectFiles) (string, error) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		return ct, nil
+	}
+	if of.meta == "" {
+		return "", nil
+	}
+	prev, err := readMetadata(filepath.Join(dir, of.meta))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil // replaced meanwhile; the newer POST decides
+	}
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", of.meta, err)
+	}
+	return prev["Content-Type"], nil
 }
 
 // receive copies the request body into dw. A body that ends early or fails
@@ -212,7 +261,8 @@ func objectHeaders(h http.Header, obj *openObject) {
 		}
 	}
 	ts := obj.timestamp()
-	h.Set("Content-Type", obj.md["Content-Type"])
+	// A manifest's swift_bytes is for its container listing only.
+	h.Set("Content-Type", swiftfmt.CleanContentType(obj.md["Content-Type"]))
 	h.Set("ETag", obj.md["ETag"])
 	h.Set("Last-Modified", ts.lastModified().Format(http.TimeFormat))
 	h.Set("X-Timestamp", ts.Normal())
@@ -350,6 +400,7 @@ func (s *ObjectServer) post(w http.ResponseWriter, r *http.Request) error {
 	}
 	cur := obj.timestamp()
 	isExpired := expired(obj.md, time.Now())
+	curMD := obj.md
 	obj.Close()
 	if isExpired {
 		return notFound(of)
@@ -374,12 +425,22 @@ func (s *ObjectServer) post(w http.ResponseWriter, r *http.Request) error {
 	if deleteAt != "" {
 		md["X-Delete-At"] = deleteAt
 	}
+	ct, err := postContentType(r, t.dir, of)
+	if err != nil {
+		return err
+	}
+	if ct != "" {
+		md["Content-Type"] = ct
+	}
 	if err := writeFileAtomic(t.devPath, t.dir, ts.Internal()+".meta", nil, md); err != nil {
 		return storageErr(err)
 	}
 	if err := cleanupObjectDir(t.dir, s.cfg.ReclaimAge); err != nil {
 		s.log.Warn("cleanup after post", "dir", t.dir, "err", err)
 	}
+	// The proxy names container servers only when the listing changes (a
+	// new content type); the row keeps the data's size and ETag.
+	s.containerUpdate(r, t, http.MethodPut, ts, containerUpdateFields(mergeMeta(curMD, md), nil))
 	s.deleteAtUpdate(r, t, ts, deleteAt)
 	writeEmpty(w, http.StatusAccepted)
 	return nil
