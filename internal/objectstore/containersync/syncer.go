@@ -86,18 +86,11 @@ func New(cfg Config) (*Syncer, error) {
 
 // Run syncs every Interval until ctx ends.
 func (s *Syncer) Run(ctx context.Context) {
-	t := time.NewTicker(s.cfg.Interval)
-	defer t.Stop()
-	for {
+	server.RunEvery(ctx, s.cfg.Interval, func(ctx context.Context) {
 		if st := s.SyncOnce(ctx); st.Puts+st.Deletes+st.Failures > 0 {
 			s.cfg.Logger.Info("container sync pass", "puts", st.Puts, "deletes", st.Deletes, "failures", st.Failures)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	})
 }
 
 // SyncOnce makes one pass over the container databases of this node.

@@ -95,19 +95,11 @@ func New(cfg Config) (*Expirer, error) {
 
 // Run expires objects every Interval until ctx ends.
 func (e *Expirer) Run(ctx context.Context) {
-	t := time.NewTicker(e.cfg.Interval)
-	defer t.Stop()
-	for {
-		st := e.ExpireOnce(ctx)
-		if st.Expired > 0 || st.Failed > 0 {
+	server.RunEvery(ctx, e.cfg.Interval, func(ctx context.Context) {
+		if st := e.ExpireOnce(ctx); st.Expired > 0 || st.Failed > 0 {
 			e.cfg.Logger.Info("expirer pass", "expired", st.Expired, "failed", st.Failed)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	})
 }
 
 // ExpireOnce works through every due row of the local queue containers.

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/nimbus-cloud/nimbus/internal/objectstore/ring"
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/server"
 )
 
 // Config configures a replicator of one ring on one node.
@@ -124,19 +125,12 @@ func peers(r *ring.Ring, part, devID int) (targets []ring.Device, primary bool) 
 
 // run calls pass every interval until ctx ends.
 func run(ctx context.Context, cfg *Config, name string, pass func(context.Context) Stats) {
-	t := time.NewTicker(cfg.Interval)
-	defer t.Stop()
-	for {
+	server.RunEvery(ctx, cfg.Interval, func(ctx context.Context) {
 		start := time.Now()
 		st := pass(ctx)
 		cfg.Logger.Debug("replication pass", "replicator", name, "checked", st.Checked, "pushed", st.Pushed,
 			"removed", st.Removed, "failed", st.Failed, "took", time.Since(start).String())
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	})
 }
 
 // peerURL is http://<device host>/<device>/<partition>[/<names>...] with

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/nimbus-cloud/nimbus/internal/objectstore/ring"
 )
@@ -33,6 +34,22 @@ func EachLocalDB(ctx context.Context, r *ring.Ring, root, host, kind string, log
 				return
 			}
 			fn(d, f)
+		}
+	}
+}
+
+// RunEvery calls pass at once and then every interval until ctx ends:
+// the loop of a node's background daemons. A pass that outlasts the
+// interval is followed by the next at once.
+func RunEvery(ctx context.Context, interval time.Duration, pass func(context.Context)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		pass(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
 }
