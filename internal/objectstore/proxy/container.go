@@ -37,6 +37,9 @@ func (p *Proxy) containerGet(q *request) error {
 	if name := swiftfmt.PolicyName(resp.Header.Get("X-Backend-Storage-Policy-Index")); name != "" {
 		q.w.Header().Set("X-Storage-Policy", name)
 	}
+	if err := p.symlinkListing(q, resp); err != nil {
+		return err
+	}
 	return p.relay(q, resp)
 }
 

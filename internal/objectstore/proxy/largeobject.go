@@ -204,7 +204,7 @@ func (p *Proxy) copyPieces(q *request, w io.Writer, pieces []piece, start, end i
 		h := p.backendHeaders(q, "")
 		h.Set("Range", fmt.Sprintf("bytes=%d-%d", from, to))
 		names := "/" + q.account + "/" + pc.container + "/" + pc.object
-		resp, err := p.read(q.ctx(), place(p.rings.object, q.account, pc.container, pc.object), http.MethodGet, names, "", h)
+		resp, err := p.readLinked(q, [3]string{q.account, pc.container, pc.object}, http.MethodGet, h)
 		if err == nil && resp.StatusCode/100 != 2 {
 			discard(resp)
 			err = fmt.Errorf("segment %s: status %d", names, resp.StatusCode)

@@ -20,6 +20,12 @@ type Middlewares struct {
 	// DisableContainerSync refuses X-Container-Sync-To and sync requests
 	// and drops container_sync from /info.
 	DisableContainerSync bool
+	// DisableSymlink turns off symlinks: X-Symlink-Target is then an
+	// ordinary header and links are not followed.
+	DisableSymlink bool
+	// SymloopMax bounds the links one read follows (Swift's symloop_max,
+	// 2).
+	SymloopMax int
 
 	// SLOMaxManifestSegments bounds the segments of one manifest (1000);
 	// SLOMaxManifestSize bounds its JSON body (8 MiB).
@@ -63,6 +69,9 @@ func (m Middlewares) withDefaults() Middlewares {
 		if *v <= 0 {
 			*v = 1000
 		}
+	}
+	if m.SymloopMax < 1 {
+		m.SymloopMax = defaultSymloopMax
 	}
 	if m.CrossDomainPolicy == "" {
 		m.CrossDomainPolicy = `<allow-access-from domain="*" secure="false" />`
@@ -111,6 +120,7 @@ func (m Middlewares) info() map[string]any {
 	add(m.DisableAccountQuotas, "account_quotas", map[string]any{})
 	add(m.DisableContainerQuotas, "container_quotas", map[string]any{})
 	add(m.DisableCrossDomain, "crossdomain", map[string]any{})
+	add(m.DisableSymlink, "symlink", map[string]any{"symloop_max": m.SymloopMax, "static_links": true})
 	return out
 }
 

@@ -23,6 +23,9 @@ func (p *Proxy) objectRequest(q *request) error {
 		if p.isSLOPut(q) {
 			return p.sloPut(q)
 		}
+		if _, ok := q.r.Header[symlinkTargetHeader]; ok && p.symlinkOn() {
+			return p.symlinkPut(q)
+		}
 		return p.objectPut(q)
 	case http.MethodPost:
 		return p.objectPost(q)
@@ -53,6 +56,9 @@ func (p *Proxy) objectGet(q *request) error {
 	pl := place(p.rings.object, q.account, q.container, q.object)
 	resp, err := p.readAny(q, pl, q.names(), "", h)
 	if err != nil {
+		return err
+	}
+	if done, err := p.symlinkGet(q, resp); done {
 		return err
 	}
 	if (resp.StatusCode == http.StatusPartialContent || resp.StatusCode == http.StatusRequestedRangeNotSatisfiable) &&
@@ -124,6 +130,9 @@ func (p *Proxy) objectWriteSlots(q *request, base http.Header, names [3]string) 
 }
 
 func (p *Proxy) objectPost(q *request) error {
+	if _, ok := q.r.Header[symlinkTargetHeader]; ok && p.symlinkOn() {
+		return errText(http.StatusBadRequest, "A PUT request is required to set a symlink target")
+	}
 	if err := p.checkMetadata(q.r.Header, "Object"); err != nil {
 		return err
 	}
@@ -150,6 +159,11 @@ func (p *Proxy) objectPost(q *request) error {
 		}
 	}
 	status, hdr := bestStatus(p.write(q.ctx(), pl, http.MethodPost, q.names(), bySlot(slots)), pl.quorum())
+	if p.symlinkOn() {
+		if err := p.symlinkPost(q, status); err != nil {
+			return err
+		}
+	}
 	writeStatus(q, status, hdr)
 	return nil
 }

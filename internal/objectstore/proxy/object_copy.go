@@ -137,7 +137,7 @@ func (p *Proxy) copyObject(q *request, src, dst [3]string) error {
 	if strings.Contains(rng, ",") {
 		rng = ""
 	}
-	resp, err := p.openSource(q, src, rng)
+	resp, err := p.openCopySource(q, src, rng)
 	if err != nil {
 		return err
 	}
@@ -164,6 +164,11 @@ func (p *Proxy) copyObject(q *request, src, dst [3]string) error {
 		}
 	}
 	h.Del("X-Delete-At")
+	if p.symlinkOn() && isSymlinkGet(q) {
+		if err := retargetCopiedLink(q, h); err != nil {
+			return err
+		}
+	}
 	objectMetaHeaders(h, q.r.Header)
 	for _, k := range []string{"Content-Type", "X-Delete-After", "If-None-Match"} {
 		if v := q.r.Header.Get(k); v != "" {

@@ -80,6 +80,9 @@ type request struct {
 	// its writes keep instead of the proxy's.
 	synced        bool
 	syncTimestamp string
+	// link is the walk of the symlinks a GET or HEAD has followed so
+	// far (nil before the first).
+	link *symlinkWalk
 }
 
 // ctx is the request's context.

@@ -65,8 +65,9 @@ func ETagMatches(list, etag string) bool {
 
 // CheckConditions applies RFC 7232's order to a GET or HEAD of an object
 // with etag and lastMod (rounded up to a whole second): If-Match, else
-// If-Unmodified-Since (412); then If-None-Match, else If-Modified-Since
-// (304). It returns 0 when the request may proceed. The object servers
+// If-Unmodified-Since (412), both checked as Swift's swob does (a
+// matching If-Match does not excuse a stale If-Unmodified-Since); then
+// If-None-Match, else If-Modified-Since (304). It returns 0 when the request may proceed. The object servers
 // evaluate it for plain objects, the proxy for large objects, whose ETag
 // only it knows, so both must agree.
 func CheckConditions(h http.Header, etag string, lastMod time.Time) int {
@@ -74,7 +75,8 @@ func CheckConditions(h http.Header, etag string, lastMod time.Time) int {
 		if !ETagMatches(im, etag) {
 			return http.StatusPreconditionFailed
 		}
-	} else if ius := h.Get("If-Unmodified-Since"); ius != "" {
+	}
+	if ius := h.Get("If-Unmodified-Since"); ius != "" {
 		if t, err := http.ParseTime(ius); err == nil && lastMod.After(t) {
 			return http.StatusPreconditionFailed
 		}
