@@ -228,7 +228,9 @@ func (s *Service) changeAggregate(r *http.Request, fn func(tx *store.Tx, a *aggr
 	return api.JSON(http.StatusOK, map[string]any{"aggregate": s.aggregateView(r, a, true)}), nil
 }
 
-// rezone recomputes the zone of hosts after their aggregates changed.
+// rezone recomputes the zone of hosts after their aggregates changed, in
+// the aggregate's transaction: aggregate_zone, which heartbeats read in
+// their own update, and the zone it gives.
 func (s *Service) rezone(ctx context.Context, tx *store.Tx, hosts []string) error {
 	for _, h := range hosts {
 		var reported string
@@ -239,15 +241,31 @@ func (s *Service) rezone(ctx context.Context, tx *store.Tx, hosts []string) erro
 		if err != nil {
 			return err
 		}
-		z, err := s.zoneFor(ctx, tx, h, reported)
+		aggZone, err := aggregateZone(ctx, tx, h, 0)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE compute_hosts SET zone = ? WHERE host = ?`, z, h); err != nil {
-			return err
+		z := aggZone
+		if z == "" {
+			z = s.ownZone(reported)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE compute_hosts SET zone = ?, aggregate_zone = ? WHERE host = ?`, z, aggZone, h); err != nil {
+			return fmt.Errorf("zone of %s: %w", h, err)
 		}
 	}
 	return nil
+}
+
+// rezoneAll fills aggregate_zone for the hosts of every aggregate, once,
+// when a database from before that column is migrated.
+func (s *Service) rezoneAll(ctx context.Context) error {
+	return s.writeTx(ctx, func(tx *store.Tx) error {
+		hosts, err := store.QueryStrings(ctx, tx, `SELECT DISTINCT host FROM compute_aggregate_hosts`)
+		if err != nil {
+			return fmt.Errorf("hosts in aggregates: %w", err)
+		}
+		return s.rezone(ctx, tx, hosts)
+	})
 }
 
 func (s *Service) updateAggregate(r *http.Request) (*api.Response, error) {

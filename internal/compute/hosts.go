@@ -95,17 +95,18 @@ func (s *Service) RecordHeartbeat(ctx context.Context, rep HostReport) error {
 		hvType = "QEMU"
 	}
 	ts := store.FormatTime(now())
-	zone, err := s.zoneFor(ctx, s.db, rep.Host, reported)
-	if err != nil {
-		return err
-	}
+	// The zone an aggregate gives wins over the reported one. The update
+	// reads it from the row it writes (aggregate_zone, kept by rezone in
+	// the aggregate's own transaction), so a heartbeat racing an
+	// aggregate change cannot write back the zone it read before.
+	zone := s.ownZone(reported)
 	args := []any{zone, reported, rep.VCPUs, rep.MemoryMB, rep.LocalGB,
 		ratio(rep.CPUAllocationRatio, s.cfg.CPUAllocationRatio), ratio(rep.RAMAllocationRatio, s.cfg.RAMAllocationRatio),
 		ratio(rep.DiskAllocationRatio, s.cfg.DiskAllocationRatio), hvType, rep.HypervisorVersion, hvHost, rep.HostIP,
 		rep.Architecture, rep.RunningVMs, ts, ts}
 	// A known host is one statement, so a thousand hosts beating do not
 	// hold the write lock for long; only a new host takes a transaction.
-	const update = `UPDATE compute_hosts SET zone = ?, reported_zone = ?, vcpus = ?, memory_mb = ?, local_gb = ?, cpu_ratio = ?,
+	const update = `UPDATE compute_hosts SET zone = CASE WHEN aggregate_zone <> '' THEN aggregate_zone ELSE ? END, reported_zone = ?, vcpus = ?, memory_mb = ?, local_gb = ?, cpu_ratio = ?,
 		ram_ratio = ?, disk_ratio = ?, hypervisor_type = ?, hypervisor_version = ?, hypervisor_hostname = ?, host_ip = ?,
 		architecture = ?, running_vms = ?, updated_at = ?, last_seen = ? WHERE host = ?`
 	res, err := s.db.Exec(ctx, update, append(args, rep.Host)...)
@@ -127,25 +128,30 @@ func (s *Service) RecordHeartbeat(ctx context.Context, rep HostReport) error {
 		if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(seq), 0) + 1 FROM compute_hosts`).Scan(&seq); err != nil {
 			return err
 		}
+		// A host that was deleted and comes back keeps its aggregates.
+		aggZone, err := aggregateZone(ctx, tx, rep.Host, 0)
+		if err != nil {
+			return err
+		}
+		if aggZone != "" {
+			args[0] = aggZone
+		}
 		_, err = tx.Exec(ctx, `INSERT INTO compute_hosts (id, seq, host, zone, reported_zone, vcpus, memory_mb, local_gb, cpu_ratio, ram_ratio,
 			disk_ratio, hypervisor_type, hypervisor_version, hypervisor_hostname, host_ip, architecture, running_vms, updated_at,
-			last_seen, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			append(append([]any{newID(), seq, rep.Host}, args...), ts)...)
+			last_seen, created_at, aggregate_zone) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			append(append([]any{newID(), seq, rep.Host}, args...), ts, aggZone)...)
 		return err
 	})
 }
 
-// zoneFor is a host's availability zone: that of an aggregate it belongs
-// to, as Nova's zones are aggregates, else the zone its agent reports,
-// else the default zone.
-func (s *Service) zoneFor(ctx context.Context, q store.Querier, hostName, reported string) (string, error) {
-	if z, err := aggregateZone(ctx, q, hostName, 0); err != nil || z != "" {
-		return z, err
-	}
+// ownZone is the zone of a host in no zoned aggregate: the one its agent
+// reports, else the default zone. A zoned aggregate's zone wins over it,
+// as Nova's zones are aggregates.
+func (s *Service) ownZone(reported string) string {
 	if reported != "" {
-		return reported, nil
+		return reported
 	}
-	return s.cfg.DefaultAvailabilityZone, nil
+	return s.cfg.DefaultAvailabilityZone
 }
 
 func isNoRows(err error) bool {

@@ -265,5 +265,12 @@ CREATE TABLE compute_control_services (
 	updated_at TEXT NOT NULL,
 	UNIQUE (host, binary_name)
 )`,
+	}, {
+		Version: 4,
+		Name:    "zone of a host's aggregates",
+		// Written with the aggregate, read by the heartbeat's own update,
+		// so a heartbeat cannot put back a zone an aggregate change just
+		// took away (aggregates.go rezone).
+		SQL: `ALTER TABLE compute_hosts ADD COLUMN aggregate_zone TEXT NOT NULL DEFAULT ''`,
 	}}
 }

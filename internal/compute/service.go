@@ -211,6 +211,11 @@ func New(ctx context.Context, cfg Config, db *store.DB, svc *api.Service, log *s
 	s := &Service{cfg: cfg, db: db, api: svc, log: log, proxy: &http.Client{Timeout: 30 * time.Second}, mv: api.Microversions{
 		ServiceType: "compute", LegacyHeader: "X-OpenStack-Nova-API-Version", Min: MinVersion, Max: MaxVersion,
 	}}
+	if fresh > 0 && fresh < 4 {
+		if err := s.rezoneAll(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if fresh == 0 && cfg.DefaultFlavors {
 		if err := s.seedFlavors(ctx); err != nil {
 			return nil, err
