@@ -12,8 +12,6 @@ import (
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
-	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/imagedata"
-	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/agents"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
@@ -189,32 +187,8 @@ func TestComputeAgentBuildsAServer(t *testing.T) {
 	if _, err := subnets.Create(ctx, nc, subnets.CreateOpts{NetworkID: n.ID, CIDR: "10.9.0.0/24", IPVersion: 4}).Extract(); err != nil {
 		t.Fatal(err)
 	}
-	im, err := images.Create(ctx, ic, images.CreateOpts{Name: "tiny", DiskFormat: "raw", ContainerFormat: "bare"}).Extract()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := imagedata.Upload(ctx, ic, im.ID, strings.NewReader(strings.Repeat("x", 4096))).ExtractErr(); err != nil {
-		t.Fatal(err)
-	}
-	s, err := servers.Create(ctx, cc, servers.CreateOpts{Name: "vm1", ImageRef: im.ID, FlavorRef: "42",
-		Networks: []servers.Network{{UUID: n.ID}}}, nil).Extract()
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		got, err := servers.Get(ctx, cc, s.ID).Extract()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got.Status == "ACTIVE" {
-			break
-		}
-		if got.Status == "ERROR" || time.Now().After(deadline) {
-			t.Fatalf("server %s is %s (fault %+v)", s.ID, got.Status, got.Fault)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	s := cloud.BootTinyServer(ctx, t, ic, cc, servers.CreateOpts{Name: "vm1", FlavorRef: "42",
+		Networks: []servers.Network{{UUID: n.ID}}})
 	pages, err := ports.List(nc, ports.ListOpts{DeviceID: s.ID}).AllPages(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -5,15 +5,11 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
-	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/imagedata"
-	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/routers"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
@@ -72,33 +68,9 @@ func TestMetadataThroughTheAgentProxy(t *testing.T) {
 	if _, err := routers.AddInterface(ctx, nc, r.ID, routers.AddInterfaceOpts{SubnetID: sn.ID}).Extract(); err != nil {
 		t.Fatal(err)
 	}
-	im, err := images.Create(ctx, ic, images.CreateOpts{Name: "tiny", DiskFormat: "raw", ContainerFormat: "bare"}).Extract()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := imagedata.Upload(ctx, ic, im.ID, strings.NewReader(strings.Repeat("x", 4096))).ExtractErr(); err != nil {
-		t.Fatal(err)
-	}
-	s, err := servers.Create(ctx, cc, servers.CreateOpts{Name: "vm1", ImageRef: im.ID, FlavorRef: "42",
+	s := BootTinyServer(ctx, t, ic, cc, servers.CreateOpts{Name: "vm1", FlavorRef: "42",
 		Networks: []servers.Network{{UUID: n.ID}}, Metadata: map[string]string{"role": "web"},
-		UserData: []byte("#cloud-config\n")}, nil).Extract()
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		got, err := servers.Get(ctx, cc, s.ID).Extract()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got.Status == "ACTIVE" {
-			break
-		}
-		if got.Status == "ERROR" || time.Now().After(deadline) {
-			t.Fatalf("server %s is %s (fault %+v)", s.ID, got.Status, got.Fault)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		UserData: []byte("#cloud-config\n")})
 	pages, err := ports.List(nc, ports.ListOpts{DeviceID: s.ID}).AllPages(ctx)
 	if err != nil {
 		t.Fatal(err)

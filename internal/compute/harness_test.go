@@ -1,7 +1,6 @@
 package compute_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -153,7 +152,7 @@ func (h *harness) eventually(what string, ok func() bool) {
 	}
 }
 
-type reqOpt func(*http.Request)
+type reqOpt = func(*http.Request)
 
 func mv(v string) reqOpt {
 	return func(r *http.Request) { r.Header.Set("X-OpenStack-Nova-API-Version", v) }
@@ -161,33 +160,7 @@ func mv(v string) reqOpt {
 
 func (h *harness) raw(token, method, path string, body any, opts ...reqOpt) *http.Response {
 	h.t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		data, _ := json.Marshal(b)
-		rd = bytes.NewReader(data)
-	}
-	req, err := http.NewRequest(method, h.srv.URL+path, rd)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("X-Auth-Token", token)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for _, o := range opts {
-		o(req)
-	}
-	resp, err := h.srv.Client().Do(req)
-	if err != nil {
-		h.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	return resp
+	return apitest.Request(h.t, h.srv.Client(), h.srv.URL, token, method, path, body, opts...)
 }
 
 func (h *harness) do(token, method, path string, body any, opts ...reqOpt) (int, []byte, http.Header) {

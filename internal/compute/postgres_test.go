@@ -1,7 +1,6 @@
 package compute_test
 
 import (
-	"os"
 	"testing"
 
 	"github.com/nimbus-cloud/nimbus/internal/store/storetest"
@@ -12,46 +11,34 @@ import (
 // and the claim serialisation are proven on both engines. The whole
 // package runs on PostgreSQL with NIMBUS_TEST_COMPUTE_ENGINE=postgres.
 func TestSuitePostgres(t *testing.T) {
-	if os.Getenv(storetest.DSNEnv) == "" {
-		t.Skip("no PostgreSQL: set " + storetest.DSNEnv + " (make test does) to run the suite against PostgreSQL")
-	}
-	if os.Getenv(engineEnv) == "postgres" {
-		t.Skip("the whole suite is already running on PostgreSQL")
-	}
-	t.Setenv(engineEnv, "postgres")
-	for _, tc := range []struct {
-		name string
-		fn   func(*testing.T)
-	}{
-		{"flavors", TestDefaultFlavors},
-		{"flavor manage", TestFlavorManage},
-		{"extra specs", TestFlavorExtraSpecs},
-		{"keypairs", TestKeypairs},
-		{"server lifecycle", TestServerLifecycle},
-		{"bad input", TestServerCreateBadInput},
-		{"quota", TestServerQuota},
-		{"list filters", TestServerListFilters},
-		{"metadata and tags", TestServerMetadataAndTags},
-		{"resize rebuild snapshot", TestServerResizeRebuildSnapshot},
-		{"no valid host", TestNoValidHostAndReschedule},
-		{"concurrent boots", TestConcurrentBootsNeverOvercommit},
-		{"scheduler filters", TestSchedulerFilters},
-		{"server groups", TestServerGroups},
-		{"reconcile", TestHostDownAndReconcile},
-		{"shelve rescue backup", TestShelveRescueBackup},
-		{"quota sets", TestQuotaSets},
-		{"hypervisors and services", TestHypervisorsAndServices},
-		{"usage and consoles", TestUsageAndConsoles},
-		{"aggregates", TestAggregatesAndZones},
-		{"gophercloud", TestGophercloud},
-		{"image and network checks", TestImageAndNetworkChecks},
-		{"least loaded", TestLeastLoadedSpreads},
-		{"policy personas", TestPolicyPersonas},
-		{"server list paging", TestServerListPaging},
-		{"claims re-check the database", TestClaimRechecksTheDatabase},
-		{"diagnostics", TestServerDiagnostics},
-		{"local delete releases ports", TestLocalDeleteReleasesPorts},
-	} {
-		t.Run(tc.name, tc.fn)
-	}
+	storetest.RunOnPostgres(t, engineEnv, []storetest.Case{
+		{Name: "flavors", Fn: TestDefaultFlavors},
+		{Name: "flavor manage", Fn: TestFlavorManage},
+		{Name: "extra specs", Fn: TestFlavorExtraSpecs},
+		{Name: "keypairs", Fn: TestKeypairs},
+		{Name: "server lifecycle", Fn: TestServerLifecycle},
+		{Name: "bad input", Fn: TestServerCreateBadInput},
+		{Name: "quota", Fn: TestServerQuota},
+		{Name: "list filters", Fn: TestServerListFilters},
+		{Name: "metadata and tags", Fn: TestServerMetadataAndTags},
+		{Name: "resize rebuild snapshot", Fn: TestServerResizeRebuildSnapshot},
+		{Name: "no valid host", Fn: TestNoValidHostAndReschedule},
+		{Name: "concurrent boots", Fn: TestConcurrentBootsNeverOvercommit},
+		{Name: "scheduler filters", Fn: TestSchedulerFilters},
+		{Name: "server groups", Fn: TestServerGroups},
+		{Name: "reconcile", Fn: TestHostDownAndReconcile},
+		{Name: "shelve rescue backup", Fn: TestShelveRescueBackup},
+		{Name: "quota sets", Fn: TestQuotaSets},
+		{Name: "hypervisors and services", Fn: TestHypervisorsAndServices},
+		{Name: "usage and consoles", Fn: TestUsageAndConsoles},
+		{Name: "aggregates", Fn: TestAggregatesAndZones},
+		{Name: "gophercloud", Fn: TestGophercloud},
+		{Name: "image and network checks", Fn: TestImageAndNetworkChecks},
+		{Name: "least loaded", Fn: TestLeastLoadedSpreads},
+		{Name: "policy personas", Fn: TestPolicyPersonas},
+		{Name: "server list paging", Fn: TestServerListPaging},
+		{Name: "claims re-check the database", Fn: TestClaimRechecksTheDatabase},
+		{Name: "diagnostics", Fn: TestServerDiagnostics},
+		{Name: "local delete releases ports", Fn: TestLocalDeleteReleasesPorts},
+	})
 }

@@ -1,7 +1,6 @@
 package network
 
 import (
-	"os"
 	"testing"
 
 	"github.com/nimbus-cloud/nimbus/internal/store/storetest"
@@ -13,36 +12,24 @@ import (
 // whole package can also be run on PostgreSQL with
 // NIMBUS_TEST_NETWORK_ENGINE=postgres.
 func TestSuitePostgres(t *testing.T) {
-	if os.Getenv(storetest.DSNEnv) == "" {
-		t.Skip("no PostgreSQL: set " + storetest.DSNEnv + " (make test does) to run the suite against PostgreSQL")
-	}
-	if os.Getenv(engineEnv) == "postgres" {
-		t.Skip("the whole suite is already running on PostgreSQL")
-	}
-	t.Setenv(engineEnv, "postgres")
-	for _, tc := range []struct {
-		name string
-		fn   func(*testing.T)
-	}{
-		{"networks", TestNetworkCreateDefaults},
-		{"provider networks", TestProviderNetworks},
-		{"network update and delete", TestNetworkUpdateDelete},
-		{"list queries", TestListQueries},
-		{"subnets", TestSubnetDefaultsAndValidation},
-		{"subnet pools", TestSubnetPools},
-		{"ports", TestPortIPAM},
-		{"ipv6 and exhaustion", TestPortIPv6AndExhaustion},
-		{"default security group", TestDefaultSecurityGroup},
-		{"security group rules", TestSecurityGroupRules},
-		{"quotas", TestQuotas},
-		{"routers and floating IPs", TestRoutersAndFloatingIPs},
-		{"distributed routers", TestDistributedRouters},
-		{"agents", TestAgentsAndScheduling},
-		{"informational resources", TestInfoResources},
-		{"gophercloud", TestGophercloud},
-		{"bulk create", TestBulkCreate},
-		{"metering", TestMetering},
-	} {
-		t.Run(tc.name, tc.fn)
-	}
+	storetest.RunOnPostgres(t, engineEnv, []storetest.Case{
+		{Name: "networks", Fn: TestNetworkCreateDefaults},
+		{Name: "provider networks", Fn: TestProviderNetworks},
+		{Name: "network update and delete", Fn: TestNetworkUpdateDelete},
+		{Name: "list queries", Fn: TestListQueries},
+		{Name: "subnets", Fn: TestSubnetDefaultsAndValidation},
+		{Name: "subnet pools", Fn: TestSubnetPools},
+		{Name: "ports", Fn: TestPortIPAM},
+		{Name: "ipv6 and exhaustion", Fn: TestPortIPv6AndExhaustion},
+		{Name: "default security group", Fn: TestDefaultSecurityGroup},
+		{Name: "security group rules", Fn: TestSecurityGroupRules},
+		{Name: "quotas", Fn: TestQuotas},
+		{Name: "routers and floating IPs", Fn: TestRoutersAndFloatingIPs},
+		{Name: "distributed routers", Fn: TestDistributedRouters},
+		{Name: "agents", Fn: TestAgentsAndScheduling},
+		{Name: "informational resources", Fn: TestInfoResources},
+		{Name: "gophercloud", Fn: TestGophercloud},
+		{Name: "bulk create", Fn: TestBulkCreate},
+		{Name: "metering", Fn: TestMetering},
+	})
 }

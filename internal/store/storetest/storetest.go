@@ -56,3 +56,26 @@ func Postgres(t testing.TB) *store.DB {
 	})
 	return db
 }
+
+// Case is one behaviour test a package runs again on PostgreSQL.
+type Case struct {
+	Name string
+	Fn   func(*testing.T)
+}
+
+// RunOnPostgres runs cases again with engineEnv set to "postgres", which
+// the package's harness reads to open its database on PostgreSQL. It is
+// skipped, saying why, without a DSN, or when the whole package already
+// runs on PostgreSQL (then every test is on it already).
+func RunOnPostgres(t *testing.T, engineEnv string, cases []Case) {
+	if os.Getenv(DSNEnv) == "" {
+		t.Skip("no PostgreSQL: set " + DSNEnv + " (make test does) to run the suite against PostgreSQL")
+	}
+	if os.Getenv(engineEnv) == "postgres" {
+		t.Skip("the whole suite is already running on PostgreSQL")
+	}
+	t.Setenv(engineEnv, "postgres")
+	for _, c := range cases {
+		t.Run(c.Name, c.Fn)
+	}
+}
