@@ -164,19 +164,21 @@ func (s *Service) quotaSet(r *http.Request, project string, limits map[string]in
 }
 
 func (s *Service) showQuotas(r *http.Request) (*api.Response, error) {
-	project, err := s.quotaProject(r, "os_compute_api:os-quota-sets:show")
-	if err != nil {
-		return nil, err
-	}
-	limits, err := s.limitsFor(r.Context(), s.db, project)
-	if err != nil {
-		return nil, err
-	}
-	return api.JSON(http.StatusOK, map[string]any{"quota_set": s.quotaSet(r, project, limits, nil, false)}), nil
+	return s.showQuotaSet(r, false)
 }
 
 func (s *Service) showQuotaDetail(r *http.Request) (*api.Response, error) {
-	project, err := s.quotaProject(r, "os_compute_api:os-quota-sets:detail")
+	return s.showQuotaSet(r, true)
+}
+
+// showQuotaSet answers a project's limits, and with detail what its
+// servers and keypairs use of each.
+func (s *Service) showQuotaSet(r *http.Request, detail bool) (*api.Response, error) {
+	rule := "os_compute_api:os-quota-sets:show"
+	if detail {
+		rule = "os_compute_api:os-quota-sets:detail"
+	}
+	project, err := s.quotaProject(r, rule)
 	if err != nil {
 		return nil, err
 	}
@@ -184,11 +186,13 @@ func (s *Service) showQuotaDetail(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	used, err := usageOf(r.Context(), s.db, project)
-	if err != nil {
-		return nil, err
+	var used map[string]int
+	if detail {
+		if used, err = usageOf(r.Context(), s.db, project); err != nil {
+			return nil, err
+		}
 	}
-	return api.JSON(http.StatusOK, map[string]any{"quota_set": s.quotaSet(r, project, limits, used, true)}), nil
+	return api.JSON(http.StatusOK, map[string]any{"quota_set": s.quotaSet(r, project, limits, used, detail)}), nil
 }
 
 func (s *Service) showQuotaDefaults(r *http.Request) (*api.Response, error) {
@@ -205,16 +209,7 @@ func (s *Service) updateQuotas(r *http.Request) (*api.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	var body struct {
-		QuotaSet map[string]json.RawMessage `json:"quota_set"`
-	}
-	if err := api.DecodeJSON(r, &body); err != nil {
-		return nil, err
-	}
-	if body.QuotaSet == nil {
-		return nil, api.BadRequest("Invalid input for field/attribute quota_set. 'quota_set' is a required property")
-	}
-	set, force, err := parseQuotaBody(body.QuotaSet, quotaKeys(r), true)
+	set, force, err := decodeQuotaBody(r, "quota_set", quotaKeys(r), true)
 	if err != nil {
 		return nil, err
 	}
@@ -257,6 +252,26 @@ func setQuotas(ctx context.Context, tx *store.Tx, project string, set map[string
 		}
 	}
 	return nil
+}
+
+// decodeQuotaBody reads a request body {wrapper: {key: limit, ...}}, the
+// shape of both quota sets and quota class sets, refusing a missing
+// wrapper as Nova's schema does.
+func decodeQuotaBody(r *http.Request, wrapper string, keys []string, allowForce bool) (map[string]int, bool, error) {
+	var body map[string]json.RawMessage
+	if err := api.DecodeJSON(r, &body); err != nil {
+		return nil, false, err
+	}
+	var inner map[string]json.RawMessage
+	if raw, ok := body[wrapper]; ok {
+		if err := json.Unmarshal(raw, &inner); err != nil {
+			return nil, false, api.BadRequest("Invalid input for field/attribute %s. Value: %s. %s is not of type 'object'", wrapper, raw, raw)
+		}
+	}
+	if inner == nil {
+		return nil, false, api.BadRequest("Invalid input for field/attribute %s. '%s' is a required property", wrapper, wrapper)
+	}
+	return parseQuotaBody(inner, keys, allowForce)
 }
 
 // parseQuotaBody validates a quota update: known resources only, each an
@@ -334,16 +349,7 @@ func (s *Service) showQuotaClass(r *http.Request) (*api.Response, error) {
 // updateQuotaClass changes the defaults when the class is "default";
 // other names are accepted and change nothing, as Nova.
 func (s *Service) updateQuotaClass(r *http.Request) (*api.Response, error) {
-	var body struct {
-		QuotaClassSet map[string]json.RawMessage `json:"quota_class_set"`
-	}
-	if err := api.DecodeJSON(r, &body); err != nil {
-		return nil, err
-	}
-	if body.QuotaClassSet == nil {
-		return nil, api.BadRequest("Invalid input for field/attribute quota_class_set. 'quota_class_set' is a required property")
-	}
-	set, _, err := parseQuotaBody(body.QuotaClassSet, classKeys(r), false)
+	set, _, err := decodeQuotaBody(r, "quota_class_set", classKeys(r), false)
 	if err != nil {
 		return nil, err
 	}
