@@ -13,6 +13,9 @@ import (
 // timeout ran out while other writers held the write lock. Nothing of the
 // failed transaction was written, so it can simply run again.
 func IsBusy(err error) bool {
+	if errors.Is(err, ErrBusy) {
+		return true
+	}
 	var e *sqlite.Error
 	if !errors.As(err, &e) {
 		return false

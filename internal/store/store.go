@@ -52,7 +52,23 @@ var ErrConflict = errors.New("conflict")
 type DB struct {
 	sql     *sql.DB
 	dialect Dialect
+	stmts   *stmtCache // SQLite only: pgx keeps its own per connection
+	// writer admits one transaction of this process at a time to SQLite,
+	// which has one write lock (nil for PostgreSQL). Waiting here is
+	// first come, first served; waiting in SQLite's busy handler is
+	// polling with sleeps of up to 100 ms, and under a burst of writers a
+	// transaction could miss every turn until its busy timeout ran out.
+	writer chan struct{}
 }
+
+// busyTimeout is how long a SQLite writer waits for the write lock, in
+// this process's queue and then in SQLite's busy handler (the lock may be
+// held by another process on the same file).
+const busyTimeout = 10 * time.Second
+
+// ErrBusy is returned when a transaction waited busyTimeout for its turn
+// to write; nothing of it was run, so it can be run again (IsBusy).
+var ErrBusy = errors.New("database is busy: waited too long for the write lock")
 
 // Open connects to dsn. A DSN starting with postgres:// or postgresql://
 // selects PostgreSQL; "sqlite://PATH" or a bare path selects SQLite, created
@@ -81,7 +97,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 			}
 		}
 		q := url.Values{}
-		for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(NORMAL)"} {
+		for _, p := range []string{fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()), "journal_mode(WAL)", "foreign_keys(1)", "synchronous(NORMAL)"} {
 			q.Add("_pragma", p)
 		}
 		// Transactions take the write lock up front so that two writers
@@ -93,7 +109,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		}
 		sdb.SetMaxOpenConns(8)
 		sdb.SetMaxIdleConns(8)
-		db = &DB{sql: sdb, dialect: SQLite}
+		db = &DB{sql: sdb, dialect: SQLite, stmts: newStmtCache(sdb), writer: make(chan struct{}, 1)}
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -104,8 +120,11 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	return db, nil
 }
 
-// Close closes the database.
-func (db *DB) Close() error { return db.sql.Close() }
+// Close closes the database and its prepared statements.
+func (db *DB) Close() error {
+	db.stmts.close()
+	return db.sql.Close()
+}
 
 // SQL exposes the underlying handle for tools that need it.
 func (db *DB) SQL() *sql.DB { return db.sql }
@@ -154,17 +173,27 @@ type Querier interface {
 
 // Exec runs a statement, mapping constraint violations to ErrConflict.
 func (db *DB) Exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if st := db.stmts.get(ctx, q); st != nil {
+		res, err := st.ExecContext(ctx, args...)
+		return res, classify(err)
+	}
 	res, err := db.sql.ExecContext(ctx, db.Rebind(q), args...)
 	return res, classify(err)
 }
 
 // Query runs a query.
 func (db *DB) Query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if st := db.stmts.get(ctx, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
 	return db.sql.QueryContext(ctx, db.Rebind(q), args...)
 }
 
 // QueryRow runs a query expected to return at most one row.
 func (db *DB) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	if st := db.stmts.get(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return db.sql.QueryRowContext(ctx, db.Rebind(q), args...)
 }
 
@@ -182,23 +211,50 @@ func (db *DB) Dialect() Dialect { return db.dialect }
 
 // Exec runs a statement in the transaction.
 func (tx *Tx) Exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if st := tx.stmt(ctx, q); st != nil {
+		res, err := st.ExecContext(ctx, args...)
+		return res, classify(err)
+	}
 	res, err := tx.tx.ExecContext(ctx, tx.db.Rebind(q), args...)
 	return res, classify(err)
 }
 
 // Query runs a query in the transaction.
 func (tx *Tx) Query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if st := tx.stmt(ctx, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
 	return tx.tx.QueryContext(ctx, tx.db.Rebind(q), args...)
 }
 
 // QueryRow runs a single-row query in the transaction.
 func (tx *Tx) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	if st := tx.stmt(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return tx.tx.QueryRowContext(ctx, tx.db.Rebind(q), args...)
+}
+
+// stmt is the cached statement for q bound to the transaction, which
+// reuses the statement already prepared on the transaction's connection
+// (nil: run q unprepared).
+func (tx *Tx) stmt(ctx context.Context, q string) *sql.Stmt {
+	st := tx.db.stmts.peek(q)
+	if st == nil {
+		return nil
+	}
+	return tx.tx.StmtContext(ctx, st)
 }
 
 // InTx runs fn in a transaction, committing when it returns nil and rolling
 // back otherwise, so a failed request leaves nothing half-applied.
 func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
+	if db.writer != nil {
+		if err := db.awaitWriteTurn(ctx); err != nil {
+			return err
+		}
+		defer func() { <-db.writer }()
+	}
 	stx, err := db.sql.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", classify(err))
@@ -218,6 +274,26 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 		return fmt.Errorf("commit: %w", classify(err))
 	}
 	return nil
+}
+
+// awaitWriteTurn takes this process's SQLite write turn, or gives up
+// with ErrBusy after busyTimeout, or with the context's error.
+func (db *DB) awaitWriteTurn(ctx context.Context) error {
+	select {
+	case db.writer <- struct{}{}:
+		return nil
+	default:
+	}
+	t := time.NewTimer(busyTimeout)
+	defer t.Stop()
+	select {
+	case db.writer <- struct{}{}:
+		return nil
+	case <-t.C:
+		return fmt.Errorf("begin transaction: %w", ErrBusy)
+	case <-ctx.Done():
+		return fmt.Errorf("begin transaction: %w", ctx.Err())
+	}
 }
 
 // classify wraps engine-specific constraint violations in ErrConflict.
