@@ -68,7 +68,14 @@ func sqliteDB(t testing.TB) *store.DB {
 	return db
 }
 
-func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+// quietLog drops the services' logs, unless NIMBUS_TEST_LOG is set: then
+// they go to stderr, to see why a request answered 500.
+func quietLog() *slog.Logger {
+	if os.Getenv("NIMBUS_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
 
 // testBus starts an in-process bus for one test.
 func testBus(t testing.TB) *bus.Bus {
