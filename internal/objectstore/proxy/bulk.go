@@ -234,6 +234,24 @@ func (p *Proxy) deleteOne(q *request, t deleteTarget) int {
 	if t.container == "" {
 		return http.StatusBadRequest
 	}
+	if !reservedForOwner(q, t.container) {
+		if code := p.mayDelete(q, t); code != 0 {
+			return code
+		}
+	}
+	if t.object == "" {
+		return p.deleteContainer(q, t.container)
+	}
+	status, _, err := p.removeObject(q, [3]string{q.account, t.container, t.object})
+	if err != nil {
+		return errorStatus(err)
+	}
+	return status
+}
+
+// mayDelete checks the name and access of a bulk delete's target: 0 if
+// q's caller may delete it, else the status to report.
+func (p *Proxy) mayDelete(q *request, t deleteTarget) int {
 	peer := &request{w: q.w, r: q.r, transID: q.transID, ident: q.ident}
 	if err := p.parsePath(peer, "/v1/"+q.account+"/"+t.container+"/"+t.object); err != nil {
 		return errorStatus(err)
@@ -249,14 +267,7 @@ func (p *Proxy) deleteOne(q *request, t deleteTarget) int {
 		}
 		return http.StatusForbidden
 	}
-	if t.object == "" {
-		return p.deleteContainer(q, t.container)
-	}
-	status, _, err := p.removeObject(q, [3]string{q.account, t.container, t.object})
-	if err != nil {
-		return errorStatus(err)
-	}
-	return status
+	return 0
 }
 
 // deleteContainer deletes an (empty) container for a bulk delete.

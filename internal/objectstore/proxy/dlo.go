@@ -106,6 +106,9 @@ func (p *Proxy) listSegments(q *request, cont, prefix string) ([]segment, error)
 		if err != nil {
 			return nil, fmt.Errorf("dlo segment listing of %s: %w", cont, err)
 		}
+		for i := range page {
+			versionLinkSegment(&page[i])
+		}
 		out = append(out, page...)
 		if len(page) < p.cfg.Constraints.ContainerListingLimit || len(page) == 0 {
 			return out, nil

@@ -23,6 +23,10 @@ type Middlewares struct {
 	// DisableSymlink turns off symlinks: X-Symlink-Target is then an
 	// ordinary header and links are not followed.
 	DisableSymlink bool
+	// DisableObjectVersioning turns off object versioning
+	// (X-Versions-Enabled, ?versions and ?version-id); Swift's
+	// allow_object_versioning is its opposite.
+	DisableObjectVersioning bool
 	// SymloopMax bounds the links one read follows (Swift's symloop_max,
 	// 2).
 	SymloopMax int
@@ -117,6 +121,8 @@ func (m Middlewares) info() map[string]any {
 	add(m.DisableVersionedWrites, "versioned_writes", map[string]any{
 		"allowed_flags": []string{"x-versions-location", "x-history-location"},
 	})
+	// Object versioning stores versions behind static symlinks.
+	add(m.DisableObjectVersioning || m.DisableSymlink, "object_versioning", map[string]any{})
 	add(m.DisableAccountQuotas, "account_quotas", map[string]any{})
 	add(m.DisableContainerQuotas, "container_quotas", map[string]any{})
 	add(m.DisableCrossDomain, "crossdomain", map[string]any{})

@@ -33,6 +33,9 @@ func (p *Proxy) putObject(q *request, names [3]string, h http.Header, body io.Re
 	if err := p.checkQuotas(q, names, length); err != nil {
 		return err
 	}
+	if done, err := p.versionedPut(q, names, h, body, length, extra); done || err != nil {
+		return err
+	}
 	if err := p.versionBeforeWrite(q, names); err != nil {
 		return err
 	}

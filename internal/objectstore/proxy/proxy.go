@@ -187,6 +187,9 @@ func (p *Proxy) serve(q *request) error {
 		}
 	}
 	scrubRequest(q.r.Header)
+	if handled, err := p.objectVersioning(q); handled || err != nil {
+		return err
+	}
 	switch {
 	case q.object != "":
 		return p.objectRequest(q)

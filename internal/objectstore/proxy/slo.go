@@ -520,6 +520,9 @@ func (p *Proxy) serveSLO(q *request, resp *http.Response) error {
 	mh := resp.Header
 	etag := mh.Get(sloEtagSysmeta)
 	size, _ := strconv.ParseInt(mh.Get(sloSizeSysmeta), 10, 64)
+	// Swift's slo names the manifest's own ETag too: static links to the
+	// large object record that one.
+	q.w.Header().Set("X-Manifest-Etag", strings.Trim(mh.Get("Etag"), `"`))
 	if q.r.Method == http.MethodHead {
 		discard(resp)
 		// A HEAD needs only the size the manifest recorded; no segment
@@ -705,7 +708,7 @@ func (p *Proxy) sloDelete(q *request) error {
 	var walk func(cont, obj string, depth int) *deleteTarget
 	walk = func(cont, obj string, depth int) *deleteTarget {
 		self := deleteTarget{name: "/" + cont + "/" + obj, container: cont, object: obj}
-		if err := p.authorizePeer(q, [3]string{q.account, cont, obj}, http.MethodGet); err != nil {
+		if err := p.authorizePeer(q, [3]string{q.account, cont, obj}, http.MethodGet); err != nil && !reservedForOwner(q, cont) {
 			self.errStatus, self.errText = http.StatusUnauthorized, "401 Unauthorized"
 			return &self
 		}

@@ -30,6 +30,9 @@ const deleteMarkerType = "application/x-deleted;swift_versions_deleted=1"
 // client sent it (clients send it URL-encoded and read back the same
 // value); only its use decodes it, as Swift's versioned_writes does.
 func (p *Proxy) versionsHeaders(q *request, base http.Header) error {
+	if err := p.ovContainerHeaders(q, base); err != nil {
+		return err
+	}
 	if p.cfg.Middlewares.DisableVersionedWrites {
 		return nil
 	}

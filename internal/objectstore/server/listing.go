@@ -20,6 +20,9 @@ type listParams struct {
 	limit                                int
 	reverse                              bool
 	format                               string // "plain", "json" or "xml"
+	// reserved lists the reserved (NUL-prefixed) names too, which only
+	// the proxy's own requests ask for (X-Backend-Allow-Reserved-Names).
+	reserved bool
 }
 
 func parseListParams(r *http.Request) (listParams, error) {
@@ -29,8 +32,9 @@ func parseListParams(r *http.Request) (listParams, error) {
 		marker: q.Get("marker"), endMarker: q.Get("end_marker"),
 		limit: ListingLimit,
 	}
+	p.reserved = strings.EqualFold(r.Header.Get("X-Backend-Allow-Reserved-Names"), "true")
 	for _, v := range []string{p.prefix, p.delimiter, p.marker, p.endMarker} {
-		if !utf8.ValidString(v) || strings.IndexByte(v, 0) >= 0 {
+		if !utf8.ValidString(v) || (!p.reserved && strings.IndexByte(v, 0) >= 0) {
 			return p, httpErr(http.StatusBadRequest, "Invalid UTF8 or contains NULL")
 		}
 	}
@@ -170,6 +174,12 @@ func listRows(ctx context.Context, db *sql.DB, src rowSource, p listParams) ([]l
 			// every name that starts with prefix.
 			conds = append(conds, "name >= ?", "name < ?")
 			args = append(args, p.prefix, p.prefix+"\xff")
+		}
+		if !p.reserved {
+			// Every reserved name starts with NUL and sorts before
+			// every other name.
+			conds = append(conds, "name >= ?")
+			args = append(args, "\x01")
 		}
 		conds = append(conds, "deleted = 0")
 		order := "ASC"

@@ -82,7 +82,10 @@ func validName(kind int, n string) error {
 	if n == "" {
 		return httpErr(http.StatusBadRequest, what+" name required")
 	}
-	if !utf8.ValidString(n) || strings.IndexByte(n, 0) >= 0 {
+	// Names starting with NUL are Swift's reserved namespace (object
+	// versioning's hidden containers and versions): only the proxy makes
+	// them, as clients' names never contain NUL.
+	if !utf8.ValidString(n) || (n[0] != 0 && strings.IndexByte(n, 0) > 0) {
 		return httpErr(http.StatusPreconditionFailed, "Invalid UTF8 or contains NULL")
 	}
 	if len(n) > max {
