@@ -194,6 +194,25 @@ func TestSLOConditions(t *testing.T) {
 	}
 }
 
+// TestSLOFirstSegmentMissing checks that a large object whose first
+// segment to read is gone answers 409 before any byte is sent, as Swift's
+// slo validates the first segment, while a read that starts in a segment
+// still there is served.
+func TestSLOFirstSegmentMissing(t *testing.T) {
+	c := newCluster(t, nil)
+	expect(t, c.do(t, "PUT", "c", ownerToken, nil, ""), http.StatusCreated, "container put")
+	expect(t, c.do(t, "PUT", "c/a", ownerToken, nil, "aaaa"), http.StatusCreated, "segment put")
+	expect(t, c.do(t, "PUT", "c/b", ownerToken, nil, "bbbb"), http.StatusCreated, "segment put")
+	expect(t, c.do(t, "PUT", "c/big?multipart-manifest=put", ownerToken, nil, `[{"path":"c/a"},{"path":"c/b"}]`), http.StatusCreated, "manifest put")
+	expect(t, c.do(t, "DELETE", "c/a", ownerToken, nil, ""), http.StatusNoContent, "segment delete")
+	expect(t, c.do(t, "GET", "c/big", ownerToken, nil, ""), http.StatusConflict, "get without its first segment")
+	expect(t, c.do(t, "GET", "c/big", ownerToken, map[string]string{"Range": "bytes=0-1,5-6"}, ""), http.StatusConflict, "ranges starting in the missing segment")
+	if r := c.do(t, "GET", "c/big", ownerToken, map[string]string{"Range": "bytes=5-6"}, ""); r.status != http.StatusPartialContent || r.body != "bb" {
+		t.Fatalf("range within the segment left: %d %q", r.status, r.body)
+	}
+	expect(t, c.do(t, "HEAD", "c/big", ownerToken, nil, ""), http.StatusOK, "head reads no segment")
+}
+
 // TestSLOCopy checks that copying an SLO stores its data as a plain
 // object, and copying with ?multipart-manifest=get stores another
 // manifest that reads as the same large object.

@@ -126,13 +126,69 @@ func (p *Proxy) serveAssembled(q *request, mh http.Header, etag string, pieces [
 			h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", r[0], r[1], total))
 		}
 		h.Set("Content-Length", strconv.FormatInt(r[1]-r[0]+1, 10))
-		q.w.WriteHeader(status)
 		if q.r.Method == http.MethodHead {
+			q.w.WriteHeader(status)
 			return nil
 		}
-		return p.writePieces(q, pieces, r[0], r[1])
+		first, err := p.openFirstSegment(q, pieces, r[0], r[1])
+		if err != nil {
+			return err
+		}
+		q.w.WriteHeader(status)
+		return p.writePieces(q, pieces, r[0], r[1], first)
 	}
 	return p.serveByteRanges(q, pieces, ranges, total)
+}
+
+// openedSegment is the first segment a response reads, opened before its
+// status was sent.
+type openedSegment struct {
+	index int // in pieces
+	resp  *http.Response
+}
+
+// openFirstSegment opens the first object segment that bytes start..end
+// of pieces read, before the status is sent: as Swift's large object
+// middlewares do, a first segment that is gone or unreadable answers 409
+// instead of a 200 whose body is cut short (later segments can still
+// only cut the connection). nil when the range starts in inline data.
+func (p *Proxy) openFirstSegment(q *request, pieces []piece, start, end int64) (*openedSegment, error) {
+	var off int64
+	for i, pc := range pieces {
+		lo, hi := off, off+pc.size()-1
+		off += pc.size()
+		if hi < start || lo > end {
+			continue
+		}
+		if pc.data != nil {
+			return nil, nil
+		}
+		from, to := pc.first+max(start, lo)-lo, pc.first+min(end, hi)-lo
+		resp, err := p.openSegment(q, pc, from, to)
+		if err != nil {
+			p.log.Info("large object's first segment unreadable", "trans_id", q.transID, "err", err)
+			return nil, errStatus(http.StatusConflict)
+		}
+		return &openedSegment{index: i, resp: resp}, nil
+	}
+	return nil, nil
+}
+
+// openSegment GETs bytes from..to of an object segment, failing unless
+// its object servers answer 2xx.
+func (p *Proxy) openSegment(q *request, pc piece, from, to int64) (*http.Response, error) {
+	h := p.backendHeaders(q, "")
+	h.Set("Range", fmt.Sprintf("bytes=%d-%d", from, to))
+	names := "/" + q.account + "/" + pc.container + "/" + pc.object
+	resp, err := p.readLinked(q, [3]string{q.account, pc.container, pc.object}, http.MethodGet, h)
+	if err == nil && resp.StatusCode/100 != 2 {
+		discard(resp)
+		err = fmt.Errorf("status %d", resp.StatusCode)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("large object segment %s: %w", names, err)
+	}
+	return resp, nil
 }
 
 // serveByteRanges answers several ranges as multipart/byteranges, laid
@@ -154,15 +210,23 @@ func (p *Proxy) serveByteRanges(q *request, pieces []piece, ranges [][2]int64, t
 	}
 	h.Set("Content-Type", "multipart/byteranges;boundary="+boundary)
 	h.Set("Content-Length", strconv.FormatInt(length, 10))
-	q.w.WriteHeader(http.StatusPartialContent)
 	if q.r.Method == http.MethodHead {
+		q.w.WriteHeader(http.StatusPartialContent)
 		return nil
 	}
-	for _, r := range ranges {
+	first, err := p.openFirstSegment(q, pieces, ranges[0][0], ranges[0][1])
+	if err != nil {
+		return err
+	}
+	q.w.WriteHeader(http.StatusPartialContent)
+	for i, r := range ranges {
 		if _, err := io.WriteString(q.w, partHead(r)); err != nil {
 			panic(http.ErrAbortHandler)
 		}
-		if err := p.writePieces(q, pieces, r[0], r[1]); err != nil {
+		if i > 0 {
+			first = nil
+		}
+		if err := p.writePieces(q, pieces, r[0], r[1], first); err != nil {
 			return err
 		}
 		if _, err := io.WriteString(q.w, "\r\n"); err != nil {
@@ -175,8 +239,8 @@ func (p *Proxy) serveByteRanges(q *request, pieces []piece, ranges [][2]int64, t
 
 // writePieces writes bytes start..end of the concatenated pieces. The
 // headers are out already, so a failure can only cut the connection.
-func (p *Proxy) writePieces(q *request, pieces []piece, start, end int64) error {
-	if err := p.copyPieces(q, q.w, pieces, start, end); err != nil {
+func (p *Proxy) writePieces(q *request, pieces []piece, start, end int64, first *openedSegment) error {
+	if err := p.copyPieces(q, q.w, pieces, start, end, first); err != nil {
 		p.log.Warn("large object segment read failed", "trans_id", q.transID, "err", err)
 		// The status is out; a cut connection is the only signal left.
 		panic(http.ErrAbortHandler)
@@ -185,10 +249,15 @@ func (p *Proxy) writePieces(q *request, pieces []piece, start, end int64) error 
 }
 
 // copyPieces writes bytes start..end of the concatenation of pieces to w,
-// reading each segment range from its object servers.
-func (p *Proxy) copyPieces(q *request, w io.Writer, pieces []piece, start, end int64) error {
+// reading each segment range from its object servers; first, when not
+// nil, is the first of them opened already.
+func (p *Proxy) copyPieces(q *request, w io.Writer, pieces []piece, start, end int64, first *openedSegment) error {
+	if first != nil {
+		// Whatever stops the copy early, the opened body is closed.
+		defer first.resp.Body.Close()
+	}
 	var off int64
-	for _, pc := range pieces {
+	for i, pc := range pieces {
 		lo, hi := off, off+pc.size()-1
 		off += pc.size()
 		if hi < start || lo > end {
@@ -201,20 +270,17 @@ func (p *Proxy) copyPieces(q *request, w io.Writer, pieces []piece, start, end i
 			}
 			continue
 		}
-		h := p.backendHeaders(q, "")
-		h.Set("Range", fmt.Sprintf("bytes=%d-%d", from, to))
-		names := "/" + q.account + "/" + pc.container + "/" + pc.object
-		resp, err := p.readLinked(q, [3]string{q.account, pc.container, pc.object}, http.MethodGet, h)
-		if err == nil && resp.StatusCode/100 != 2 {
-			discard(resp)
-			err = fmt.Errorf("segment %s: status %d", names, resp.StatusCode)
+		var resp *http.Response
+		var err error
+		if first != nil && i == first.index {
+			resp = first.resp
+		} else if resp, err = p.openSegment(q, pc, from, to); err != nil {
+			return err
 		}
-		if err == nil {
-			_, err = io.CopyN(w, resp.Body, to-from+1)
-			resp.Body.Close()
-		}
+		_, err = io.CopyN(w, resp.Body, to-from+1)
+		resp.Body.Close()
 		if err != nil {
-			return fmt.Errorf("large object segment %s: %w", names, err)
+			return fmt.Errorf("large object segment /%s/%s/%s: %w", q.account, pc.container, pc.object, err)
 		}
 	}
 	return nil

@@ -238,7 +238,7 @@ func (p *Proxy) copyLarge(q *request, dst [3]string, h http.Header, pieces []pie
 	h.Del("Etag") // the object servers compute the data's own
 	dropContainerOverrides(h)
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(p.copyPieces(q, pw, pieces, 0, total-1)) }()
+	go func() { pw.CloseWithError(p.copyPieces(q, pw, pieces, 0, total-1, nil)) }()
 	defer pr.Close()
 	return p.putObject(q, dst, h, pr, total, extra)
 }
