@@ -88,6 +88,52 @@ func (a *Agent) build(ctx context.Context, log *slog.Logger, cmd compute.Command
 	return compute.InstanceReport{Success: true, VMState: vm, PowerState: int(info.State), Addresses: addresses(ports, nets)}
 }
 
+// bootImages is what a guest boots from: its disk image and, for a
+// direct kernel boot, the kernel and ramdisk.
+type bootImages struct {
+	img  *hypervisor.Image
+	boot *hypervisor.DirectBoot
+	err  error
+}
+
+func (a *Agent) bootImages(ctx context.Context, imageID string, props map[string]string) bootImages {
+	// The disk image and the kernel (with its ramdisk) are independent
+	// downloads when nothing is cached yet: fetched side by side.
+	var bi bootImages
+	var bootErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		bi.boot, bootErr = a.directBoot(ctx, props)
+	}()
+	bi.img, bi.err = a.fetchImage(ctx, imageID)
+	<-done
+	if bi.err == nil {
+		bi.err = bootErr
+	}
+	return bi
+}
+
+// plugPorts gives the instance its ports (undo on rv), looks up their
+// networks and subnets and waits for their taps until tapCtx ends.
+func (a *Agent) plugPorts(ctx, tapCtx context.Context, inst compute.InstanceSpec, rv *revert) ([]port, map[string]network, map[string]subnet, error) {
+	fail := func(err error, reschedule bool) ([]port, map[string]network, map[string]subnet, error) {
+		return nil, nil, nil, &buildError{err: err, code: http.StatusInternalServerError, reschedule: reschedule}
+	}
+	ports, err := a.ensurePorts(ctx, inst, rv)
+	if err != nil {
+		return fail(fmt.Errorf("network setup of instance %s: %w", inst.ID, err), false)
+	}
+	nets, subs, err := a.portDetails(ctx, ports)
+	if err != nil {
+		return fail(fmt.Errorf("network setup of instance %s: %w", inst.ID, err), false)
+	}
+	if err := a.waitTaps(tapCtx, ports); err != nil {
+		return fail(err, true)
+	}
+	return ports, nets, subs, nil
+}
+
 func (a *Agent) spawn(ctx context.Context, inst compute.InstanceSpec, imageID string, rv *revert) (hypervisor.Info, []port, map[string]network, error) {
 	fail := func(err error, code int, reschedule bool) (hypervisor.Info, []port, map[string]network, error) {
 		return hypervisor.Info{}, nil, nil, &buildError{err: err, code: code, reschedule: reschedule}
@@ -102,25 +148,28 @@ func (a *Agent) spawn(ctx context.Context, inst compute.InstanceSpec, imageID st
 		}
 		return fail(fmt.Errorf("image %s: %w", imageID, err), http.StatusInternalServerError, true)
 	}
-	img, err := a.fetchImage(ctx, imageID)
-	if err != nil {
-		return imageFail(err)
+	// The image (a few metadata calls when it is cached, a download when
+	// not) is fetched while the ports are made and their taps awaited:
+	// the networking agent starts on the ports as early as possible.
+	images := make(chan bootImages, 1)
+	tapCtx, stopTaps := context.WithCancel(ctx)
+	defer stopTaps()
+	go func() {
+		bi := a.bootImages(ctx, imageID, inst.ImageProperties)
+		if bi.err != nil {
+			stopTaps() // no guest to plug: the build fails on the image
+		}
+		images <- bi
+	}()
+	ports, nets, subs, netErr := a.plugPorts(ctx, tapCtx, inst, rv)
+	bi := <-images
+	switch {
+	case bi.err != nil:
+		return imageFail(bi.err)
+	case netErr != nil:
+		return hypervisor.Info{}, nil, nil, netErr
 	}
-	boot, err := a.directBoot(ctx, inst.ImageProperties)
-	if err != nil {
-		return imageFail(err)
-	}
-	ports, err := a.ensurePorts(ctx, inst, rv)
-	if err != nil {
-		return fail(fmt.Errorf("network setup of instance %s: %w", inst.ID, err), http.StatusInternalServerError, false)
-	}
-	nets, subs, err := a.portDetails(ctx, ports)
-	if err != nil {
-		return fail(fmt.Errorf("network setup of instance %s: %w", inst.ID, err), http.StatusInternalServerError, false)
-	}
-	if err := a.waitTaps(ctx, ports); err != nil {
-		return fail(err, http.StatusInternalServerError, true)
-	}
+	img, boot := bi.img, bi.boot
 	spec := hypervisor.Spec{
 		UUID: inst.ID, Name: "instance-" + inst.ID[:min(8, len(inst.ID))],
 		VCPUs: inst.Flavor.VCPUs, MemoryMiB: inst.Flavor.MemoryMB,

@@ -314,6 +314,12 @@ func (a *Agent) releasePorts(ctx context.Context, inst compute.InstanceSpec) err
 	return errors.Join(errs...)
 }
 
+// tapPollMax caps the interval between looks for a port's tap. The look
+// is one stat of /sys/class/net, so polling often costs nothing, while
+// every millisecond between the tap appearing and the look is on the
+// path of the boot (a backoff to 500 ms used to add up to half the wait).
+const tapPollMax = 20 * time.Millisecond
+
 // waitTaps waits until the networking agent has created the tap of
 // every port, or TapTimeout passes.
 func (a *Agent) waitTaps(ctx context.Context, ports []port) error {
@@ -321,7 +327,7 @@ func (a *Agent) waitTaps(ctx context.Context, ports []port) error {
 	defer cancel()
 	for _, p := range ports {
 		name := dataplane.PortDevice(a.cfg.TapPrefix, p.ID)
-		for delay := 20 * time.Millisecond; !a.cfg.TapExists(name); delay = min(delay*2, 500*time.Millisecond) {
+		for delay := 5 * time.Millisecond; !a.cfg.TapExists(name); delay = min(delay*2, tapPollMax) {
 			select {
 			case <-ctx.Done():
 				return fmt.Errorf("tap %s of port %s: %w", name, p.ID, errTapTimeout)

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 )
 
 // Config is how one host's agent is set up; the network service sends the
@@ -43,8 +45,12 @@ type Config struct {
 	Cloud PublicCloud
 	// DNSMasq is the dnsmasq binary (default "dnsmasq").
 	DNSMasq string
-	Runner  Runner
-	Logger  *slog.Logger
+	// DHCPRelease is dnsmasq-utils' dhcp_release (default "dhcp_release"
+	// on PATH). It frees a deleted port's lease in the running dnsmasq;
+	// without it the agent restarts dnsmasq to drop the lease.
+	DHCPRelease string
+	Runner      Runner
+	Logger      *slog.Logger
 }
 
 // Agent reconciles one host. It is safe for concurrent use; Applies are
@@ -60,6 +66,13 @@ type Agent struct {
 	// unmetered: router namespaces whose metering table this agent has
 	// removed, so Apply need not remove it again; guarded by mu.
 	unmetered map[string]bool
+	// applied fingerprints the state of the last Apply or Update that
+	// succeeded, so that Update can tell what changed since; zero after a
+	// failure, which makes the next Update a full Apply. Guarded by mu.
+	applied fingerprint
+
+	releaseOnce sync.Once
+	releasePath string // dhcp_release, "" when missing; set by releaseOnce
 }
 
 // New checks cfg and returns an agent. It touches nothing on the host.
@@ -88,11 +101,15 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.StateDir == "" {
 		return nil, errors.New("dataplane: StateDir is required")
 	}
+	log := cfg.Logger.With("component", "dataplane")
+	if _, ok := cfg.Runner.(timedRunner); !ok {
+		cfg.Runner = timedRunner{r: cfg.Runner, log: log}
+	}
 	return &Agent{
 		cfg:       cfg,
 		n:         names{cfg.Prefix},
 		host:      ns{r: cfg.Runner, name: cfg.HostNetns},
-		log:       cfg.Logger.With("component", "dataplane"),
+		log:       log,
 		metadata:  map[string]*metadataServer{},
 		unmetered: map[string]bool{},
 	}, nil
@@ -102,20 +119,120 @@ func New(cfg Config) (*Agent, error) {
 // when st is invalid (ErrInvalidState). On a host error it stops and
 // returns; the next Apply picks up where it left off.
 func (a *Agent) Apply(ctx context.Context, st State) error {
+	return a.ApplyYielding(ctx, st, nil)
+}
+
+// ErrYielded is what ApplyYielding returns when it stopped early for
+// its caller's sake.
+var ErrYielded = errors.New("dataplane: full pass yielded")
+
+// ApplyYielding is Apply for a caller with something more urgent to do:
+// once the guest ports' part of the pass is done (filters, port devices,
+// DHCP), it asks yield before each further step (routers, external
+// networks, leftovers) and, when yield says so, stops with ErrYielded.
+// A pass that checks every router on the host then does not hold up a
+// new port's Update; the caller runs the full pass again afterwards.
+// When st's networks and routers are those the last full pass applied,
+// the stopped pass counts as done for Update, since all it skipped was
+// re-checking them; otherwise the next Update is a full pass.
+func (a *Agent) ApplyYielding(ctx context.Context, st State, yield func() bool) error {
+	return a.locked(&st, func(ix *index, fp fingerprint) error {
+		err := a.applyAll(ctx, ix, yield)
+		if errors.Is(err, ErrYielded) {
+			if fp.base == a.applied.base {
+				a.applied = fp
+			} else {
+				a.applied = fingerprint{}
+			}
+			return err
+		}
+		return a.record(fp, err)
+	})
+}
+
+// locked validates st and, holding the agent's lock, runs a pass over it.
+func (a *Agent) locked(st *State, pass func(ix *index, fp fingerprint) error) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	ix, err := validate(&st)
+	ix, err := validate(st)
 	if err != nil {
 		return err
 	}
+	return pass(ix, fingerprintOf(st))
+}
+
+// Update converges the host to st like Apply, but does only the work that
+// st's changes since the last successful Apply or Update call for: none
+// when st is the same, and when only ports and security groups changed,
+// only what a guest port depends on (host nftables tables, the port
+// devices, the DHCP servers' hosts and leases); routers, namespaces and
+// external networks, which do not depend on ports, are left as the last
+// full pass made them. Anything else, or no successful pass yet, runs a
+// full Apply. It is the network agent's path for changes it is told
+// about: a new guest's port is plugged in tens of milliseconds instead of
+// after every router on the host has been checked. It does not repair
+// drift in what it skips; the agent's periodic Apply does.
+func (a *Agent) Update(ctx context.Context, st State) error {
+	return a.locked(&st, func(ix *index, fp fingerprint) error {
+		switch {
+		case a.applied.base == "" || fp.base != a.applied.base:
+			defer a.logPass("full", time.Now())
+			return a.record(fp, a.applyAll(ctx, ix, nil))
+		case fp.ports == a.applied.ports:
+			return nil
+		}
+		defer a.logPass("ports", time.Now())
+		if err := a.applyPorts(ctx, ix); err != nil {
+			// Something the last full pass made is gone (a bridge, a
+			// DHCP namespace): a full pass now, not at the next resync.
+			a.log.Warn("incremental pass failed; running a full one", "err", err)
+			return a.record(fp, a.applyAll(ctx, ix, nil))
+		}
+		return a.record(fp, nil)
+	})
+}
+
+// logPass logs (at debug level) how long an Update's pass took.
+func (a *Agent) logPass(kind string, start time.Time) {
+	a.log.Debug("update pass", "kind", kind, "duration_ms", time.Since(start).Milliseconds())
+}
+
+// record remembers what a pass applied, or forgets it when the pass
+// failed: the host is then somewhere between two states.
+func (a *Agent) record(fp fingerprint, err error) error {
+	if err != nil {
+		a.applied = fingerprint{}
+		return err
+	}
+	a.applied = fp
+	return nil
+}
+
+// fingerprint tells two states apart: base covers what routers,
+// namespaces and external networks are made from, ports the guest ports
+// and the security groups that filter them.
+type fingerprint struct{ base, ports string }
+
+func fingerprintOf(st *State) fingerprint {
+	// The JSON of the state is canonical (fields in declaration order,
+	// slices in order) and covers every field that Apply reads. An
+	// encoding error cannot happen for these types; an empty fingerprint
+	// would only make the next Update a full Apply.
+	base, _ := json.Marshal(State{Networks: st.Networks, Routers: st.Routers})
+	ports, _ := json.Marshal(State{Ports: st.Ports, SecurityGroups: st.SecurityGroups})
+	return fingerprint{base: string(base), ports: string(ports)}
+}
+
+// applyAll is a full pass over the validated state. After the guest
+// ports' part it stops with ErrYielded when yield (if set) says so.
+func (a *Agent) applyAll(ctx context.Context, ix *index, yield func() bool) error {
+	yielding := func() bool { return yield != nil && yield() }
+	st := ix.st
 	if err := os.MkdirAll(filepath.Join(a.cfg.StateDir), 0o750); err != nil {
 		return fmt.Errorf("dataplane state dir: %w", err)
 	}
-	links, err := a.host.links(ctx)
+	links, err := a.checkedLinks(ctx, ix)
 	if err != nil {
-		return fmt.Errorf("list links: %w", err)
-	}
-	if err := a.checkHost(ctx, ix); err != nil {
 		return err
 	}
 	for _, n := range st.Networks {
@@ -125,43 +242,107 @@ func (a *Agent) Apply(ctx context.Context, st State) error {
 		}
 	}
 	want := map[string]bool{} // owned host links that should exist
-	for _, p := range st.Ports {
-		want[a.n.port(p.ID)] = true
-	}
-	// Filtering is in place before a port is plugged, and a port leaves
-	// before its rules do: no moment with an unfiltered guest.
-	if err := a.unplugPorts(ctx, links, want); err != nil {
-		return fmt.Errorf("remove ports: %w", err)
-	}
-	if err := a.applyHostTables(ctx, ix); err != nil {
-		return fmt.Errorf("host nftables: %w", err)
+	if err := a.applyGuestPorts(ctx, ix, links, want); err != nil {
+		return err
 	}
 	for i := range st.Networks {
 		if err := a.applyNetwork(ctx, ix, &st.Networks[i], links, want); err != nil {
 			return fmt.Errorf("network %s: %w", st.Networks[i].ID, err)
 		}
 	}
-	for i := range st.Ports {
-		if err := a.applyPort(ctx, ix, &st.Ports[i], links, want); err != nil {
-			return fmt.Errorf("port %s: %w", st.Ports[i].ID, err)
-		}
+	if err := a.plugGuestPorts(ctx, ix, links, want); err != nil {
+		return err
 	}
 	wantNS := map[string]bool{}
-	for i := range st.Routers {
-		if err := a.applyRouter(ctx, ix, &st.Routers[i], links, want, wantNS); err != nil {
-			return fmt.Errorf("router %s: %w", st.Routers[i].ID, err)
-		}
-	}
+	// DHCP before routers: it is what a new guest waits for next.
 	for i := range st.Networks {
 		if err := a.applyDHCP(ctx, ix, &st.Networks[i], links, want, wantNS); err != nil {
 			return fmt.Errorf("dhcp for network %s: %w", st.Networks[i].ID, err)
 		}
 	}
+	for i := range st.Routers {
+		if yielding() {
+			return ErrYielded
+		}
+		if err := a.applyRouter(ctx, ix, &st.Routers[i], links, want, wantNS); err != nil {
+			return fmt.Errorf("router %s: %w", st.Routers[i].ID, err)
+		}
+	}
+	if yielding() {
+		return ErrYielded
+	}
 	if err := a.applyExternal(ctx, ix); err != nil {
 		return fmt.Errorf("external networks: %w", err)
 	}
+	// Leftovers wait for the full pass the caller runs after a yield.
+	if yielding() {
+		return ErrYielded
+	}
 	if err := a.collect(ctx, want, wantNS); err != nil {
 		return fmt.Errorf("remove leftovers: %w", err)
+	}
+	return nil
+}
+
+// applyGuestPorts removes the devices of ports st no longer has, then
+// replaces the host's nftables tables. Filtering is in place before a
+// port is plugged, and a port leaves before its rules do: no moment with
+// an unfiltered guest. It marks the ports' devices wanted.
+func (a *Agent) applyGuestPorts(ctx context.Context, ix *index, links map[string]*link, want map[string]bool) error {
+	for _, p := range ix.st.Ports {
+		want[a.n.port(p.ID)] = true
+	}
+	if err := a.unplugPorts(ctx, links, want); err != nil {
+		return fmt.Errorf("remove ports: %w", err)
+	}
+	if err := a.applyHostTables(ctx, ix); err != nil {
+		return fmt.Errorf("host nftables: %w", err)
+	}
+	return nil
+}
+
+// checkedLinks starts a pass: the host's links, and the host checked for
+// what the state needs.
+func (a *Agent) checkedLinks(ctx context.Context, ix *index) (map[string]*link, error) {
+	links, err := a.host.links(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list links: %w", err)
+	}
+	return links, a.checkHost(ctx, ix)
+}
+
+// plugGuestPorts makes every port's device, on its network's bridge.
+func (a *Agent) plugGuestPorts(ctx context.Context, ix *index, links map[string]*link, want map[string]bool) error {
+	for i := range ix.st.Ports {
+		if err := a.applyPort(ctx, ix, &ix.st.Ports[i], links, want); err != nil {
+			return fmt.Errorf("port %s: %w", ix.st.Ports[i].ID, err)
+		}
+	}
+	return nil
+}
+
+// applyPorts is Update's pass for a state whose networks and routers are
+// those of the last full pass: guest ports, their filters and DHCP.
+func (a *Agent) applyPorts(ctx context.Context, ix *index) error {
+	st := ix.st
+	links, err := a.checkedLinks(ctx, ix)
+	if err != nil {
+		return err
+	}
+	want := map[string]bool{}
+	if err := a.applyGuestPorts(ctx, ix, links, want); err != nil {
+		return err
+	}
+	if err := a.plugGuestPorts(ctx, ix, links, want); err != nil {
+		return err
+	}
+	for i := range st.Networks {
+		n := &st.Networks[i]
+		if subs := dhcpSubnets(n); len(subs) > 0 {
+			if err := a.serveDHCP(ctx, ix, n, subs); err != nil {
+				return fmt.Errorf("dhcp for network %s: %w", n.ID, err)
+			}
+		}
 	}
 	return nil
 }

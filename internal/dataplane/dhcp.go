@@ -61,38 +61,42 @@ func (a *Agent) applyDHCP(ctx context.Context, ix *index, n *Network, links map[
 	if _, _, err := a.plugNamespace(ctx, dns, dev, inner, a.n.bridge(n.ID), a.networkMTU(n), links, addrs); err != nil {
 		return err
 	}
+	return a.serveDHCP(ctx, ix, n, subs)
+}
+
+// serveDHCP brings the network's DHCP server, whose namespace and leg
+// applyDHCP has made, to the state's ports: it frees the leases of
+// addresses that changed hands, rewrites the hosts and options files and
+// reloads (or, when its command line changed, restarts) dnsmasq. It is
+// all a change of ports needs (Agent.Update).
+func (a *Agent) serveDHCP(ctx context.Context, ix *index, n *Network, subs []Subnet) error {
+	nsName := a.n.dhcpNS(n.ID)
+	inner := dhcpInnerIf(n.ID)
 	dir := a.dhcpDir(nsName)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("dhcp state dir: %w", err)
+	}
+	// A lease of an address that now belongs to another port (or to none)
+	// would make dnsmasq refuse the address to its new owner. Freed
+	// before the hosts file names the new owner, so that a DISCOVER
+	// racing the reload never meets the old lease.
+	stale, err := staleLeases(filepath.Join(dir, "leases"), leaseOwners(ix, n.ID))
+	if err != nil {
 		return err
+	}
+	if len(stale) > 0 {
+		if err := a.releaseLeases(ctx, nsName, inner, dir, stale); err != nil {
+			return err
+		}
 	}
 	hosts, opts := a.dhcpFiles(ix, n, subs)
 	changed := false
 	for name, content := range map[string][]byte{"hosts": hosts, "opts": opts} {
 		c, err := writeIfChanged(filepath.Join(dir, name), content)
 		if err != nil {
-			return err
+			return fmt.Errorf("dhcp %s file: %w", name, err)
 		}
 		changed = changed || c
-	}
-	// A lease of an address that now belongs to another port (or to none)
-	// would make dnsmasq refuse the address to its new owner; dnsmasq
-	// reads its lease file only at start, so stop it, drop the leases and
-	// let reconcileDNSMasq start it again.
-	leaseFile := filepath.Join(dir, "leases")
-	stale, err := staleLeases(leaseFile, leaseOwners(ix, n.ID))
-	if err != nil {
-		return err
-	}
-	if len(stale) > 0 {
-		if pid, _ := runningPid(filepath.Join(dir, "pid")); pid > 0 {
-			if err := stopPid(pid); err != nil {
-				return fmt.Errorf("stop dnsmasq %d in %s to drop stale leases: %w", pid, nsName, err)
-			}
-		}
-		if err := dropLeases(leaseFile, stale); err != nil {
-			return err
-		}
-		a.log.Info("dropped DHCP leases of ports that are gone", "network_id", n.ID, "leases", len(stale))
 	}
 	// dnsmasq rereads --dhcp-hostsfile and --dhcp-optsfile on SIGHUP.
 	return a.reconcileDNSMasq(ctx, nsName, dir, a.dnsmasqArgs(dir, inner, subs, ix, n), changed)

@@ -12,6 +12,15 @@
 // <prefix>_<role>; nothing else on the host is touched, except that flat and
 // bridged networks enslave the physical interface the operator names.
 //
+// [Agent.Update] is the same convergence done incrementally, for the changes
+// the network agent is told about: nothing when the state is the one last
+// applied, only the guest ports' part (host filters, port devices, the
+// DHCP servers' hosts and leases) when only ports and security groups
+// changed, a full Apply otherwise. [Agent.ApplyYielding] is a full pass that
+// stops after the guest ports when something more urgent waits. A deleted
+// port's DHCP lease is released in the running dnsmasq (dhcp_release, as
+// Neutron does) rather than by restarting it.
+//
 // # Why commands and not netlink libraries
 //
 // The agent drives the host through iproute2 (`ip`, `bridge`) and `nft`

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"os/exec"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Runner runs one host command. netns "" means the agent's host namespace as
@@ -38,6 +40,27 @@ func (ExecRunner) Run(ctx context.Context, netns string, stdin []byte, argv ...s
 		return stdout.Bytes(), &CommandError{Argv: argv, Stderr: strings.TrimSpace(stderr.String()), Err: err}
 	}
 	return stdout.Bytes(), nil
+}
+
+// slowCommand is how long a host command may take before the agent logs
+// it (at debug level): a pass is a sequence of commands, and under load
+// one of them is usually what a slow pass spent its time on.
+const slowCommand = 100 * time.Millisecond
+
+// timedRunner logs the commands of r that take longer than slowCommand.
+type timedRunner struct {
+	r   Runner
+	log *slog.Logger
+}
+
+// Run implements Runner.
+func (t timedRunner) Run(ctx context.Context, netns string, stdin []byte, argv ...string) ([]byte, error) {
+	start := time.Now()
+	out, err := t.r.Run(ctx, netns, stdin, argv...)
+	if d := time.Since(start); d > slowCommand {
+		t.log.Debug("slow host command", "netns", netns, "argv", strings.Join(argv, " "), "duration_ms", d.Milliseconds())
+	}
+	return out, err
 }
 
 // CommandError is a failed host command with what it printed.

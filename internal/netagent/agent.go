@@ -28,6 +28,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
+	"github.com/gophercloud/gophercloud/v2/pagination"
 	"github.com/nimbus-cloud/nimbus/internal/dataplane"
 )
 
@@ -35,6 +36,27 @@ import (
 type Applier interface {
 	Apply(ctx context.Context, st dataplane.State) error
 }
+
+// Updater is an Applier that can also converge incrementally: Update does
+// only what changed since its last successful pass, and ApplyYielding is a
+// full Apply that stops once the guest ports are done when yield says
+// so, returning dataplane.ErrYielded (dataplane.Agent). The agent uses
+// Update for the changes it is told about, so that a new port is not
+// plugged only after a full pass over the host, and lets its full passes
+// (the first sync, which converges a restarted agent whatever happened
+// while it was down, and the periodic resync that repairs drift) yield
+// to a change that arrives meanwhile; a yielded pass is run again next.
+type Updater interface {
+	Applier
+	Update(ctx context.Context, st dataplane.State) error
+	ApplyYielding(ctx context.Context, st dataplane.State, yield func() bool) error
+}
+
+// kickSettle is how long a kicked sync waits before reading, so that a
+// burst of changes (a router with its interfaces and floating IPs) is
+// read in one pass. Short: a new port's sync is on the path of every
+// server boot, and a change that lands after the read kicks again.
+const kickSettle = 10 * time.Millisecond
 
 // Config configures an agent.
 type Config struct {
@@ -96,15 +118,26 @@ func (a *Agent) Kick() {
 }
 
 // Run syncs at once, on every kick and every Resync until ctx ends,
-// and reports every ReportInterval.
+// and reports every ReportInterval. The first sync and the resyncs are
+// full passes; a kick's sync is incremental when the data plane is an
+// Updater (see there), and a full pass yields to a kick and runs again
+// after it.
 func (a *Agent) Run(ctx context.Context) {
 	if a.cfg.Report != nil {
 		go a.report(ctx)
 	}
 	t := time.NewTicker(a.cfg.Resync)
 	defer t.Stop()
+	// owed: a full pass yielded to a change and is still to be done.
+	full, owed := true, false
 	for first := true; ; first = false {
-		err := a.Sync(ctx)
+		err := a.sync(ctx, full)
+		switch {
+		case errors.Is(err, dataplane.ErrYielded):
+			err, owed = nil, true
+		case full:
+			owed = false // done, or failed: the resync tries again
+		}
 		a.mu.Lock()
 		a.lastErr, a.lastSync = err, time.Now()
 		a.mu.Unlock()
@@ -114,17 +147,33 @@ func (a *Agent) Run(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			a.cfg.Log.Error("network agent sync", "host", a.cfg.Host.Name, "err", err)
 		}
-		select {
-		case <-ctx.Done():
+		var ok bool
+		if full, ok = a.next(ctx, t.C, owed); !ok {
 			return
-		case <-a.kick:
-			// Let a burst of changes (a router with its interfaces and
-			// floating IPs) land before reading.
-			time.Sleep(50 * time.Millisecond)
-		case <-t.C:
 		}
 	}
 }
+
+// next waits for what to do next: an incremental pass for a change, a
+// full one at the resync, or, when a yielded full pass is owed, that one
+// at once unless a change is waiting. It reports false when ctx ends.
+func (a *Agent) next(ctx context.Context, resync <-chan time.Time, owed bool) (full, ok bool) {
+	if owed && !a.kicked() {
+		return true, ctx.Err() == nil
+	}
+	select {
+	case <-ctx.Done():
+		return false, false
+	case <-a.kick:
+		time.Sleep(kickSettle)
+		return false, true
+	case <-resync:
+		return true, true
+	}
+}
+
+// kicked reports whether a change is waiting: a full pass yields to it.
+func (a *Agent) kicked() bool { return len(a.kick) > 0 }
 
 func (a *Agent) report(ctx context.Context) {
 	t := time.NewTicker(a.cfg.ReportInterval)
@@ -148,8 +197,14 @@ func (a *Agent) Status() (time.Time, error) {
 	return a.lastSync, a.lastErr
 }
 
-// Sync reads the state, adds missing DHCP ports and applies the result.
-func (a *Agent) Sync(ctx context.Context) error {
+// Sync reads the state, adds missing DHCP ports and applies the result
+// with a full Apply.
+func (a *Agent) Sync(ctx context.Context) error { return a.sync(ctx, true) }
+
+// sync is Sync; when full is false and the data plane is an Updater, the
+// result is applied incrementally.
+func (a *Agent) sync(ctx context.Context, full bool) error {
+	start := time.Now()
 	snap, err := a.read(ctx)
 	if err != nil {
 		return err
@@ -164,9 +219,24 @@ func (a *Agent) Sync(ctx context.Context) error {
 		}
 	}
 	st := Build(snap, a.cfg.Host, a.cfg.Log)
-	if err := a.cfg.Dataplane.Apply(ctx, st); err != nil {
+	apply := a.cfg.Dataplane.Apply
+	if u, ok := a.cfg.Dataplane.(Updater); ok {
+		apply = u.Update
+		if full {
+			apply = func(ctx context.Context, st dataplane.State) error { return u.ApplyYielding(ctx, st, a.kicked) }
+		}
+	}
+	read := time.Since(start)
+	if err := apply(ctx, st); errors.Is(err, dataplane.ErrYielded) {
+		// The ports are done; routers and the rest come with the pass
+		// that is run again after the waiting change.
+		a.cfg.Log.Debug("network agent full pass yielded to a change", "read_ms", read.Milliseconds())
+		return err
+	} else if err != nil {
 		return fmt.Errorf("apply: %w", err)
 	}
+	a.cfg.Log.Debug("network agent synced", "full", full, "read_ms", read.Milliseconds(),
+		"apply_ms", (time.Since(start) - read).Milliseconds(), "ports", len(st.Ports))
 	if a.cfg.PortsUp != nil {
 		up := make([]string, 0, len(st.Ports))
 		for _, p := range st.Ports {
@@ -194,51 +264,56 @@ func routedCIDRs(st dataplane.State) []netip.Prefix {
 	return out
 }
 
-// read lists everything the host state is built from.
+// read lists everything the host state is built from. The lists are
+// independent, so they are asked for at once: a sync waits for the
+// slowest list rather than for the sum of all of them.
 func (a *Agent) read(ctx context.Context) (Snapshot, error) {
 	c := a.cfg.Client
 	var snap Snapshot
-	pages, err := networks.List(c, networks.ListOpts{}).AllPages(ctx)
-	if err == nil {
-		err = networks.ExtractNetworksInto(pages, &snap.Networks)
+	reads := []func() error{
+		listInto(ctx, "list networks", networks.List(c, networks.ListOpts{}), extractInto[network](networks.ExtractNetworksInto), &snap.Networks),
+		listInto(ctx, "list subnets", subnets.List(c, subnets.ListOpts{}), subnets.ExtractSubnets, &snap.Subnets),
+		listInto(ctx, "list ports", ports.List(c, ports.ListOpts{}), extractInto[port](ports.ExtractPortsInto), &snap.Ports),
+		listInto(ctx, "list security groups", groups.List(c, groups.ListOpts{}), groups.ExtractGroups, &snap.SecurityGroups),
+		listInto(ctx, "list routers", routers.List(c, routers.ListOpts{}), routers.ExtractRouters, &snap.Routers),
+		listInto(ctx, "list floating ips", floatingips.List(c, floatingips.ListOpts{}), floatingips.ExtractFloatingIPs, &snap.FloatingIPs),
+		func() (err error) {
+			snap.Hosting, err = readHosting(ctx, c, a.cfg.Host.Name)
+			return err
+		},
+		func() error { return readMetering(ctx, c, &snap) },
 	}
-	if err != nil {
-		return snap, fmt.Errorf("list networks: %w", err)
+	errs := make([]error, len(reads))
+	var wg sync.WaitGroup
+	for i, r := range reads {
+		wg.Go(func() { errs[i] = r() })
 	}
-	if pages, err = subnets.List(c, subnets.ListOpts{}).AllPages(ctx); err == nil {
-		snap.Subnets, err = subnets.ExtractSubnets(pages)
+	wg.Wait()
+	return snap, errors.Join(errs...)
+}
+
+// extractInto adapts an Extract…Into function, which fills a slice of
+// the caller's own type (with the extensions' fields), to listInto.
+func extractInto[T any](extract func(pagination.Page, any) error) func(pagination.Page) ([]T, error) {
+	return func(p pagination.Page) ([]T, error) {
+		var v []T
+		err := extract(p, &v)
+		return v, err
 	}
-	if err != nil {
-		return snap, fmt.Errorf("list subnets: %w", err)
+}
+
+// listInto returns a read of every page of a list into out.
+func listInto[T any](ctx context.Context, what string, pager pagination.Pager, extract func(pagination.Page) (T, error), out *T) func() error {
+	return func() error {
+		pages, err := pager.AllPages(ctx)
+		if err == nil {
+			*out, err = extract(pages)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		return nil
 	}
-	if pages, err = ports.List(c, ports.ListOpts{}).AllPages(ctx); err == nil {
-		err = ports.ExtractPortsInto(pages, &snap.Ports)
-	}
-	if err != nil {
-		return snap, fmt.Errorf("list ports: %w", err)
-	}
-	if pages, err = groups.List(c, groups.ListOpts{}).AllPages(ctx); err == nil {
-		snap.SecurityGroups, err = groups.ExtractGroups(pages)
-	}
-	if err != nil {
-		return snap, fmt.Errorf("list security groups: %w", err)
-	}
-	if pages, err = routers.List(c, routers.ListOpts{}).AllPages(ctx); err == nil {
-		snap.Routers, err = routers.ExtractRouters(pages)
-	}
-	if err != nil {
-		return snap, fmt.Errorf("list routers: %w", err)
-	}
-	if pages, err = floatingips.List(c, floatingips.ListOpts{}).AllPages(ctx); err == nil {
-		snap.FloatingIPs, err = floatingips.ExtractFloatingIPs(pages)
-	}
-	if err != nil {
-		return snap, fmt.Errorf("list floating ips: %w", err)
-	}
-	if snap.Hosting, err = readHosting(ctx, c, a.cfg.Host.Name); err != nil {
-		return snap, err
-	}
-	return snap, readMetering(ctx, c, &snap)
 }
 
 // dhcpDeviceID names this host's DHCP port on a network, as Neutron's

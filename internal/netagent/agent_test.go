@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/floatingips"
@@ -300,5 +302,119 @@ func TestRoutedExternalNetworkOfAnyType(t *testing.T) {
 				t.Fatalf("%s: external network %+v, want a local one", mode, n)
 			}
 		}
+	}
+}
+
+// passRecorder stands in for an incremental data plane (an Updater) and
+// reports each pass it was asked for.
+type passRecorder struct {
+	passes chan pass
+	hold   atomic.Bool
+}
+
+type pass struct {
+	full, yielded bool
+	st            dataplane.State
+}
+
+func (r *passRecorder) Apply(_ context.Context, st dataplane.State) error {
+	r.passes <- pass{full: true, st: st}
+	return nil
+}
+
+func (r *passRecorder) Update(_ context.Context, st dataplane.State) error {
+	r.passes <- pass{st: st}
+	return nil
+}
+
+// ApplyYielding is a full pass; the first one after hold is set takes
+// until a change is waiting and then yields to it.
+func (r *passRecorder) ApplyYielding(_ context.Context, st dataplane.State, yield func() bool) error {
+	if r.hold.CompareAndSwap(true, false) {
+		for !yield() {
+			time.Sleep(time.Millisecond)
+		}
+		r.passes <- pass{full: true, st: st, yielded: true}
+		return dataplane.ErrYielded
+	}
+	return r.Apply(context.Background(), st)
+}
+
+// TestKickUpdates: the agent's first sync and its periodic resync are
+// full Applies (they converge a restarted agent and repair drift), while
+// the changes it is told about are applied with Update, so that a new
+// port is wired without a full pass over the host.
+func TestKickUpdates(t *testing.T) {
+	c := newNetworking(t)
+	_, priv := newTopology(t, c, "203.0.113.0/24")
+	a, next := runRecorded(t, c, false)
+	ctx := context.Background()
+	if p := next(); !p.full {
+		t.Error("the first sync was not a full Apply")
+	}
+	port, err := ports.Create(ctx, c, hostBound{ports.CreateOpts{NetworkID: priv.ID, Name: "guest"}, "host-1"}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Kick()
+	p := next()
+	if p.full {
+		t.Error("a kicked sync was a full Apply, not an Update")
+	}
+	if !slices.ContainsFunc(p.st.Ports, func(dp dataplane.Port) bool { return dp.ID == port.ID }) {
+		t.Errorf("the kicked sync's state lacks the new port %s: %+v", port.ID, p.st.Ports)
+	}
+
+}
+
+// runRecorded runs an agent for host-1 on c with a passRecorder as its
+// data plane (the first full pass held until a change comes, if hold)
+// and returns it with a function that waits for its next pass.
+func runRecorded(t *testing.T, c *gophercloud.ServiceClient, hold bool) (*Agent, func() pass) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	rec := &passRecorder{passes: make(chan pass, 16)}
+	rec.hold.Store(hold)
+	a := New(Config{Host: Host{Name: "host-1", ExternalMode: dataplane.ExternalRouted, Uplink: "eth0"}, Client: c, Dataplane: rec,
+		Resync: time.Hour, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	done := make(chan struct{})
+	go func() { a.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return a, func() pass {
+		t.Helper()
+		select {
+		case p := <-rec.passes:
+			return p
+		case <-time.After(10 * time.Second):
+			t.Fatal("no pass within 10s")
+		}
+		return pass{}
+	}
+}
+
+// TestFullPassYieldsToKick: a full pass (here the agent's first) that is
+// under way when a change comes yields to it once the ports are done:
+// the change is applied with Update next, then the full pass again.
+func TestFullPassYieldsToKick(t *testing.T) {
+	c := newNetworking(t)
+	_, priv := newTopology(t, c, "203.0.113.0/24")
+	a, next := runRecorded(t, c, true)
+	port, err := ports.Create(context.Background(), c, hostBound{ports.CreateOpts{NetworkID: priv.ID, Name: "guest"}, "host-1"}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Kick()
+	if p := next(); !p.full || !p.yielded {
+		t.Fatalf("pass %+v, want the full pass yielding", p)
+	}
+	p := next()
+	if p.full || !slices.ContainsFunc(p.st.Ports, func(dp dataplane.Port) bool { return dp.ID == port.ID }) {
+		t.Errorf("after the yield: full=%v with ports %+v, want an Update with port %s", p.full, p.st.Ports, port.ID)
+	}
+	if p := next(); !p.full || p.yielded {
+		t.Errorf("pass %+v, want the yielded full pass run again to the end", p)
+	}
+	if _, err := a.Status(); err != nil {
+		t.Errorf("status after a yield: %v", err)
 	}
 }
