@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -52,7 +53,14 @@ func (c *Cloud) startObject(ctx context.Context, ln net.Listener, _ *api.Metrics
 		}
 	}
 	dir := cfg.ObjectRingDir()
+	// Requests for this process's own storage servers skip the loopback
+	// HTTP hop.
+	var local func(http.RoundTripper) http.RoundTripper
+	if n != nil {
+		local = n.Transport
+	}
 	p, err := proxy.New(proxy.Config{
+		LocalTransport: local,
 		AccountRing:    filepath.Join(dir, node.AccountRing),
 		ContainerRing:  filepath.Join(dir, node.ContainerRing),
 		ObjectRing:     filepath.Join(dir, node.ObjectRing),

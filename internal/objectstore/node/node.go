@@ -82,8 +82,11 @@ type Node struct {
 	ObjectHost, ContainerHost, AccountHost string
 
 	servers []*http.Server
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	// local serves requests for the node's own servers in the process
+	// (Transport, and the servers' own container and account updates).
+	local  *localServers
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 // Listeners are a node's three server sockets, opened before the rings
@@ -165,8 +168,12 @@ func Start(cfg Config, ls *Listeners) (_ *Node, err error) {
 			ls.Close()
 		}
 	}()
+	// Container and account updates to this node's own servers stay in
+	// the process (see localServers).
+	local := &localServers{}
 	scfg := server.Config{DevicesRoot: cfg.DevicesRoot, MountCheck: cfg.MountCheck, HashPathPrefix: cfg.HashPathPrefix,
-		HashPathSuffix: cfg.HashPathSuffix, UpdaterInterval: cfg.UpdaterInterval, AuditorInterval: cfg.AuditorInterval, Logger: log}
+		HashPathSuffix: cfg.HashPathSuffix, UpdaterInterval: cfg.UpdaterInterval, AuditorInterval: cfg.AuditorInterval, Logger: log,
+		Client: &http.Client{Transport: &localTransport{servers: local, next: server.NewClient().Transport}}}
 	entries, err := os.ReadDir(cfg.DevicesRoot)
 	if err != nil {
 		return nil, fmt.Errorf("storage node devices: %w", err)
@@ -187,7 +194,7 @@ func Start(cfg Config, ls *Listeners) (_ *Node, err error) {
 	}
 	op, cp, ap := ls.Ports()
 	host := func(p int) string { return net.JoinHostPort(cfg.IP, strconv.Itoa(p)) }
-	n := &Node{cfg: cfg, ObjectHost: host(op), ContainerHost: host(cp), AccountHost: host(ap)}
+	n := &Node{cfg: cfg, ObjectHost: host(op), ContainerHost: host(cp), AccountHost: host(ap), local: local}
 	if n.Objects, err = server.NewObjectServer(scfg); err != nil {
 		return nil, err
 	}
@@ -220,6 +227,9 @@ func Start(cfg Config, ls *Listeners) (_ *Node, err error) {
 		n.Accounts.Close()
 		return nil, err
 	}
+	local.mu.Lock()
+	local.handlers = map[string]http.Handler{n.ObjectHost: n.Objects, n.ContainerHost: n.Containers, n.AccountHost: n.Accounts}
+	local.mu.Unlock()
 	n.serve(ls.Object, n.Objects, log)
 	n.serve(ls.Container, n.Containers, log)
 	n.serve(ls.Account, n.Accounts, log)
@@ -277,6 +287,7 @@ func (n *Node) serve(ln net.Listener, h http.Handler, log *slog.Logger) {
 // Close stops the servers (letting requests in flight finish until ctx
 // ends) and the daemons, and closes the databases.
 func (n *Node) Close(ctx context.Context) error {
+	n.local.close()
 	var errs []error
 	for _, s := range n.servers {
 		if err := s.Shutdown(ctx); err != nil {

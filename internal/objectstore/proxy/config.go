@@ -144,6 +144,11 @@ type Config struct {
 
 	// Client talks to the storage servers; the default uses the timeouts.
 	Client *http.Client
+	// LocalTransport, if set, wraps the default Client's transport. A
+	// storage node running in the same process (`nimbus up`) passes its
+	// node.(*Node).Transport here, so that requests for its own servers
+	// skip the loopback HTTP hop.
+	LocalTransport func(http.RoundTripper) http.RoundTripper
 	// Logger receives operational logs.
 	Logger *slog.Logger
 }
@@ -210,6 +215,9 @@ func (c Config) withDefaults() (Config, error) {
 			IdleConnTimeout:     90 * time.Second,
 			DisableCompression:  true,
 		}}
+		if c.LocalTransport != nil {
+			c.Client.Transport = c.LocalTransport(c.Client.Transport)
+		}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -108,17 +108,22 @@ func (c Config) withDefaults() (Config, error) {
 		c.TmpMaxAge = 24 * time.Hour
 	}
 	if c.Client == nil {
-		c.Client = &http.Client{Transport: &http.Transport{
-			// Every object write sends its container update at once, and
-			// a node's devices share one container server address: a
-			// smaller idle pool than the writes in flight closes and
-			// re-dials a connection per update under load.
-			MaxIdleConnsPerHost: 256,
-			IdleConnTimeout:     90 * time.Second,
-		}}
+		c.Client = NewClient()
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
 	return c, nil
+}
+
+// NewClient is the default Config.Client.
+func NewClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		// Every object write sends its container update at once, and a
+		// node's devices share one container server address: a smaller
+		// idle pool than the writes in flight closes and re-dials a
+		// connection per update under load.
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+	}}
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/md5"
 	"encoding/hex"
 	"errors"
@@ -238,23 +239,23 @@ func mergeMeta(data, meta map[string]string) map[string]string {
 }
 
 // diskWriter streams a new file while hashing it, then commits it into a
-// hash dir atomically: fsync, xattr, link or rename, fsync of the
-// directories that changed. Abort (or a crash) leaves nothing visible: an
-// unnamed O_TMPFILE vanishes, a named tmp file is reclaimed by the
-// updater's sweep.
+// hash dir atomically: xattr, link or rename, and a group commit of its
+// filesystem (fscommit.go) that makes file and directories durable.
+// Abort (or a crash) leaves nothing visible: an unnamed O_TMPFILE
+// vanishes, a named tmp file is reclaimed by the updater's sweep.
 type diskWriter struct {
 	f       *os.File
 	md5     hash.Hash
 	n       int64
 	devPath string
+	// ticket is the claim on the filesystem commit, taken before the file
+	// was created.
+	ticket *fsTicket
 	// anon: f is an O_TMPFILE without a name, to be linked into place.
 	anon bool
 	// created are the directories newDiskWriterIn made, deepest first;
-	// abort removes them if empty. Their parents are synced (to make the
-	// new entries durable) while the body arrives and the file is synced,
-	// and parentsSynced reports how that went.
-	created       []string
-	parentsSynced chan error
+	// abort removes them if empty.
+	created []string
 	// Write-behind: bytes below started have been handed to the disk,
 	// bytes below waited have reached it (see Write).
 	started, waited int64
@@ -271,13 +272,24 @@ type diskWriter struct {
 // commit still fsyncs.
 const writeBehind = 8 << 20
 
+// ownSyncMin is the size from which a file is fsynced by its writer
+// before the group commit: syncfs writes back every dirty page of the
+// filesystem, and the small writes that share a commit should not wait
+// for a large object's data.
+const ownSyncMin = 1 << 20
+
 // newDiskWriter starts a named file in the device's tmp dir.
 func newDiskWriter(devPath string) (*diskWriter, error) {
-	f, err := createTmp(devPath, "obj-*")
+	ticket, err := beginFSCommit(devPath)
 	if err != nil {
 		return nil, err
 	}
-	return &diskWriter{f: f, md5: md5.New(), devPath: devPath}, nil
+	f, err := createTmp(devPath, "obj-*")
+	if err != nil {
+		ticket.release()
+		return nil, err
+	}
+	return &diskWriter{f: f, md5: md5.New(), devPath: devPath, ticket: ticket}, nil
 }
 
 // newDiskWriterIn starts a file that commit will put into dir: an unnamed
@@ -290,25 +302,26 @@ func newDiskWriterIn(devPath, dir string) (*diskWriter, error) {
 	if !tmpfileOK.Load() {
 		return newDiskWriter(devPath)
 	}
+	ticket, err := beginFSCommit(devPath)
+	if err != nil {
+		return nil, err
+	}
 	created, err := mkdirAllTracked(dir)
 	if err != nil {
+		ticket.release()
 		return nil, err
 	}
 	f, err := openTmpfile(dir)
 	if err != nil {
 		removeEmptyDirs(created)
+		ticket.release()
 		if errors.Is(err, errNoTmpfile) {
 			tmpfileOK.Store(false)
 			return newDiskWriter(devPath)
 		}
 		return nil, err
 	}
-	w := &diskWriter{f: f, md5: md5.New(), devPath: devPath, anon: true, created: created}
-	if len(created) > 0 {
-		w.parentsSynced = make(chan error, 1)
-		go func() { w.parentsSynced <- fsyncDirs(parentDirs(created)) }()
-	}
-	return w, nil
+	return &diskWriter{f: f, md5: md5.New(), devPath: devPath, ticket: ticket, anon: true, created: created}, nil
 }
 
 // tmpfileOK is cleared the first time a filesystem refuses O_TMPFILE (or
@@ -417,6 +430,7 @@ func (w *diskWriter) abort() {
 	}
 	w.done = true
 	w.f.Close()
+	w.ticket.release()
 	if w.anon {
 		removeEmptyDirs(w.created)
 		return
@@ -427,31 +441,41 @@ func (w *diskWriter) abort() {
 // commit makes the file durable and visible as dir/name, with md in its
 // metadata xattr unless md is nil.
 func (w *diskWriter) commit(md map[string]string, dir, name string) error {
-	syncDirs, err := w.publish(md, dir, name)
+	durable, err := w.publish(md, dir, name)
 	if err != nil {
 		return err
 	}
-	return syncDirs()
+	return durable()
 }
 
-// publish is commit up to the point where dir/name is visible and its
-// bytes durable; the returned func makes the name itself durable (the
-// fsync of the directories). Callers may overlap other work with it but
-// must not acknowledge the write before it returned nil.
-func (w *diskWriter) publish(md map[string]string, dir, name string) (syncDirs func() error, err error) {
+// publish is commit up to the point where dir/name is visible; the
+// returned func makes file and name durable (the filesystem's group
+// commit). Callers may overlap other work with it but must not
+// acknowledge the write before it returned nil.
+func (w *diskWriter) publish(md map[string]string, dir, name string) (durable func() error, err error) {
 	defer w.abort()
-	// Metadata first, so the one fsync covers data and xattr together.
 	if md != nil {
 		if err := writeMetadata(w.f, md); err != nil {
 			return nil, err
 		}
 	}
-	if err := w.f.Sync(); err != nil {
-		return nil, fmt.Errorf("fsync %s: %w", w.f.Name(), err)
+	// A syncfs makes names and data durable in no particular order, so a
+	// crash during one may keep a name whose data never reached the disk.
+	// That is harmless for a new hash dir: the write was not acknowledged
+	// and a corrupt file is quarantined. Beside an older version it is
+	// not: the corrupt newer file would hide it, and quarantine moves the
+	// whole hash dir. Such files, and large ones (see ownSyncMin), are
+	// therefore made durable before they get their name, as before.
+	newDir := w.anon && len(w.created) > 0 && w.created[0] == dir
+	synced := w.n >= ownSyncMin || !newDir
+	if synced {
+		if err := fsCommits.Load().syncFile(w.f); err != nil {
+			return nil, fmt.Errorf("fsync %s: %w", w.f.Name(), err)
+		}
 	}
 	// A cleanup of the same object may remove the (empty) hash dir between
 	// our mkdir and the link or rename; recreate it and try again.
-	var created []string // by this loop; w.created's parents are in hand
+	created := w.created
 	dst := filepath.Join(dir, name)
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 || !w.anon {
@@ -473,17 +497,49 @@ func (w *diskWriter) publish(md map[string]string, dir, name string) (syncDirs f
 			return nil, fmt.Errorf("put %s into %s: %w", name, dir, err)
 		}
 	}
-	if err := w.f.Close(); err != nil {
-		return nil, fmt.Errorf("close %s: %w", dst, err)
-	}
+	// File and ticket now belong to the returned func: abort must not
+	// end them.
 	w.done = true
+	f, ticket := w.f, w.ticket
 	return func() error {
-		err := fsyncCreated(dir, created)
-		if w.parentsSynced != nil {
-			err = errors.Join(err, <-w.parentsSynced)
+		var err error
+		if ticket.alone() {
+			ticket.release()
+			err = fsyncAlone(f, synced, dir, created)
+		} else {
+			err = ticket.commit(context.Background())
 		}
-		return err
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("commit %s: %w", dst, err)
+		}
+		return nil
 	}, nil
+}
+
+// fsyncAlone makes a writer's file durable with fsyncs of its own, when
+// no other write on its filesystem could share a syncfs: the file (unless
+// synced already), its directory and the parents of the directories
+// created for it, all at once so that their flushes overlap. A syncfs
+// would take two flushes one after the other (see fscommit.go), and all
+// the filesystem's dirty data.
+func fsyncAlone(f *os.File, synced bool, dir string, created []string) error {
+	fileErr := make(chan error, 1)
+	go func() {
+		if synced {
+			fileErr <- nil
+			return
+		}
+		if err := fsCommits.Load().syncFile(f); err != nil {
+			fileErr <- fmt.Errorf("fsync %s: %w", f.Name(), err)
+			return
+		}
+		fileErr <- nil
+	}()
+	err := fsyncCreated(dir, created)
+	return errors.Join(<-fileErr, err)
 }
 
 // linkTmpfile gives the O_TMPFILE f the name dst, replacing what is

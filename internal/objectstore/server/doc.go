@@ -81,12 +81,16 @@
 //
 // # Decisions
 //
-//   - Writes are durable before they are acknowledged: data and xattr are
-//     written to tmp/, the file is fsynced, renamed into its hash dir, and
-//     the hash dir plus every directory created on the way are fsynced
-//     (concurrently, so the journal folds them into one commit). A PUT cut
-//     short leaves nothing visible; its tmp file is removed at once, or by
-//     the updater's sweep after TmpMaxAge if the process died.
+//   - Writes are durable before they are acknowledged: data and xattr go
+//     to an unnamed O_TMPFILE in the hash dir (a named file in tmp/ where
+//     the filesystem has none), which is then linked into place. Writers
+//     on one filesystem share one syncfs (fscommit.go): a writer is
+//     answered by a syncfs that started after its link. A writer alone on
+//     its filesystem fsyncs its file, its hash dir and the parents of the
+//     directories it created instead; a file beside an older version, or
+//     a large one, is fsynced before its link. A PUT cut short leaves
+//     nothing visible; a named tmp file is removed at once, or by the
+//     updater's sweep after TmpMaxAge if the process died.
 //   - Last write wins by X-Timestamp, never by arrival: a PUT, POST or
 //     DELETE not newer than what is on disk gets 409 with
 //     X-Backend-Timestamp. After every write the hash dir keeps only the

@@ -17,6 +17,98 @@ type objectRow struct {
 	deleted     bool
 }
 
+// groupCommit runs one commit for the items that callers submit while
+// another commit is in flight, and returns to each caller once the commit
+// holding its item is done. It is how a disk flush is shared: N
+// concurrent writers that each need one pay for one together.
+//
+// A commit starts only after every item of its batch was submitted, so a
+// caller that submits once its own work is complete is covered by the
+// commit that answers it (a syncfs started after its write; a
+// transaction that contains its row).
+//
+// No goroutine of its own: the caller that finds no commit in flight
+// leads one batch (its own item and whatever queued), then hands the lead
+// to the first item that queued meanwhile, so no caller commits more than
+// one batch and no caller waits for a commit that started before it came.
+type groupCommit[T any] struct {
+	commit func(ctx context.Context, batch []T) error
+	// gather, if set, is called by a leader before it takes the queue, to
+	// wait for items known to be on their way (see fsCommitter.gather).
+	gather func()
+
+	mu      sync.Mutex
+	queue   []*queuedItem[T] // guarded by mu
+	leading bool             // guarded by mu: a batch is being committed
+}
+
+type queuedItem[T any] struct {
+	item T
+	done chan commitResult // buffered: the leader never blocks on it
+}
+
+// commitResult ends a queued item's wait: its batch committed (or failed
+// with err), or lead says it is its turn to commit the queue.
+type commitResult struct {
+	err  error
+	lead bool
+}
+
+// submit queues item and returns once a commit that started after this
+// call holds it. It does not give up when ctx ends: a queued item belongs
+// to a batch other callers wait for.
+func (g *groupCommit[T]) submit(ctx context.Context, item T) error {
+	q := &queuedItem[T]{item: item, done: make(chan commitResult, 1)}
+	g.mu.Lock()
+	g.queue = append(g.queue, q)
+	lead := !g.leading
+	g.leading = true
+	g.mu.Unlock()
+	if !lead {
+		if res := <-q.done; !res.lead {
+			return res.err
+		}
+	}
+	return g.commitQueue(context.WithoutCancel(ctx), q)
+}
+
+// busy reports whether a commit is in flight.
+func (g *groupCommit[T]) busy() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.leading
+}
+
+// commitQueue commits every queued item (own among them) in one batch,
+// tells the others, and passes the lead on.
+func (g *groupCommit[T]) commitQueue(ctx context.Context, own *queuedItem[T]) error {
+	if g.gather != nil {
+		g.gather()
+	}
+	g.mu.Lock()
+	batch := g.queue
+	g.queue = nil
+	g.mu.Unlock()
+	items := make([]T, len(batch))
+	for i, q := range batch {
+		items[i] = q.item
+	}
+	err := g.commit(ctx, items)
+	for _, q := range batch {
+		if q != own {
+			q.done <- commitResult{err: err}
+		}
+	}
+	g.mu.Lock()
+	if len(g.queue) == 0 {
+		g.leading = false
+	} else {
+		g.queue[0].done <- commitResult{lead: true}
+	}
+	g.mu.Unlock()
+	return err
+}
+
 // rowCommitter group-commits the object rows of one container database.
 //
 // Every object PUT or DELETE updates the listing on each container
@@ -30,77 +122,23 @@ type objectRow struct {
 // before, and there is nothing outside the database to merge before a
 // listing, a HEAD or replication reads it (Swift's .pending file gets the
 // same batching by appending without fsync, and must be merged first).
-//
-// No goroutine of its own: the caller that finds no commit in flight
-// leads one batch (its own row and whatever queued), then hands the lead
-// to the first row that queued meanwhile, so no caller commits more than
-// one batch.
 type rowCommitter struct {
 	db    *sql.DB
 	stmts *objectRowStmts // prepared by the first leader; only leaders use it
-
-	mu      sync.Mutex
-	queue   []*queuedRow // guarded by mu
-	leading bool         // guarded by mu: a batch is being committed
+	group groupCommit[objectRow]
 }
 
-type queuedRow struct {
-	row  objectRow
-	done chan rowResult // buffered: the leader never blocks on it
+func newRowCommitter(db *sql.DB) *rowCommitter {
+	c := &rowCommitter{db: db}
+	c.group.commit = c.commit
+	return c
 }
-
-// rowResult ends a queued row's wait: its batch committed (or failed
-// with err), or lead says it is its turn to commit the queue.
-type rowResult struct {
-	err  error
-	lead bool
-}
-
-func newRowCommitter(db *sql.DB) *rowCommitter { return &rowCommitter{db: db} }
 
 // merge applies row with last-write-wins and returns once it is durable.
-// It does not give up when ctx ends: a queued row belongs to a batch
-// other callers wait for, and the update is idempotent anyway.
+// The update is idempotent, so a caller whose context ended still waits
+// for the batch its row is in.
 func (c *rowCommitter) merge(ctx context.Context, row objectRow) error {
-	q := &queuedRow{row: row, done: make(chan rowResult, 1)}
-	c.mu.Lock()
-	c.queue = append(c.queue, q)
-	lead := !c.leading
-	c.leading = true
-	c.mu.Unlock()
-	if !lead {
-		if res := <-q.done; !res.lead {
-			return res.err
-		}
-	}
-	return c.commitQueue(context.WithoutCancel(ctx), q)
-}
-
-// commitQueue commits every queued row (own among them) in one
-// transaction, tells the others, and passes the lead on.
-func (c *rowCommitter) commitQueue(ctx context.Context, own *queuedRow) error {
-	c.mu.Lock()
-	batch := c.queue
-	c.queue = nil
-	c.mu.Unlock()
-	rows := make([]objectRow, len(batch))
-	for i, q := range batch {
-		rows[i] = q.row
-	}
-	err := c.commit(ctx, rows)
-	for _, q := range batch {
-		if q != own {
-			q.done <- rowResult{err: err}
-		}
-	}
-	c.mu.Lock()
-	if len(c.queue) == 0 {
-		c.leading = false
-	} else {
-		c.queue[0].done <- rowResult{lead: true}
-	}
-	c.mu.Unlock()
-	return err
+	return c.group.submit(ctx, row)
 }
 
 // commit merges one batch, with statements prepared once per database

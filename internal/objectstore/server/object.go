@@ -137,19 +137,19 @@ func (s *ObjectServer) put(w http.ResponseWriter, r *http.Request) error {
 	if deleteAt != "" {
 		md["X-Delete-At"] = deleteAt
 	}
-	syncDirs, err := dw.publish(md, t.dir, ts.Internal()+".data")
+	durable, err := dw.publish(md, t.dir, ts.Internal()+".data")
 	if err != nil {
 		return storageErr(err)
 	}
-	// The data is durable and in place; what is left is making its name
-	// durable (directory fsyncs) and the container updates. Neither needs
+	// The object is in place; what is left is making it durable (the
+	// filesystem's group commit) and the container updates. Neither needs
 	// the other, so they overlap: one disk flush less of latency per PUT.
 	// The answer still waits for both.
-	dirsSynced := make(chan error, 1)
-	go func() { dirsSynced <- syncDirs() }()
+	committed := make(chan error, 1)
+	go func() { committed <- durable() }()
 	s.containerUpdate(r, t, http.MethodPut, ts, containerUpdateFields(md, r.Header))
 	s.deleteAtUpdate(r, t, ts, deleteAt)
-	if err := <-dirsSynced; err != nil {
+	if err := <-committed; err != nil {
 		return storageErr(err)
 	}
 	// Older versions go only once the new one is durable.
