@@ -113,7 +113,12 @@ compute | interop-compute)
   public_network=1
   guest_images=1
   ;;
-swift-functional) ;;
+swift-functional)
+  # domain_remap on, with the storage domain Swift's in-process functional
+  # setup uses; run.sh writes it to test.conf, where the tests read it
+  # (they connect to the proxy's address and send Host: <account>.example.net).
+  export NIMBUS_OBJECT_STORAGE_DOMAIN=example.net SWIFT_STORAGE_DOMAIN=example.net
+  ;;
 object | interop-object)
   export TEMPEST_CONF_TEMPLATE=${TEMPEST_CONF_TEMPLATE:-test/tempest/tempest-object.conf.in}
   ;;

@@ -67,6 +67,7 @@ func (c *Cloud) startObject(ctx context.Context, ln net.Listener, _ *api.Metrics
 		HashPathPrefix: prefix, HashPathSuffix: suffix,
 		Tokens: tokens, AuthURL: authURI, Logger: log,
 		SyncRealms: realms, SyncCluster: current, AllowedSyncHosts: cfg.Object.ContainerSync.AllowedSyncHosts,
+		Middlewares: ProxyMiddlewares(cfg),
 	})
 	if err != nil {
 		if n != nil {
@@ -91,6 +92,16 @@ func (c *Cloud) startObject(ctx context.Context, ln net.Listener, _ *api.Metrics
 	}()
 	c.serve(ln, p)
 	return nil
+}
+
+// ProxyMiddlewares is the object proxy's optional middleware settings
+// from cfg; those left unset keep the proxy's (Swift's) defaults.
+func ProxyMiddlewares(cfg *config.Config) proxy.Middlewares {
+	dr := cfg.Object.DomainRemap
+	return proxy.Middlewares{DomainRemap: proxy.DomainRemap{
+		StorageDomains: dr.StorageDomain, PathRoot: dr.PathRoot, ResellerPrefixes: dr.ResellerPrefixes,
+		DefaultResellerPrefix: dr.DefaultResellerPrefix, MangleClientPaths: dr.MangleClientPaths,
+	}}
 }
 
 // startLocalStorage runs the one-machine storage node: its devices under

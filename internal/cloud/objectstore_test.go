@@ -86,3 +86,19 @@ func TestSyncRealms(t *testing.T) {
 		t.Fatalf("configured realms: %v %v", realms.Info(""), err)
 	}
 }
+
+// The proxy gets the domain_remap settings of the object section, and
+// only those: every other middleware keeps its default.
+func TestProxyMiddlewaresDomainRemap(t *testing.T) {
+	cfg := config.Default()
+	if mw := cloud.ProxyMiddlewares(&cfg); len(mw.DomainRemap.StorageDomains) != 0 {
+		t.Fatalf("domain_remap on by default: %+v", mw.DomainRemap)
+	}
+	cfg.Object.DomainRemap = config.DomainRemapConfig{StorageDomain: []string{"example.net"}, DefaultResellerPrefix: "AUTH", MangleClientPaths: true}
+	mw := cloud.ProxyMiddlewares(&cfg)
+	dr := mw.DomainRemap
+	if len(dr.StorageDomains) != 1 || dr.StorageDomains[0] != "example.net" || dr.DefaultResellerPrefix != "AUTH" || !dr.MangleClientPaths ||
+		mw.DisableSLO || mw.DisableStaticWeb {
+		t.Fatalf("proxy middlewares %+v", mw)
+	}
+}

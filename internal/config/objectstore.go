@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -32,6 +33,30 @@ type ObjectConfig struct {
 	// ContainerSync configures container sync; proxies and storage nodes
 	// need the same settings.
 	ContainerSync ContainerSyncConfig `yaml:"container_sync"`
+	// DomainRemap configures the proxy's domain_remap middleware.
+	DomainRemap DomainRemapConfig `yaml:"domain_remap"`
+}
+
+// DomainRemapConfig is Swift's [filter:domain_remap]: hosts named
+// <container>.<account>.<storage domain> are served as that container's
+// /v1 path (for static web sites on their own host names). It is off
+// while StorageDomain is empty, unlike Swift's example.com default: a
+// proxy should not remap names it was never told it owns.
+type DomainRemapConfig struct {
+	// StorageDomain are the domains remapped (Swift's storage_domain;
+	// NIMBUS_OBJECT_STORAGE_DOMAIN, comma separated).
+	StorageDomain []string `yaml:"storage_domain"`
+	// PathRoot is the version prefix of rewritten paths ("v1").
+	PathRoot string `yaml:"path_root"`
+	// ResellerPrefixes are the account prefixes recognised in host names,
+	// without "_" (the proxy's reseller prefix, "AUTH", when unset; an
+	// explicit empty list uses the account label as is).
+	ResellerPrefixes []string `yaml:"reseller_prefixes"`
+	// DefaultResellerPrefix is added to account labels without a known
+	// prefix; unset, such hosts are not remapped.
+	DefaultResellerPrefix string `yaml:"default_reseller_prefix"`
+	// MangleClientPaths drops a leading /v1 from paths on remapped hosts.
+	MangleClientPaths bool `yaml:"mangle_client_paths"`
 }
 
 // ContainerSyncConfig is Swift's container-sync-realms.conf with the
@@ -134,6 +159,15 @@ func (c *Config) applyObjectEnv(lookup func(string) (string, bool)) error {
 	} {
 		if v, ok := lookup(k); ok {
 			*dst = v
+		}
+	}
+	// Lists are comma separated, as Swift's storage_domain.
+	if v, ok := lookup("NIMBUS_OBJECT_STORAGE_DOMAIN"); ok {
+		o.DomainRemap.StorageDomain = nil
+		for _, d := range strings.Split(v, ",") {
+			if d = strings.TrimSpace(d); d != "" {
+				o.DomainRemap.StorageDomain = append(o.DomainRemap.StorageDomain, d)
+			}
 		}
 	}
 	if v, ok := lookup("NIMBUS_STORAGE"); ok {

@@ -180,6 +180,7 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	c.Constraints = c.Constraints.withDefaults()
 	c.Middlewares = c.Middlewares.withDefaults()
+	c.Middlewares.DomainRemap = c.Middlewares.DomainRemap.withDefaults(c.ResellerPrefix)
 	if c.ConnTimeout <= 0 {
 		c.ConnTimeout = 500 * time.Millisecond
 	}

@@ -49,6 +49,10 @@ type Middlewares struct {
 	// CrossDomainPolicy is the body of /crossdomain.xml's
 	// <cross-domain-policy> element.
 	CrossDomainPolicy string
+	// DomainRemap serves <container>.<account>.<storage domain> hosts as
+	// their /v1 paths; unlike the others it is off until storage domains
+	// are configured.
+	DomainRemap DomainRemap
 }
 
 func (m Middlewares) withDefaults() Middlewares {
@@ -127,6 +131,7 @@ func (m Middlewares) info() map[string]any {
 	add(m.DisableContainerQuotas, "container_quotas", map[string]any{})
 	add(m.DisableCrossDomain, "crossdomain", map[string]any{})
 	add(m.DisableSymlink, "symlink", map[string]any{"symloop_max": m.SymloopMax, "static_links": true})
+	add(!m.DomainRemap.enabled(), "domain_remap", m.DomainRemap.info())
 	return out
 }
 

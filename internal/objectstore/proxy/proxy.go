@@ -105,9 +105,16 @@ func (q *request) names() string {
 // which ServeMux would clean away.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hyphenateHeaderNames(r.Header)
+	// Domain remapping comes first, as in Swift's pipeline, and its
+	// writer wraps every response, errors included.
+	w, remapErr := p.domainRemap(w, r)
 	q := &request{w: w, r: r, transID: newTransID()}
 	w.Header().Set("X-Trans-Id", q.transID)
 	w.Header().Set("X-Openstack-Request-Id", q.transID)
+	if remapErr != nil {
+		writeError(w, r, p.log, remapErr)
+		return
+	}
 	if err := p.serve(q); err != nil {
 		writeError(w, r, p.log, err)
 	}
