@@ -13,6 +13,9 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/agents"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/external"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/floatingips"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/routers"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
@@ -184,7 +187,8 @@ func TestComputeAgentBuildsAServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := subnets.Create(ctx, nc, subnets.CreateOpts{NetworkID: n.ID, CIDR: "10.9.0.0/24", IPVersion: 4}).Extract(); err != nil {
+	sn, err := subnets.Create(ctx, nc, subnets.CreateOpts{NetworkID: n.ID, CIDR: "10.9.0.0/24", IPVersion: 4}).Extract()
+	if err != nil {
 		t.Fatal(err)
 	}
 	s := cloud.BootTinyServer(ctx, t, ic, cc, servers.CreateOpts{Name: "vm1", FlavorRef: "42",
@@ -194,9 +198,68 @@ func TestComputeAgentBuildsAServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	var bound []struct {
+		ID     string `json:"id"`
 		HostID string `json:"binding:host_id"`
 	}
 	if err := ports.ExtractPortsInto(pages, &bound); err != nil || len(bound) != 1 || bound[0].HostID != "fake-host" {
 		t.Fatalf("the server's ports %+v (%v), want one bound to fake-host", bound, err)
+	}
+
+	// A floating IP given to the server's port shows in its addresses, and
+	// goes when it is taken back, as Neutron's network-changed events
+	// make Nova show it. (No traffic: the fake hypervisor runs no guest.)
+	yes := true
+	ext, err := networks.Create(ctx, nc, external.CreateOptsExt{CreateOptsBuilder: networks.CreateOpts{Name: "ext"}, External: &yes}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := subnets.Create(ctx, nc, subnets.CreateOpts{NetworkID: ext.ID, CIDR: "192.0.2.0/24", IPVersion: 4}).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := routers.Create(ctx, nc, routers.CreateOpts{Name: "r1", GatewayInfo: &routers.GatewayInfo{NetworkID: ext.ID}}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := routers.AddInterface(ctx, nc, r.ID, routers.AddInterfaceOpts{SubnetID: sn.ID}).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	fip, err := floatingips.Create(ctx, nc, floatingips.CreateOpts{FloatingNetworkID: ext.ID, PortID: bound[0].ID}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	floating := func() []string {
+		var got struct {
+			Addresses map[string][]map[string]any `json:"addresses"`
+		}
+		if err := servers.Get(ctx, cc, s.ID).ExtractInto(&got); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, a := range got.Addresses["private"] {
+			if a["OS-EXT-IPS:type"] == "floating" {
+				out = append(out, a["addr"].(string))
+			}
+		}
+		return out
+	}
+	waitFor(t, "the floating IP in the server's addresses", func() bool {
+		f := floating()
+		return len(f) == 1 && f[0] == fip.FloatingIP
+	})
+	if _, err := floatingips.Update(ctx, nc, fip.ID, floatingips.UpdateOpts{PortID: new(string)}).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the floating IP gone from the server's addresses", func() bool { return len(floating()) == 0 })
+}
+
+// waitFor polls cond for up to 20 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -6,7 +6,9 @@ import (
 	"net"
 
 	"github.com/nimbus-cloud/nimbus/internal/api"
+	"github.com/nimbus-cloud/nimbus/internal/bus"
 	"github.com/nimbus-cloud/nimbus/internal/compute"
+	"github.com/nimbus-cloud/nimbus/internal/network"
 	"github.com/nimbus-cloud/nimbus/internal/policy"
 )
 
@@ -47,6 +49,17 @@ func (c *Cloud) startCompute(ctx context.Context, ln net.Listener, metrics *api.
 	}
 	if err := svcCompute.Start(c.runCtx); err != nil {
 		return fmt.Errorf("compute: %w", err)
+	}
+	// A floating IP that joins or leaves a server's port changes the
+	// server's addresses; one compute API process (a queue group) passes
+	// the news on to the server's agent.
+	if _, err := bus.Subscribe(c.Bus, networkChangedSubject, "compute-api", func(ctx context.Context, ev network.Event) error {
+		if len(ev.Servers) > 0 {
+			svcCompute.NetworkChanged(ctx, ev.Servers)
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("compute: network changes: %w", err)
 	}
 	c.Compute = svcCompute
 	c.serve(ln, svcCompute.Handler())

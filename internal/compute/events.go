@@ -1,6 +1,7 @@
 package compute
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 
@@ -75,12 +76,7 @@ func (s *Service) externalEvents(r *http.Request) (*api.Response, error) {
 			ev["code"], ev["status"] = 422, "failed"
 		default:
 			found = true
-			if s.cfg.Bus != nil {
-				msg := ExternalEvent{Name: e.Name, ServerUUID: e.ServerUUID, Tag: tag, Status: status}
-				if err := bus.Publish(r.Context(), s.cfg.Bus, SubjectEventsPrefix+i.host(), msg); err != nil {
-					s.log.Warn("forward external event", "server", e.ServerUUID, "err", err)
-				}
-			}
+			s.forwardEvent(r.Context(), i.host(), ExternalEvent{Name: e.Name, ServerUUID: e.ServerUUID, Tag: tag, Status: status})
 		}
 		out = append(out, ev)
 	}
@@ -88,6 +84,36 @@ func (s *Service) externalEvents(r *http.Request) (*api.Response, error) {
 		return nil, api.NotFound("No instances found for any event")
 	}
 	return api.JSON(http.StatusOK, map[string]any{"events": out}), nil
+}
+
+// forwardEvent passes an event on to the agent of the server's host (a
+// plain publish: an agent that misses one catches up on its own).
+func (s *Service) forwardEvent(ctx context.Context, host string, ev ExternalEvent) {
+	if s.cfg.Bus == nil {
+		return
+	}
+	if err := bus.Publish(ctx, s.cfg.Bus, SubjectEventsPrefix+host, ev); err != nil {
+		s.log.Warn("forward external event", "server", ev.ServerUUID, "event", ev.Name, "err", err)
+	}
+}
+
+// NetworkChanged tells the agents of these servers that their ports
+// changed (a floating IP joined or left), as Neutron's network-changed
+// event tells Nova, so that they report the servers' addresses anew.
+// Servers that are gone or not on a host are skipped.
+func (s *Service) NetworkChanged(ctx context.Context, servers []string) {
+	for _, id := range servers {
+		i, err := store.QueryOne(ctx, s.db, scanInstance, `SELECT `+instanceCols+` FROM compute_instances WHERE id = ? AND deleted = 0`, id)
+		if err != nil {
+			if !isNoRows(err) {
+				s.log.Warn("network change of server", "server", id, "err", err)
+			}
+			continue
+		}
+		if h := i.host(); h != "" {
+			s.forwardEvent(ctx, h, ExternalEvent{Name: "network-changed", ServerUUID: id, Status: "completed"})
+		}
+	}
 }
 
 // os-tenant-networks: the networks a project can use, in nova-network's

@@ -235,8 +235,32 @@ func (a *Agent) detachInterface(ctx context.Context, cmd compute.Command) comput
 	return rep
 }
 
-// currentAddresses are the addresses of the instance's ports now, or nil
-// when they cannot be read (the API then keeps what it has).
+// externalEvent acts on an event the compute API passed on: after
+// network-changed (a floating IP joined or left one of the server's
+// ports) the server's addresses are read and reported anew.
+func (a *Agent) externalEvent(ctx context.Context, ev compute.ExternalEvent) error {
+	if ev.Name != "network-changed" {
+		return nil
+	}
+	a.mu.Lock()
+	_, ours := a.guests[ev.ServerUUID]
+	a.mu.Unlock()
+	if !ours {
+		return nil
+	}
+	addrs := a.currentAddresses(ctx, ev.ServerUUID)
+	if addrs == nil {
+		return nil
+	}
+	rep := a.stateReport(ctx, ev.ServerUUID)
+	rep.Addresses = addrs
+	a.report(ctx, ev.ServerUUID, rep)
+	return nil
+}
+
+// currentAddresses are the addresses of the instance's ports now, their
+// floating IPs included, or nil when they cannot be read (the API then
+// keeps what it has).
 func (a *Agent) currentAddresses(ctx context.Context, id string) map[string][]compute.Address {
 	if a.cfg.Network == nil {
 		return nil
@@ -251,5 +275,23 @@ func (a *Agent) currentAddresses(ctx context.Context, id string) map[string][]co
 	if err != nil {
 		return nil
 	}
-	return addresses(res.Ports, nets)
+	out := addresses(res.Ports, nets)
+	for _, p := range res.Ports {
+		var fips struct {
+			FloatingIPs []struct {
+				Address string `json:"floating_ip_address"`
+				FixedIP string `json:"fixed_ip_address"`
+			} `json:"floatingips"`
+		}
+		if err := a.netGet(ctx, "floatingips?port_id="+url.QueryEscape(p.ID), &fips); err != nil {
+			return nil
+		}
+		name := networkName(p, nets)
+		for _, f := range fips.FloatingIPs {
+			// Nova lists a floating IP after the fixed address it maps to,
+			// under the same network.
+			out[name] = append(out[name], compute.Address{Addr: f.Address, Version: 4, MAC: p.MAC, Type: "floating", PortID: p.ID})
+		}
+	}
+	return out
 }

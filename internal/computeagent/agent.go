@@ -161,7 +161,14 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 		_ = console.Unsubscribe()
 		return nil, fmt.Errorf("compute agent %s: %w", cfg.Host, err)
 	}
-	a.subs = []*bus.Subscription{cmds, console, diag}
+	events, err := bus.Subscribe(cfg.Bus, compute.SubjectEventsPrefix+cfg.Host, "", a.externalEvent)
+	if err != nil {
+		_ = cmds.Unsubscribe()
+		_ = console.Unsubscribe()
+		_ = diag.Unsubscribe()
+		return nil, fmt.Errorf("compute agent %s: %w", cfg.Host, err)
+	}
+	a.subs = []*bus.Subscription{cmds, console, diag, events}
 	if err := a.Beat(ctx); err != nil {
 		_ = a.Stop()
 		return nil, fmt.Errorf("compute agent %s: first heartbeat: %w", cfg.Host, err)

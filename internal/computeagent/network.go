@@ -368,14 +368,20 @@ func (a *Agent) portDetails(ctx context.Context, ports []port) (map[string]netwo
 	return nets, subs, nil
 }
 
+// networkName is the key of a port's addresses: its network's name, or
+// the network's id when it has none.
+func networkName(p port, nets map[string]network) string {
+	if name := nets[p.NetworkID].Name; name != "" {
+		return name
+	}
+	return p.NetworkID
+}
+
 // addresses renders the ports as the servers "addresses" attribute.
 func addresses(ports []port, nets map[string]network) map[string][]compute.Address {
 	out := map[string][]compute.Address{}
 	for _, p := range ports {
-		name := nets[p.NetworkID].Name
-		if name == "" {
-			name = p.NetworkID
-		}
+		name := networkName(p, nets)
 		for _, ip := range p.FixedIPs {
 			v := 4
 			if strings.Contains(ip.IPAddress, ":") {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -105,6 +106,7 @@ func (s *Service) createFloatingIP(r *http.Request) (*api.Response, error) {
 	t := neutronTime(now())
 	f := &floatingIP{ID: newID(), ProjectID: project, Status: "DOWN", Description: deref(b.Description), CreatedAt: t, UpdatedAt: t}
 	var o obj
+	var servers []string
 	err = s.writeTx(r.Context(), func(tx *store.Tx) error {
 		ctx := r.Context()
 		n, err := s.loadNetwork(ctx, tx, c, *b.FloatingNetworkID)
@@ -145,13 +147,16 @@ func (s *Service) createFloatingIP(r *http.Request) (*api.Response, error) {
 		if err := setTags(ctx, tx, f.ID, b.Tags); err != nil {
 			return err
 		}
+		if servers, err = serversOfPorts(ctx, tx, f.PortID); err != nil {
+			return err
+		}
 		o, err = s.floatingIPObj(ctx, tx, f)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.notify(r.Context(), Event{Resource: "floatingip", ID: f.ID, Action: "create"})
+	s.notify(r.Context(), Event{Resource: "floatingip", ID: f.ID, Action: "create", Servers: servers})
 	return api.JSON(http.StatusCreated, obj{"floatingip": o}), nil
 }
 
@@ -215,10 +220,12 @@ func (s *Service) updateFloatingIP(r *http.Request) (*api.Response, error) {
 		return nil, badRequest("floatingip", "Cannot update read-only attribute")
 	}
 	c := s.caller(r)
-	return updateOwned(s, r, "floatingip", s.loadFloatingIP, func(ctx context.Context, tx *store.Tx, f *floatingIP) (obj, error) {
+	var servers []string
+	resp, err := updateOwned(s, r, "floatingip", s.loadFloatingIP, func(ctx context.Context, tx *store.Tx, f *floatingIP) (obj, error) {
 		if b.Description != nil {
 			f.Description = *b.Description
 		}
+		before := f.PortID
 		switch {
 		case b.PortID.Set && b.PortID.Null:
 			f.PortID, f.FixedIP, f.RouterID, f.Status = nil, nil, nil, "DOWN"
@@ -235,12 +242,25 @@ func (s *Service) updateFloatingIP(r *http.Request) (*api.Response, error) {
 			}
 			return nil, err
 		}
+		var err error
+		if servers, err = serversOfPorts(ctx, tx, before, f.PortID); err != nil {
+			return nil, err
+		}
 		return s.floatingIPObj(ctx, tx, f)
 	})
+	if err == nil && len(servers) > 0 {
+		s.notify(r.Context(), Event{Resource: "floatingip", ID: r.PathValue("id"), Action: "update", Servers: servers})
+	}
+	return resp, err
 }
 
 func (s *Service) deleteFloatingIP(r *http.Request) (*api.Response, error) {
-	return deleteOwned(s, r, "floatingip", s.loadFloatingIP, func(ctx context.Context, tx *store.Tx, f *floatingIP) error {
+	var servers []string
+	resp, err := deleteOwned(s, r, "floatingip", s.loadFloatingIP, func(ctx context.Context, tx *store.Tx, f *floatingIP) error {
+		var err error
+		if servers, err = serversOfPorts(ctx, tx, f.PortID); err != nil {
+			return err
+		}
 		for _, stmt := range []string{`DELETE FROM tags WHERE resource_id = ?`, `DELETE FROM floatingips WHERE id = ?`} {
 			if _, err := tx.Exec(ctx, stmt, f.ID); err != nil {
 				return err
@@ -248,4 +268,31 @@ func (s *Service) deleteFloatingIP(r *http.Request) (*api.Response, error) {
 		}
 		return deletePortTx(ctx, tx, f.FloatingPortID)
 	})
+	if err == nil && len(servers) > 0 {
+		s.notify(r.Context(), Event{Resource: "floatingip", ID: r.PathValue("id"), Action: "delete", Servers: servers})
+	}
+	return resp, err
+}
+
+// serversOfPorts are the compute servers (device ids of ports owned by
+// compute:*) among the given ports; nil ports are skipped.
+func serversOfPorts(ctx context.Context, q store.Querier, ports ...*string) ([]string, error) {
+	var out []string
+	for _, p := range ports {
+		if p == nil {
+			continue
+		}
+		var dev string
+		err := q.QueryRow(ctx, `SELECT device_id FROM ports WHERE id = ? AND device_owner LIKE 'compute:%' AND device_id <> ''`, *p).Scan(&dev)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("server of port %s: %w", *p, err)
+		}
+		if !slices.Contains(out, dev) {
+			out = append(out, dev)
+		}
+	}
+	return out, nil
 }

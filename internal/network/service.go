@@ -64,6 +64,11 @@ type Event struct {
 	ID string
 	// Action is "create", "update" or "delete".
 	Action string
+	// Servers are the compute servers whose addresses the change alters
+	// (the devices of the ports a floating IP joined or left), so that
+	// the compute service shows them anew, as Neutron tells Nova with
+	// network-changed events.
+	Servers []string `json:",omitempty"`
 }
 
 // Notifier is told about committed changes, after the transaction that

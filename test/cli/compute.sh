@@ -81,6 +81,7 @@ refuse "a console URL with a forged token is refused" 'handshake: .*401' ws_cons
 check  "floating ip create on public" os floating ip create public
 fip=$(os floating ip list -f value -c "Floating IP Address" | head -1)
 check  "server add floating ip" os server add floating ip vm1 "$fip"
+eventually "server show lists the floating IP with the fixed one" "private.*10\.0\.0\.[0-9]+'?, '?${fip//./\\.}" os server show vm1 -f value -c addresses
 eventually "the guest answers ping on its floating IP" '1 received|1 packets received' ping -c 1 -W 1 "$fip"
 ssh_guest() {
   ssh -i "$work/key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes \
