@@ -140,45 +140,29 @@ func (p *Proxy) serveAssembled(q *request, mh http.Header, etag string, pieces [
 	return p.serveByteRanges(q, pieces, ranges, total)
 }
 
-// openedSegment is the first segment a response reads, opened before its
-// status was sent.
-type openedSegment struct {
-	index int // in pieces
-	resp  *http.Response
-}
-
 // openFirstSegment opens the first object segment that bytes start..end
 // of pieces read, before the status is sent: as Swift's large object
 // middlewares do, a first segment that is gone or unreadable answers 409
 // instead of a 200 whose body is cut short (later segments can still
 // only cut the connection). nil when the range starts in inline data.
-func (p *Proxy) openFirstSegment(q *request, pieces []piece, start, end int64) (*openedSegment, error) {
-	var off int64
-	for i, pc := range pieces {
-		lo, hi := off, off+pc.size()-1
-		off += pc.size()
-		if hi < start || lo > end {
-			continue
-		}
-		if pc.data != nil {
-			return nil, nil
-		}
-		from, to := pc.first+max(start, lo)-lo, pc.first+min(end, hi)-lo
-		resp, err := p.openSegment(q, pc, from, to)
-		if err != nil {
-			p.log.Info("large object's first segment unreadable", "trans_id", q.transID, "err", err)
-			return nil, errStatus(http.StatusConflict)
-		}
-		return &openedSegment{index: i, resp: resp}, nil
+func (p *Proxy) openFirstSegment(q *request, pieces []piece, start, end int64) (*http.Response, error) {
+	parts := slicePieces(pieces, start, end)
+	if len(parts) == 0 || parts[0].data != nil {
+		return nil, nil
 	}
-	return nil, nil
+	resp, err := p.openSegment(q, parts[0])
+	if err != nil {
+		p.log.Info("large object's first segment unreadable", "trans_id", q.transID, "err", err)
+		return nil, errStatus(http.StatusConflict)
+	}
+	return resp, nil
 }
 
-// openSegment GETs bytes from..to of an object segment, failing unless
-// its object servers answer 2xx.
-func (p *Proxy) openSegment(q *request, pc piece, from, to int64) (*http.Response, error) {
+// openSegment GETs the bytes pc names of an object segment, failing
+// unless its object servers answer 2xx.
+func (p *Proxy) openSegment(q *request, pc piece) (*http.Response, error) {
 	h := p.backendHeaders(q, "")
-	h.Set("Range", fmt.Sprintf("bytes=%d-%d", from, to))
+	h.Set("Range", fmt.Sprintf("bytes=%d-%d", pc.first, pc.last))
 	names := "/" + q.account + "/" + pc.container + "/" + pc.object
 	resp, err := p.readLinked(q, [3]string{q.account, pc.container, pc.object}, http.MethodGet, h)
 	if err == nil && resp.StatusCode/100 != 2 {
@@ -239,7 +223,7 @@ func (p *Proxy) serveByteRanges(q *request, pieces []piece, ranges [][2]int64, t
 
 // writePieces writes bytes start..end of the concatenated pieces. The
 // headers are out already, so a failure can only cut the connection.
-func (p *Proxy) writePieces(q *request, pieces []piece, start, end int64, first *openedSegment) error {
+func (p *Proxy) writePieces(q *request, pieces []piece, start, end int64, first *http.Response) error {
 	if err := p.copyPieces(q, q.w, pieces, start, end, first); err != nil {
 		p.log.Warn("large object segment read failed", "trans_id", q.transID, "err", err)
 		// The status is out; a cut connection is the only signal left.
@@ -251,33 +235,26 @@ func (p *Proxy) writePieces(q *request, pieces []piece, start, end int64, first 
 // copyPieces writes bytes start..end of the concatenation of pieces to w,
 // reading each segment range from its object servers; first, when not
 // nil, is the first of them opened already.
-func (p *Proxy) copyPieces(q *request, w io.Writer, pieces []piece, start, end int64, first *openedSegment) error {
+func (p *Proxy) copyPieces(q *request, w io.Writer, pieces []piece, start, end int64, first *http.Response) error {
 	if first != nil {
 		// Whatever stops the copy early, the opened body is closed.
-		defer first.resp.Body.Close()
+		defer first.Body.Close()
 	}
-	var off int64
-	for i, pc := range pieces {
-		lo, hi := off, off+pc.size()-1
-		off += pc.size()
-		if hi < start || lo > end {
-			continue
-		}
-		from, to := pc.first+max(start, lo)-lo, pc.first+min(end, hi)-lo
+	for i, pc := range slicePieces(pieces, start, end) {
 		if pc.data != nil {
-			if _, err := w.Write(pc.data[from : to+1]); err != nil {
+			if _, err := w.Write(pc.data[pc.first : pc.last+1]); err != nil {
 				return fmt.Errorf("large object data segment: %w", err)
 			}
 			continue
 		}
-		var resp *http.Response
-		var err error
-		if first != nil && i == first.index {
-			resp = first.resp
-		} else if resp, err = p.openSegment(q, pc, from, to); err != nil {
-			return err
+		resp := first
+		if i > 0 || first == nil {
+			var err error
+			if resp, err = p.openSegment(q, pc); err != nil {
+				return err
+			}
 		}
-		_, err = io.CopyN(w, resp.Body, to-from+1)
+		_, err := io.CopyN(w, resp.Body, pc.size())
 		resp.Body.Close()
 		if err != nil {
 			return fmt.Errorf("large object segment /%s/%s/%s: %w", q.account, pc.container, pc.object, err)
