@@ -246,6 +246,17 @@ func TestComputeAgentBuildsAServer(t *testing.T) {
 		f := floating()
 		return len(f) == 1 && f[0] == fip.FloatingIP
 	})
+	// A rebuild reports the server's addresses again: with the floating IP.
+	if _, err := servers.Rebuild(ctx, cc, s.ID, servers.RebuildOpts{ImageRef: s.Image["id"].(string)}).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the rebuilt server ACTIVE", func() bool {
+		got, err := servers.Get(ctx, cc, s.ID).Extract()
+		return err == nil && got.Status == "ACTIVE"
+	})
+	if f := floating(); len(f) != 1 || f[0] != fip.FloatingIP {
+		t.Fatalf("floating IPs after a rebuild: %v, want %s", f, fip.FloatingIP)
+	}
 	if _, err := floatingips.Update(ctx, nc, fip.ID, floatingips.UpdateOpts{PortID: new(string)}).Extract(); err != nil {
 		t.Fatal(err)
 	}

@@ -275,23 +275,31 @@ func (a *Agent) currentAddresses(ctx context.Context, id string) map[string][]co
 	if err != nil {
 		return nil
 	}
-	out := addresses(res.Ports, nets)
-	for _, p := range res.Ports {
+	out, err := a.addressesOf(ctx, res.Ports, nets)
+	if err != nil {
+		return nil
+	}
+	return out
+}
+
+// addressesOf renders the ports as the server's addresses, with the
+// floating IPs that map to them: Nova lists a floating IP after the
+// fixed address it maps to, under the same network.
+func (a *Agent) addressesOf(ctx context.Context, ports []port, nets map[string]network) (map[string][]compute.Address, error) {
+	out := addresses(ports, nets)
+	for _, p := range ports {
 		var fips struct {
 			FloatingIPs []struct {
 				Address string `json:"floating_ip_address"`
-				FixedIP string `json:"fixed_ip_address"`
 			} `json:"floatingips"`
 		}
 		if err := a.netGet(ctx, "floatingips?port_id="+url.QueryEscape(p.ID), &fips); err != nil {
-			return nil
+			return nil, fmt.Errorf("floating IPs of port %s: %w", p.ID, err)
 		}
 		name := networkName(p, nets)
 		for _, f := range fips.FloatingIPs {
-			// Nova lists a floating IP after the fixed address it maps to,
-			// under the same network.
 			out[name] = append(out[name], compute.Address{Addr: f.Address, Version: 4, MAC: p.MAC, Type: "floating", PortID: p.ID})
 		}
 	}
-	return out
+	return out, nil
 }

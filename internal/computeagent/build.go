@@ -85,7 +85,14 @@ func (a *Agent) build(ctx context.Context, log *slog.Logger, cmd compute.Command
 		vm = vmOf(info.State)
 	}
 	a.setGuest(inst, vm, int(info.State))
-	return compute.InstanceReport{Success: true, VMState: vm, PowerState: int(info.State), Addresses: addresses(ports, nets)}
+	addrs, err := a.addressesOf(ctx, ports, nets)
+	if err != nil {
+		// The guest runs; its fixed addresses are known, and the next
+		// network change reports the floating ones.
+		a.log.Warn("floating IPs of a new guest", "instance", inst.ID, "err", err)
+		addrs = addresses(ports, nets)
+	}
+	return compute.InstanceReport{Success: true, VMState: vm, PowerState: int(info.State), Addresses: addrs}
 }
 
 // bootImages is what a guest boots from: its disk image and, for a
