@@ -46,16 +46,9 @@ func (a *Agent) ensureMetadata(_ context.Context, rns, routerID string) error {
 	if err != nil {
 		return err
 	}
-	h := a.cfg.MetadataHandler
 	srv := &http.Server{
 		ReadHeaderTimeout: 10 * time.Second,
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			// Headers from the guest are not trusted: replace them.
-			host, _, _ := net.SplitHostPort(r.RemoteAddr)
-			r.Header.Set("X-Forwarded-For", host)
-			r.Header.Set(MetadataRouterHeader, routerID)
-			h.ServeHTTP(w, r)
-		}),
+		Handler:           guestMetadataHandler(a.cfg.MetadataHandler, routerID),
 	}
 	go func() {
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -64,4 +57,25 @@ func (a *Agent) ensureMetadata(_ context.Context, rns, routerID string) error {
 	}()
 	a.metadata[rns] = &metadataServer{srv: srv, ino: ino}
 	return nil
+}
+
+// metadataWorkTimeout bounds the lookups behind one guest's request.
+const metadataWorkTimeout = 10 * time.Second
+
+// guestMetadataHandler passes a guest's request to h with the guest's
+// address and the router as headers (the guest's own are replaced: they
+// are not trusted). The work runs on its own deadline, not on the
+// connection: a client that half-closes its side once the request is
+// sent (busybox nc does, as the guest image's agent uses it) makes Go's
+// server cancel the request's context at once, and the lookups behind
+// the answer would fail whenever they take longer than that race.
+func guestMetadataHandler(h http.Handler, routerID string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		r.Header.Set("X-Forwarded-For", host)
+		r.Header.Set(MetadataRouterHeader, routerID)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), metadataWorkTimeout)
+		defer cancel()
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
 }
