@@ -103,6 +103,17 @@ type Driver interface {
 	// configured for it answers with a kernel crash dump (Nova's
 	// trigger_crash_dump). The guest must have a running process.
 	InjectNMI(ctx context.Context, uuid string) error
+	// AttachVolume adds disk (whose Volume is set) to the guest: hot-plugged
+	// into a running or paused guest, and kept in the saved spec so that
+	// every later boot has it; a shut-off guest only has its spec changed.
+	// Attaching a volume the guest already has completes whatever an
+	// interrupted attach left undone, and is otherwise a no-op.
+	AttachVolume(ctx context.Context, uuid string, disk Disk) error
+	// DetachVolume removes the volume's disk: a running guest is asked to
+	// release the device and the call waits until it has, then the
+	// connection to the storage host is closed and the spec saved. A
+	// volume the guest does not have is not an error.
+	DetachVolume(ctx context.Context, uuid, volumeID string) error
 
 	// Close stops the driver's own background work when the agent stops.
 	// Guests keep running: a new driver re-adopts them.
@@ -229,6 +240,81 @@ type Disk struct {
 	// as it is (a volume); the driver never deletes it.
 	Path     string `json:"path,omitempty"`
 	ReadOnly bool   `json:"read_only,omitempty"`
+	// Volume, instead of Image or Path, is a block storage volume reached
+	// over the network (NBD with TLS-PSK from the storage host's
+	// qemu-storage-daemon). The driver never deletes it.
+	Volume *VolumeConn `json:"volume,omitempty"`
+	// Bus is the disk's bus: "virtio" (the default, virtio-blk) or "scsi"
+	// (a virtio-scsi controller), as an image's hw_disk_bus asks.
+	Bus string `json:"bus,omitempty"`
+}
+
+// VolumeConn is how a guest reaches one volume: Cinder's connection_info
+// of driver_volume_type "nbd", as the volume service's
+// os-initialize_connection answers it for this host.
+type VolumeConn struct {
+	// VolumeID is the volume's UUID. It is the disk's serial, so the guest
+	// sees /dev/disk/by-id/virtio-<first 20 characters> as on Nova.
+	VolumeID string `json:"volume_id"`
+	// Host and Port are the storage host's NBD server.
+	Host string `json:"host"`
+	Port int    `json:"port"`
+	// Export is the NBD export's name; it carries a random part, so it
+	// cannot be guessed from the volume id.
+	Export string `json:"export"`
+	// PSKIdentity and PSKKey (hex) are the TLS pre-shared key of this
+	// attachment, as Cinder's iSCSI connection_info carries CHAP secrets.
+	PSKIdentity string `json:"tls_psk_identity"`
+	PSKKey      string `json:"tls_psk_key"`
+	// ReadOnly attaches the volume read-only (access_mode "ro").
+	ReadOnly bool `json:"read_only,omitempty"`
+	// Discard passes the guest's discards through to the volume.
+	Discard bool `json:"discard,omitempty"`
+}
+
+// Validate checks a connection before its fields become QEMU options.
+func (c *VolumeConn) Validate() error {
+	switch {
+	case !validUUID(c.VolumeID):
+		return fmt.Errorf("volume connection: invalid volume id %q", c.VolumeID)
+	case c.Host == "" || strings.ContainsAny(c.Host, ",= \x00\n/"):
+		return fmt.Errorf("volume %s: invalid NBD host %q", c.VolumeID, c.Host)
+	case c.Port < 1 || c.Port > 65535:
+		return fmt.Errorf("volume %s: invalid NBD port %d", c.VolumeID, c.Port)
+	case c.Export == "" || len(c.Export) > 4096 || strings.ContainsAny(c.Export, "\x00\n"):
+		return fmt.Errorf("volume %s: invalid NBD export name", c.VolumeID)
+	case !validPSKIdentity(c.PSKIdentity):
+		return fmt.Errorf("volume %s: invalid TLS-PSK identity %q", c.VolumeID, c.PSKIdentity)
+	case !validHexKey(c.PSKKey):
+		return fmt.Errorf("volume %s: TLS-PSK key must be 32 to 128 hex digits", c.VolumeID)
+	}
+	return nil
+}
+
+// validPSKIdentity allows what can stand in a keys.psk line
+// ("identity:key"): no colon, no whitespace, nothing to escape.
+func validPSKIdentity(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func validHexKey(s string) bool {
+	if len(s) < 32 || len(s) > 128 || len(s)%2 != 0 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f' || r >= 'A' && r <= 'F') {
+			return false
+		}
+	}
+	return true
 }
 
 // Image identifies a base image in the host's image cache.
@@ -346,7 +432,18 @@ func (s *Spec) Validate() error {
 		if d.Image != nil && d.Path != "" {
 			return fmt.Errorf("instance %s: disk %s has both an image and a path", s.UUID, d.Name)
 		}
-		if d.Image == nil && d.Path == "" && d.SizeBytes <= 0 {
+		if d.Volume != nil {
+			if d.Image != nil || d.Path != "" {
+				return fmt.Errorf("instance %s: disk %s is a volume and has an image or a path", s.UUID, d.Name)
+			}
+			if err := d.Volume.Validate(); err != nil {
+				return fmt.Errorf("instance %s: disk %s: %w", s.UUID, d.Name, err)
+			}
+		}
+		if d.Bus != "" && d.Bus != "virtio" && d.Bus != "scsi" {
+			return fmt.Errorf("instance %s: disk %s: unknown bus %q", s.UUID, d.Name, d.Bus)
+		}
+		if d.Image == nil && d.Path == "" && d.Volume == nil && d.SizeBytes <= 0 {
 			return fmt.Errorf("instance %s: blank disk %s needs a size", s.UUID, d.Name)
 		}
 		if d.Image != nil && (d.Image.Checksum == "" || d.Image.Path == "") {

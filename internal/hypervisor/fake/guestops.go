@@ -186,3 +186,46 @@ func (d *Driver) InjectNMI(ctx context.Context, uuid string) error {
 		return nil
 	})
 }
+
+// AttachVolume implements hypervisor.Driver. The fake keeps the volume
+// disk in the guest's spec, as the real driver's saved spec does.
+func (d *Driver) AttachVolume(ctx context.Context, uuid string, disk hypervisor.Disk) error {
+	if disk.Volume == nil {
+		return fmt.Errorf("attach volume to %s: disk %q has no volume", uuid, disk.Name)
+	}
+	if err := disk.Volume.Validate(); err != nil {
+		return fmt.Errorf("attach volume to %s: %w", uuid, err)
+	}
+	return d.act(ctx, "attach_volume", uuid, func(g *guest) error {
+		if g.state == hypervisor.Suspended {
+			return fmt.Errorf("attach volume to %s: %w", uuid, &hypervisor.StateError{Op: "attach volume", State: g.state})
+		}
+		for _, have := range g.spec.Disks {
+			if have.Volume != nil && have.Volume.VolumeID == disk.Volume.VolumeID {
+				return nil
+			}
+			if have.Name == disk.Name {
+				return fmt.Errorf("attach volume to %s: the guest already has a disk named %q", uuid, disk.Name)
+			}
+		}
+		g.spec.Disks = append(append([]hypervisor.Disk(nil), g.spec.Disks...), disk)
+		return nil
+	})
+}
+
+// DetachVolume implements hypervisor.Driver.
+func (d *Driver) DetachVolume(ctx context.Context, uuid, volumeID string) error {
+	return d.act(ctx, "detach_volume", uuid, func(g *guest) error {
+		if g.state == hypervisor.Suspended {
+			return fmt.Errorf("detach volume from %s: %w", uuid, &hypervisor.StateError{Op: "detach volume", State: g.state})
+		}
+		keep := make([]hypervisor.Disk, 0, len(g.spec.Disks))
+		for _, have := range g.spec.Disks {
+			if have.Volume == nil || have.Volume.VolumeID != volumeID {
+				keep = append(keep, have)
+			}
+		}
+		g.spec.Disks = keep
+		return nil
+	})
+}
