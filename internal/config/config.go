@@ -49,6 +49,7 @@ type Config struct {
 	Image    ImageConfig    `yaml:"image"`
 	Network  NetworkConfig  `yaml:"network"`
 	Compute  ComputeConfig  `yaml:"compute"`
+	Volume   VolumeConfig   `yaml:"volume"`
 	Object   ObjectConfig   `yaml:"object"`
 }
 
@@ -95,6 +96,7 @@ func Default() Config {
 		Image:   defaultImageConfig(),
 		Network: defaultNetworkConfig(),
 		Compute: defaultComputeConfig(),
+		Volume:  defaultVolumeConfig(),
 		Object:  defaultObjectConfig(),
 	}
 }
@@ -156,6 +158,10 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
 
 		"NIMBUS_NETWORK_AUTH_PASSWORD":         &c.Network.Auth.Password,
 		"NIMBUS_COMPUTE_AUTH_PASSWORD":         &c.Compute.Auth.Password,
+		"NIMBUS_VOLUME_AUTH_PASSWORD":          &c.Volume.Auth.Password,
+		"NIMBUS_VOLUME_AGENT_HOST":             &c.Volume.Agent.Host,
+		"NIMBUS_VOLUME_AGENT_STATE_DIR":        &c.Volume.Agent.StateDir,
+		"NIMBUS_VOLUME_AGENT_NBD_ADDRESS":      &c.Volume.Agent.NBDAddress,
 		"NIMBUS_COMPUTE_SCHEDULER":             &c.Compute.Scheduler,
 		"NIMBUS_COMPUTE_AGENT_DRIVER":          &c.Compute.Agent.Driver,
 		"NIMBUS_COMPUTE_AGENT_VIRT_TYPE":       &c.Compute.Agent.VirtType,
@@ -308,6 +314,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.ValidateObject(); err != nil {
+		return err
+	}
+	if err := c.ValidateVolume(); err != nil {
 		return err
 	}
 	return c.ValidateCompute()
