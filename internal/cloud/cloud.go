@@ -69,6 +69,9 @@ type Cloud struct {
 	// proxies are not; console URLs come from the compute API).
 	NoVNCProxyURL  string
 	SerialProxyURL string
+	// VolumeURL is the block storage (Cinder v3) endpoint's base (the
+	// catalog adds /v3/$(project_id)s).
+	VolumeURL string
 	// ObjectURL is the object storage (Swift proxy) endpoint's base (the
 	// catalog adds /v1/AUTH_<project>).
 	ObjectURL string
@@ -381,6 +384,15 @@ func (c *Cloud) catalog() []identity.CatalogEntry {
 		u := c.ComputeURL + "/v2.1"
 		out = append(out, identity.CatalogEntry{Type: "compute", Name: "nova", Description: "Nimbus Compute",
 			URLs: map[string]string{"public": u, "internal": u, "admin": u}})
+	}
+	if c.VolumeURL != "" {
+		// Cinder registers v3 under two types: Tempest and cinderclient
+		// look for volumev3, openstacksdk for block-storage.
+		u := c.VolumeURL + "/v3/$(project_id)s"
+		urls := map[string]string{"public": u, "internal": u, "admin": u}
+		out = append(out,
+			identity.CatalogEntry{Type: "volumev3", Name: "cinderv3", Description: "Nimbus Block Storage", URLs: urls},
+			identity.CatalogEntry{Type: "block-storage", Name: "cinder", Description: "Nimbus Block Storage", URLs: urls})
 	}
 	if c.ObjectURL != "" {
 		out = append(out, objectCatalogEntry(c.ObjectURL))
