@@ -27,6 +27,10 @@
 #                     guest image, uploaded twice as image_ref/image_ref_alt)
 #   interop-compute   the 75 compute tests the interop guideline 2020.06
 #                     requires
+#   volume            every Tempest block storage API test (cinder, nova,
+#                     neutron, glance available, as for compute)
+#   interop-volume    the 54 volume tests the interop guideline 2020.06
+#                     requires
 #   object            every Tempest object storage API test (swift
 #                     available; the proxy and a 3-device storage node
 #                     of `nimbus up`)
@@ -59,6 +63,7 @@
 #                        away from other clouds' and runs' VNIs)
 #   GUEST_IMAGE_DIR=/var/cache/nimbus-guest  where scripts/build-guest-image.sh
 #                        builds (once) the guest image and probe kernel
+#   NBD_PORT             the volume agent's NBD port (default a free one)
 #
 # Prints "N passed, N failed, N skipped" per suite and exits non-zero if a
 # test failed or the run did not complete.
@@ -81,6 +86,9 @@ AGENT_PREFIX=${AGENT_PREFIX:-$(printf 'c%03x' $(($$ % 4096)))}
 vni_base=$((100000 + ($$ % 4096) * 1000))
 VXLAN_RANGE=${VXLAN_RANGE:-$vni_base:$((vni_base + 999))}
 GUEST_IMAGE_DIR=${GUEST_IMAGE_DIR:-/var/cache/nimbus-guest}
+# The volume agent's NBD server gets a free port of its own, away from
+# another cloud's 10809.
+NBD_PORT=${NBD_PORT:-$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 # The agents' host objects (bridges, namespaces, nftables tables) get a
 # prefix of their own, so the trap below removes exactly this run's.
 export NIMBUS_NETWORK_AGENT_PREFIX=$AGENT_PREFIX
@@ -113,6 +121,11 @@ compute | interop-compute)
   public_network=1
   guest_images=1
   ;;
+volume | interop-volume)
+  export TEMPEST_CONF_TEMPLATE=${TEMPEST_CONF_TEMPLATE:-test/tempest/tempest-volume.conf.in}
+  public_network=1
+  guest_images=1
+  ;;
 swift-functional)
   # domain_remap on, with the storage domain Swift's in-process functional
   # setup uses; run.sh writes it to test.conf, where the tests read it
@@ -128,13 +141,13 @@ identity-extended)
   ;;
 all)
   rc=0
-  for s in identity interop-identity image image-import interop-image network interop-network interop-compute compute interop-object object swift-functional; do
+  for s in identity interop-identity image image-import interop-image network interop-network interop-compute compute interop-volume volume interop-object object swift-functional; do
     "$0" "$s" -- "${extra[@]}" || rc=1
   done
   exit $rc
   ;;
 -h | --help | help) sed -n '2,64p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-*) echo "usage: $0 [identity|interop-identity|identity-extended|image|interop-image|image-import|network|interop-network|compute|interop-compute|object|interop-object|swift-functional|all] [-- tempest run args]" >&2; exit 2 ;;
+*) echo "usage: $0 [identity|interop-identity|identity-extended|image|interop-image|image-import|network|interop-network|compute|interop-compute|volume|interop-volume|object|interop-object|swift-functional|all] [-- tempest run args]" >&2; exit 2 ;;
 esac
 
 scripts/install-deps.sh conformance || exit 1
@@ -161,6 +174,12 @@ interop-compute)
   list="$INTEROP_DIR/compute.txt"
   [ -f "$list" ] || { echo "interop list not found: $list (set INTEROP_DIR)" >&2; exit 1; }
   selector=(--include-list "$(cd "$(dirname "$list")" && pwd)/compute.txt")
+  ;;
+volume) selector=(--regex '^tempest\.api\.volume') ;;
+interop-volume)
+  list="$INTEROP_DIR/volume.txt"
+  [ -f "$list" ] || { echo "interop list not found: $list (set INTEROP_DIR)" >&2; exit 1; }
+  selector=(--include-list "$(cd "$(dirname "$list")" && pwd)/volume.txt")
   ;;
 object) selector=(--regex '^tempest\.api\.object_storage') ;;
 interop-object)
@@ -257,7 +276,7 @@ if [ "$(id -u)" = 0 ]; then
     echo "warning: host interfaces with the prefix $AGENT_PREFIX exist already (another run?)" >&2
   fi
 fi
-NIMBUS_IDENTITY_PORT=0 NIMBUS_IMAGE_PORT=0 NIMBUS_NETWORK_PORT=0 NIMBUS_COMPUTE_PORT=0 NIMBUS_METADATA_PORT=0 NIMBUS_NOVNCPROXY_PORT=0 NIMBUS_SERIALPROXY_PORT=0 NIMBUS_OBJECT_PORT=0 NIMBUS_STORAGE_OBJECT_PORT=0 NIMBUS_STORAGE_CONTAINER_PORT=0 NIMBUS_STORAGE_ACCOUNT_PORT=0 NIMBUS_NATS_PORT=0 NIMBUS_SEED=${NIMBUS_SEED:-0} "$NIMBUS" up --data-dir "$work/data" >"$work/up.out" 2>"$work/nimbus.log" &
+NIMBUS_IDENTITY_PORT=0 NIMBUS_IMAGE_PORT=0 NIMBUS_NETWORK_PORT=0 NIMBUS_COMPUTE_PORT=0 NIMBUS_VOLUME_PORT=0 NIMBUS_VOLUME_AGENT_NBD_PORT=$NBD_PORT NIMBUS_METADATA_PORT=0 NIMBUS_NOVNCPROXY_PORT=0 NIMBUS_SERIALPROXY_PORT=0 NIMBUS_OBJECT_PORT=0 NIMBUS_STORAGE_OBJECT_PORT=0 NIMBUS_STORAGE_CONTAINER_PORT=0 NIMBUS_STORAGE_ACCOUNT_PORT=0 NIMBUS_NATS_PORT=0 NIMBUS_SEED=${NIMBUS_SEED:-0} "$NIMBUS" up --data-dir "$work/data" >"$work/up.out" 2>"$work/nimbus.log" &
 pid=$!
 for _ in $(seq 1 600); do
   grep -q "Nimbus is up" "$work/up.out" 2>/dev/null && break

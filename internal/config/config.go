@@ -188,6 +188,8 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
 		"NIMBUS_IMAGE_PORT":                 &c.Image.Port,
 		"NIMBUS_NETWORK_PORT":               &c.Network.Port,
 		"NIMBUS_COMPUTE_PORT":               &c.Compute.Port,
+		"NIMBUS_VOLUME_PORT":                &c.Volume.Port,
+		"NIMBUS_VOLUME_AGENT_NBD_PORT":      &c.Volume.Agent.NBDPort,
 		"NIMBUS_UNIQUE_LAST_PASSWORD_COUNT": &c.Identity.UniqueLastPasswordCount,
 	}
 	for k, dst := range ints {
@@ -245,6 +247,7 @@ func (c *Config) applyEnv(lookup func(string) (string, bool)) error {
 	switches := map[string]*Switch{
 		"NIMBUS_NETWORK_AGENT": &c.Network.Agent.Enabled,
 		"NIMBUS_COMPUTE_AGENT": &c.Compute.Agent.Enabled,
+		"NIMBUS_VOLUME_AGENT":  &c.Volume.Agent.Enabled,
 		"NIMBUS_SEED":          &c.Seed,
 	}
 	for k, dst := range switches {

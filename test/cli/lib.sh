@@ -14,12 +14,15 @@ log="$work/nimbus.log"
 # The host agents stay off unless a script asks for them (run as root):
 # NIMBUS_NETWORK_AGENT=1 before sourcing this file runs the networking
 # agent under its own name prefix, and the exit trap removes what it built.
-export NIMBUS_NETWORK_AGENT=${NIMBUS_NETWORK_AGENT:-0} NIMBUS_COMPUTE_AGENT=${NIMBUS_COMPUTE_AGENT:-0}
+export NIMBUS_NETWORK_AGENT=${NIMBUS_NETWORK_AGENT:-0} NIMBUS_COMPUTE_AGENT=${NIMBUS_COMPUTE_AGENT:-0} NIMBUS_VOLUME_AGENT=${NIMBUS_VOLUME_AGENT:-0}
 export NIMBUS_NETWORK_AGENT_PREFIX=${NIMBUS_NETWORK_AGENT_PREFIX:-ncli}
 # GUEST_DIR, when set, is a scripts/build-guest-image.sh output directory
 # handed to the cloud as <data_dir>/guest (first-run image, probe kernel).
+# free_port prints a loopback TCP port nobody listens on (for the volume
+# agent's NBD server, which takes no port 0: compute hosts are told it).
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 if [ -n "${GUEST_DIR:-}" ]; then mkdir -p "$work/data" && ln -s "$GUEST_DIR" "$work/data/guest"; fi
-NIMBUS_IDENTITY_PORT=0 NIMBUS_IMAGE_PORT=0 NIMBUS_NETWORK_PORT=0 NIMBUS_COMPUTE_PORT=0 NIMBUS_METADATA_PORT=0 NIMBUS_NOVNCPROXY_PORT=0 NIMBUS_SERIALPROXY_PORT=0 NIMBUS_OBJECT_PORT=0 NIMBUS_STORAGE_OBJECT_PORT=0 NIMBUS_STORAGE_CONTAINER_PORT=0 NIMBUS_STORAGE_ACCOUNT_PORT=0 NIMBUS_NATS_PORT=0 NIMBUS_SEED=${NIMBUS_SEED:-0} "$NIMBUS" up --data-dir "$work/data" >"$work/up.out" 2>"$log" &
+NIMBUS_IDENTITY_PORT=0 NIMBUS_IMAGE_PORT=0 NIMBUS_NETWORK_PORT=0 NIMBUS_COMPUTE_PORT=0 NIMBUS_VOLUME_PORT=0 NIMBUS_VOLUME_AGENT_NBD_PORT=$(free_port) NIMBUS_METADATA_PORT=0 NIMBUS_NOVNCPROXY_PORT=0 NIMBUS_SERIALPROXY_PORT=0 NIMBUS_OBJECT_PORT=0 NIMBUS_STORAGE_OBJECT_PORT=0 NIMBUS_STORAGE_CONTAINER_PORT=0 NIMBUS_STORAGE_ACCOUNT_PORT=0 NIMBUS_NATS_PORT=0 NIMBUS_SEED=${NIMBUS_SEED:-0} "$NIMBUS" up --data-dir "$work/data" >"$work/up.out" 2>"$log" &
 pid=$!
 cleanup() {
   kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
