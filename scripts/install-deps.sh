@@ -3,9 +3,9 @@
 # they are missing. Usage: install-deps.sh run|test|conformance
 set -euo pipefail
 case "${1:-run}" in
-run) pkgs=(qemu-utils iproute2 nftables dnsmasq-base dnsmasq-utils iputils-arping procps conntrack qemu-system-x86 genisoimage extlinux syslinux-common e2fsprogs cpio binutils xz-utils novnc) ;;
-test) pkgs=(postgresql openssh-client python3-openstackclient python3-glanceclient python3-swiftclient qemu-utils curl iproute2 nftables dnsmasq-base dnsmasq-utils iputils-arping procps conntrack iputils-ping busybox isc-dhcp-client qemu-system-x86 genisoimage extlinux syslinux-common e2fsprogs cpio binutils xz-utils) ;;
-conformance) pkgs=(postgresql python3-openstackclient python3-glanceclient python3-swiftclient python3-swift python3-mock python3-pytest qemu-utils tempest curl iproute2 nftables dnsmasq-base dnsmasq-utils iputils-arping procps conntrack qemu-system-x86 genisoimage extlinux syslinux-common e2fsprogs cpio binutils xz-utils) ;;
+run) pkgs=(qemu-utils qemu-system-common iproute2 nftables dnsmasq-base dnsmasq-utils iputils-arping procps conntrack qemu-system-x86 genisoimage extlinux syslinux-common e2fsprogs cpio binutils xz-utils novnc) ;;
+test) pkgs=(postgresql openssh-client python3-openstackclient python3-glanceclient python3-swiftclient python3-cinderclient qemu-utils qemu-system-common curl iproute2 nftables dnsmasq-base dnsmasq-utils iputils-arping procps conntrack iputils-ping busybox isc-dhcp-client qemu-system-x86 genisoimage extlinux syslinux-common e2fsprogs cpio binutils xz-utils) ;;
+conformance) pkgs=(postgresql python3-openstackclient python3-glanceclient python3-swiftclient python3-cinderclient python3-swift python3-mock python3-pytest qemu-utils tempest curl iproute2 nftables dnsmasq-base dnsmasq-utils iputils-arping procps conntrack qemu-system-x86 genisoimage extlinux syslinux-common e2fsprogs cpio binutils xz-utils) ;;
 *) echo "usage: $0 run|test|conformance" >&2; exit 2 ;;
 esac
 missing=()
