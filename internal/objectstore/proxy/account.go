@@ -10,7 +10,12 @@ import (
 
 func (p *Proxy) accountRequest(q *request) error {
 	switch q.r.Method {
-	case http.MethodGet, http.MethodHead:
+	case http.MethodGet:
+		if p.objectVersioningOn() {
+			return p.ovAccountListing(q)
+		}
+		return p.accountGet(q)
+	case http.MethodHead:
 		return p.accountGet(q)
 	case http.MethodPost:
 		return p.accountWrite(q, http.MethodPost)

@@ -38,10 +38,16 @@ func (c *captureWriter) Write(b []byte) (int, error) {
 // rewriteListing runs the container GET with its response held back and
 // answers with what edit makes of the body.
 func (p *Proxy) rewriteListing(q *request, edit func(status int, body []byte) ([]byte, error)) error {
+	return p.rewriteResponse(q, p.containerGet, edit)
+}
+
+// rewriteResponse runs handle with its response held back and answers
+// with what edit makes of the body.
+func (p *Proxy) rewriteResponse(q *request, handle func(*request) error, edit func(status int, body []byte) ([]byte, error)) error {
 	out := q.w
 	c := &captureWriter{real: out}
 	q.w = c
-	err := p.containerGet(q)
+	err := handle(q)
 	q.w = out
 	if err != nil {
 		return err
@@ -378,4 +384,115 @@ func versionLinkSegment(s *segment) {
 		}
 	}
 	s.Hash, s.Bytes = etag, size
+}
+
+// ovAccountListing answers an account listing in which each versioned
+// container's bytes include those of its hidden versions container, as
+// Swift's object versioning shows them: the versions are the user's data
+// too, but not current objects, so the count stays. A versions container
+// whose container is gone (an interrupted delete) is listed under the
+// container's name with a count of 0, so that its owner sees the bytes
+// and can clean them up. Only JSON listings carry sizes to adjust.
+func (p *Proxy) ovAccountListing(q *request) error {
+	return p.rewriteResponse(q, p.accountGet, func(status int, body []byte) ([]byte, error) {
+		if status != http.StatusOK || !strings.HasPrefix(q.w.Header().Get("Content-Type"), "application/json") {
+			return body, nil
+		}
+		var rows []listingRow
+		if err := json.Unmarshal(body, &rows); err != nil {
+			return body, nil
+		}
+		hidden, err := p.versionsContainerRows(q)
+		if err != nil {
+			return nil, err
+		}
+		if len(hidden) == 0 {
+			return body, nil
+		}
+		for _, r := range rows {
+			if _, ok := r["name"]; !ok {
+				continue
+			}
+			name := r.str("name")
+			if v, ok := hidden[name]; ok {
+				var own, extra int64
+				_ = json.Unmarshal(r["bytes"], &own)
+				_ = json.Unmarshal(v["bytes"], &extra)
+				r.set("bytes", own+extra)
+				delete(hidden, name)
+			}
+		}
+		for name, v := range hidden {
+			v.set("name", name)
+			v.set("count", 0)
+			rows = append(rows, v)
+		}
+		values, _ := url.ParseQuery(q.r.URL.RawQuery)
+		reverse := trueValue(values.Get("reverse"))
+		sort.SliceStable(rows, func(i, j int) bool {
+			if reverse {
+				return rows[i].sortKey() > rows[j].sortKey()
+			}
+			return rows[i].sortKey() < rows[j].sortKey()
+		})
+		limit := p.cfg.Constraints.AccountListingLimit
+		if n, err := strconv.Atoi(values.Get("limit")); err == nil && n >= 0 && n < limit {
+			limit = n
+		}
+		if len(rows) > limit {
+			rows = rows[:limit]
+		}
+		out, err := json.Marshal(rows)
+		if err != nil {
+			return nil, fmt.Errorf("encode account listing: %w", err)
+		}
+		return out, nil
+	})
+}
+
+// versionsContainerRows lists the account's hidden versions containers
+// within the client's prefix, marker and end_marker, keyed by the name of
+// the container whose versions each holds.
+func (p *Proxy) versionsContainerRows(q *request) (map[string]listingRow, error) {
+	values, err := parseQuery(q.r.URL.RawQuery)
+	if err != nil {
+		return nil, err
+	}
+	if v, ok := values["prefix"]; ok {
+		values.Set("prefix", versionsContainer(v[0]))
+	} else {
+		values.Set("prefix", reservedName("versions"))
+	}
+	for _, k := range []string{"marker", "end_marker"} {
+		if v := values.Get(k); v != "" {
+			values.Set(k, versionsContainer(v))
+		}
+	}
+	values.Set("format", "json")
+	query, err := listingLimit(values.Encode(), p.cfg.Constraints.AccountListingLimit)
+	if err != nil {
+		return nil, err
+	}
+	h := p.backendHeaders(q, "")
+	h.Set(allowReservedHeader, "true")
+	resp, err := p.read(q.ctx(), place(p.rings.account, q.account, "", ""), http.MethodGet, "/"+q.account, query, h)
+	if errorStatus(err) == http.StatusNotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list versions containers: %w", err)
+	}
+	defer resp.Body.Close()
+	var rows []listingRow
+	if err := json.NewDecoder(resp.Body).Decode(&rows); err != nil {
+		return nil, nil // an empty answer (204) or no listing: nothing to add
+	}
+	out := make(map[string]listingRow, len(rows))
+	prefix := reservedName("versions", "")
+	for _, r := range rows {
+		if name, ok := strings.CutPrefix(r.str("name"), prefix); ok {
+			out[name] = r
+		}
+	}
+	return out, nil
 }

@@ -3,8 +3,10 @@ package proxy
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 // versionRow is a row of a ?versions listing.
@@ -156,4 +158,76 @@ func TestObjectVersioningSuspended(t *testing.T) {
 		t.Fatalf("archived null version: %d %q", r.status, r.body)
 	}
 	expect(t, c.do(t, "GET", "c/o?version-id=null", ownerToken, nil, ""), http.StatusNotFound, "null while linked")
+}
+
+// TestAccountListingCountsVersions: an account listing adds a versioned
+// container's hidden versions bytes to its row (the count stays that of
+// current objects), and shows a versions container whose container is
+// gone under that name with a count of 0, as Swift's object versioning
+// does; prefix, marker and limit apply to both.
+func TestAccountListingCountsVersions(t *testing.T) {
+	c := newCluster(t, nil)
+	expect(t, c.do(t, "PUT", "a", ownerToken, nil, ""), http.StatusCreated, "plain container")
+	expect(t, c.do(t, "PUT", "a/x", ownerToken, nil, "12345"), http.StatusCreated, "plain object")
+	expect(t, c.do(t, "PUT", "v", ownerToken, map[string]string{"X-Versions-Enabled": "true"}, ""), http.StatusCreated, "versioned container")
+	expect(t, c.do(t, "PUT", "v/o", ownerToken, nil, "one"), http.StatusCreated, "v1")
+	expect(t, c.do(t, "PUT", "v/o", ownerToken, nil, "two!"), http.StatusCreated, "v2")
+
+	type row struct {
+		Name  string `json:"name"`
+		Count int64  `json:"count"`
+		Bytes int64  `json:"bytes"`
+	}
+	list := func(query string) []row {
+		t.Helper()
+		r := c.do(t, "GET", "/v1/"+account+"?format=json"+query, ownerToken, nil, "")
+		var rows []row
+		if err := json.Unmarshal([]byte(r.body), &rows); err != nil {
+			t.Fatalf("account listing %s: %d %q: %v", query, r.status, r.body, err)
+		}
+		return rows
+	}
+	// The versions container holds both versions (3 + 4 bytes); the
+	// container's own row counts its one current object's link (0 bytes).
+	// Container servers report to the account asynchronously.
+	var got []row
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if got = list(""); len(got) == 2 && got[1].Bytes == 7 && got[1].Count == 1 {
+			break
+		}
+	}
+	if len(got) != 2 || got[0] != (row{"a", 1, 5}) || got[1].Name != "v" || got[1].Count != 1 || got[1].Bytes != 7 {
+		t.Fatalf("listing: %+v", got)
+	}
+	if got := list("&prefix=v"); len(got) != 1 || got[0].Bytes != 7 {
+		t.Fatalf("prefix v: %+v", got)
+	}
+	if got := list("&marker=a"); len(got) != 1 || got[0].Name != "v" || got[0].Bytes != 7 {
+		t.Fatalf("marker a: %+v", got)
+	}
+	if got := list("&limit=1"); len(got) != 1 || got[0].Name != "a" {
+		t.Fatalf("limit 1: %+v", got)
+	}
+	if got := list("&reverse=true"); len(got) != 2 || got[0].Name != "v" || got[1].Name != "a" {
+		t.Fatalf("reverse: %+v", got)
+	}
+	// Plain-text listings carry no sizes and are left alone.
+	if r := c.do(t, "GET", "/v1/"+account, ownerToken, nil, ""); r.body != "a\nv\n" {
+		t.Fatalf("plain listing: %q", r.body)
+	}
+
+	// An orphaned versions container (its container deleted behind the
+	// middleware's back) shows under the container's name, count 0.
+	q := &request{r: httptest.NewRequest(http.MethodPut, "/v1/"+account+"/gone", nil), account: account, container: "gone", transID: "tx-orphan"}
+	if s := c.proxy.reservedContainerWrite(q, http.MethodPut, versionsContainer("gone")); s/100 != 2 {
+		t.Fatalf("create orphan versions container: %d", s)
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if got = list(""); len(got) == 3 {
+			break
+		}
+	}
+	if len(got) != 3 || got[1] != (row{"gone", 0, 0}) {
+		t.Fatalf("with an orphan: %+v", got)
+	}
 }
