@@ -109,6 +109,14 @@ func (p *Proxy) containerWrite(q *request) error {
 		spreadUpdates(slots, "X-Account", place(p.rings.account, q.account, "", ""))
 	}
 	status, hdr := bestStatus(p.write(q.ctx(), pl, method, q.names(), bySlot(slots)), pl.quorum())
+	if vc := base.Get(ovContainerSysmeta); vc != "" && status/100 != 2 {
+		// Versioning was being enabled and its versions container made
+		// for a write that failed (a POST to a missing container, no
+		// quorum): remove it, as Swift does, so that nothing is left
+		// behind and the client can retry. An existing versions
+		// container holding versions refuses the delete (409).
+		p.reservedContainerWrite(q, http.MethodDelete, swiftUnquote(vc))
+	}
 	// Forget the cached info before answering, not after (a deferred drop
 	// runs once the response is out): a client's next request, such as a
 	// static web GET right after setting X-Container-Meta-Web-Listings,

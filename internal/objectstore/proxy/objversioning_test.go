@@ -231,3 +231,21 @@ func TestAccountListingCountsVersions(t *testing.T) {
 		t.Fatalf("with an orphan: %+v", got)
 	}
 }
+
+// TestFailedVersioningEnableLeavesNothing: enabling versioning on a
+// container whose write then fails (a POST to a container that does not
+// exist) removes the versions container it made, as Swift does.
+func TestFailedVersioningEnableLeavesNothing(t *testing.T) {
+	c := newCluster(t, nil)
+	expect(t, c.do(t, "POST", "nope", ownerToken, map[string]string{"X-Versions-Enabled": "true"}, ""), http.StatusNotFound, "POST to a missing container")
+	q := &request{r: httptest.NewRequest(http.MethodHead, "/v1/"+account, nil), account: account, transID: "tx-check"}
+	resp, err := c.proxy.reservedHead(q, account, versionsContainer("nope"))
+	if err != nil || resp != nil {
+		t.Fatalf("versions container of the failed enable: %v, %v", resp, err)
+	}
+	// Enabling it on a container that exists still works afterwards.
+	expect(t, c.do(t, "PUT", "nope", ownerToken, map[string]string{"X-Versions-Enabled": "true"}, ""), http.StatusCreated, "PUT")
+	if resp, err := c.proxy.reservedHead(q, account, versionsContainer("nope")); err != nil || resp == nil {
+		t.Fatalf("versions container after a good enable: %v, %v", resp, err)
+	}
+}
