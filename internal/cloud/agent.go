@@ -41,5 +41,8 @@ func StartAgent(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Cl
 	if err := c.startComputeAgent(ctx); err != nil {
 		return nil, err
 	}
+	if err := c.startVolumeAgent(ctx); err != nil {
+		return nil, err
+	}
 	return c, nil
 }

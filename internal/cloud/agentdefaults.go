@@ -42,7 +42,8 @@ func DefaultAgents(cfg *config.Config) (off []string) {
 	case !cfg.Network.Agent.Enabled.Enabled():
 		cmpMissing = "guests need the network agent's bridges and taps"
 	}
-	return defaultSwitch(off, "compute agent", &cfg.Compute.Agent.Enabled, cmpMissing)
+	off = defaultSwitch(off, "compute agent", &cfg.Compute.Agent.Enabled, cmpMissing)
+	return defaultSwitch(off, "volume agent", &cfg.Volume.Agent.Enabled, VolumeAgentMissing())
 }
 
 // defaultSwitch turns an unset agent switch on unless something is

@@ -190,6 +190,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Cloud, 
 	if err := c.startComputeAgent(ctx); err != nil {
 		return nil, err
 	}
+	if err := c.startVolumeAgent(ctx); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
