@@ -211,12 +211,13 @@ stop_nimbus() {
   wait "$pid" 2>/dev/null
   pid=""
 }
-# stop_guests kills the QEMU guests this run's compute agent left (they
-# daemonize and outlive Nimbus): each pidfile under the data dir whose
-# process is still the QEMU that wrote it.
+# stop_guests kills the QEMU guests this run's compute agent left and the
+# volume agent's qemu-storage-daemon (they daemonize and outlive Nimbus):
+# each pidfile under the data dir whose process is still the QEMU that
+# wrote it.
 stop_guests() {
   local f gp pids=()
-  for f in "$work"/data/compute/run/*.pid; do
+  for f in "$work"/data/compute/run/*.pid "$work"/data/volumes/run/qsd.pid; do
     [ -f "$f" ] || continue
     gp=$(cat "$f" 2>/dev/null)
     [ -n "$gp" ] && tr '\0' ' ' <"/proc/$gp/cmdline" 2>/dev/null | grep -qF -- "$f" && pids+=("$gp")

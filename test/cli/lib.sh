@@ -26,6 +26,12 @@ NIMBUS_IDENTITY_PORT=0 NIMBUS_IMAGE_PORT=0 NIMBUS_NETWORK_PORT=0 NIMBUS_COMPUTE_
 pid=$!
 cleanup() {
   kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+  # The volume agent's qemu-storage-daemon outlives Nimbus, as guests do.
+  local qsd
+  qsd=$(cat "$work/data/volumes/run/qsd.pid" 2>/dev/null)
+  if [ -n "$qsd" ] && tr '\0' ' ' <"/proc/$qsd/cmdline" 2>/dev/null | grep -qF -- "$work/data/volumes/run/qsd.pid"; then
+    kill "$qsd" 2>/dev/null
+  fi
   if [ "$NIMBUS_NETWORK_AGENT" != 0 ]; then
     "$NIMBUS" manage network-cleanup --data-dir "$work/data" >/dev/null || echo "network-cleanup failed: host state of prefix $NIMBUS_NETWORK_AGENT_PREFIX left behind" >&2
   fi
