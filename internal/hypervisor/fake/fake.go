@@ -69,7 +69,8 @@ func New(cfg Config) *Driver {
 // Fail makes the next call of op ("spawn", "destroy", "reboot",
 // "power_off", "power_on", "pause", "unpause", "suspend", "resume",
 // "snapshot", "resize", "confirm_resize", "revert_resize", "rescue",
-// "unrescue", "attach_interface", "detach_interface", "inject_nmi") fail
+// "unrescue", "attach_interface", "detach_interface", "inject_nmi",
+// "attach_volume", "detach_volume") fail
 // with err.
 func (d *Driver) Fail(op string, err error) {
 	d.mu.Lock()

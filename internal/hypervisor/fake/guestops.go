@@ -15,6 +15,9 @@ import (
 func (d *Driver) Snapshot(ctx context.Context, uuid, dst string) error {
 	var content string
 	err := d.act(ctx, "snapshot", uuid, func(g *guest) error {
+		if root := g.spec.Disks[0]; root.Volume != nil {
+			return fmt.Errorf("snapshot %s: the root disk is volume %s, which only the volume service can snapshot: %w", uuid, root.Volume.VolumeID, hypervisor.ErrInvalidState)
+		}
 		content = fmt.Sprintf("fake snapshot of %s after boot %d\n", uuid, g.boots)
 		return nil
 	})
@@ -47,7 +50,8 @@ func (d *Driver) Resize(ctx context.Context, uuid string, to hypervisor.Resize) 
 		g.preResize = &old
 		g.spec.Disks = append([]hypervisor.Disk(nil), g.spec.Disks...)
 		g.spec.VCPUs, g.spec.MemoryMiB = to.VCPUs, to.MemoryMiB
-		if to.RootBytes > g.spec.Disks[0].SizeBytes {
+		// A volume root is the storage host's: never resized here.
+		if root := g.spec.Disks[0]; root.Volume == nil && to.RootBytes > root.SizeBytes {
 			g.spec.Disks[0].SizeBytes = to.RootBytes
 		}
 		d.rebootIfUp(g)
@@ -188,7 +192,8 @@ func (d *Driver) InjectNMI(ctx context.Context, uuid string) error {
 }
 
 // AttachVolume implements hypervisor.Driver. The fake keeps the volume
-// disk in the guest's spec, as the real driver's saved spec does.
+// disk in the guest's spec, as the real driver's saved spec does, and
+// refuses what the real driver refuses.
 func (d *Driver) AttachVolume(ctx context.Context, uuid string, disk hypervisor.Disk) error {
 	if disk.Volume == nil {
 		return fmt.Errorf("attach volume to %s: disk %q has no volume", uuid, disk.Name)
@@ -196,36 +201,75 @@ func (d *Driver) AttachVolume(ctx context.Context, uuid string, disk hypervisor.
 	if err := disk.Volume.Validate(); err != nil {
 		return fmt.Errorf("attach volume to %s: %w", uuid, err)
 	}
+	volID := disk.Volume.VolumeID
 	return d.act(ctx, "attach_volume", uuid, func(g *guest) error {
 		if g.state == hypervisor.Suspended {
 			return fmt.Errorf("attach volume to %s: %w", uuid, &hypervisor.StateError{Op: "attach volume", State: g.state})
 		}
 		for _, have := range g.spec.Disks {
-			if have.Volume != nil && have.Volume.VolumeID == disk.Volume.VolumeID {
+			if have.Volume != nil && have.Volume.VolumeID == volID {
 				return nil
 			}
+		}
+		for _, have := range g.spec.Disks {
 			if have.Name == disk.Name {
 				return fmt.Errorf("attach volume to %s: the guest already has a disk named %q", uuid, disk.Name)
 			}
+			// QEMU names a volume's block node after its id's first 8
+			// characters; the qemu driver refuses a clash, so the fake does.
+			if have.Volume != nil && have.Volume.VolumeID[:8] == volID[:8] {
+				return fmt.Errorf("attach volume %s to %s: volume %s starts with the same 8 characters", volID, uuid, have.Volume.VolumeID)
+			}
 		}
-		g.spec.Disks = append(append([]hypervisor.Disk(nil), g.spec.Disks...), disk)
+		next := g.spec
+		next.Disks = append(append([]hypervisor.Disk(nil), g.spec.Disks...), disk)
+		if err := next.Validate(); err != nil {
+			return fmt.Errorf("attach volume %s to %s: %w", volID, uuid, err)
+		}
+		g.spec.Disks = next.Disks
+		if g.preResize != nil {
+			g.preResize.Disks = append(append([]hypervisor.Disk(nil), g.preResize.Disks...), disk)
+		}
 		return nil
 	})
 }
 
-// DetachVolume implements hypervisor.Driver.
+// DetachVolume implements hypervisor.Driver. Like the qemu driver it
+// refuses the root disk, and a paused guest, which could not release
+// the device.
 func (d *Driver) DetachVolume(ctx context.Context, uuid, volumeID string) error {
 	return d.act(ctx, "detach_volume", uuid, func(g *guest) error {
-		if g.state == hypervisor.Suspended {
-			return fmt.Errorf("detach volume from %s: %w", uuid, &hypervisor.StateError{Op: "detach volume", State: g.state})
-		}
-		keep := make([]hypervisor.Disk, 0, len(g.spec.Disks))
-		for _, have := range g.spec.Disks {
-			if have.Volume == nil || have.Volume.VolumeID != volumeID {
-				keep = append(keep, have)
+		match := func(x hypervisor.Disk) bool { return x.Volume != nil && x.Volume.VolumeID == volumeID }
+		idx := -1
+		for i, have := range g.spec.Disks {
+			if match(have) {
+				idx = i
 			}
 		}
-		g.spec.Disks = keep
+		switch {
+		case idx < 0:
+			return nil
+		case idx == 0:
+			return fmt.Errorf("detach volume %s from %s: it is the root disk: %w", volumeID, uuid, hypervisor.ErrInvalidState)
+		case g.state == hypervisor.Suspended || g.state == hypervisor.Paused:
+			return fmt.Errorf("detach volume from %s: %w", uuid, &hypervisor.StateError{Op: "detach volume", State: g.state})
+		}
+		g.spec.Disks = withoutDisk(g.spec.Disks, match)
+		if g.preResize != nil {
+			g.preResize.Disks = withoutDisk(g.preResize.Disks, match)
+		}
 		return nil
 	})
+}
+
+// withoutDisk copies disks without those that match, so a spec handed
+// out by Spec never changes under its holder.
+func withoutDisk(disks []hypervisor.Disk, match func(hypervisor.Disk) bool) []hypervisor.Disk {
+	keep := make([]hypervisor.Disk, 0, len(disks))
+	for _, x := range disks {
+		if !match(x) {
+			keep = append(keep, x)
+		}
+	}
+	return keep
 }

@@ -40,9 +40,14 @@ type launch struct {
 	Kernel  string
 	Initrd  string
 	Cmdline string
+	// PSKDir is the guest's own run directory, under which each volume's
+	// TLS-PSK key file is (psk-<id8>/keys.psk): QEMU reads the key from
+	// there, so it is never on the command line.
+	PSKDir string
 }
 
-// diskFile is one disk as attached: the file and its format.
+// diskFile is one disk as attached: the file and its format, or the
+// network volume.
 type diskFile struct {
 	Name     string `json:"name"`
 	Path     string `json:"path"`
@@ -51,6 +56,12 @@ type diskFile struct {
 	// Owned disks are the driver's (overlays, blank disks) and are
 	// deleted with the guest; volumes are not.
 	Owned bool `json:"owned"`
+	// Volume, instead of Path, is a volume reached over NBD; the driver
+	// never creates, copies, resizes or deletes it.
+	Volume *hypervisor.VolumeConn `json:"volume,omitempty"`
+	// Bus is "scsi" for a disk on the virtio-scsi controller; empty or
+	// "virtio" is virtio-blk.
+	Bus string `json:"bus,omitempty"`
 }
 
 // qemuArgs builds the command line of one guest: a daemonized process with
@@ -92,16 +103,19 @@ func qemuArgs(l launch) []string {
 		"-boot", "strict=on",
 		"-msg", "timestamp=on",
 	)
+	if hasSCSIDisk(l.Disks) {
+		args = append(args, "-device", "virtio-scsi-pci,id="+scsiController)
+	}
 	for i, d := range l.Disks {
+		if d.Volume != nil {
+			args = append(args, volumeArgs(d, l.PSKDir, i == 0)...)
+			continue
+		}
 		drive := fmt.Sprintf("file=%s,format=%s,if=none,id=drive-%s,cache=writeback,discard=unmap", optEscape(d.Path), d.Format, d.Name)
 		if d.ReadOnly {
 			drive += ",readonly=on"
 		}
-		dev := fmt.Sprintf("virtio-blk-pci,drive=drive-%s,id=disk-%s", d.Name, d.Name)
-		if i == 0 {
-			dev += ",bootindex=1"
-		}
-		args = append(args, "-drive", drive, "-device", dev)
+		args = append(args, "-drive", drive, "-device", diskDeviceArg(d.Bus, "drive-"+d.Name, "disk-"+d.Name, "", i == 0))
 	}
 	if l.ConfigISO != "" {
 		args = append(args,
@@ -129,6 +143,35 @@ func qemuArgs(l launch) []string {
 		args = append(args, "-incoming", "exec:cat "+shellQuote(l.Incoming))
 	}
 	return args
+}
+
+// scsiController is the id of the virtio-scsi controller that disks with
+// Bus "scsi" sit on (an image's hw_disk_bus=scsi, hw_scsi_model=virtio-scsi).
+const scsiController = "scsi0"
+
+func hasSCSIDisk(disks []diskFile) bool {
+	for _, d := range disks {
+		if d.Bus == "scsi" {
+			return true
+		}
+	}
+	return false
+}
+
+// diskDeviceArg is the -device of a disk on its bus; the first disk boots.
+func diskDeviceArg(bus, drive, id, serial string, boot bool) string {
+	dev := "virtio-blk-pci,"
+	if bus == "scsi" {
+		dev = "scsi-hd,bus=" + scsiController + ".0,"
+	}
+	dev += "drive=" + drive + ",id=" + id
+	if serial != "" {
+		dev += ",serial=" + serial
+	}
+	if boot {
+		dev += ",bootindex=1"
+	}
+	return dev
 }
 
 // netdevID and nicID name a NIC's QEMU backend and device after its tap

@@ -44,6 +44,20 @@ func TestQEMUArgsGolden(t *testing.T) {
 			PIDFile: "/p", QMPSocket: "/q", StatusSocket: "/s", ConsoleLog: "/c", QEMULog: "/l", SerialPort: 10001, VNCDisplay: 1,
 			Kernel: "/base/sha256-k,1", Initrd: "/base/sha256-r", Cmdline: "root=/dev/vda1 console=ttyS0,115200n8 rw",
 		}},
+		{"tcg-boot-from-volume", launch{
+			UUID: "6e1f1d36-1c43-4b5f-9d51-9b7a8b1c0d2e", Name: "vm", VCPUs: 1, MemoryMiB: 128, VirtType: VirtQEMU,
+			Disks: []diskFile{
+				{Name: "vda", Volume: &hypervisor.VolumeConn{VolumeID: "0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d", Host: "10.0.0.7", Port: 10809,
+					Export: "0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d-a1b2c3d4", PSKIdentity: "compute-1", PSKKey: testPSKKey, Discard: true}},
+				{Name: "ephemeral0", Path: "/i/disk.ephemeral0.qcow2", Format: "qcow2", Owned: true, Bus: "scsi"},
+				{Name: "vdb", ReadOnly: true, Bus: "scsi", Volume: &hypervisor.VolumeConn{VolumeID: "f00dcafe-0000-4000-8000-000000000001", Host: "fd00::7", Port: 10810,
+					Export: "weird,export name", PSKIdentity: "compute-1", PSKKey: testPSKKey, ReadOnly: true}},
+			},
+			ConfigISO: "/i/config.iso",
+			PIDFile:   "/p", QMPSocket: "/q", StatusSocket: "/s", ConsoleLog: "/c", QEMULog: "/l", SerialPort: 10001, VNCDisplay: 1,
+			Kernel: "/base/sha256-k", Initrd: "/base/sha256-r", Cmdline: "root=/dev/vda1 console=ttyS0",
+			PSKDir: "/run/nimbus/qemu/6e1f1d36-1c43-4b5f-9d51-9b7a8b1c0d2e",
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := strings.Join(qemuArgs(tc.l), "\n") + "\n"
@@ -61,5 +75,25 @@ func TestQEMUArgsGolden(t *testing.T) {
 				t.Errorf("command line differs from %s:\ngot:\n%s\nwant:\n%s", path, got, want)
 			}
 		})
+	}
+}
+
+// testPSKKey is a made-up TLS pre-shared key for tests.
+const testPSKKey = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+
+// TestVolumeKeyNotOnCommandLine: the command line is visible to every
+// user of the host (/proc/<pid>/cmdline), so a volume's key must only be
+// in its key file, which QEMU is pointed at.
+func TestVolumeKeyNotOnCommandLine(t *testing.T) {
+	conn := &hypervisor.VolumeConn{VolumeID: "0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d", Host: "127.0.0.1", Port: 10809,
+		Export: "e", PSKIdentity: "compute-1", PSKKey: testPSKKey}
+	args := qemuArgs(launch{UUID: "6e1f1d36-1c43-4b5f-9d51-9b7a8b1c0d2e", Name: "vm", VCPUs: 1, MemoryMiB: 64,
+		Disks: []diskFile{{Name: "vda", Volume: conn}}, PSKDir: "/run/g"})
+	all := strings.Join(args, " ")
+	if strings.Contains(strings.ToLower(all), testPSKKey) {
+		t.Fatalf("the key is on the command line: %s", all)
+	}
+	if !strings.Contains(all, "dir=/run/g/psk-0b1c2d3e,username=compute-1") {
+		t.Fatalf("the credentials do not point at the key file: %s", all)
 	}
 }

@@ -89,8 +89,9 @@ func (d *Driver) queryCounters(ctx context.Context, uuid string, pid int, device
 		}
 	}
 	var blocks []struct {
-		Device string `json:"device"`
-		Stats  struct {
+		Device   string `json:"device"`
+		NodeName string `json:"node-name"`
+		Stats    struct {
 			RdBytes      int64 `json:"rd_bytes"`
 			WrBytes      int64 `json:"wr_bytes"`
 			RdOperations int64 `json:"rd_operations"`
@@ -102,12 +103,21 @@ func (d *Driver) queryCounters(ctx context.Context, uuid string, pid int, device
 	if err := mon.Execute(cctx, "query-blockstats", nil, &blocks); err != nil {
 		return fmt.Errorf("query-blockstats: %w", err)
 	}
+	// Disks from -drive have a named backend; volumes (-blockdev) have
+	// an anonymous one, known by its node's name.
 	index := map[string]int{}
 	for i, df := range devices {
-		index["drive-"+df.Name] = i
+		if df.Volume != nil {
+			index[volumeNodeName(df.Volume.VolumeID)] = i
+		} else {
+			index["drive-"+df.Name] = i
+		}
 	}
 	for _, b := range blocks {
 		i, ok := index[b.Device]
+		if !ok && b.Device == "" {
+			i, ok = index[b.NodeName]
+		}
 		if !ok {
 			continue
 		}

@@ -12,6 +12,11 @@
 //	StateDir/_base/<algo>-<checksum>          verified base images
 //	RunDir/<uuid>.pid                          pidfile
 //	RunDir/<uuid>.qmp, RunDir/<uuid>.qms       QMP sockets: actions, status
+//	RunDir/<uuid>/psk-<id8>/keys.psk          TLS-PSK key of each volume
+//
+// Volumes are not files here: QEMU reaches them over NBD with TLS-PSK
+// (volume_conn.go), and the driver never creates, copies, resizes or
+// deletes them.
 //
 // QEMU daemonizes, so guests outlive the agent. The driver keeps no state
 // that matters in memory: GetState and List read the instance files, the
@@ -352,7 +357,8 @@ func (d *Driver) writeRecord(r *record) error {
 	}
 	path := d.recordFile(r.Spec.UUID)
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o640); err != nil {
+	// 0600: the spec holds the volumes' TLS pre-shared keys.
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return fmt.Errorf("instance %s: %w", r.Spec.UUID, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
@@ -403,8 +409,11 @@ func (d *Driver) Spawn(ctx context.Context, spec hypervisor.Spec) (hypervisor.In
 	}
 	rec := &record{Spec: spec}
 	for _, disk := range spec.Disks {
-		df := diskFile{Name: disk.Name, ReadOnly: disk.ReadOnly}
+		df := diskFile{Name: disk.Name, ReadOnly: disk.ReadOnly, Bus: disk.Bus}
 		switch {
+		case disk.Volume != nil:
+			// Reached over the network when QEMU starts; nothing to make.
+			df = volumeDisk(disk)
 		case disk.Path != "":
 			info, err := d.qemuImgInfo(ctx, disk.Path)
 			if err != nil {
@@ -459,6 +468,7 @@ func (d *Driver) Spawn(ctx context.Context, spec hypervisor.Spec) (hypervisor.In
 		return hypervisor.Info{}, fmt.Errorf("spawn: %w", err)
 	}
 	rv.Add(func() { os.Remove(d.recordFile(spec.UUID)) })
+	rv.Add(func() { os.RemoveAll(d.guestRunDir(spec.UUID)) })
 	if err := d.start(ctx, rec, ""); err != nil {
 		return hypervisor.Info{}, fmt.Errorf("spawn %s: %w", spec.UUID, err)
 	}
@@ -501,6 +511,9 @@ func (d *Driver) startOnce(ctx context.Context, rec *record, incoming string) er
 	}
 	os.Remove(d.qmpSocket(uuid))
 	os.Remove(d.statusSocket(uuid))
+	if err := syncVolumeKeys(d.guestRunDir(uuid), rec.bootDisks()); err != nil {
+		return err
+	}
 	qemuLog := filepath.Join(d.instanceDir(uuid), "qemu.log")
 	kernel, initrd, cmdline := rec.directBoot()
 	args := qemuArgs(launch{
@@ -510,6 +523,7 @@ func (d *Driver) startOnce(ctx context.Context, rec *record, incoming string) er
 		PIDFile: d.pidFile(uuid), QMPSocket: d.qmpSocket(uuid), StatusSocket: d.statusSocket(uuid),
 		ConsoleLog: d.consoleLog(uuid), QEMULog: qemuLog,
 		VNCDisplay: rec.VNCDisplay, SerialPort: serialPort(rec.VNCDisplay), Incoming: incoming,
+		PSKDir: d.guestRunDir(uuid),
 	})
 	// Start-up errors go to a file, not a pipe: with -D the daemonized
 	// QEMU keeps its stderr, and a pipe would keep Run waiting for it.
@@ -698,6 +712,11 @@ func (d *Driver) Destroy(ctx context.Context, uuid string) error {
 	os.Remove(d.pidFile(uuid))
 	os.Remove(d.qmpSocket(uuid))
 	os.Remove(d.statusSocket(uuid))
+	// The volumes' key files go; the volumes themselves are the storage
+	// host's and stay, as do volumes attached by path.
+	if err := os.RemoveAll(d.guestRunDir(uuid)); err != nil {
+		return fmt.Errorf("destroy %s: %w", uuid, err)
+	}
 	// Only the driver's own disks go: volumes attached by path stay.
 	if err := os.RemoveAll(d.instanceDir(uuid)); err != nil {
 		return fmt.Errorf("destroy %s: %w", uuid, err)
@@ -1251,7 +1270,7 @@ func (d *Driver) Capacity(ctx context.Context) (hypervisor.Capacity, error) {
 		c.VCPUsUsed += rec.Spec.VCPUs
 		c.MemoryMiBUsed += int64(rec.Spec.MemoryMiB)
 		for _, disk := range rec.Spec.Disks {
-			if disk.Path == "" {
+			if disk.Path == "" && disk.Volume == nil { // the driver's own files
 				diskBytes += disk.SizeBytes
 			}
 		}

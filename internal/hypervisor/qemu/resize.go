@@ -60,7 +60,7 @@ func (d *Driver) Resize(ctx context.Context, uuid string, to hypervisor.Resize) 
 	if err != nil {
 		return fmt.Errorf("resize %s: %w", uuid, err)
 	}
-	if err := os.WriteFile(d.preResizeRecord(uuid), oldJSON, 0o640); err != nil {
+	if err := os.WriteFile(d.preResizeRecord(uuid), oldJSON, 0o600); err != nil {
 		return fmt.Errorf("resize %s: keep old spec: %w", uuid, err)
 	}
 	rv.Add(func() { os.Remove(d.preResizeRecord(uuid)) })
@@ -113,8 +113,10 @@ func (d *Driver) ConfirmResize(ctx context.Context, uuid string) error {
 	if err != nil {
 		return fmt.Errorf("confirm resize: %w", err)
 	}
-	if err := os.Remove(preResizeDisk(rec.Disks[0])); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("confirm resize %s: %w", uuid, err)
+	if root := rec.Disks[0]; root.Owned {
+		if err := os.Remove(preResizeDisk(root)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("confirm resize %s: %w", uuid, err)
+		}
 	}
 	if err := os.Remove(d.preResizeRecord(uuid)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("confirm resize %s: %w", uuid, err)

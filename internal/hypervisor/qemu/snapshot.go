@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strings"
 
+	"github.com/nimbus-cloud/nimbus/internal/hypervisor"
 	"github.com/nimbus-cloud/nimbus/internal/hypervisor/qemu/qmp"
 )
 
@@ -26,6 +27,11 @@ func (d *Driver) Snapshot(ctx context.Context, uuid, dst string) error {
 		return fmt.Errorf("snapshot: %w", err)
 	}
 	root := rec.Disks[0]
+	if root.Volume != nil {
+		// Nova snapshots the volume through Cinder and makes an image
+		// that points at it; the driver cannot read the volume's bytes.
+		return fmt.Errorf("snapshot %s: the root disk is volume %s, which only the volume service can snapshot: %w", uuid, root.Volume.VolumeID, hypervisor.ErrInvalidState)
+	}
 	if d.livePID(uuid) > 0 {
 		mon, err := d.monitor(ctx, uuid)
 		if err != nil {
