@@ -136,6 +136,12 @@ func (c *NetworkClient) PortUsable(ctx context.Context, token, id string) (bool,
 
 // doJSON makes one call with the user's token and decodes a 2xx answer.
 func doJSON(ctx context.Context, client *http.Client, token, method, url string, body, out any) (int, error) {
+	return doJSONErr(ctx, client, token, method, url, body, out, nil)
+}
+
+// doJSONErr is doJSON that also keeps a failure's body in errBody (when
+// not nil), for the message of the service that refused.
+func doJSONErr(ctx context.Context, client *http.Client, token, method, url string, body, out any, errBody *json.RawMessage) (int, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -164,6 +170,9 @@ func doJSON(ctx context.Context, client *http.Client, token, method, url string,
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if err != nil {
 		return resp.StatusCode, fmt.Errorf("%s %s: %w", method, url, err)
+	}
+	if errBody != nil && resp.StatusCode/100 != 2 {
+		*errBody = data
 	}
 	if out != nil && resp.StatusCode/100 == 2 && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {

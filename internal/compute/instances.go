@@ -51,6 +51,9 @@ const (
 	taskRescuing         = "rescuing"
 	taskUnrescuing       = "unrescuing"
 	taskBackup           = "image_backup"
+	// taskBlockDeviceMapping: placed, waiting for its volumes to be made
+	// and connected before the build goes to the host.
+	taskBlockDeviceMapping = "block_device_mapping"
 )
 
 // instance is a row of compute_instances.
@@ -316,6 +319,17 @@ func (s *Service) specOf(ctx context.Context, q store.Querier, i instance) (Inst
 	}
 	if i.AZ != nil {
 		spec.AvailabilityZone = *i.AZ
+	}
+	bdms, err := blockDevicesOf(ctx, q, i.ID)
+	if err != nil {
+		return InstanceSpec{}, err
+	}
+	for _, b := range bdms {
+		// Only a connected volume is something an agent can plug; one
+		// leaving (settle detach, release) stays until it is gone.
+		if b.conn() != nil && b.Settle != settleDetach && b.Settle != settleUnattach && b.Settle != settleRelease {
+			spec.Volumes = append(spec.Volumes, b.spec())
+		}
 	}
 	return spec, nil
 }

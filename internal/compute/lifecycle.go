@@ -92,7 +92,13 @@ func (s *Service) Close() error {
 	s.mu.Lock()
 	subs, stop, stopped := s.subs, s.stop, s.stopped
 	s.subs, s.stop = nil, nil
+	bgCancel := s.bgCancel
+	s.bgCtx = nil
 	s.mu.Unlock()
+	if bgCancel != nil {
+		bgCancel()
+	}
+	s.bg.Wait()
 	var errs []error
 	for _, sub := range subs {
 		errs = append(errs, sub.Unsubscribe())
@@ -183,8 +189,18 @@ func (s *Service) place(ctx context.Context, tx *store.Tx, id string) (cmd Comma
 	if err != nil {
 		return cmd, "", err
 	}
+	// A server with volumes waits for them to be made and connected to
+	// this host before its build goes out (volume_build.go).
+	withVolumes, err := hasBlockDevices(ctx, tx, i.ID)
+	if err != nil {
+		return cmd, "", err
+	}
+	task := taskSpawning
+	if withVolumes {
+		task = taskBlockDeviceMapping
+	}
 	if _, err := tx.Exec(ctx, `UPDATE compute_instances SET host = ?, node = ?, availability_zone = ?, task_state = ?, attempts = attempts + 1, updated_at = ? WHERE id = ?`,
-		host, host, zone, taskSpawning, store.FormatTime(now()), i.ID); err != nil {
+		host, host, zone, task, store.FormatTime(now()), i.ID); err != nil {
 		return cmd, "", err
 	}
 	i.Attempts++
@@ -200,6 +216,7 @@ func (s *Service) place(ctx context.Context, tx *store.Tx, id string) (cmd Comma
 	if err := s.addPending(ctx, tx, i.ID, cmd.ID, OpBuild, action, host); err != nil {
 		return cmd, "", err
 	}
+	cmd.prepareVolumes = withVolumes
 	return cmd, host, nil
 }
 
@@ -221,6 +238,10 @@ func (s *Service) buildCommand(ctx context.Context, q store.Querier, i instance,
 // sendBuild sends a placed server's build; when the bus refuses it the
 // server goes to ERROR and its claim is released.
 func (s *Service) sendBuild(ctx context.Context, id, target string, cmd Command) error {
+	if cmd.prepareVolumes {
+		s.startPrepare(id, target) // which sends the build when the volumes are ready
+		return nil
+	}
 	err := s.send(ctx, target, cmd)
 	if err == nil {
 		return nil
@@ -250,6 +271,11 @@ func zoneOf(ctx context.Context, q store.Querier, host string) (string, error) {
 // claim, and records the failure on its create action.
 func (s *Service) failBuild(ctx context.Context, tx *store.Tx, i instance, f *Fault) error {
 	if err := release(ctx, tx, i.ID, ""); err != nil {
+		return err
+	}
+	// Its volumes are given back, and the ones made for it deleted, as
+	// Nova's cleanup of a failed build.
+	if err := markSettle(ctx, tx, i.ID, "", settleRelease); err != nil {
 		return err
 	}
 	ts := store.FormatTime(now())
@@ -365,6 +391,10 @@ func (s *Service) handleReport(ctx context.Context, rep InstanceReport) error {
 	}
 	if res.err != nil {
 		return fmt.Errorf("apply report on %s: %w", rep.InstanceID, res.err)
+	}
+	switch {
+	case rep.Op == OpAttachVolume, rep.Op == OpDetachVolume, rep.Op == OpBuild, rep.Op == OpDelete, rep.Deleted:
+		s.settleVolumes(ctx, rep.InstanceID)
 	}
 	if res.reschedule {
 		return s.scheduleBuild(ctx, rep.InstanceID)
@@ -482,6 +512,9 @@ func (s *Service) applyReportTx(ctx context.Context, tx *store.Tx, rep InstanceR
 	}
 	reschedule, err := s.applyReport(ctx, tx, i, rep)
 	if err != nil {
+		return false, err
+	}
+	if err := s.volumeReport(ctx, tx, i, rep); err != nil {
 		return false, err
 	}
 	if actionID != "" {
@@ -653,6 +686,9 @@ func (s *Service) markDeleted(ctx context.Context, tx *store.Tx, i instance) err
 	if _, err := tx.Exec(ctx, `DELETE FROM compute_pending WHERE instance_id = ?`, i.ID); err != nil {
 		return err
 	}
+	if err := markSettle(ctx, tx, i.ID, "", settleRelease); err != nil {
+		return err
+	}
 	ts := store.FormatTime(now())
 	if _, err := tx.Exec(ctx, `UPDATE compute_instances SET deleted = 1, vm_state = ?, task_state = NULL, power_state = 0, deleted_at = ?, terminated_at = ?, updated_at = ? WHERE id = ?`,
 		vmDeleted, ts, ts, ts, i.ID); err != nil {
@@ -755,6 +791,9 @@ func (s *Service) Reconcile(ctx context.Context) error {
 		if err != nil {
 			s.log.Warn("reconcile: settle", "instance", i.ID, "err", err)
 		}
+	}
+	if err := s.reconcileVolumes(ctx); err != nil {
+		s.log.Warn("reconcile volumes", "err", err)
 	}
 	_, err = s.db.Exec(ctx, `DELETE FROM compute_console_tokens WHERE expires_at < ?`, store.FormatTime(now()))
 	return err

@@ -1,6 +1,10 @@
 package compute
 
-import "time"
+import (
+	"time"
+
+	"github.com/nimbus-cloud/nimbus/internal/hypervisor"
+)
 
 // Bus subjects of the agent seam. Per-host subjects embed the host name;
 // host names are restricted (see validHostName) to characters that are
@@ -52,6 +56,12 @@ const (
 	// image) with its disk attached; OpUnrescue returns to normal.
 	OpRescue   = "rescue"
 	OpUnrescue = "unrescue"
+	// OpAttachVolume hot-plugs Command.Volume, whose connection the API
+	// has already initialised for this host; OpDetachVolume unplugs
+	// Command.Volume.VolumeID. The API finishes both with the volume
+	// service once the agent has reported.
+	OpAttachVolume = "attach_volume"
+	OpDetachVolume = "detach_volume"
 )
 
 // Command is one unit of work for a compute agent. Every field the agent
@@ -80,6 +90,41 @@ type Command struct {
 	Attempt int `json:"attempt,omitempty"`
 	// PortID is the port of OpAttachInterface / OpDetachInterface.
 	PortID string `json:"port_id,omitempty"`
+	// Volume is the volume of OpAttachVolume / OpDetachVolume.
+	Volume *VolumeSpec `json:"volume,omitempty"`
+
+	// prepareVolumes (never sent) marks a build whose volumes must be
+	// made ready before it goes out.
+	prepareVolumes bool
+}
+
+// VolumeSpec is one block storage volume of a guest, as the agent needs
+// it: where it sits among the guest's disks and how to reach it.
+type VolumeSpec struct {
+	VolumeID string `json:"volume_id"`
+	// Device is the device name the API gave it (/dev/vdb); its base
+	// name names the guest's disk.
+	Device string `json:"device"`
+	// BootIndex 0 makes it the root disk of a volume-backed server; -1
+	// (or any other value) is a data disk.
+	BootIndex int `json:"boot_index"`
+	// Bus is "virtio" or "scsi" (the image's hw_disk_bus).
+	Bus string `json:"bus,omitempty"`
+	// Conn is the volume service's connection for this host; nil while
+	// the API has not initialised it (never in a command to an agent).
+	Conn *hypervisor.VolumeConn `json:"conn,omitempty"`
+}
+
+// DiskName is the guest disk name of the volume: the device's base name
+// ("vdb"), which is unique within a guest.
+func (v VolumeSpec) DiskName() string {
+	d := v.Device
+	for i := len(d) - 1; i >= 0; i-- {
+		if d[i] == '/' {
+			return d[i+1:]
+		}
+	}
+	return d
 }
 
 // FlavorSpec is the hardware a guest gets.
@@ -127,6 +172,10 @@ type InstanceSpec struct {
 	AdminPass        string            `json:"admin_pass,omitempty"`
 	AvailabilityZone string            `json:"availability_zone"`
 	LaunchIndex      int               `json:"launch_index"`
+	// Volumes are the block storage volumes attached to the guest (the
+	// root disk among them when one has BootIndex 0), with their
+	// connections, so that a build, rebuild or re-adoption has them.
+	Volumes []VolumeSpec `json:"volumes,omitempty"`
 }
 
 // Power states, as Nova numbers them.
@@ -160,6 +209,8 @@ type InstanceReport struct {
 	Addresses map[string][]Address `json:"addresses,omitempty"`
 	// Fault describes a failure.
 	Fault *Fault `json:"fault,omitempty"`
+	// VolumeID is the volume of an OpAttachVolume / OpDetachVolume.
+	VolumeID string `json:"volume_id,omitempty"`
 	// Reschedule asks the scheduler to try the build on another host:
 	// this host could not build it, but another might.
 	Reschedule bool `json:"reschedule,omitempty"`

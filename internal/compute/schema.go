@@ -272,5 +272,38 @@ CREATE TABLE compute_control_services (
 		// so a heartbeat cannot put back a zone an aggregate change just
 		// took away (aggregates.go rezone).
 		SQL: `ALTER TABLE compute_hosts ADD COLUMN aggregate_zone TEXT NOT NULL DEFAULT ''`,
+	}, {
+		Version: 5,
+		Name:    "block device mappings",
+		// A server's volumes (Nova's block_device_mapping rows of
+		// destination volume). status is where the attachment stands on
+		// the compute side; settle names the call to the volume service
+		// that is still owed (volume_settle.go), so that work interrupted
+		// by a restart is finished by the reconcile loop.
+		SQL: `
+CREATE TABLE compute_block_devices (
+	id TEXT PRIMARY KEY,
+	instance_id TEXT NOT NULL,
+	volume_id TEXT NOT NULL,
+	project_id TEXT NOT NULL,
+	device TEXT NOT NULL,
+	boot_index INTEGER NOT NULL,
+	source_type TEXT NOT NULL,
+	image_id TEXT NOT NULL DEFAULT '',
+	volume_size INTEGER NOT NULL DEFAULT 0,
+	delete_on_termination INTEGER NOT NULL,
+	tag TEXT,
+	disk_bus TEXT NOT NULL DEFAULT 'virtio',
+	status TEXT NOT NULL,
+	settle TEXT NOT NULL DEFAULT '',
+	host TEXT NOT NULL DEFAULT '',
+	connection_info TEXT,
+	created_at TEXT NOT NULL,
+	updated_at TEXT NOT NULL,
+	UNIQUE (instance_id, volume_id)
+);
+CREATE INDEX compute_block_devices_volume ON compute_block_devices (volume_id);
+CREATE UNIQUE INDEX compute_block_devices_device ON compute_block_devices (instance_id, device);
+CREATE INDEX compute_block_devices_settle ON compute_block_devices (settle)`,
 	}}
 }

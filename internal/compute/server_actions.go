@@ -409,6 +409,9 @@ func (s *Service) rebuild(r *http.Request, arg json.RawMessage) (*api.Response, 
 	if err != nil {
 		return nil, err
 	}
+	if i.ImageRef == "" {
+		return nil, api.BadRequest("Rebuilding a volume-backed server is not supported.")
+	}
 	c := s.caller(r)
 	props := map[string]string{}
 	if s.cfg.Images != nil {

@@ -38,6 +38,8 @@ type viewMemo struct {
 	specs  *bool
 	allow  map[string]bool   // action + "\x00" + project -> allowed
 	hosts  map[string]string // host -> host_status
+	// volumes are the servers' volume mappings, loaded for the page.
+	volumes map[string][]blockDevice
 }
 
 func (s *Service) memo(r *http.Request, o *viewOpts) *viewMemo {
@@ -154,7 +156,7 @@ func (s *Service) serverView(r *http.Request, i instance, md map[string]string, 
 	out["OS-EXT-STS:power_state"] = i.PowerState
 	out["OS-SRV-USG:launched_at"] = nullTime(i.LaunchedAt, isoMicro)
 	out["OS-SRV-USG:terminated_at"] = nullTime(i.TerminatedAt, isoMicro)
-	out["os-extended-volumes:volumes_attached"] = []any{}
+	out["os-extended-volumes:volumes_attached"] = volumesAttachedView(r, m.volumes[i.ID])
 	if sgs := fromJSON[[]string](i.SecurityGroups); len(sgs) > 0 {
 		list := make([]map[string]string, 0, len(sgs))
 		for _, g := range sgs {
@@ -254,6 +256,11 @@ func (s *Service) serverResponse(r *http.Request, status int, i instance, o view
 			return nil, err
 		}
 	}
+	bdms, err := blockDevicesOf(r.Context(), s.db, i.ID)
+	if err != nil {
+		return nil, err
+	}
+	s.memo(r, &o).volumes = map[string][]blockDevice{i.ID: bdms}
 	return api.JSON(status, map[string]any{"server": s.serverView(r, i, md, tags, o)}), nil
 }
 
@@ -562,6 +569,9 @@ func (s *Service) serverList(r *http.Request, detail bool) (*api.Response, error
 			if err := s.memoHostStatus(r.Context(), m, items); err != nil {
 				return nil, err
 			}
+		}
+		if m.volumes, err = blockDevicesOfServers(r.Context(), s.db, ids); err != nil {
+			return nil, err
 		}
 		for _, i := range items {
 			md := mdMap[i.ID]
@@ -948,8 +958,12 @@ func (s *Service) createServer(r *http.Request) (*api.Response, error) {
 	if in.TrustedCerts != nil && !at(r, 63) {
 		return nil, api.BadRequest("Invalid input for field/attribute server. Additional properties are not allowed ('trusted_image_certificates' was unexpected)")
 	}
-	if len(in.BDM) > 0 || len(in.BDMLegacy) > 0 {
-		return nil, api.BadRequest("Block device mapping is not supported: servers boot from their image.")
+	if len(in.BDMLegacy) > 0 {
+		return nil, api.BadRequest("Block Device Mapping is Invalid: the legacy block_device_mapping is not supported; use block_device_mapping_v2.")
+	}
+	plan, err := parseBlockDevices(in.BDM)
+	if err != nil {
+		return nil, err
 	}
 	var description *string
 	if in.Description.Set && !in.Description.Null {
@@ -1161,14 +1175,26 @@ func (s *Service) createServer(r *http.Request) (*api.Response, error) {
 	if in.ImageRef != nil {
 		imageRef = refID(*in.ImageRef)
 	}
-	if imageRef == "" {
+	if plan.ImageRef != "" {
+		if imageRef != "" && imageRef != plan.ImageRef {
+			return nil, api.BadRequest("Block Device Mapping is Invalid: the boot image %s is not imageRef %s.", plan.ImageRef, imageRef)
+		}
+		imageRef = plan.ImageRef
+	}
+	if plan.BootFromVolume {
+		// The root disk is a volume: the server has no image ("image": "").
+		imageRef = ""
+	} else if imageRef == "" {
 		return nil, api.BadRequest("Missing imageRef attribute")
 	}
-	if !isUUID(imageRef) {
+	if imageRef != "" && !isUUID(imageRef) {
 		return nil, api.BadRequest("Invalid imageRef provided.")
 	}
+	if len(plan.Volumes) > 0 && maxCount > 1 {
+		return nil, api.BadRequest("Block Device Mapping is Invalid: volumes cannot be mapped to more than one server of a request.")
+	}
 	imageProps := map[string]string{}
-	if s.cfg.Images != nil {
+	if s.cfg.Images != nil && imageRef != "" {
 		img, err := s.activeImage(ctx, c.token, imageRef)
 		if err != nil {
 			return nil, err
@@ -1235,6 +1261,19 @@ func (s *Service) createServer(r *http.Request) (*api.Response, error) {
 	hintsStored := map[string]string{}
 	if forceHost != "" {
 		hintsStored["force_host"] = forceHost
+	}
+	// Volumes last, as they are the only step that changes another
+	// service before the transaction; a failure gives them back.
+	var volumes *preparedVolumes
+	rootGB := f.RootGB
+	if len(plan.Volumes) > 0 {
+		if volumes, err = s.prepareCreateVolumes(r, plan, zone); err != nil {
+			return nil, err
+		}
+		if plan.BootFromVolume {
+			imageProps = volumes.imageProps
+			rootGB = 0 // the root is the volume: the host's disk is not used for it
+		}
 	}
 	// One transaction: quota check and the servers, all or nothing.
 	resID := genReservationID()
@@ -1303,7 +1342,7 @@ func (s *Service) createServer(r *http.Request) (*api.Response, error) {
 			seq++
 			i := instance{ID: newID(), Seq: seq, ProjectID: c.project, UserID: c.user, Name: name, Description: description,
 				ImageRef: imageRef, ImageProps: jsonText(imageProps), FlavorID: f.ID, Flavor: jsonText(f.spec()),
-				VCPUs: f.VCPUs, MemoryMB: f.MemoryMB, RootGB: f.RootGB, VMState: vmBuilding, TaskState: ptr(taskScheduling),
+				VCPUs: f.VCPUs, MemoryMB: f.MemoryMB, RootGB: rootGB, VMState: vmBuilding, TaskState: ptr(taskScheduling),
 				KeyName: keyName, KeyData: keyData, UserData: userData, AccessIPv4: accessV4, AccessIPv6: accessV6,
 				ConfigDrive: configDrive, DiskConfig: diskConfig, ReservationID: resID, LaunchIndex: n,
 				SecurityGroups: jsonText(sgs), Networks: jsonText(nets), Addresses: "{}", Hints: jsonText(hintsStored),
@@ -1331,6 +1370,11 @@ func (s *Service) createServer(r *http.Request) (*api.Response, error) {
 			}
 			for k, v := range md {
 				if _, err := tx.Exec(ctx, `INSERT INTO compute_instance_metadata (instance_id, key, value) VALUES (?, ?, ?)`, i.ID, k, v); err != nil {
+					return err
+				}
+			}
+			if volumes != nil {
+				if err := insertCreateVolumes(ctx, tx, i, volumes.rows, diskBusOf(imageProps)); err != nil {
 					return err
 				}
 			}
@@ -1367,7 +1411,16 @@ func (s *Service) createServer(r *http.Request) (*api.Response, error) {
 	// waits more instead of failing with a 500.
 	err = store.RetryBusy(ctx, 3, func() error { return s.writeTx(ctx, create) })
 	if err != nil {
+		if volumes != nil {
+			volumes.undo(s, ctx)
+		}
 		return nil, err
+	}
+	if volumes != nil && len(builds) == 0 {
+		// Placed nowhere (ERROR): its volumes go back at once.
+		for _, i := range created {
+			s.settleVolumes(context.WithoutCancel(ctx), i.ID)
+		}
 	}
 	for _, b := range builds {
 		if err := s.sendBuild(ctx, b.id, b.host, b.cmd); err != nil {
@@ -1607,6 +1660,7 @@ func (s *Service) deleteServer(r *http.Request) (*api.Response, error) {
 	}
 	if local {
 		s.deallocatePorts(r, i)
+		s.settleVolumes(context.WithoutCancel(r.Context()), i.ID)
 	}
 	for _, cmd := range cmds {
 		if err := s.send(r.Context(), cmd.host, cmd.cmd); err != nil {

@@ -46,6 +46,17 @@ type Config struct {
 	// nil, the lookups above through ImageClient and NetworkClient.
 	ImageURL   string
 	NetworkURL string
+	// Volumes is the block storage service (volume attachments, boot
+	// from volume); when nil and VolumeURL is set, a VolumeClient for
+	// VolumeURL that calls as the compute service user with
+	// VolumeServiceToken. Without either, volume requests answer 501 and
+	// servers cannot have volumes.
+	Volumes            VolumeService
+	VolumeURL          string
+	VolumeServiceToken func(ctx context.Context, renew bool) (string, error)
+	// VolumeCreateTimeout bounds how long a build waits for the volumes
+	// it asked for (image→volume, blank→volume); 5 minutes when 0.
+	VolumeCreateTimeout time.Duration
 	// DefaultAvailabilityZone is the zone of hosts that report none and
 	// of servers that ask for none: "nova" when empty, as Nova.
 	DefaultAvailabilityZone string
@@ -135,6 +146,18 @@ type Service struct {
 
 	// proxy calls the image and networking services for the proxy APIs.
 	proxy *http.Client
+
+	// settling holds the volume mappings (by id) whose calls to the
+	// volume service a goroutine of this process is making, true when
+	// another asked for it meanwhile; prepares the servers whose volumes
+	// are being readied for their build. Guarded by mu.
+	settling map[string]bool
+	prepares map[string]bool
+	// bgCtx ends, and bg is waited for, when the service closes: it
+	// carries the volume preparation of builds. Guarded by mu.
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	bg       sync.WaitGroup
 }
 
 // MinVersion and MaxVersion are the microversions this service speaks.
@@ -196,6 +219,12 @@ func New(ctx context.Context, cfg Config, db *store.DB, svc *api.Service, log *s
 	if cfg.Networks == nil && cfg.NetworkURL != "" {
 		cfg.Networks = NewNetworkClient(cfg.NetworkURL)
 	}
+	if cfg.Volumes == nil && cfg.VolumeURL != "" {
+		cfg.Volumes = NewVolumeClient(cfg.VolumeURL, cfg.VolumeServiceToken)
+	}
+	if cfg.VolumeCreateTimeout <= 0 {
+		cfg.VolumeCreateTimeout = 5 * time.Minute
+	}
 	// An empty migration list only creates the bookkeeping table, so the
 	// version can be read before the schema exists.
 	if err := db.Migrate(ctx, "compute", nil); err != nil {
@@ -211,6 +240,7 @@ func New(ctx context.Context, cfg Config, db *store.DB, svc *api.Service, log *s
 	s := &Service{cfg: cfg, db: db, api: svc, log: log, proxy: &http.Client{Timeout: 30 * time.Second}, mv: api.Microversions{
 		ServiceType: "compute", LegacyHeader: "X-OpenStack-Nova-API-Version", Min: MinVersion, Max: MaxVersion,
 	}}
+	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	if fresh > 0 && fresh < 4 {
 		if err := s.rezoneAll(ctx); err != nil {
 			return nil, err

@@ -103,10 +103,16 @@ type bootImages struct {
 	err  error
 }
 
-func (a *Agent) bootImages(ctx context.Context, imageID string, props map[string]string) bootImages {
+func (a *Agent) bootImages(ctx context.Context, imageID string, props map[string]string, volumeBacked bool) bootImages {
+	var bi bootImages
+	if volumeBacked {
+		// The root is a volume: only a direct boot's kernel and ramdisk
+		// (the volume's image properties) come from the image service.
+		bi.boot, bi.err = a.directBoot(ctx, props)
+		return bi
+	}
 	// The disk image and the kernel (with its ramdisk) are independent
 	// downloads when nothing is cached yet: fetched side by side.
-	var bi bootImages
 	var bootErr error
 	done := make(chan struct{})
 	go func() {
@@ -158,11 +164,12 @@ func (a *Agent) spawn(ctx context.Context, inst compute.InstanceSpec, imageID st
 	// The image (a few metadata calls when it is cached, a download when
 	// not) is fetched while the ports are made and their taps awaited:
 	// the networking agent starts on the ports as early as possible.
+	root := rootVolume(inst)
 	images := make(chan bootImages, 1)
 	tapCtx, stopTaps := context.WithCancel(ctx)
 	defer stopTaps()
 	go func() {
-		bi := a.bootImages(ctx, imageID, inst.ImageProperties)
+		bi := a.bootImages(ctx, imageID, inst.ImageProperties, root != nil)
 		if bi.err != nil {
 			stopTaps() // no guest to plug: the build fails on the image
 		}
@@ -180,14 +187,34 @@ func (a *Agent) spawn(ctx context.Context, inst compute.InstanceSpec, imageID st
 	spec := hypervisor.Spec{
 		UUID: inst.ID, Name: "instance-" + inst.ID[:min(8, len(inst.ID))],
 		VCPUs: inst.Flavor.VCPUs, MemoryMiB: inst.Flavor.MemoryMB,
-		Disks: []hypervisor.Disk{{Name: "root", Image: img, SizeBytes: int64(inst.Flavor.RootGB) << 30}},
-		Boot:  boot,
+		Boot: boot,
+	}
+	if root != nil {
+		disk, err := volumeDisk(*root)
+		if err != nil {
+			return fail(fmt.Errorf("boot volume of instance %s: %w", inst.ID, err), http.StatusInternalServerError, false)
+		}
+		spec.Disks = append(spec.Disks, disk)
+	} else {
+		spec.Disks = append(spec.Disks, hypervisor.Disk{Name: "root", Image: img, SizeBytes: int64(inst.Flavor.RootGB) << 30})
 	}
 	if inst.Flavor.EphemeralG > 0 {
 		spec.Disks = append(spec.Disks, hypervisor.Disk{Name: "ephemeral0", SizeBytes: int64(inst.Flavor.EphemeralG) << 30})
 	}
 	if inst.Flavor.SwapMB > 0 {
 		spec.Disks = append(spec.Disks, hypervisor.Disk{Name: "swap", SizeBytes: int64(inst.Flavor.SwapMB) << 20})
+	}
+	// The data volumes follow the local disks, in device order, as the
+	// API named them.
+	for _, v := range inst.Volumes {
+		if v.BootIndex == 0 {
+			continue
+		}
+		disk, err := volumeDisk(v)
+		if err != nil {
+			return fail(fmt.Errorf("volume of instance %s: %w", inst.ID, err), http.StatusInternalServerError, false)
+		}
+		spec.Disks = append(spec.Disks, disk)
 	}
 	for _, p := range ports {
 		spec.NICs = append(spec.NICs, hypervisor.NIC{TapName: dataplane.PortDevice(a.cfg.TapPrefix, p.ID), MAC: p.MAC})

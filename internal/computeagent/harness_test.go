@@ -360,6 +360,12 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
+	return newHarnessWith(t)
+}
+
+// newHarnessWith is newHarness with changes to the compute API's config.
+func newHarnessWith(t *testing.T, mods ...func(*compute.Config)) *harness {
+	t.Helper()
 	ctx := context.Background()
 	bsrv, err := bus.StartServer(bus.ServerConfig{Port: -1, Logger: quietLog()})
 	if err != nil {
@@ -384,7 +390,11 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	apiSvc := &api.Service{Name: "compute", Errors: api.NovaErrors, Policy: api.PolicyAuthorizer{Enforcer: enf}, Log: quietLog(), Tokens: tokens}
-	svc, err := compute.New(ctx, compute.Config{Bus: b, DefaultFlavors: true, ReconcileInterval: time.Hour}, db, apiSvc, quietLog())
+	cfg := compute.Config{Bus: b, DefaultFlavors: true, ReconcileInterval: time.Hour}
+	for _, m := range mods {
+		m(&cfg)
+	}
+	svc, err := compute.New(ctx, cfg, db, apiSvc, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}

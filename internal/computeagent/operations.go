@@ -105,6 +105,10 @@ func (a *Agent) run(ctx context.Context, log *slog.Logger, cmd compute.Command) 
 		return a.attachInterface(ctx, cmd)
 	case compute.OpDetachInterface:
 		return a.detachInterface(ctx, cmd)
+	case compute.OpAttachVolume:
+		return a.attachVolume(ctx, cmd)
+	case compute.OpDetachVolume:
+		return a.detachVolume(ctx, cmd)
 	}
 	rep := a.stateReport(ctx, id)
 	rep.VMState = ""

@@ -36,6 +36,9 @@ type Config struct {
 	// FailBuild, when set, decides whether a build fails on this host:
 	// a non-nil fault fails it, and reschedule asks for another host.
 	FailBuild func(spec compute.InstanceSpec) (fault *compute.Fault, reschedule bool)
+	// FailVolume, when set, decides whether an attach or detach of a
+	// volume fails on this host (a non-nil fault fails it).
+	FailVolume func(cmd compute.Command) *compute.Fault
 	// Network is the network name addresses are reported under.
 	Network string
 	Log     *slog.Logger
@@ -249,6 +252,9 @@ func (a *Agent) handle(ctx context.Context, cmd compute.Command) error {
 	}
 	rep := a.apply(cmd)
 	rep.CommandID, rep.Op, rep.RequestID, rep.Host, rep.InstanceID, rep.At = cmd.ID, cmd.Op, cmd.RequestID, a.cfg.Host, cmd.Instance.ID, time.Now()
+	if cmd.Volume != nil {
+		rep.VolumeID = cmd.Volume.VolumeID
+	}
 	if err := bus.CastDurable(ctx, a.bus, compute.SubjectReports, rep); err != nil {
 		return err // redelivered, and reported then
 	}
@@ -310,6 +316,20 @@ func (a *Agent) apply(cmd compute.Command) compute.InstanceReport {
 		return ok("suspended", compute.PowerSuspended)
 	case compute.OpResize:
 		return ok("resized", compute.PowerRunning)
+	case compute.OpAttachVolume, compute.OpDetachVolume:
+		vm := a.guests[id]
+		if vm == "" {
+			vm = "active"
+		}
+		if cmd.Volume == nil {
+			return compute.InstanceReport{Success: false, VMState: vm, Fault: &compute.Fault{Code: 400, Message: cmd.Op + " without a volume"}}
+		}
+		if a.cfg.FailVolume != nil {
+			if f := a.cfg.FailVolume(cmd); f != nil {
+				return compute.InstanceReport{Success: false, PowerState: powerOf(vm), Fault: f}
+			}
+		}
+		return ok(vm, powerOf(vm))
 	case compute.OpSnapshot, compute.OpCrashDump, compute.OpAttachInterface, compute.OpDetachInterface:
 		vm := a.guests[id]
 		if vm == "" {
@@ -366,4 +386,17 @@ func (a *Agent) console(_ context.Context, req compute.ConsoleRequest) (compute.
 		lines = lines[len(lines)-req.Length:]
 	}
 	return compute.ConsoleReply{Output: strings.Join(lines, "\n") + "\n"}, nil
+}
+
+// powerOf is the power state of a guest in vm_state vm.
+func powerOf(vm string) int {
+	switch vm {
+	case "stopped":
+		return compute.PowerShutdown
+	case "paused":
+		return compute.PowerPaused
+	case "suspended":
+		return compute.PowerSuspended
+	}
+	return compute.PowerRunning
 }
