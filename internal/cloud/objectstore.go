@@ -59,8 +59,15 @@ func (c *Cloud) startObject(ctx context.Context, ln net.Listener, _ *api.Metrics
 	if n != nil {
 		local = n.Transport
 	}
+	policies, err := cfg.ObjectPolicies()
+	if err != nil {
+		if n != nil {
+			n.Close(ctx)
+		}
+		return err
+	}
 	p, err := proxy.New(proxy.Config{
-		LocalTransport: local,
+		LocalTransport: local, Policies: policies,
 		AccountRing:    filepath.Join(dir, node.AccountRing),
 		ContainerRing:  filepath.Join(dir, node.ContainerRing),
 		ObjectRing:     filepath.Join(dir, node.ObjectRing),
@@ -129,7 +136,8 @@ func (c *Cloud) startLocalStorage(prefix, suffix string, realms *containersync.R
 	op, cp, ap := ls.Ports()
 	st := c.Config.Object.Storage
 	err = node.EnsureLocalRings(node.LocalRings{Dir: ncfg.RingDir, IP: ncfg.IP, ObjectPort: op, ContainerPort: cp,
-		AccountPort: ap, Devices: st.Devices, PartPower: st.PartPower, Replicas: min(3, len(st.Devices))})
+		AccountPort: ap, Devices: st.Devices, PartPower: st.PartPower, Replicas: min(3, len(st.Devices)),
+		Policies: ncfg.Policies.All()})
 	if err != nil {
 		ls.Close()
 		return nil, fmt.Errorf("object rings: %w", err)
@@ -152,7 +160,12 @@ func StorageNodeConfig(cfg *config.Config, prefix, suffix string) (node.Config, 
 	if err != nil {
 		return node.Config{}, err
 	}
+	policies, err := cfg.ObjectPolicies()
+	if err != nil {
+		return node.Config{}, err
+	}
 	return node.Config{
+		Policies:    policies,
 		DevicesRoot: cfg.ObjectDevicesRoot(), RingDir: cfg.ObjectRingDir(),
 		HashPathPrefix: prefix, HashPathSuffix: suffix, Bind: cfg.Bind, IP: ip,
 		ObjectPort: st.ObjectPort, ContainerPort: st.ContainerPort, AccountPort: st.AccountPort, MountCheck: st.MountCheck,

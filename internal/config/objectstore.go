@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/policy"
 )
 
 // ObjectConfig configures object storage: the Swift proxy (the object
@@ -25,6 +27,16 @@ type ObjectConfig struct {
 	// share; set both on every host of a real cluster.
 	HashPathPrefix string `yaml:"hash_path_prefix"`
 	HashPathSuffix string `yaml:"hash_path_suffix"`
+	// Policies are the storage policies (Swift's [storage-policy:N]
+	// sections), the same on every proxy and storage node. Unset, a
+	// one-machine cloud (LocalObjectStorage, which builds its own rings)
+	// has two replicated policies, as Swift's all-in-one development
+	// cluster: 0 "gold" (the default, also answering to its old name
+	// Policy-0, and where containers made before policies live) and 1
+	// "silver"; a cluster with operator-built rings (ring_dir) keeps
+	// Swift's lone Policy-0 until the operator lists policies and builds
+	// their object-N rings, so an upgrade never needs a ring it lacks.
+	Policies []StoragePolicyConfig `yaml:"policies"`
 	// Auth is the swift service user (token validation without identity
 	// in this process).
 	Auth ServiceAuth `yaml:"auth"`
@@ -35,6 +47,24 @@ type ObjectConfig struct {
 	ContainerSync ContainerSyncConfig `yaml:"container_sync"`
 	// DomainRemap configures the proxy's domain_remap middleware.
 	DomainRemap DomainRemapConfig `yaml:"domain_remap"`
+}
+
+// StoragePolicyConfig is one storage policy (see policy.Policy).
+type StoragePolicyConfig struct {
+	// Index is the policy's number; never change or reuse one.
+	Index int `yaml:"index"`
+	// Name and Aliases are what clients send in X-Storage-Policy.
+	Name    string   `yaml:"name"`
+	Aliases []string `yaml:"aliases"`
+	// Default takes containers created without X-Storage-Policy; exactly
+	// one policy is the default.
+	Default bool `yaml:"default"`
+	// Deprecated keeps serving existing containers but refuses new ones.
+	Deprecated bool `yaml:"deprecated"`
+	// Replicas is the replica count of the object ring a one-machine
+	// cloud builds for the policy (0: as many as devices, at most 3).
+	// Clusters set it with `nimbus ring create object-N.builder`.
+	Replicas int `yaml:"replicas"`
 }
 
 // DomainRemapConfig is Swift's [filter:domain_remap]: hosts named
@@ -191,7 +221,36 @@ func (c *Config) ValidateObject() error {
 	if s.PartPower < 1 || s.PartPower > 24 {
 		return fmt.Errorf("config: object.storage.part_power %d is outside 1..24", s.PartPower)
 	}
+	if _, err := c.ObjectPolicies(); err != nil {
+		return err
+	}
 	return nil
+}
+
+// localPolicies are the storage policies of a one-machine cloud whose
+// config lists none (see ObjectConfig.Policies).
+var localPolicies = []StoragePolicyConfig{
+	{Index: 0, Name: "gold", Aliases: []string{policy.LegacyName}, Default: true},
+	{Index: 1, Name: "silver"},
+}
+
+// ObjectPolicies is the validated set of storage policies (see
+// ObjectConfig.Policies for the defaults).
+func (c *Config) ObjectPolicies() (*policy.Policies, error) {
+	conf := c.Object.Policies
+	if len(conf) == 0 && c.LocalObjectStorage() {
+		conf = localPolicies
+	}
+	list := make([]policy.Policy, 0, len(conf))
+	for _, p := range conf {
+		list = append(list, policy.Policy{Index: p.Index, Name: p.Name, Aliases: p.Aliases, Default: p.Default,
+			Deprecated: p.Deprecated, Replicas: p.Replicas})
+	}
+	ps, err := policy.New(list)
+	if err != nil {
+		return nil, fmt.Errorf("config: object.policies: %w", err)
+	}
+	return ps, nil
 }
 
 // ObjectRingDir is where the proxy and storage nodes read rings.

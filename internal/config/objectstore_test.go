@@ -1,6 +1,7 @@
 package config
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -62,5 +63,62 @@ object:
 	}
 	if d := cfg.Object.DomainRemap.StorageDomain; len(d) != 2 || d[0] != "a.example" || d[1] != "b.example" {
 		t.Fatalf("storage domains from env %q", d)
+	}
+}
+
+// A one-machine cloud has two storage policies by default so that
+// clients (and Swift's cross-policy functional tests) can choose, with
+// policy 0 still answering to its old name; a cluster with its own rings
+// keeps Policy-0 alone; a list in the file replaces either, and bad lists
+// are refused with the reason.
+func TestObjectPolicies(t *testing.T) {
+	def := Default()
+	ps, err := def.ObjectPolicies()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps.Len() != 2 || ps.Default().Name != "gold" {
+		t.Fatalf("default policies %+v", ps.All())
+	}
+	if p, ok := ps.ByIndex(1); !ok || p.Name != "silver" {
+		t.Fatalf("policy 1 = %+v", p)
+	}
+	if p, ok := ps.ByName("Policy-0"); !ok || p.Index != 0 {
+		t.Fatalf("Policy-0 = %+v, %v; want gold", p, ok)
+	}
+	cluster := Default()
+	cluster.Object.RingDir = "/etc/nimbus/rings"
+	if ps, err := cluster.ObjectPolicies(); err != nil || ps.Len() != 1 || ps.Default().Name != "Policy-0" {
+		t.Fatalf("cluster default policies %v, %v; want Policy-0 alone", ps, err)
+	}
+	cfg, err := loadYAML(t, `
+object:
+  policies:
+    - {index: 0, name: standard, aliases: [legacy]}
+    - {index: 3, name: archive, default: true, replicas: 2}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err = cfg.ObjectPolicies()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps.Len() != 2 || ps.Default().Index != 3 || ps.All()[1].Replicas != 2 {
+		t.Fatalf("policies from YAML %+v", ps.All())
+	}
+	for doc, want := range map[string]string{
+		"object:\n  policies:\n    - {index: 0, name: a}\n    - {index: 0, name: b, default: true}\n":                   "index 0 is given twice",
+		"object:\n  policies:\n    - {index: 0, name: a}\n    - {index: 1, name: b}\n":                                  "none is the default",
+		"object:\n  policies:\n    - {index: 0, name: a, default: true, deprecated: true}\n    - {index: 1, name: b}\n": "deprecated",
+		"object:\n  policies:\n    - {index: 0, name: a, default: true}\n    - {index: 1, name: A}\n":                   "already a name",
+	} {
+		cfg, err := loadYAML(t, doc)
+		if err == nil {
+			err = cfg.ValidateObject()
+		}
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "object.policies") {
+			t.Errorf("%q: error %v, want one about object.policies containing %q", doc, err, want)
+		}
 	}
 }

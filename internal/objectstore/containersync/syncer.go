@@ -26,6 +26,9 @@ type Config struct {
 	// ContainerRing finds this node's container databases and tells which
 	// replica each is; ObjectRing places the objects to read.
 	ContainerRing, ObjectRing *ring.Ring
+	// PolicyRings are the object rings of storage policies other than 0,
+	// by index: a container's objects are read with its policy's ring.
+	PolicyRings map[int]*ring.Ring
 	// LocalHost is this node's container server as the ring knows it.
 	LocalHost string
 	// Realms are the sync realms; AllowedSyncHosts the hosts full-URL
@@ -347,7 +350,13 @@ func (s *Syncer) remote(ctx context.Context, j job, method, name, timestamp stri
 // X-Newest read: every primary is asked for its timestamp and the newest
 // one's body is read.
 func (s *Syncer) newest(ctx context.Context, state server.SyncState, name string) (*http.Response, error) {
-	part, nodes := s.cfg.ObjectRing.GetNodes(state.Account, state.Container, name)
+	objRing := s.cfg.ObjectRing
+	if state.Policy != 0 {
+		if objRing = s.cfg.PolicyRings[int(state.Policy)]; objRing == nil {
+			return nil, fmt.Errorf("container %s/%s is in storage policy %d, which this node has no ring for", state.Account, state.Container, state.Policy)
+		}
+	}
+	part, nodes := objRing.GetNodes(state.Account, state.Container, name)
 	best, bestTS := -1, server.Timestamp{}
 	for i, n := range nodes {
 		resp, err := s.local(ctx, http.MethodHead, n, part, state, name)

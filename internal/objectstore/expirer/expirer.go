@@ -41,6 +41,9 @@ type Config struct {
 	// ContainerRing finds this node's queue containers and their
 	// replicas; ObjectRing places the objects to delete.
 	ContainerRing, ObjectRing *ring.Ring
+	// PolicyRings are the object rings of the storage policies other
+	// than 0, by index; an object is deleted with its container's.
+	PolicyRings map[int]*ring.Ring
 	// LocalHost is this node's container server as the ring knows it
 	// (ip:port).
 	LocalHost string
@@ -169,7 +172,17 @@ func parseRow(name string) (at int64, target [3]string, ok bool) {
 // deleted, gone (404), changed (412) or newer (409) is done, and
 // replication brings the rest in step.
 func (e *Expirer) expire(ctx context.Context, at int64, obj [3]string) error {
-	part, nodes := e.cfg.ObjectRing.GetNodes(obj[0], obj[1], obj[2])
+	pol, err := e.containerPolicy(ctx, obj[0], obj[1])
+	if err != nil {
+		return fmt.Errorf("delete %s/%s/%s: %w", obj[0], obj[1], obj[2], err)
+	}
+	objRing := e.cfg.ObjectRing
+	if pol != 0 {
+		if objRing = e.cfg.PolicyRings[pol]; objRing == nil {
+			return fmt.Errorf("delete %s/%s/%s: container in storage policy %d, which this node has no ring for", obj[0], obj[1], obj[2], pol)
+		}
+	}
+	part, nodes := objRing.GetNodes(obj[0], obj[1], obj[2])
 	cpart, cnodes := e.cfg.ContainerRing.GetNodes(obj[0], obj[1], "")
 	ts := strconv.FormatInt(at, 10) + ".00000"
 	done := 0
@@ -178,7 +191,7 @@ func (e *Expirer) expire(ctx context.Context, at int64, obj [3]string) error {
 		h := http.Header{}
 		h.Set("X-Timestamp", ts)
 		h.Set("X-If-Delete-At", strconv.FormatInt(at, 10))
-		h.Set("X-Backend-Storage-Policy-Index", "0")
+		h.Set("X-Backend-Storage-Policy-Index", strconv.Itoa(pol))
 		if len(cnodes) > 0 {
 			c := cnodes[i%len(cnodes)]
 			h.Set("X-Container-Host", c.Host())
@@ -201,6 +214,32 @@ func (e *Expirer) expire(ctx context.Context, at int64, obj [3]string) error {
 	return fmt.Errorf("delete %s/%s/%s: %w", obj[0], obj[1], obj[2], errors.Join(errs...))
 }
 
+// containerPolicy is the storage policy of a container, from the first of
+// its replicas that answers a HEAD (as Swift's expirer learns it through
+// its internal proxy). A container that is gone is policy 0: its objects
+// are gone too, and a DELETE there answers 404, which is done.
+func (e *Expirer) containerPolicy(ctx context.Context, account, container string) (int, error) {
+	if len(e.cfg.PolicyRings) == 0 {
+		return 0, nil
+	}
+	part, nodes := e.cfg.ContainerRing.GetNodes(account, container, "")
+	var errs []error
+	for _, n := range nodes {
+		status, h, err := e.sendHeaders(ctx, http.MethodHead, n, part, []string{account, container}, http.Header{})
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+		case status/100 == 2 || status == http.StatusNotFound:
+			// A deleted container's 404 still names its policy.
+			idx, _ := strconv.Atoi(h.Get("X-Backend-Storage-Policy-Index"))
+			return idx, nil
+		default:
+			errs = append(errs, fmt.Errorf("%s: status %d", n.String(), status))
+		}
+	}
+	return 0, fmt.Errorf("storage policy of container %s/%s: %w", account, container, errors.Join(errs...))
+}
+
 // dequeue deletes a queue row on every replica of its container.
 func (e *Expirer) dequeue(ctx context.Context, cont, row string) error {
 	part, nodes := e.cfg.ContainerRing.GetNodes(Account, cont, "")
@@ -220,19 +259,25 @@ func (e *Expirer) dequeue(ctx context.Context, cont, row string) error {
 }
 
 func (e *Expirer) send(ctx context.Context, method string, n ring.Device, part int, names []string, h http.Header) (int, error) {
+	status, _, err := e.sendHeaders(ctx, method, n, part, names, h)
+	return status, err
+}
+
+// sendHeaders is send, returning the answer's headers too.
+func (e *Expirer) sendHeaders(ctx context.Context, method string, n ring.Device, part int, names []string, h http.Header) (int, http.Header, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
 	defer cancel()
 	p := "/" + n.Name + "/" + strconv.Itoa(part) + "/" + strings.Join(names, "/")
 	req, err := http.NewRequestWithContext(ctx, method, (&url.URL{Scheme: "http", Host: n.Host(), Path: p}).String(), http.NoBody)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	req.Header = h
 	resp, err := e.cfg.Client.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("%s %s: %w", method, n.String(), err)
+		return 0, nil, fmt.Errorf("%s %s: %w", method, n.String(), err)
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	return resp.StatusCode, nil
+	return resp.StatusCode, resp.Header, nil
 }

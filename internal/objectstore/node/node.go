@@ -23,6 +23,7 @@ import (
 
 	"github.com/nimbus-cloud/nimbus/internal/objectstore/containersync"
 	"github.com/nimbus-cloud/nimbus/internal/objectstore/expirer"
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/policy"
 	"github.com/nimbus-cloud/nimbus/internal/objectstore/replicator"
 	"github.com/nimbus-cloud/nimbus/internal/objectstore/ring"
 	"github.com/nimbus-cloud/nimbus/internal/objectstore/server"
@@ -44,6 +45,9 @@ type Config struct {
 	RingDir string
 	// HashPathPrefix and HashPathSuffix are the cluster secret.
 	HashPathPrefix, HashPathSuffix string
+	// Policies are the cluster's storage policies; policy N's object
+	// ring is object-N.ring.gz in RingDir. Nil is Swift's lone Policy-0.
+	Policies *policy.Policies
 	// Bind is the address the servers listen on; IP is this node's
 	// address in the rings (Bind when empty).
 	Bind, IP string
@@ -72,7 +76,10 @@ type Node struct {
 	Containers *server.ContainerServer
 	Accounts   *server.AccountServer
 	// Replicators and the expirer, for one-pass runs (tests, tooling).
-	ObjectReplicator    *replicator.Objects
+	ObjectReplicator *replicator.Objects // policy 0's
+	// PolicyReplicators replicate every policy's objects, by index
+	// (ObjectReplicator is PolicyReplicators[0]).
+	PolicyReplicators   map[int]*replicator.Objects
 	ContainerReplicator *replicator.Databases
 	AccountReplicator   *replicator.Databases
 	Expirer             *expirer.Expirer
@@ -162,6 +169,9 @@ func Start(cfg Config, ls *Listeners) (_ *Node, err error) {
 	if cfg.IP == "" {
 		cfg.IP = cfg.Bind
 	}
+	if cfg.Policies == nil {
+		cfg.Policies = policy.Legacy()
+	}
 	log := cfg.Logger.With("service", "storage")
 	defer func() {
 		if err != nil {
@@ -172,7 +182,7 @@ func Start(cfg Config, ls *Listeners) (_ *Node, err error) {
 	// the process (see localServers).
 	local := &localServers{}
 	scfg := server.Config{DevicesRoot: cfg.DevicesRoot, MountCheck: cfg.MountCheck, HashPathPrefix: cfg.HashPathPrefix,
-		HashPathSuffix: cfg.HashPathSuffix, UpdaterInterval: cfg.UpdaterInterval, AuditorInterval: cfg.AuditorInterval, Logger: log,
+		HashPathSuffix: cfg.HashPathSuffix, Policies: cfg.Policies, UpdaterInterval: cfg.UpdaterInterval, AuditorInterval: cfg.AuditorInterval, Logger: log,
 		Client: &http.Client{Transport: &localTransport{servers: local, next: server.NewClient().Transport}}}
 	entries, err := os.ReadDir(cfg.DevicesRoot)
 	if err != nil {
@@ -192,6 +202,20 @@ func Start(cfg Config, ls *Listeners) (_ *Node, err error) {
 			return nil, fmt.Errorf("storage node: %w", err)
 		}
 	}
+	// Every policy but 0 has its own object ring beside policy 0's.
+	policyRings := map[int]*ring.Ring{}
+	allRings := rings[:]
+	for _, pol := range cfg.Policies.All() {
+		if pol.Index == 0 {
+			continue
+		}
+		r, err := ring.Load(filepath.Join(cfg.RingDir, policy.RingFile(pol.Index)), hp)
+		if err != nil {
+			return nil, fmt.Errorf("storage node: storage policy %d (%s): %w", pol.Index, pol.Name, err)
+		}
+		policyRings[pol.Index] = r
+		allRings = append(allRings, r)
+	}
 	op, cp, ap := ls.Ports()
 	host := func(p int) string { return net.JoinHostPort(cfg.IP, strconv.Itoa(p)) }
 	n := &Node{cfg: cfg, ObjectHost: host(op), ContainerHost: host(cp), AccountHost: host(ap), local: local}
@@ -208,18 +232,34 @@ func Start(cfg Config, ls *Listeners) (_ *Node, err error) {
 	rc := func(r *ring.Ring, local string) replicator.Config {
 		return replicator.Config{DevicesRoot: cfg.DevicesRoot, Ring: r, LocalHost: local, Interval: cfg.ReplicationInterval, Logger: log}
 	}
-	if n.ObjectReplicator, err = replicator.NewObjects(rc(rings[0], n.ObjectHost)); err == nil {
+	// One object replicator per policy, each walking its objects-N dirs
+	// with its ring, as Swift's replicator does.
+	n.PolicyReplicators = map[int]*replicator.Objects{}
+	for _, pol := range cfg.Policies.All() {
+		if err != nil {
+			break
+		}
+		r := rings[0]
+		if pol.Index != 0 {
+			r = policyRings[pol.Index]
+		}
+		c := rc(r, n.ObjectHost)
+		c.Policy = pol.Index
+		n.PolicyReplicators[pol.Index], err = replicator.NewObjects(c)
+	}
+	n.ObjectReplicator = n.PolicyReplicators[0]
+	if err == nil {
 		if n.ContainerReplicator, err = replicator.NewDatabases(server.KindContainer, rc(rings[1], n.ContainerHost)); err == nil {
 			n.AccountReplicator, err = replicator.NewDatabases(server.KindAccount, rc(rings[2], n.AccountHost))
 		}
 	}
 	if err == nil {
 		n.Expirer, err = expirer.New(expirer.Config{DevicesRoot: cfg.DevicesRoot, ContainerRing: rings[1], ObjectRing: rings[0],
-			LocalHost: n.ContainerHost, Interval: cfg.ExpirerInterval, Logger: log})
+			PolicyRings: policyRings, LocalHost: n.ContainerHost, Interval: cfg.ExpirerInterval, Logger: log})
 	}
 	if err == nil {
 		n.ContainerSync, err = containersync.New(containersync.Config{DevicesRoot: cfg.DevicesRoot, ContainerRing: rings[1],
-			ObjectRing: rings[0], LocalHost: n.ContainerHost, Realms: cfg.SyncRealms, AllowedSyncHosts: cfg.AllowedSyncHosts,
+			ObjectRing: rings[0], PolicyRings: policyRings, LocalHost: n.ContainerHost, Realms: cfg.SyncRealms, AllowedSyncHosts: cfg.AllowedSyncHosts,
 			Interval: cfg.ContainerSyncInterval, Logger: log})
 	}
 	if err != nil {
@@ -235,11 +275,15 @@ func Start(cfg Config, ls *Listeners) (_ *Node, err error) {
 	n.serve(ls.Account, n.Accounts, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
-	for _, run := range []func(context.Context){
+	runs := []func(context.Context){
 		n.Objects.RunUpdater, n.Objects.RunAuditor, n.Containers.RunUpdater,
-		n.ObjectReplicator.Run, n.ContainerReplicator.Run, n.AccountReplicator.Run, n.Expirer.Run, n.ContainerSync.Run,
-		func(ctx context.Context) { reloadRings(ctx, rings[:], log) },
-	} {
+		n.ContainerReplicator.Run, n.AccountReplicator.Run, n.Expirer.Run, n.ContainerSync.Run,
+		func(ctx context.Context) { reloadRings(ctx, allRings, log) },
+	}
+	for _, r := range n.PolicyReplicators {
+		runs = append(runs, r.Run)
+	}
+	for _, run := range runs {
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/policy"
 	"github.com/nimbus-cloud/nimbus/internal/objectstore/ring"
 )
 
@@ -21,27 +23,46 @@ type LocalRings struct {
 	Devices []string
 	// PartPower and Replicas size the rings.
 	PartPower, Replicas int
+	// Policies get one object ring each (object.ring.gz for 0,
+	// object-N.ring.gz for N), with the policy's replica count when it
+	// sets one. Empty: policy 0 only.
+	Policies []policy.Policy
 }
 
-// EnsureLocalRings builds the account, container and object rings of a
-// one-machine cluster with the ring builder, unless they exist. It is
-// what `nimbus up` does on first start; later starts keep the rings (and
-// so the placement of everything stored).
+// EnsureLocalRings builds the account, container and per-policy object
+// rings of a one-machine cluster with the ring builder, unless they exist.
+// It is what `nimbus up` does on first start; later starts keep the rings
+// (and so the placement of everything stored), and build only the rings
+// of policies added since, so an upgraded cloud gains policy 1's ring
+// while policy 0's data stays where it is.
 func EnsureLocalRings(lr LocalRings) error {
 	if err := os.MkdirAll(lr.Dir, 0o750); err != nil {
 		return fmt.Errorf("ring dir: %w", err)
 	}
-	for _, k := range []struct {
-		name string
-		port int
-	}{{"object", lr.ObjectPort}, {"container", lr.ContainerPort}, {"account", lr.AccountPort}} {
+	type ringSpec struct {
+		name           string
+		port, replicas int
+	}
+	specs := []ringSpec{{"container", lr.ContainerPort, lr.Replicas}, {"account", lr.AccountPort, lr.Replicas}}
+	pols := lr.Policies
+	if len(pols) == 0 {
+		pols = []policy.Policy{{Index: 0}}
+	}
+	for _, p := range pols {
+		replicas := lr.Replicas
+		if p.Replicas > 0 {
+			replicas = p.Replicas
+		}
+		specs = append(specs, ringSpec{strings.TrimSuffix(policy.RingFile(p.Index), ".ring.gz"), lr.ObjectPort, replicas})
+	}
+	for _, k := range specs {
 		ringPath := filepath.Join(lr.Dir, k.name+".ring.gz")
 		if _, err := os.Stat(ringPath); err == nil {
 			continue
 		} else if !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("%s ring: %w", k.name, err)
 		}
-		b, err := ring.NewBuilder(lr.PartPower, lr.Replicas, 1)
+		b, err := ring.NewBuilder(lr.PartPower, k.replicas, 1)
 		if err != nil {
 			return fmt.Errorf("%s ring: %w", k.name, err)
 		}

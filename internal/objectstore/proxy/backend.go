@@ -25,12 +25,17 @@ func backendURL(node ring.Device, part int, names, rawQuery string) string {
 // send makes one request to a storage server and records how it went
 // for error limiting: connection failures, timeouts and 5xx count against
 // the node; 507 (its disk is unmounted or full) suppresses it at once.
-func (p *Proxy) send(ctx context.Context, method string, node ring.Device, part int, names, rawQuery string, h http.Header, body io.Reader, length int64) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, backendURL(node, part, names, rawQuery), body)
+func (p *Proxy) send(ctx context.Context, method string, node ring.Device, pl placement, names, rawQuery string, h http.Header, body io.Reader, length int64) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, backendURL(node, pl.part, names, rawQuery), body)
 	if err != nil {
 		return nil, fmt.Errorf("build %s to %s: %w", method, node, err)
 	}
 	req.Header = h.Clone()
+	if pl.policy != "" {
+		// Object servers keep each policy's objects apart; the index
+		// travels with every object request, as in Swift.
+		req.Header.Set("X-Backend-Storage-Policy-Index", pl.policy)
+	}
 	req.ContentLength = length
 	if body == nil {
 		req.ContentLength = 0
@@ -77,7 +82,7 @@ func discard(resp *http.Response) {
 func (p *Proxy) read(ctx context.Context, pl placement, method, names, rawQuery string, h http.Header) (*http.Response, error) {
 	notFound, primary404 := 0, 0
 	for node := range p.nodes(pl) {
-		resp, err := p.send(ctx, method, node, pl.part, names, rawQuery, h, nil, 0)
+		resp, err := p.send(ctx, method, node, pl, names, rawQuery, h, nil, 0)
 		if err != nil || !usable(resp) {
 			discard(resp)
 			continue
@@ -115,7 +120,7 @@ func (p *Proxy) readNewest(ctx context.Context, pl placement, method, names, raw
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			resp, err := p.send(ctx, method, node, pl.part, names, rawQuery, h, nil, 0)
+			resp, err := p.send(ctx, method, node, pl, names, rawQuery, h, nil, 0)
 			if err == nil && usable(resp) {
 				resps[i] = resp
 				return
@@ -195,7 +200,7 @@ func (p *Proxy) writeBody(ctx context.Context, pl placement, method, names strin
 				if len(body) > 0 {
 					rd = bytes.NewReader(body)
 				}
-				resp, err := p.send(ctx, method, cur, pl.part, names, "", h, rd, int64(len(body)))
+				resp, err := p.send(ctx, method, cur, pl, names, "", h, rd, int64(len(body)))
 				if err == nil && usable(resp) {
 					out[slot] = answer{status: resp.StatusCode, header: resp.Header}
 					discard(resp)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/nimbus-cloud/nimbus/internal/api"
 	"github.com/nimbus-cloud/nimbus/internal/api/apitest"
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/policy"
 	"github.com/nimbus-cloud/nimbus/internal/objectstore/ring"
 	"github.com/nimbus-cloud/nimbus/internal/objectstore/server"
 )
@@ -124,7 +125,11 @@ func counting(h http.Handler, hits *atomic.Int64) http.Handler {
 	})
 }
 
-func startNode(t *testing.T) *storageNode {
+func startNode(t *testing.T) *storageNode { return startPolicyNode(t, nil) }
+
+// startPolicyNode is startNode with the storage policies pols (nil: the
+// lone Policy-0).
+func startPolicyNode(t *testing.T, pols *policy.Policies) *storageNode {
 	t.Helper()
 	n := &storageNode{root: t.TempDir()}
 	for _, d := range devices {
@@ -134,7 +139,7 @@ func startNode(t *testing.T) *storageNode {
 	}
 	cfg := server.Config{
 		DevicesRoot: n.root, HashPathPrefix: "pre", HashPathSuffix: "suf",
-		UpdateTimeout: time.Second, Logger: quietLogger(),
+		UpdateTimeout: time.Second, Logger: quietLogger(), Policies: pols,
 	}
 	objs, err := server.NewObjectServer(cfg)
 	if err != nil {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/policy"
 	"log/slog"
 	"net"
 	"net/http"
@@ -73,6 +74,10 @@ type Config struct {
 	// `nimbus ring rebalance` (account.ring.gz, ...). They are re-read when
 	// they change on disk, every RingCheckInterval.
 	AccountRing, ContainerRing, ObjectRing string
+	// Policies are the cluster's storage policies, the same as the storage
+	// nodes'. Policy N's object ring is object-N.ring.gz in ObjectRing's
+	// directory. Nil is Swift's lone Policy-0.
+	Policies *policy.Policies
 	// HashPathPrefix and HashPathSuffix are the cluster secret the storage
 	// servers use too (swift.conf's swift_hash_path_prefix/suffix).
 	HashPathPrefix, HashPathSuffix string
@@ -162,6 +167,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Tokens == nil {
 		return c, errors.New("object proxy config: a token validator is required")
+	}
+	if c.Policies == nil {
+		c.Policies = policy.Legacy()
 	}
 	if c.RingCheckInterval <= 0 {
 		c.RingCheckInterval = 15 * time.Second

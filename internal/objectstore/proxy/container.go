@@ -3,9 +3,8 @@ package proxy
 import (
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
-
-	"github.com/nimbus-cloud/nimbus/internal/objectstore/swiftfmt"
 )
 
 func (p *Proxy) containerRequest(q *request) error {
@@ -34,8 +33,8 @@ func (p *Proxy) containerGet(q *request) error {
 	p.showVersions(resp.Header, q.w.Header())
 	// Swift's proxy names the container's policy; clients (Tempest,
 	// python-swiftclient's stat) expect the header on every HEAD and GET.
-	if name := swiftfmt.PolicyName(resp.Header.Get("X-Backend-Storage-Policy-Index")); name != "" {
-		q.w.Header().Set("X-Storage-Policy", name)
+	if pol, err := p.cfg.Policies.FromHeader(resp.Header.Get("X-Backend-Storage-Policy-Index")); err == nil {
+		q.w.Header().Set("X-Storage-Policy", pol.Name)
 	}
 	if err := p.symlinkListing(q, resp); err != nil {
 		return err
@@ -74,9 +73,12 @@ func (p *Proxy) containerWrite(q *request) error {
 	if err := p.checkSyncTo(q); err != nil {
 		return err
 	}
-	if v := q.r.Header.Get("X-Storage-Policy"); v != "" && method == http.MethodPut && !strings.EqualFold(v, swiftfmt.DefaultPolicyName) {
-		// Policy 0 is the only one; Swift refuses a name it does not know.
-		return errText(http.StatusBadRequest, fmt.Sprintf("Invalid X-Storage-Policy %q", v))
+	var policyHeader [2]string
+	if method == http.MethodPut {
+		var err error
+		if policyHeader, err = p.putPolicy(q.r.Header.Get("X-Storage-Policy")); err != nil {
+			return err
+		}
 	}
 	if method == http.MethodPut {
 		ai, err := p.accountInfo(q, q.account)
@@ -93,6 +95,9 @@ func (p *Proxy) containerWrite(q *request) error {
 		}
 	}
 	base := p.backendHeaders(q, p.clock.now())
+	if policyHeader[0] != "" {
+		base.Set(policyHeader[0], policyHeader[1])
+	}
 	if method != http.MethodDelete {
 		metaHeaders(base, q.r.Header, "Container")
 		copyHeaders(base, q.r.Header, isContainerHeader)
@@ -125,6 +130,27 @@ func (p *Proxy) containerWrite(q *request) error {
 	p.infos.drop(q.account)
 	writeStatus(q, status, hdr)
 	return nil
+}
+
+// putPolicy is the backend header a container PUT carries for the
+// storage policy named in X-Storage-Policy (name or alias, any case):
+// X-Backend-Storage-Policy-Index, which the container servers refuse with
+// 409 for an existing container in another policy. Without a name it is
+// X-Backend-Storage-Policy-Default, which applies only if the container
+// is new, so a PUT that just updates metadata keeps the policy. Unknown
+// and deprecated names are 400, with Swift's messages.
+func (p *Proxy) putPolicy(name string) ([2]string, error) {
+	if name == "" {
+		return [2]string{"X-Backend-Storage-Policy-Default", strconv.Itoa(p.cfg.Policies.Default().Index)}, nil
+	}
+	pol, ok := p.cfg.Policies.ByName(name)
+	if !ok {
+		return [2]string{}, errText(http.StatusBadRequest, fmt.Sprintf("Invalid X-Storage-Policy '%s'", name))
+	}
+	if pol.Deprecated {
+		return [2]string{}, errText(http.StatusBadRequest, fmt.Sprintf("Storage Policy '%s' is deprecated", pol.Name))
+	}
+	return [2]string{"X-Backend-Storage-Policy-Index", strconv.Itoa(pol.Index)}, nil
 }
 
 // checkWriteACL refuses referrer elements in X-Container-Write, which

@@ -47,6 +47,19 @@
 //     writes through this proxy drop their entries.
 //   - Ring files are re-read when they change, every RingCheckInterval.
 //
+// # Storage policies
+//
+// Config.Policies are Swift's storage policies; each has its own object
+// ring (object-N.ring.gz beside ObjectRing). A container PUT binds the
+// container to the policy named in X-Storage-Policy (name or alias, any
+// case; 400 for an unknown or deprecated one) by sending
+// X-Backend-Storage-Policy-Index, which the container servers refuse with
+// 409 for an existing container in another policy; without a name it
+// sends X-Backend-Storage-Policy-Default, which only a new container
+// takes. Object requests are placed with the ring of their container's
+// policy (from the cached container info) and carry its index to the
+// object servers. /info lists the policies that are not deprecated.
+//
 // # Auth
 //
 // Tokens are validated with the identity service's api.TokenValidator.
@@ -75,7 +88,7 @@
 //
 // Container listings showing an SLO's total size (the object server would
 // need to honour Swift's container update overrides), temp URL IP ranges,
-// storage policies other than 0, resuming a GET on another node when one
+// erasure-coded policies, resuming a GET on another node when one
 // fails mid-body, and container sync (X-Container-Sync-To is refused with
 // 400, and /info does not list container_sync) are left for later.
 package proxy

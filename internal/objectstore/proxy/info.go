@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-
-	"github.com/nimbus-cloud/nimbus/internal/objectstore/swiftfmt"
 )
 
 // Version is the Swift API version the proxy reports in /info; clients
@@ -38,7 +36,7 @@ func (p *Proxy) info(q *request) error {
 		"allow_account_management":  p.cfg.AllowAccountManagement,
 		"strict_cors_mode":          true,
 		"valid_api_versions":        []string{"v1", "v1.0"},
-		"policies":                  []map[string]any{{"name": swiftfmt.DefaultPolicyName, "aliases": swiftfmt.DefaultPolicyName, "default": true}},
+		"policies":                  p.cfg.Policies.Info(),
 	}
 	sections := p.cfg.Middlewares.info()
 	sections["swift"] = swift

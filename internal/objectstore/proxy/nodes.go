@@ -76,11 +76,13 @@ func (l *errorLimiter) limited(d ring.Device) bool {
 	return e.count > l.limit
 }
 
-// placement is where a name lives: its ring, partition and primaries.
+// placement is where a name lives: its ring, partition and primaries,
+// and for objects the storage policy whose ring that is.
 type placement struct {
 	ring      *ring.Ring
 	part      int
 	primaries []ring.Device
+	policy    string // X-Backend-Storage-Policy-Index; "" for accounts and containers
 }
 
 func place(r *ring.Ring, account, container, object string) placement {

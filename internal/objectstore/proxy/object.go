@@ -53,7 +53,10 @@ func isReadHeader(k string) bool {
 func (p *Proxy) objectGet(q *request) error {
 	h := p.backendHeaders(q, "")
 	copyHeaders(h, q.r.Header, isReadHeader)
-	pl := place(p.rings.object, q.account, q.container, q.object)
+	pl, err := p.objectPlace(q, q.account, q.container, q.object)
+	if err != nil {
+		return err
+	}
 	resp, err := p.readAny(q, pl, q.names(), "", h)
 	if err != nil {
 		return err
@@ -120,7 +123,10 @@ func (p *Proxy) objectWriteSlots(q *request, base http.Header, names [3]string) 
 	if !ci.exists {
 		return nil, placement{}, errStatus(http.StatusNotFound)
 	}
-	pl := place(p.rings.object, names[0], names[1], names[2])
+	pl, err := p.objectPlace(q, names[0], names[1], names[2])
+	if err != nil {
+		return nil, placement{}, err
+	}
 	slots := slotHeaders(base, len(pl.primaries))
 	spreadUpdates(slots, "X-Container", place(p.rings.container, names[0], names[1], ""))
 	if at := base.Get("X-Delete-At"); at != "" {

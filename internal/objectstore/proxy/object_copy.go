@@ -102,7 +102,11 @@ func (p *Proxy) openSource(q *request, src [3]string, rng string) (*http.Respons
 	if rng != "" {
 		h.Set("Range", rng)
 	}
-	resp, err := p.readNewest(q.ctx(), place(p.rings.object, src[0], src[1], src[2]), http.MethodGet, srcNames, "", h)
+	pl, err := p.objectPlace(q, src[0], src[1], src[2])
+	if err != nil {
+		return nil, err
+	}
+	resp, err := p.readNewest(q.ctx(), pl, http.MethodGet, srcNames, "", h)
 	if err != nil {
 		return nil, err
 	}

@@ -133,7 +133,7 @@ var errPutFinished = errors.New("object put finished")
 // body: the object server checks the request (timestamps, If-None-Match,
 // space) before it reads, so a node that refuses is replaced before any
 // byte is sent.
-func (p *Proxy) startPut(ctx context.Context, node ring.Device, part int, names string, h http.Header, length int64) *putter {
+func (p *Proxy) startPut(ctx context.Context, node ring.Device, pl placement, names string, h http.Header, length int64) *putter {
 	pr, pw := io.Pipe()
 	ctx, cancel := context.WithCancel(ctx)
 	pt := &putter{node: node, pw: pw, cancel: cancel, ready: make(chan struct{}), done: make(chan struct{})}
@@ -144,7 +144,7 @@ func (p *Proxy) startPut(ctx context.Context, node ring.Device, part int, names 
 	go func() {
 		defer close(pt.done)
 		defer cancel()
-		resp, err := p.send(httptrace.WithClientTrace(ctx, trace), http.MethodPut, node, part, names, "", hh, pr, length)
+		resp, err := p.send(httptrace.WithClientTrace(ctx, trace), http.MethodPut, node, pl, names, "", hh, pr, length)
 		pr.CloseWithError(errPutFinished)
 		if err != nil {
 			pt.err = err
@@ -167,7 +167,7 @@ func (p *Proxy) connect(ctx context.Context, pl placement, slot int, hand *hando
 				return nil, answer{}
 			}
 		}
-		pt := p.startPut(ctx, node, pl.part, names, h, length)
+		pt := p.startPut(ctx, node, pl, names, h, length)
 		timer := time.NewTimer(p.cfg.NodeTimeout)
 		select {
 		case <-pt.ready:

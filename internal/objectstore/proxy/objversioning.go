@@ -159,6 +159,26 @@ func (p *Proxy) ovContainerRequest(q *request) (bool, error) {
 	return false, nil
 }
 
+// versionsPolicy is the storage policy header of a new versions
+// container: its container's policy (400 if that is deprecated), else
+// the policy a PUT names, else the default, as Swift's object_versioning.
+func (p *Proxy) versionsPolicy(q *request, ci info) ([2]string, error) {
+	if !ci.exists {
+		if q.r.Method == http.MethodPut {
+			return p.putPolicy(q.r.Header.Get("X-Storage-Policy"))
+		}
+		return p.putPolicy("")
+	}
+	pol, err := p.cfg.Policies.FromHeader(ci.header.Get("X-Backend-Storage-Policy-Index"))
+	if err != nil {
+		return [2]string{}, errStatus(http.StatusServiceUnavailable)
+	}
+	if pol.Deprecated {
+		return [2]string{}, errText(http.StatusBadRequest, "Cannot enable object versioning on a container that uses a deprecated storage policy.")
+	}
+	return [2]string{"X-Backend-Storage-Policy-Index", strconv.Itoa(pol.Index)}, nil
+}
+
 // ovContainerHeaders turns X-Versions-Enabled on a container PUT or POST
 // into system metadata, creating the versions container the first time
 // versioning is enabled. Legacy versioning and container sync exclude it.
@@ -192,7 +212,11 @@ func (p *Proxy) ovContainerHeaders(q *request, base http.Header) error {
 	}
 	base.Set(ovEnabledSysmeta, "True")
 	vc := versionsContainer(q.container)
-	if status := p.reservedContainerWrite(q, http.MethodPut, vc); status/100 != 2 && status != http.StatusConflict {
+	polHdr, err := p.versionsPolicy(q, ci)
+	if err != nil {
+		return err
+	}
+	if status := p.reservedContainerWriteWith(q, http.MethodPut, vc, polHdr); status/100 != 2 && status != http.StatusConflict {
 		return errText(http.StatusInternalServerError, "Error enabling object versioning")
 	}
 	base.Set(ovContainerSysmeta, swiftQuote(vc))
@@ -202,7 +226,16 @@ func (p *Proxy) ovContainerHeaders(q *request, base http.Header) error {
 // reservedContainerWrite creates (PUT) or deletes a container of the
 // reserved namespace in q's account and returns the cluster's status.
 func (p *Proxy) reservedContainerWrite(q *request, method, container string) int {
+	return p.reservedContainerWriteWith(q, method, container, [2]string{})
+}
+
+// reservedContainerWriteWith is reservedContainerWrite with one more
+// backend header (a storage policy), if set.
+func (p *Proxy) reservedContainerWriteWith(q *request, method, container string, extra [2]string) int {
 	base := p.backendHeaders(q, p.clock.now())
+	if extra[0] != "" {
+		base.Set(extra[0], extra[1])
+	}
 	pl := place(p.rings.container, q.account, container, "")
 	slots := slotHeaders(base, len(pl.primaries))
 	spreadUpdates(slots, "X-Account", place(p.rings.account, q.account, "", ""))
@@ -363,7 +396,11 @@ func (p *Proxy) showVersionOfLink(q *request, st ovState) {
 func (p *Proxy) headLink(q *request, names [3]string) (*http.Response, error) {
 	h := p.backendHeaders(q, "")
 	h.Set(allowReservedHeader, "true")
-	resp, err := p.readNewest(q.ctx(), place(p.rings.object, names[0], names[1], names[2]), http.MethodHead, "/"+names[0]+"/"+names[1]+"/"+names[2], "", h)
+	pl, err := p.objectPlace(q, names[0], names[1], names[2])
+	if err != nil {
+		return nil, err
+	}
+	resp, err := p.readNewest(q.ctx(), pl, http.MethodHead, "/"+names[0]+"/"+names[1]+"/"+names[2], "", h)
 	if errorStatus(err) == http.StatusNotFound {
 		return nil, nil
 	}

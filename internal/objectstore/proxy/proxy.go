@@ -261,7 +261,6 @@ func (p *Proxy) backendHeaders(q *request, timestamp string) http.Header {
 	if timestamp != "" {
 		h.Set("X-Timestamp", timestamp)
 	}
-	h.Set("X-Backend-Storage-Policy-Index", "0")
 	h.Set("User-Agent", "proxy-server "+q.transID)
 	return h
 }

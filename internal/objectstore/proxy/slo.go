@@ -712,7 +712,11 @@ func (p *Proxy) sloDelete(q *request) error {
 			self.errStatus, self.errText = http.StatusUnauthorized, "401 Unauthorized"
 			return &self
 		}
-		resp, err := p.readNewest(q.ctx(), place(p.rings.object, q.account, cont, obj), http.MethodGet, "/"+q.account+"/"+cont+"/"+obj, "", p.backendHeaders(q, ""))
+		var resp *http.Response
+		pl, err := p.objectPlace(q, q.account, cont, obj)
+		if err == nil {
+			resp, err = p.readNewest(q.ctx(), pl, http.MethodGet, "/"+q.account+"/"+cont+"/"+obj, "", p.backendHeaders(q, ""))
+		}
 		switch {
 		case err != nil && errorStatus(err) == http.StatusNotFound:
 			self.errStatus, self.errText = http.StatusNotFound, "SLO manifest not found"

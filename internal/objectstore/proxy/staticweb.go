@@ -103,7 +103,11 @@ func (p *Proxy) probe(q *request, obj string) int { return p.probeObject(q, obj,
 // probeObject is probe, answering 404 for a directory marker: an object
 // of at most one byte whose content type is dirType (if set).
 func (p *Proxy) probeObject(q *request, obj, dirType string) int {
-	resp, err := p.read(q.ctx(), place(p.rings.object, q.account, q.container, obj), http.MethodHead, "/"+q.account+"/"+q.container+"/"+obj, "", p.backendHeaders(q, ""))
+	pl, err := p.objectPlace(q, q.account, q.container, obj)
+	if err != nil {
+		return errorStatus(err)
+	}
+	resp, err := p.read(q.ctx(), pl, http.MethodHead, "/"+q.account+"/"+q.container+"/"+obj, "", p.backendHeaders(q, ""))
 	if err != nil {
 		return errorStatus(err)
 	}
@@ -127,7 +131,11 @@ func (p *Proxy) serveAllowed(q *request) error {
 // webError serves the <status><suffix> page with status.
 func (p *Proxy) webError(q *request, status int, suffix string) error {
 	name := fmt.Sprintf("%d%s", status, suffix)
-	resp, err := p.read(q.ctx(), place(p.rings.object, q.account, q.container, name), http.MethodGet, "/"+q.account+"/"+q.container+"/"+name, "", p.backendHeaders(q, ""))
+	pl, err := p.objectPlace(q, q.account, q.container, name)
+	if err != nil {
+		return err
+	}
+	resp, err := p.read(q.ctx(), pl, http.MethodGet, "/"+q.account+"/"+q.container+"/"+name, "", p.backendHeaders(q, ""))
 	if err != nil || resp.StatusCode != http.StatusOK {
 		discard(resp)
 		return errStatus(status)

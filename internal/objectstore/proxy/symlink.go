@@ -204,8 +204,11 @@ func linkAccount(vs []string) (string, error) {
 func (p *Proxy) checkStaticTarget(q *request, target [3]string, etag string) error {
 	walk := &symlinkWalk{etag: etag, lastPath: targetPath(target[0], swiftQuote(target[1]+"/"+target[2]))}
 	resp, err := p.walkLinks(q, target, http.MethodHead, walk, true, func(names [3]string) (*http.Response, error) {
-		h := p.backendHeaders(q, "")
-		return p.readNewest(q.ctx(), place(p.rings.object, names[0], names[1], names[2]), http.MethodHead, "/"+names[0]+"/"+names[1]+"/"+names[2], "", h)
+		pl, err := p.objectPlace(q, names[0], names[1], names[2])
+		if err != nil {
+			return nil, err
+		}
+		return p.readNewest(q.ctx(), pl, http.MethodHead, "/"+names[0]+"/"+names[1]+"/"+names[2], "", p.backendHeaders(q, ""))
 	})
 	var se *swiftError
 	if errors.As(err, &se) && se.status == http.StatusNotFound {
@@ -281,7 +284,11 @@ func (p *Proxy) walkLinks(q *request, names [3]string, method string, walk *syml
 // object middlewares read theirs through the symlink middleware.
 func (p *Proxy) readLinked(q *request, names [3]string, method string, h http.Header) (*http.Response, error) {
 	return p.walkLinks(q, names, method, &symlinkWalk{}, false, func(n [3]string) (*http.Response, error) {
-		return p.read(q.ctx(), place(p.rings.object, n[0], n[1], n[2]), method, "/"+n[0]+"/"+n[1]+"/"+n[2], "", h)
+		pl, err := p.objectPlace(q, n[0], n[1], n[2])
+		if err != nil {
+			return nil, err
+		}
+		return p.read(q.ctx(), pl, method, "/"+n[0]+"/"+n[1]+"/"+n[2], "", h)
 	})
 }
 
@@ -408,7 +415,11 @@ func (p *Proxy) symlinkPost(q *request, status int) error {
 		return nil
 	}
 	h := p.backendHeaders(q, "")
-	resp, err := p.readNewest(q.ctx(), place(p.rings.object, q.account, q.container, q.object), http.MethodHead, q.names(), "", h)
+	pl, err := p.objectPlace(q, q.account, q.container, q.object)
+	if err != nil {
+		return fmt.Errorf("check POST target for a symlink: %w", err)
+	}
+	resp, err := p.readNewest(q.ctx(), pl, http.MethodHead, q.names(), "", h)
 	if err != nil {
 		return fmt.Errorf("check POST target for a symlink: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/nimbus-cloud/nimbus/internal/objectstore/ring"
@@ -19,14 +20,16 @@ type Objects struct {
 	cfg Config
 }
 
-// NewObjects returns the object replicator for cfg (the object ring and
-// this node's object server address).
+// NewObjects returns the object replicator for cfg (one storage policy's
+// object ring, the policy's index and this node's object server address).
+// A node runs one per policy, as Swift's replicator walks each policy's
+// objects-N dir with its ring.
 func NewObjects(cfg Config) (*Objects, error) {
 	c, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	c.Logger = c.Logger.With("replicator", "object")
+	c.Logger = c.Logger.With("replicator", "object", "policy", c.Policy)
 	return &Objects{cfg: c}, nil
 }
 
@@ -37,7 +40,7 @@ func (o *Objects) Run(ctx context.Context) { run(ctx, &o.cfg, "object", o.Replic
 func (o *Objects) ReplicateOnce(ctx context.Context) Stats {
 	var st Stats
 	for _, dev := range localDevices(&o.cfg) {
-		parts, err := server.ObjectPartitions(dev.path)
+		parts, err := server.ObjectPartitions(dev.path, o.cfg.Policy)
 		if err != nil {
 			o.cfg.Logger.Error("list partitions", "device", dev.Name, "err", err)
 			continue
@@ -59,7 +62,7 @@ func (o *Objects) ReplicateOnce(ctx context.Context) Stats {
 // partition brings every peer of one partition in step with dev's copy
 // and removes a handoff copy once all primaries have it.
 func (o *Objects) partition(ctx context.Context, dev localDevice, part int, st *Stats) {
-	local, err := server.ObjectSuffixHashes(dev.path, part, o.cfg.ReclaimAge)
+	local, err := server.ObjectSuffixHashes(dev.path, o.cfg.Policy, part, o.cfg.ReclaimAge)
 	if err != nil {
 		o.cfg.Logger.Error("hash partition", "device", dev.Name, "partition", part, "err", err)
 		return
@@ -80,10 +83,10 @@ func (o *Objects) partition(ctx context.Context, dev localDevice, part int, st *
 	}
 	// A write may have landed here while we pushed; keep the partition
 	// for the next pass unless it is unchanged.
-	if now, err := server.ObjectSuffixHashes(dev.path, part, o.cfg.ReclaimAge); err != nil || !maps.Equal(now, local) {
+	if now, err := server.ObjectSuffixHashes(dev.path, o.cfg.Policy, part, o.cfg.ReclaimAge); err != nil || !maps.Equal(now, local) {
 		return
 	}
-	if err := server.RemoveObjectPartition(dev.path, part); err != nil {
+	if err := server.RemoveObjectPartition(dev.path, o.cfg.Policy, part); err != nil {
 		o.cfg.Logger.Error("remove handoff partition", "device", dev.Name, "partition", part, "err", err)
 		return
 	}
@@ -113,7 +116,7 @@ func (o *Objects) push(ctx context.Context, dev localDevice, part int, local map
 	if err := o.getJSON(ctx, peerURL(peer, part, strings.Join(diff, "-")), &remoteFiles); err != nil {
 		return 0, err
 	}
-	localFiles, err := server.ObjectSuffixFiles(dev.path, part, diff)
+	localFiles, err := server.ObjectSuffixFiles(dev.path, o.cfg.Policy, part, diff)
 	if err != nil {
 		return 0, err
 	}
@@ -136,7 +139,7 @@ func (o *Objects) push(ctx context.Context, dev localDevice, part int, local map
 
 // sendFile pushes one file with SYNC.
 func (o *Objects) sendFile(ctx context.Context, dev localDevice, part int, hash, file string, peer ring.Device) error {
-	f, err := server.OpenObjectFile(dev.path, part, hash, file)
+	f, err := server.OpenObjectFile(dev.path, o.cfg.Policy, part, hash, file)
 	if err != nil {
 		return err
 	}
@@ -154,8 +157,15 @@ func (o *Objects) sendFile(ctx context.Context, dev localDevice, part int, hash,
 		req.Body = http.NoBody
 	}
 	req.Header.Set(server.SyncMetadataHeader, base64.StdEncoding.EncodeToString(md))
+	o.setPolicy(req)
 	_, _, err = do(ctx, &o.cfg, req, http.StatusConflict)
 	return err
+}
+
+// setPolicy names the replicator's policy to the peer, which keeps each
+// policy's partitions apart.
+func (o *Objects) setPolicy(req *http.Request) {
+	req.Header.Set("X-Backend-Storage-Policy-Index", strconv.Itoa(o.cfg.Policy))
 }
 
 // getJSON sends REPLICATE to url and decodes the answer into out.
@@ -164,6 +174,7 @@ func (o *Objects) getJSON(ctx context.Context, url string, out any) error {
 	if err != nil {
 		return err
 	}
+	o.setPolicy(req)
 	_, body, err := do(ctx, &o.cfg, req)
 	if err != nil {
 		return err

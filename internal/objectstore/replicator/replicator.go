@@ -38,6 +38,9 @@ type Config struct {
 	DevicesRoot string
 	// Ring places partitions; it may be reloaded underneath.
 	Ring *ring.Ring
+	// Policy is the storage policy an object replicator works on (its
+	// Ring is that policy's); databases ignore it.
+	Policy int
 	// LocalHost is the ip:port the ring gives this node's server for the
 	// ring (object, container or account): ring devices with this address
 	// whose directory exists under DevicesRoot are replicated from here.

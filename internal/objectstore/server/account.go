@@ -4,11 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
-
-	"github.com/nimbus-cloud/nimbus/internal/objectstore/swiftfmt"
 )
 
 // accountSchema is modelled on Swift's account database: one stat row and
@@ -60,28 +59,51 @@ func NewAccountServer(cfg Config) (*AccountServer, error) {
 	}
 	s := &AccountServer{dbServer{base: b, dbs: newDBCache(256), kind: "account", hdr: "X-Account-",
 		schema: accountSchema, statCols: "status, container_count, 0", isMeta: isAccountMeta,
-		statHeaders: accountStatHeaders, rows: containerRows}}
+		rows: containerRows}}
+	s.statHeaders = s.accountStatHeaders
 	s.route(s.put, s.get, s.post, s.delete)
 	s.routes[MethodReplicate] = s.replicate
 	return s, nil
 }
 
 // accountStatHeaders answers HEAD of a deleted account; a live one tells
-// its container count and, once it has containers, its usage per storage
-// policy (X-Account-Storage-Policy-<name>-*), which Swift's account server
-// reports and clients such as Tempest require. Every container is in
-// policy 0, so its usage is the account's.
-func accountStatHeaders(h http.Header, st stat) error {
+// its container count and its usage per storage policy that holds any of
+// its containers (X-Account-Storage-Policy-<name>-Container-Count,
+// -Object-Count, -Bytes-Used), which Swift's account server reports and
+// clients such as Tempest require. The sums come from the container rows,
+// each of which carries its container's policy; a policy this node does
+// not know is left out, as Swift does.
+func (s *AccountServer) accountStatHeaders(ctx context.Context, db *sql.DB, h http.Header, st stat) error {
 	if st.deleted() {
 		h.Set("X-Account-Status", "Deleted")
 		return httpErr(http.StatusNotFound, "")
 	}
 	h.Set("X-Account-Container-Count", strconv.FormatInt(st.containers, 10))
-	if st.containers > 0 {
-		pre := "X-Account-Storage-Policy-" + swiftfmt.DefaultPolicyName + "-"
-		h.Set(pre+"Container-Count", strconv.FormatInt(st.containers, 10))
-		h.Set(pre+"Object-Count", strconv.FormatInt(st.objects, 10))
-		h.Set(pre+"Bytes-Used", strconv.FormatInt(st.bytes, 10))
+	if st.containers == 0 {
+		return nil
+	}
+	rows, err := db.QueryContext(ctx, `SELECT storage_policy_index, COUNT(*), COALESCE(SUM(object_count), 0), COALESCE(SUM(bytes_used), 0)
+		FROM container WHERE deleted = 0 GROUP BY storage_policy_index`)
+	if err != nil {
+		return fmt.Errorf("account usage per policy: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var idx, containers, objects, bytes int64
+		if err := rows.Scan(&idx, &containers, &objects, &bytes); err != nil {
+			return fmt.Errorf("account usage per policy: %w", err)
+		}
+		p, ok := s.cfg.Policies.ByIndex(int(idx))
+		if !ok {
+			continue
+		}
+		pre := "X-Account-Storage-Policy-" + p.Name + "-"
+		h.Set(pre+"Container-Count", strconv.FormatInt(containers, 10))
+		h.Set(pre+"Object-Count", strconv.FormatInt(objects, 10))
+		h.Set(pre+"Bytes-Used", strconv.FormatInt(bytes, 10))
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("account usage per policy: %w", err)
 	}
 	return nil
 }

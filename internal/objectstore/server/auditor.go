@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/policy"
 	"io"
 	"os"
 	"path/filepath"
@@ -43,30 +44,39 @@ func (s *ObjectServer) AuditOnce(ctx context.Context) (AuditStats, error) {
 	var st AuditStats
 	lim := newLimiter(s.cfg.AuditorBytesPerSecond, s.cfg.AuditorFilesPerSecond)
 	for _, dev := range s.devices() {
-		root := filepath.Join(dev, objectsDir)
-		parts, _ := os.ReadDir(root)
-		for _, p := range parts {
-			suffixes, _ := os.ReadDir(filepath.Join(root, p.Name()))
-			for _, sfx := range suffixes {
-				sdir := filepath.Join(root, p.Name(), sfx.Name())
-				hashes, _ := os.ReadDir(sdir)
-				for _, h := range hashes {
-					if err := ctx.Err(); err != nil {
-						return st, err
-					}
-					dir := filepath.Join(sdir, h.Name())
-					if err := s.auditDir(ctx, dev, dir, lim, &st); err != nil {
-						if ctx.Err() != nil {
-							return st, ctx.Err()
-						}
-						st.Errors++
-						s.log.Warn("audit object", "dir", dir, "err", err)
-					}
-				}
+		for _, pol := range s.cfg.Policies.All() {
+			if err := s.auditPolicy(ctx, dev, filepath.Join(dev, policy.ObjectsDir(pol.Index)), lim, &st); err != nil {
+				return st, err
 			}
 		}
 	}
 	return st, nil
+}
+
+// auditPolicy audits one policy's objects dir on one device.
+func (s *ObjectServer) auditPolicy(ctx context.Context, dev, root string, lim *limiter, st *AuditStats) error {
+	parts, _ := os.ReadDir(root)
+	for _, p := range parts {
+		suffixes, _ := os.ReadDir(filepath.Join(root, p.Name()))
+		for _, sfx := range suffixes {
+			sdir := filepath.Join(root, p.Name(), sfx.Name())
+			hashes, _ := os.ReadDir(sdir)
+			for _, h := range hashes {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				dir := filepath.Join(sdir, h.Name())
+				if err := s.auditDir(ctx, dev, dir, lim, st); err != nil {
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+					st.Errors++
+					s.log.Warn("audit object", "dir", dir, "err", err)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 func (s *ObjectServer) auditDir(ctx context.Context, dev, dir string, lim *limiter, st *AuditStats) error {

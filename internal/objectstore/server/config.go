@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/policy"
 	"log/slog"
 	"net/http"
 	"os"
@@ -62,6 +63,12 @@ type Config struct {
 	// TmpMaxAge is the age after which files left in a device's tmp dir (a
 	// crash mid-write) are removed.
 	TmpMaxAge time.Duration
+	// Policies are the cluster's storage policies: the object server
+	// keeps each in its own objects-N dir and refuses an unknown
+	// X-Backend-Storage-Policy-Index with 503, and the account server
+	// names them in its per-policy usage headers. Nil is Swift's lone
+	// Policy-0.
+	Policies *policy.Policies
 	// Client sends container and account updates.
 	Client *http.Client
 	// Logger receives operational logs.
@@ -71,6 +78,9 @@ type Config struct {
 func (c Config) withDefaults() (Config, error) {
 	if c.DevicesRoot == "" {
 		return c, errors.New("storage server config: devices root is required")
+	}
+	if c.Policies == nil {
+		c.Policies = policy.Legacy()
 	}
 	if c.HashPathPrefix == "" && c.HashPathSuffix == "" {
 		// As Swift: unsalted hashes let anyone aim names at one partition.

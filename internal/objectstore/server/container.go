@@ -91,7 +91,7 @@ func NewContainerServer(cfg Config) (*ContainerServer, error) {
 
 // containerStatHeaders sets the backend headers the replicator and the
 // proxy read, on a deleted container too.
-func containerStatHeaders(h http.Header, st stat) error {
+func containerStatHeaders(_ context.Context, _ *sql.DB, h http.Header, st stat) error {
 	h.Set("X-Backend-Put-Timestamp", st.put)
 	h.Set("X-Backend-Delete-Timestamp", st.del)
 	h.Set("X-Backend-Status-Changed-At", st.statusChanged)
@@ -125,13 +125,26 @@ func (s *ContainerServer) put(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
-	policy, _ := strconv.ParseInt(r.Header.Get("X-Backend-Storage-Policy-Index"), 10, 64)
+	policy, explicit, err := putPolicy(r, int64(s.cfg.Policies.Default().Index))
+	if err != nil {
+		return err
+	}
+	if _, ok := s.cfg.Policies.ByIndex(int(policy)); !ok {
+		return httpErr(http.StatusBadRequest, "Invalid X-Storage-Policy-Index "+strconv.FormatInt(policy, 10))
+	}
 	created, err := s.createContainer(ctx, t, ts, policy)
 	if err != nil {
 		return err
 	}
 	err = s.update(ctx, t, "container put", func(tx *sql.Tx, st *stat) error {
 		wasDeleted := st.deleted()
+		if !created && !wasDeleted && explicit && policy != st.policy {
+			// A container's policy is fixed while it exists (its
+			// objects live in that policy's ring); Swift answers 409
+			// naming the policy it has.
+			return httpErrHeaders(http.StatusConflict, http.Header{
+				"X-Backend-Storage-Policy-Index": {strconv.FormatInt(st.policy, 10)}})
+		}
 		if put, _ := parseTimestamp(st.put); ts.Compare(put) > 0 {
 			st.put = ts.Internal()
 		}
@@ -140,8 +153,13 @@ func (s *ContainerServer) put(w http.ResponseWriter, r *http.Request) error {
 			return conflict(del)
 		}
 		if wasDeleted {
+			// A container made again after a delete takes the policy
+			// of this PUT, as in Swift: it is empty.
 			created = true
 			st.statusChanged = timestampNow().Internal()
+			if _, err := tx.ExecContext(ctx, `UPDATE container_stat SET storage_policy_index = ?`, policy); err != nil {
+				return err
+			}
 		}
 		if err := s.mergeMeta(st, r.Header, ts); err != nil {
 			return err
@@ -160,6 +178,33 @@ func (s *ContainerServer) put(w http.ResponseWriter, r *http.Request) error {
 	s.reportAccount(ctx, t.dbPath())
 	writePut(w, created)
 	return nil
+}
+
+// putPolicy is the storage policy a container PUT asks for: the proxy's
+// X-Backend-Storage-Policy-Index when the client named one (explicit),
+// else X-Backend-Storage-Policy-Default or, without either, this node's
+// default policy (as Swift), which apply only to a container that does
+// not exist yet.
+func putPolicy(r *http.Request, def int64) (idx int64, explicit bool, err error) {
+	parse := func(k string) (int64, bool, error) {
+		v := r.Header.Get(k)
+		if v == "" {
+			return 0, false, nil
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return 0, false, httpErr(http.StatusBadRequest, "Invalid "+k)
+		}
+		return n, true, nil
+	}
+	if idx, explicit, err = parse("X-Backend-Storage-Policy-Index"); err != nil || explicit {
+		return idx, explicit, err
+	}
+	idx, given, err := parse("X-Backend-Storage-Policy-Default")
+	if !given {
+		idx = def
+	}
+	return idx, false, err
 }
 
 // putObject merges an object row (PUT) or its tombstone (DELETE) by

@@ -27,7 +27,7 @@ type dbServer struct {
 	isMeta   func(string) bool
 	// statHeaders sets the headers only this kind answers HEAD with, or
 	// returns the error that answers a deleted database.
-	statHeaders func(http.Header, stat) error
+	statHeaders func(context.Context, *sql.DB, http.Header, stat) error
 	rows        rowSource // what GET lists
 }
 
@@ -203,7 +203,7 @@ func (s *dbServer) get(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	h := w.Header()
-	if err := s.statHeaders(h, st); err != nil {
+	if err := s.statHeaders(ctx, db, h, st); err != nil {
 		return err
 	}
 	st.md.headers(h)

@@ -50,6 +50,18 @@
 //     X-Backend-Durable-Timestamp; 404s carry X-Backend-Timestamp of a
 //     tombstone. X-Backend-Replication: True reads expired objects.
 //     DELETE honours X-If-Delete-At (the expirer's guard, 412 on mismatch).
+//   - Storage policies (Config.Policies): every object request names its
+//     policy in X-Backend-Storage-Policy-Index (0 when absent; an index
+//     the node does not know is 503), which picks the objects-N dir, the
+//     async_pending-N queue and the quarantine dir; REPLICATE and SYNC
+//     carry it too. The updater, auditor and replicators walk every
+//     policy's dirs. A container PUT with X-Backend-Storage-Policy-Index
+//     binds a new (or deleted) container to that policy and is 409 for
+//     a live container in another one (X-Backend-Storage-Policy-Index
+//     in the answer names its policy); X-Backend-Storage-Policy-Default
+//     applies to new containers only. Account HEAD and GET report usage
+//     per policy (X-Account-Storage-Policy-<name>-Container-Count,
+//     -Object-Count, -Bytes-Used) summed from the container rows.
 //   - Container server: PUT/DELETE of the container itself (X-Account-Host,
 //     X-Account-Partition, X-Account-Device say where to report), PUT/DELETE
 //     of object rows (X-Timestamp, X-Size, X-Content-Type, X-Etag), GET
@@ -65,12 +77,13 @@
 //
 // # On-disk layout (per device, <root>/<device>/)
 //
-//	objects/<partition>/<hash[29:]>/<hash>/<timestamp>.data|.meta|.ts
+//	objects/<partition>/<hash[29:]>/<hash>/<timestamp>.data|.meta|.ts   policy 0
+//	objects-N/...              the same for storage policy N
 //	containers/<partition>/<hash[29:]>/<hash>/<hash>.db
 //	accounts/<partition>/<hash[29:]>/<hash>/<hash>.db
 //	tmp/                       in-flight writes, renamed into place
-//	async_pending/<hash[29:]>/<hash>-<timestamp>-<target>   queued container updates
-//	quarantined/objects/<hash>[-n]/                          corrupted objects
+//	async_pending[-N]/<hash[29:]>/<hash>-<timestamp>-<target>   queued container updates of policy N
+//	quarantined/objects[-N]/<hash>[-n]/                      corrupted objects
 //
 // hash is md5(prefix + "/" + account[/container[/object]] + suffix) in hex,
 // as Swift computes it. Object metadata lives in the user.swift.metadata

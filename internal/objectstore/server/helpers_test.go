@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/policy"
 	"io"
 	"log/slog"
 	"net/http"
@@ -49,7 +50,10 @@ type node struct {
 	tsCounter atomic.Int64
 }
 
-func newNode(t testing.TB) *node {
+func newNode(t testing.TB) *node { return newPolicyNode(t, nil) }
+
+// newPolicyNode is newNode with storage policies pols (nil: Policy-0).
+func newPolicyNode(t testing.TB, pols *policy.Policies) *node {
 	t.Helper()
 	root := t.TempDir()
 	dev := filepath.Join(root, "sda")
@@ -62,6 +66,7 @@ func newNode(t testing.TB) *node {
 		HashPathPrefix: "pre",
 		HashPathSuffix: "suf",
 		UpdateTimeout:  time.Second,
+		Policies:       pols,
 		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	var err error

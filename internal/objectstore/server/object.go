@@ -517,9 +517,15 @@ func (s *ObjectServer) quarantine(devPath, dir, dataFile, reason string) {
 	s.log.Warn("object quarantined", "dir", dir, "to", dst, "reason", reason)
 }
 
-// quarantineHashDir renames dir to quarantined/objects/<hash>[-n].
+// quarantineHashDir renames dir to quarantined/objects[-N]/<hash>[-n],
+// keeping the policy's data dir name as Swift does.
 func quarantineHashDir(devPath, dir string) (string, error) {
-	qdir := filepath.Join(devPath, quarantineDir, objectsDir)
+	// dir is <dev>/<objects[-N]>/<partition>/<suffix>/<hash>.
+	datadir := filepath.Base(filepath.Dir(filepath.Dir(filepath.Dir(dir))))
+	if datadir != objectsDir && !strings.HasPrefix(datadir, objectsDir+"-") {
+		datadir = objectsDir
+	}
+	qdir := filepath.Join(devPath, quarantineDir, datadir)
 	if err := os.MkdirAll(qdir, 0o750); err != nil {
 		return "", fmt.Errorf("create quarantine dir: %w", err)
 	}

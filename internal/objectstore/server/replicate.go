@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/policy"
 	"io"
 	"maps"
 	"net/http"
@@ -45,9 +46,10 @@ const (
 // so that any byte a user put in metadata survives the header.
 const SyncMetadataHeader = "X-Backend-Sync-Metadata"
 
-// ObjectPartitions lists the object partitions present on a device.
-func ObjectPartitions(devPath string) ([]int, error) {
-	ents, err := os.ReadDir(filepath.Join(devPath, objectsDir))
+// ObjectPartitions lists the partitions of storage policy pol present on
+// a device.
+func ObjectPartitions(devPath string, pol int) ([]int, error) {
+	ents, err := os.ReadDir(filepath.Join(devPath, policy.ObjectsDir(pol)))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -63,16 +65,17 @@ func ObjectPartitions(devPath string) ([]int, error) {
 	return parts, nil
 }
 
-func partDir(devPath string, part int) string {
-	return filepath.Join(devPath, objectsDir, strconv.Itoa(part))
+// partDir is a partition's directory in storage policy pol's objects dir.
+func partDir(devPath string, pol, part int) string {
+	return filepath.Join(devPath, policy.ObjectsDir(pol), strconv.Itoa(part))
 }
 
 // ObjectSuffixHashes returns the hash of every non-empty suffix of an
 // object partition. It also reclaims what cleanup would (obsolete files,
 // tombstones older than reclaimAge), so tombstones age out of every
 // replica alike.
-func ObjectSuffixHashes(devPath string, part int, reclaimAge time.Duration) (map[string]string, error) {
-	dir := partDir(devPath, part)
+func ObjectSuffixHashes(devPath string, pol, part int, reclaimAge time.Duration) (map[string]string, error) {
+	dir := partDir(devPath, pol, part)
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return map[string]string{}, nil
@@ -108,13 +111,13 @@ func ObjectSuffixHashes(devPath string, part int, reclaimAge time.Duration) (map
 
 // ObjectSuffixFiles lists, per object hash, the winning files of the
 // given suffixes of a partition.
-func ObjectSuffixFiles(devPath string, part int, suffixes []string) (map[string][]string, error) {
+func ObjectSuffixFiles(devPath string, pol, part int, suffixes []string) (map[string][]string, error) {
 	out := map[string][]string{}
 	for _, s := range suffixes {
 		if !isSuffix(s) {
 			return nil, fmt.Errorf("list suffix %q: not a suffix", s)
 		}
-		files, err := suffixFiles(filepath.Join(partDir(devPath, part), s), 0)
+		files, err := suffixFiles(filepath.Join(partDir(devPath, pol, part), s), 0)
 		if err != nil {
 			return nil, err
 		}
@@ -174,11 +177,11 @@ type ObjectFile struct {
 func (o *ObjectFile) Close() error { return o.f.Close() }
 
 // OpenObjectFile opens <hash dir>/<file> of a partition for pushing.
-func OpenObjectFile(devPath string, part int, hash, file string) (*ObjectFile, error) {
+func OpenObjectFile(devPath string, pol, part int, hash, file string) (*ObjectFile, error) {
 	if !isHash(hash) || !validObjectFile(file) {
 		return nil, fmt.Errorf("open object file %s/%s: bad name", hash, file)
 	}
-	p := filepath.Join(partDir(devPath, part), hash[len(hash)-3:], hash, file)
+	p := filepath.Join(partDir(devPath, pol, part), hash[len(hash)-3:], hash, file)
 	f, err := os.Open(p)
 	if err != nil {
 		return nil, fmt.Errorf("open object file: %w", err)
@@ -193,8 +196,8 @@ func OpenObjectFile(devPath string, part int, hash, file string) (*ObjectFile, e
 
 // RemoveObjectPartition deletes a partition directory, once a handoff's
 // objects have all reached their primaries.
-func RemoveObjectPartition(devPath string, part int) error {
-	if err := os.RemoveAll(partDir(devPath, part)); err != nil {
+func RemoveObjectPartition(devPath string, pol, part int) error {
+	if err := os.RemoveAll(partDir(devPath, pol, part)); err != nil {
 		return fmt.Errorf("remove partition %d of %s: %w", part, devPath, err)
 	}
 	return nil
@@ -248,9 +251,13 @@ func (s *ObjectServer) replicate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	pol, err := s.requestPolicy(r)
+	if err != nil {
+		return err
+	}
 	var out any
 	if rest == "" {
-		out, err = ObjectSuffixHashes(devPath, part, s.cfg.ReclaimAge)
+		out, err = ObjectSuffixHashes(devPath, pol.Index, part, s.cfg.ReclaimAge)
 	} else {
 		sufs := strings.Split(rest, "-")
 		for _, x := range sufs {
@@ -258,7 +265,7 @@ func (s *ObjectServer) replicate(w http.ResponseWriter, r *http.Request) error {
 				return httpErr(http.StatusBadRequest, "invalid suffix")
 			}
 		}
-		out, err = ObjectSuffixFiles(devPath, part, sufs)
+		out, err = ObjectSuffixFiles(devPath, pol.Index, part, sufs)
 	}
 	if err != nil {
 		return err
@@ -287,6 +294,10 @@ func (s *ObjectServer) sync(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	pol, err := s.requestPolicy(r)
+	if err != nil {
+		return err
+	}
 	hash, file, ok := strings.Cut(rest, "/")
 	if !ok || !isHash(hash) || !validObjectFile(file) {
 		return httpErr(http.StatusBadRequest, "invalid path")
@@ -302,7 +313,7 @@ func (s *ObjectServer) sync(w http.ResponseWriter, r *http.Request) error {
 	}
 	ext := filepath.Ext(file)
 	ts, _ := parseTimestamp(strings.TrimSuffix(file, ext))
-	dir := hashDir(devPath, objectsDir, strconv.Itoa(part), hash)
+	dir := hashDir(devPath, policy.ObjectsDir(pol.Index), strconv.Itoa(part), hash)
 	of, err := listObjectDir(dir)
 	if err != nil {
 		return err

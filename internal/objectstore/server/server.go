@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/policy"
 	"log/slog"
 	"net/http"
 	"path/filepath"
@@ -61,6 +62,9 @@ type target struct {
 	devPath string
 	hash    string
 	dir     string // <device>/<datadir>/<partition>/<suffix>/<hash>
+	// policy is the storage policy of an object (always 0 on the
+	// account and container servers, whose databases are not per policy).
+	policy int
 	// sub names a row below the server's own resource: a container on
 	// the account server, an object on the container server.
 	sub string
@@ -84,11 +88,31 @@ func (b *base) target(r *http.Request) (target, error) {
 	names := []string{rp.Account, rp.Container, rp.Object}
 	t.rp, t.devPath = rp, dev
 	t.hash = hashPath(b.cfg.HashPathPrefix, b.cfg.HashPathSuffix, names[:b.names]...)
-	t.dir = hashDir(dev, b.datadir, rp.Partition, t.hash)
+	datadir := b.datadir
+	if b.names == 3 {
+		p, err := b.requestPolicy(r)
+		if err != nil {
+			return t, err
+		}
+		t.policy, datadir = p.Index, policy.ObjectsDir(p.Index)
+	}
+	t.dir = hashDir(dev, datadir, rp.Partition, t.hash)
 	if b.names < 3 {
 		t.sub = names[b.names]
 	}
 	return t, nil
+}
+
+// requestPolicy is the storage policy an object request names in
+// X-Backend-Storage-Policy-Index (policy 0 when absent). An index this
+// node does not know is 503, as in Swift: the node's configuration lags
+// the cluster's, and another node may serve the request.
+func (b *base) requestPolicy(r *http.Request) (policy.Policy, error) {
+	p, err := b.cfg.Policies.FromHeader(r.Header.Get("X-Backend-Storage-Policy-Index"))
+	if err != nil {
+		return p, httpErr(http.StatusServiceUnavailable, "No policy with index "+r.Header.Get("X-Backend-Storage-Policy-Index"))
+	}
+	return p, nil
 }
 
 // ownTarget is target for requests that may not name a row.

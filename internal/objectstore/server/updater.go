@@ -7,11 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/policy"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 )
 
@@ -116,11 +118,7 @@ func (s *ObjectServer) sendUpdates(r *http.Request, t target, ts Timestamp, pref
 	if v := r.Header.Get("X-Trans-Id"); v != "" {
 		headers["X-Trans-Id"] = v
 	}
-	policy := r.Header.Get("X-Backend-Storage-Policy-Index")
-	if policy == "" {
-		policy = "0"
-	}
-	headers["X-Backend-Storage-Policy-Index"] = policy
+	headers["X-Backend-Storage-Policy-Index"] = strconv.Itoa(t.policy)
 	for k, v := range extra {
 		headers[k] = v
 	}
@@ -136,22 +134,24 @@ func (s *ObjectServer) sendUpdates(r *http.Request, t target, ts Timestamp, pref
 		}
 		if err := sendUpdate(r.Context(), &s.cfg, u); err != nil {
 			s.log.Warn("update failed; queued", "prefix", prefix, "err", err)
-			if err := savePending(t.devPath, t.hash, ts, u); err != nil {
+			if err := savePending(t.devPath, t.policy, t.hash, ts, u); err != nil {
 				s.log.Error("queue update", "err", err)
 			}
 		}
 	}
 }
 
-// savePending writes u durably to <dev>/async_pending/<suffix>/<hash>-<ts>-<target>.
-func savePending(devPath, hash string, ts Timestamp, u pendingUpdate) error {
+// savePending writes u durably to
+// <dev>/async_pending[-N]/<suffix>/<hash>-<ts>-<target>, in the dir of
+// the object's policy as Swift keeps them.
+func savePending(devPath string, pol int, hash string, ts Timestamp, u pendingUpdate) error {
 	b, err := json.Marshal(u)
 	if err != nil {
 		return fmt.Errorf("encode async pending: %w", err)
 	}
 	tgt := md5.Sum([]byte(u.Host + "/" + u.Device + "/" + u.Partition + "/" + u.Account + "/" + u.Container))
 	name := hash + "-" + ts.Internal() + "-" + hex.EncodeToString(tgt[:4])
-	dir := filepath.Join(devPath, asyncPendingDir, hash[len(hash)-3:])
+	dir := filepath.Join(devPath, policy.AsyncPendingDir(pol), hash[len(hash)-3:])
 	if err := writeFileAtomic(devPath, dir, name, b, nil); err != nil {
 		return fmt.Errorf("write async pending: %w", err)
 	}
@@ -179,7 +179,8 @@ func (s *ObjectServer) RunUpdater(ctx context.Context) {
 	}
 }
 
-// UpdateOnce makes one pass over every device's async_pending dir: each
+// UpdateOnce makes one pass over every device's async_pending dirs (one
+// per storage policy): each
 // update accepted by its container server is removed; the rest stay for the
 // next pass until ReclaimAge, after which they are dropped (the container
 // replicators own consistency from then on).
@@ -187,45 +188,54 @@ func (s *ObjectServer) UpdateOnce(ctx context.Context) UpdaterStats {
 	var st UpdaterStats
 	for _, dev := range s.devices() {
 		st.TmpRemoved += cleanTmp(filepath.Join(dev, tmpDir), s.cfg.TmpMaxAge)
-		root := filepath.Join(dev, asyncPendingDir)
-		suffixes, _ := os.ReadDir(root)
-		for _, sfx := range suffixes {
-			sdir := filepath.Join(root, sfx.Name())
-			ents, _ := os.ReadDir(sdir)
-			for _, e := range ents {
-				if ctx.Err() != nil {
-					return st
-				}
-				p := filepath.Join(sdir, e.Name())
-				b, err := os.ReadFile(p)
-				if err != nil {
-					continue
-				}
-				var u pendingUpdate
-				if err := json.Unmarshal(b, &u); err != nil {
-					s.log.Error("unreadable async pending removed", "file", p, "err", err)
+		for _, pol := range s.cfg.Policies.All() {
+			if !s.replayPending(ctx, filepath.Join(dev, policy.AsyncPendingDir(pol.Index)), &st) {
+				return st
+			}
+		}
+	}
+	return st
+}
+
+// replayPending sends the updates queued under root; false when ctx ended.
+func (s *ObjectServer) replayPending(ctx context.Context, root string, st *UpdaterStats) bool {
+	suffixes, _ := os.ReadDir(root)
+	for _, sfx := range suffixes {
+		sdir := filepath.Join(root, sfx.Name())
+		ents, _ := os.ReadDir(sdir)
+		for _, e := range ents {
+			if ctx.Err() != nil {
+				return false
+			}
+			p := filepath.Join(sdir, e.Name())
+			b, err := os.ReadFile(p)
+			if err != nil {
+				continue
+			}
+			var u pendingUpdate
+			if err := json.Unmarshal(b, &u); err != nil {
+				s.log.Error("unreadable async pending removed", "file", p, "err", err)
+				os.Remove(p)
+				st.Dropped++
+				continue
+			}
+			if err := sendUpdate(ctx, &s.cfg, u); err != nil {
+				if time.Since(time.Unix(u.Queued, 0)) > s.cfg.ReclaimAge {
 					os.Remove(p)
 					st.Dropped++
 					continue
 				}
-				if err := sendUpdate(ctx, &s.cfg, u); err != nil {
-					if time.Since(time.Unix(u.Queued, 0)) > s.cfg.ReclaimAge {
-						os.Remove(p)
-						st.Dropped++
-						continue
-					}
-					st.Failed++
-					continue
-				}
-				if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-					s.log.Warn("remove async pending", "file", p, "err", err)
-				}
-				st.Sent++
+				st.Failed++
+				continue
 			}
-			_ = os.Remove(sdir) // only when empty
+			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				s.log.Warn("remove async pending", "file", p, "err", err)
+			}
+			st.Sent++
 		}
+		_ = os.Remove(sdir) // only when empty
 	}
-	return st
+	return true
 }
 
 // devices lists usable device dirs under the root.

@@ -32,22 +32,6 @@ func ListingFormat(r *http.Request) string {
 	return "plain"
 }
 
-// DefaultPolicyName is the name of storage policy 0, the only policy
-// Nimbus has: the proxy lists it in /info and names it in X-Storage-Policy,
-// and the account server reports usage under it
-// (X-Account-Storage-Policy-Policy-0-*), as Swift does with a
-// swift.conf that defines no policies.
-const DefaultPolicyName = "Policy-0"
-
-// PolicyName is the name of the storage policy with index idx, or "" when
-// Nimbus has no such policy.
-func PolicyName(idx string) string {
-	if idx == "" || idx == "0" {
-		return DefaultPolicyName
-	}
-	return ""
-}
-
 // ETagMatches reports whether an If-Match / If-None-Match list contains
 // etag ("*" matches anything). Quotes are optional: Swift sends ETags
 // unquoted.
