@@ -96,6 +96,16 @@ func (s *Service) Routes() *api.Router {
 		R{Method: "GET", Pattern: v + "/servers/{server_id}/os-volume_attachments/{volume_id}", Handler: s.showVolumeAttachment},
 		R{Method: "PUT", Pattern: v + "/servers/{server_id}/os-volume_attachments/{volume_id}", Handler: s.swapVolume},
 		R{Method: "DELETE", Pattern: v + "/servers/{server_id}/os-volume_attachments/{volume_id}", Handler: s.detachVolume},
+		R{Method: "GET", Pattern: v + "/os-volumes", Handler: s.listProxyVolumes},
+		R{Method: "GET", Pattern: v + "/os-volumes/detail", Handler: s.listProxyVolumesDetail},
+		R{Method: "POST", Pattern: v + "/os-volumes", Handler: s.createProxyVolume},
+		R{Method: "GET", Pattern: v + "/os-volumes/{volume_id}", Handler: s.showProxyVolume},
+		R{Method: "DELETE", Pattern: v + "/os-volumes/{volume_id}", Handler: s.deleteProxyVolume},
+		R{Method: "GET", Pattern: v + "/os-snapshots", Handler: s.listProxySnapshots},
+		R{Method: "GET", Pattern: v + "/os-snapshots/detail", Handler: s.listProxySnapshotsDetail},
+		R{Method: "POST", Pattern: v + "/os-snapshots", Handler: s.createProxySnapshot},
+		R{Method: "GET", Pattern: v + "/os-snapshots/{snapshot_id}", Handler: s.showProxySnapshot},
+		R{Method: "DELETE", Pattern: v + "/os-snapshots/{snapshot_id}", Handler: s.deleteProxySnapshot},
 		R{Method: "GET", Pattern: v + "/os-networks", Handler: s.listOSNetworks},
 		R{Method: "GET", Pattern: v + "/os-networks/{network_id}", Handler: s.showOSNetwork},
 		R{Method: "GET", Pattern: v + "/os-tenant-networks", Handler: s.listTenantNetworks},
@@ -176,6 +186,7 @@ var extensions = [][2]string{
 	{"os-server-groups", "ServerGroups"}, {"os-server-password", "ServerPassword"}, {"os-services", "Services"},
 	{"os-shelve", "Shelve"}, {"os-simple-tenant-usage", "SimpleTenantUsage"}, {"OS-SRV-USG", "ServerUsage"},
 	{"os-suspend-server", "SuspendServer"}, {"os-tenant-networks", "OSTenantNetworks"}, {"os-user-data", "UserData"},
+	{"os-volumes", "Volumes"},
 }
 
 func extensionView(alias, name string) map[string]any {

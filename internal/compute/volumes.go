@@ -23,6 +23,15 @@ type VolumeInfo struct {
 	// ImageMetadata is volume_image_metadata: the properties of the image
 	// the volume was made from, which a volume-backed server boots with.
 	ImageMetadata map[string]string
+	// Description, VolumeType (a name), SnapshotID (the source) and
+	// Metadata are shown by Nova's volume proxy (/os-volumes); an empty
+	// string is Cinder's null.
+	Description string
+	VolumeType  string
+	SnapshotID  string
+	Metadata    map[string]string
+	// CreatedAt is Cinder's created_at, passed on as Cinder wrote it.
+	CreatedAt string
 }
 
 // VolumeAttachmentInfo is one entry of a volume's attachments[].
@@ -41,6 +50,33 @@ type VolumeCreate struct {
 	ImageRef         string
 	SnapshotID       string
 	AvailabilityZone string
+	// Description, VolumeType and Metadata come from Nova's volume proxy
+	// (POST /os-volumes); empty ones are not sent.
+	Description string
+	VolumeType  string
+	Metadata    map[string]string
+}
+
+// SnapshotInfo is a volume snapshot as Nova's proxy (/os-snapshots)
+// shows it (Cinder's snapshot body, trimmed). Size is the source
+// volume's size; empty strings are Cinder's nulls.
+type SnapshotInfo struct {
+	ID          string
+	VolumeID    string
+	Status      string
+	Size        int
+	Name        string
+	Description string
+	CreatedAt   string
+}
+
+// SnapshotCreate asks for a snapshot of a volume. Force allows one of an
+// in-use volume, which Cinder otherwise refuses.
+type SnapshotCreate struct {
+	VolumeID    string
+	Name        string
+	Description string
+	Force       bool
 }
 
 // VolumeAuth says who calls the volume service: a user's token within a
@@ -77,6 +113,16 @@ type VolumeService interface {
 	// RollDetaching back to in-use.
 	BeginDetaching(ctx context.Context, auth VolumeAuth, id string) error
 	RollDetaching(ctx context.Context, auth VolumeAuth, id string) error
+
+	// The calls below serve Nova's volume proxy (/os-volumes and
+	// /os-snapshots, up to microversion 2.35), always with the user's
+	// token. Volumes and Snapshots list every one of auth.Project's, in
+	// Cinder's default order (newest first).
+	Volumes(ctx context.Context, auth VolumeAuth) ([]VolumeInfo, error)
+	Snapshot(ctx context.Context, auth VolumeAuth, id string) (*SnapshotInfo, error)
+	Snapshots(ctx context.Context, auth VolumeAuth) ([]SnapshotInfo, error)
+	CreateSnapshot(ctx context.Context, auth VolumeAuth, req SnapshotCreate) (*SnapshotInfo, error)
+	DeleteSnapshot(ctx context.Context, auth VolumeAuth, id string) error
 }
 
 // VolumeError is the volume service refusing a call, with its status and

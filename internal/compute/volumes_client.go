@@ -50,12 +50,21 @@ type cinderVolume struct {
 		Device       string `json:"device"`
 		HostName     string `json:"host_name"`
 	} `json:"attachments"`
-	ImageMetadata map[string]any `json:"volume_image_metadata"`
+	ImageMetadata map[string]any    `json:"volume_image_metadata"`
+	Description   string            `json:"description"`
+	VolumeType    string            `json:"volume_type"`
+	SnapshotID    string            `json:"snapshot_id"`
+	Metadata      map[string]string `json:"metadata"`
+	CreatedAt     string            `json:"created_at"`
 }
 
 func (v cinderVolume) info() *VolumeInfo {
 	out := &VolumeInfo{ID: v.ID, Name: v.Name, Status: v.Status, Size: v.Size, AvailabilityZone: v.AvailabilityZone,
-		Bootable: strings.EqualFold(v.Bootable, "true"), Multiattach: v.Multiattach, ImageMetadata: map[string]string{}}
+		Bootable: strings.EqualFold(v.Bootable, "true"), Multiattach: v.Multiattach, ImageMetadata: map[string]string{},
+		Description: v.Description, VolumeType: v.VolumeType, SnapshotID: v.SnapshotID, Metadata: map[string]string{}, CreatedAt: v.CreatedAt}
+	for k, val := range v.Metadata {
+		out.Metadata[k] = val
+	}
 	for _, a := range v.Attachments {
 		out.Attachments = append(out.Attachments, VolumeAttachmentInfo{AttachmentID: a.AttachmentID, ServerID: a.ServerID, Device: a.Device, HostName: a.HostName})
 	}
@@ -97,6 +106,15 @@ func (c *VolumeClient) CreateVolume(ctx context.Context, auth VolumeAuth, req Vo
 	}
 	if req.AvailabilityZone != "" {
 		body["availability_zone"] = req.AvailabilityZone
+	}
+	if req.Description != "" {
+		body["description"] = req.Description
+	}
+	if req.VolumeType != "" {
+		body["volume_type"] = req.VolumeType
+	}
+	if len(req.Metadata) > 0 {
+		body["metadata"] = req.Metadata
 	}
 	var out struct {
 		Volume cinderVolume `json:"volume"`

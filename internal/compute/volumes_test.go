@@ -403,3 +403,29 @@ func TestGophercloudVolumeAttach(t *testing.T) {
 	}
 	h.waitVolume(fv, vol, "available")
 }
+
+// Tempest's two block_device_mapping_v2 negatives, with its exact
+// bodies: a non-bootable volume at boot_index "0" (a string) and an
+// invalid destination_type in the second mapping after a local image.
+// Both are 400 and leave the volumes as they were.
+func TestBootFromVolumeTempestNegatives(t *testing.T) {
+	h, fv, _ := volumeHarness(t, fakeagent.Config{})
+	plain := fv.Add(projA, 1, false, nil)
+	nonBootable := map[string]any{"name": "x", "imageRef": "", "flavorRef": "1", "block_device_mapping_v2": []map[string]any{
+		{"boot_index": "0", "uuid": plain, "source_type": "volume", "destination_type": "volume", "delete_on_termination": false}}}
+	if msg := h.fail("a", "POST", "/v2.1/servers", map[string]any{"server": nonBootable}, 400); !strings.Contains(msg, "not bootable") {
+		t.Errorf("non-bootable volume: %q", msg)
+	}
+	invalid2nd := map[string]any{"name": "y", "imageRef": imageID, "flavorRef": "1", "block_device_mapping_v2": []map[string]any{
+		{"source_type": "image", "delete_on_termination": true, "boot_index": 0, "uuid": imageID, "destination_type": "local"},
+		{"source_type": "volume", "uuid": plain, "destination_type": "invalid"}}}
+	if msg := h.fail("a", "POST", "/v2.1/servers", map[string]any{"server": invalid2nd}, 400); !strings.Contains(msg, "destination_type") {
+		t.Errorf("invalid destination_type: %q", msg)
+	}
+	if v := fv.Get(plain); v.Status != "available" {
+		t.Errorf("volume left %s", v.Status)
+	}
+	if servers := h.json("a", "GET", "/v2.1/servers", nil, 200)["servers"].([]any); len(servers) != 0 {
+		t.Errorf("refused creates left servers %v", servers)
+	}
+}

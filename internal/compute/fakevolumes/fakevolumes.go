@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/nimbus-cloud/nimbus/internal/compute"
@@ -26,13 +27,25 @@ type Volume struct {
 	Attachment *compute.VolumeAttachmentInfo
 	// Connections are the hosts the volume is exported to.
 	Connections map[string]bool
+	// What Nova's volume proxy shows besides.
+	Description, VolumeType, SnapshotID, AvailabilityZone, CreatedAt string
+	Metadata                                                         map[string]string
+	// seq orders volumes by creation, newest first in lists, as
+	// Cinder's default created_at desc.
+	seq int
 }
+
+// DefaultVolumeType is the type a volume gets without one, and the only
+// one the fake knows (Cinder's __DEFAULT__).
+const DefaultVolumeType = "__DEFAULT__"
 
 // Service is the fake. The zero value is not usable; use New.
 type Service struct {
-	mu      sync.Mutex
-	volumes map[string]*Volume // guarded by mu
-	calls   []string           // guarded by mu; "action volume-id"
+	mu        sync.Mutex
+	volumes   map[string]*Volume   // guarded by mu
+	snapshots map[string]*Snapshot // guarded by mu
+	seq       int                  // guarded by mu; the last creation's number
+	calls     []string             // guarded by mu; "action volume-id"
 	// CreateStatus is the status a created volume ends in (available by
 	// default); guarded by mu.
 	createStatus string
@@ -44,7 +57,7 @@ var _ compute.VolumeService = (*Service)(nil)
 
 // New returns an empty fake volume service.
 func New() *Service {
-	return &Service{volumes: map[string]*Volume{}, fail: map[string]error{}, createStatus: "available"}
+	return &Service{volumes: map[string]*Volume{}, snapshots: map[string]*Snapshot{}, fail: map[string]error{}, createStatus: "available"}
 }
 
 // Add makes a volume (available unless status says otherwise).
@@ -52,7 +65,9 @@ func (s *Service) Add(project string, size int, bootable bool, meta map[string]s
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	id := uuid.NewString()
-	s.volumes[id] = &Volume{ID: id, Status: "available", Project: project, Size: size, Bootable: bootable, ImageMetadata: meta, Connections: map[string]bool{}}
+	v := s.newVolume(id, project, size)
+	v.Status, v.Bootable, v.ImageMetadata = "available", bootable, meta
+	s.volumes[id] = v
 	return id
 }
 
@@ -65,6 +80,7 @@ func (s *Service) Get(id string) *Volume {
 		return nil
 	}
 	c := *v
+	c.Metadata = copyMap(v.Metadata)
 	c.Connections = map[string]bool{}
 	for h := range v.Connections {
 		c.Connections[h] = true
@@ -135,24 +151,44 @@ func (s *Service) step(op, id string, auth compute.VolumeAuth) (*Volume, error) 
 	if !ok {
 		return nil, compute.ErrNotFound
 	}
-	// A user's token sees its own project's volumes; the service user
-	// (empty token) and the admin project see all, as Cinder's admin.
-	if auth.Token != "" && auth.Token != "admin" && v.Project != auth.Project {
+	if !visible(auth, v.Project) {
 		return nil, compute.ErrNotFound
 	}
 	return v, nil
 }
 
+// visible says whether auth sees a resource of project: a user's token
+// sees its own project's; the service user (empty token) and the admin
+// token see all, as Cinder's admin.
+func visible(auth compute.VolumeAuth, project string) bool {
+	return auth.Token == "" || auth.Token == "admin" || project == auth.Project
+}
+
 func info(v *Volume) *compute.VolumeInfo {
-	out := &compute.VolumeInfo{ID: v.ID, Name: v.Name, Status: v.Status, Size: v.Size, AvailabilityZone: "nova", Bootable: v.Bootable,
-		ImageMetadata: map[string]string{}}
-	for k, val := range v.ImageMetadata {
-		out.ImageMetadata[k] = val
-	}
+	out := &compute.VolumeInfo{ID: v.ID, Name: v.Name, Status: v.Status, Size: v.Size, AvailabilityZone: v.AvailabilityZone, Bootable: v.Bootable,
+		ImageMetadata: copyMap(v.ImageMetadata), Description: v.Description, VolumeType: v.VolumeType, SnapshotID: v.SnapshotID,
+		Metadata: copyMap(v.Metadata), CreatedAt: v.CreatedAt}
 	if v.Attachment != nil {
 		out.Attachments = []compute.VolumeAttachmentInfo{*v.Attachment}
 	}
 	return out
+}
+
+func copyMap(m map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// newVolume makes a volume's record with the defaults Cinder gives; the
+// caller holds mu.
+func (s *Service) newVolume(id, project string, size int) *Volume {
+	s.seq++
+	return &Volume{ID: id, Project: project, Size: size, VolumeType: DefaultVolumeType, AvailabilityZone: "nova",
+		CreatedAt: time.Now().UTC().Format("2006-01-02T15:04:05.000000"), Metadata: map[string]string{},
+		Connections: map[string]bool{}, seq: s.seq}
 }
 
 // Volume implements compute.VolumeService.
@@ -177,14 +213,56 @@ func (s *Service) CreateVolume(_ context.Context, auth compute.VolumeAuth, req c
 	if req.Size < 1 {
 		return nil, &compute.VolumeError{Status: 400, Message: "Invalid input received: size must be at least 1"}
 	}
+	if req.VolumeType != "" && req.VolumeType != DefaultVolumeType {
+		return nil, compute.ErrNotFound // Cinder: VolumeTypeNotFoundByName, a 404
+	}
+	if req.AvailabilityZone != "" && req.AvailabilityZone != "nova" {
+		return nil, &compute.VolumeError{Status: 400, Message: "Invalid input received: Availability zone '" + req.AvailabilityZone + "' is invalid."}
+	}
+	if req.SnapshotID != "" {
+		sn, ok := s.snapshots[req.SnapshotID]
+		if !ok || !visible(auth, sn.Project) {
+			return nil, compute.ErrNotFound
+		}
+		if req.Size < sn.Size {
+			return nil, &compute.VolumeError{Status: 400, Message: fmt.Sprintf("Invalid input received: Volume size '%d'GB cannot be smaller than the snapshot size %dGB.", req.Size, sn.Size)}
+		}
+	}
 	id := uuid.NewString()
-	v := &Volume{ID: id, Name: req.Name, Status: s.createStatus, Project: auth.Project, Size: req.Size, Connections: map[string]bool{}}
+	v := s.newVolume(id, auth.Project, req.Size)
+	v.Name, v.Status, v.Description, v.SnapshotID = req.Name, s.createStatus, req.Description, req.SnapshotID
+	for k, val := range req.Metadata {
+		v.Metadata[k] = val
+	}
 	if req.ImageRef != "" {
 		v.Bootable = true
 		v.ImageMetadata = map[string]string{"image_id": req.ImageRef}
 	}
 	s.volumes[id] = v
 	return info(v), nil
+}
+
+// Volumes implements compute.VolumeService: the project's volumes, newest
+// first.
+func (s *Service) Volumes(_ context.Context, auth compute.VolumeAuth) ([]compute.VolumeInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, "list "+auth.Project)
+	if err := s.fail["list"]; err != nil {
+		return nil, err
+	}
+	var mine []*Volume
+	for _, v := range s.volumes {
+		if v.Project == auth.Project {
+			mine = append(mine, v)
+		}
+	}
+	sort.Slice(mine, func(i, j int) bool { return mine[i].seq > mine[j].seq })
+	out := make([]compute.VolumeInfo, 0, len(mine))
+	for _, v := range mine {
+		out = append(out, *info(v))
+	}
+	return out, nil
 }
 
 // DeleteVolume implements compute.VolumeService.
@@ -199,6 +277,11 @@ func (s *Service) DeleteVolume(_ context.Context, auth compute.VolumeAuth, id st
 	case "available", "error":
 	default:
 		return invalid("Volume status must be available or error, but current status is: %s.", v.Status)
+	}
+	for _, sn := range s.snapshots {
+		if sn.VolumeID == id {
+			return invalid("Volume %s still has dependent snapshots.", id)
+		}
 	}
 	delete(s.volumes, id)
 	return nil
