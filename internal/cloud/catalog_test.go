@@ -15,6 +15,7 @@ func TestCatalogFinder(t *testing.T) {
 	cfg.Identity.BcryptCost, cfg.LogLevel, cfg.Compute.Metadata.Port = 4, "warn", 0
 	cfg.Object.Port, cfg.Object.Storage.ObjectPort, cfg.Object.Storage.ContainerPort, cfg.Object.Storage.AccountPort = 0, 0, 0, 0
 	cfg.Compute.Console.NoVNCProxyPort, cfg.Compute.Console.SerialProxyPort = 0, 0
+	cfg.Volume.Port = 0
 	c, err := Start(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -35,10 +35,11 @@ import (
 	"github.com/nimbus-cloud/nimbus/internal/network"
 	"github.com/nimbus-cloud/nimbus/internal/policy"
 	"github.com/nimbus-cloud/nimbus/internal/store"
+	"github.com/nimbus-cloud/nimbus/internal/volume"
 )
 
 // AllRoles are the control-plane roles this build implements.
-var AllRoles = []string{"identity", "image", "network", "compute", "metadata", "object", "console-proxy"}
+var AllRoles = []string{"identity", "image", "network", "compute", "metadata", "volume", "object", "console-proxy"}
 
 // Cloud is a running Nimbus process.
 type Cloud struct {
@@ -69,6 +70,8 @@ type Cloud struct {
 	// proxies are not; console URLs come from the compute API).
 	NoVNCProxyURL  string
 	SerialProxyURL string
+	// Volume is the block storage API when this process runs it.
+	Volume *volume.Service
 	// VolumeURL is the block storage (Cinder v3) endpoint's base (the
 	// catalog adds /v3/$(project_id)s).
 	VolumeURL string
@@ -146,6 +149,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Cloud, 
 		{name: "network", port: cfg.Network.Port, url: &c.NetworkURL, start: c.startNetwork},
 		{name: "compute", port: cfg.Compute.Port, url: &c.ComputeURL, start: c.startCompute},
 		{name: "metadata", port: cfg.Compute.Metadata.Port, url: &c.MetadataURL, start: c.startMetadata},
+		{name: "volume", port: cfg.Volume.Port, url: &c.VolumeURL, start: c.startVolume},
 		{name: "object", port: cfg.Object.Port, url: &c.ObjectURL, start: c.startObject},
 		// After compute, so that a proxy beside it redeems tokens in
 		// process; compute knows both listeners' URLs from the start.

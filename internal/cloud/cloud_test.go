@@ -26,6 +26,7 @@ func testConfig(t *testing.T, dataDir string) config.Config {
 	cfg.Network.Port = 0
 	cfg.Compute.Port = 0
 	cfg.Compute.Metadata.Port = 0
+	cfg.Volume.Port = 0
 	cfg.NATSPort = 0
 	cfg.Identity.BcryptCost = 4
 	cfg.Object.Port, cfg.Object.Storage.ObjectPort, cfg.Object.Storage.ContainerPort, cfg.Object.Storage.AccountPort = 0, 0, 0, 0
@@ -105,8 +106,8 @@ func TestRestartKeepsTheCloud(t *testing.T) {
 	if err := c2.DB.QueryRow(context.Background(), `SELECT COUNT(*) FROM endpoints`).Scan(&endpoints); err != nil {
 		t.Fatal(err)
 	}
-	if users != 1 || endpoints != 15 {
-		t.Fatalf("after restart: %d users, %d endpoints; want 1 and 15, identity, image, network, compute and object-store (bootstrap must be idempotent)", users, endpoints)
+	if users != 1 || endpoints != 21 {
+		t.Fatalf("after restart: %d users, %d endpoints; want 1 and 21, identity, image, network, compute, volumev3, block-storage and object-store (bootstrap must be idempotent)", users, endpoints)
 	}
 }
 

@@ -37,6 +37,7 @@ func TestMetadataThroughTheAgentProxy(t *testing.T) {
 	cfg.Compute.Metadata.Port, cfg.Identity.BcryptCost, cfg.LogLevel = 0, 4, "warn"
 	cfg.Object.Port, cfg.Object.Storage.ObjectPort, cfg.Object.Storage.ContainerPort, cfg.Object.Storage.AccountPort = 0, 0, 0, 0
 	cfg.Compute.Console.NoVNCProxyPort, cfg.Compute.Console.SerialProxyPort = 0, 0
+	cfg.Volume.Port = 0
 	cfg.Compute.Agent.Enabled, cfg.Compute.Agent.Driver, cfg.Network.Agent.Host = config.On, "fake", "fake-host"
 	c, err := Start(ctx, cfg, nil)
 	if err != nil {

@@ -32,7 +32,7 @@ var serviceUserRoles = []string{"service", "admin"}
 // ServiceUsers lists the service users the config gives a password for.
 func ServiceUsers(cfg config.Config) []ServiceUser {
 	var out []ServiceUser
-	for _, a := range []config.ServiceAuth{cfg.Image.Auth, cfg.Network.Auth, cfg.Compute.Auth, cfg.Object.Auth} {
+	for _, a := range []config.ServiceAuth{cfg.Image.Auth, cfg.Network.Auth, cfg.Compute.Auth, cfg.Volume.Auth, cfg.Object.Auth} {
 		if a.Password != "" {
 			out = append(out, ServiceUser{Name: a.Username, Password: a.Password, Project: a.ProjectName,
 				UserDomain: a.UserDomainName, ProjectDomain: a.ProjectDomainName, Roles: serviceUserRoles})

@@ -78,6 +78,7 @@ func runSuite(m *testing.M) int {
 	cfg.Network.Port = 0
 	cfg.Compute.Port = 0
 	cfg.Compute.Metadata.Port = 0
+	cfg.Volume.Port = 0
 	cfg.NATSPort = 0
 	cfg.Object.Port, cfg.Object.Storage.ObjectPort, cfg.Object.Storage.ContainerPort, cfg.Object.Storage.AccountPort = 0, 0, 0, 0
 	cfg.Compute.Console.NoVNCProxyPort, cfg.Compute.Console.SerialProxyPort = 0, 0

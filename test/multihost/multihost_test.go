@@ -64,6 +64,7 @@ func TestTwoHosts(t *testing.T) {
 	cfg.Network.Auth.Password, cfg.Compute.Auth.Password = networkPassword, computePassword
 	cfg.Object.Port, cfg.Object.Storage.ObjectPort, cfg.Object.Storage.ContainerPort, cfg.Object.Storage.AccountPort = 0, 0, 0, 0
 	cfg.Compute.Console.NoVNCProxyPort, cfg.Compute.Console.SerialProxyPort = 0, 0
+	cfg.Volume.Port = 0
 	// Longer than the agents' heartbeat interval (10 s), or live hosts
 	// would count as down between two beats; short enough to see a dead
 	// one go down within the test.

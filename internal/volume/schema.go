@@ -1,0 +1,106 @@
+package volume
+
+import "github.com/nimbus-cloud/nimbus/internal/store"
+
+// schema is the volume service's migrations. Booleans are INTEGER 0/1,
+// times fixed-width text (store.FormatTime), and the small maps a volume
+// carries whole (metadata, image metadata, a type's extra specs) are JSON
+// text, so the SQL is the same on SQLite and PostgreSQL.
+func schema() []store.Migration {
+	return []store.Migration{{
+		Version: 1,
+		Name:    "volume core",
+		SQL: `
+CREATE TABLE volume_types (
+	id TEXT PRIMARY KEY,
+	name TEXT NOT NULL UNIQUE,
+	description TEXT,
+	is_public INTEGER NOT NULL DEFAULT 1,
+	extra_specs TEXT NOT NULL DEFAULT '{}',
+	created_at TEXT NOT NULL
+);
+CREATE TABLE volume_type_projects (
+	type_id TEXT NOT NULL REFERENCES volume_types(id) ON DELETE CASCADE,
+	project_id TEXT NOT NULL,
+	PRIMARY KEY (type_id, project_id)
+);
+CREATE TABLE volume_volumes (
+	id TEXT PRIMARY KEY,
+	project_id TEXT NOT NULL,
+	user_id TEXT NOT NULL,
+	name TEXT,
+	description TEXT,
+	status TEXT NOT NULL,
+	size INTEGER NOT NULL,
+	availability_zone TEXT NOT NULL,
+	host TEXT NOT NULL DEFAULT '',
+	backend TEXT NOT NULL DEFAULT '',
+	pool TEXT NOT NULL DEFAULT '',
+	type_id TEXT NOT NULL,
+	bootable INTEGER NOT NULL DEFAULT 0,
+	multiattach INTEGER NOT NULL DEFAULT 0,
+	admin_metadata TEXT NOT NULL DEFAULT '{}',
+	snapshot_id TEXT,
+	source_volid TEXT,
+	image_id TEXT,
+	image_metadata TEXT,
+	metadata TEXT NOT NULL DEFAULT '{}',
+	migration_status TEXT,
+	fault TEXT NOT NULL DEFAULT '',
+	created_at TEXT NOT NULL,
+	updated_at TEXT NOT NULL
+);
+CREATE INDEX volume_volumes_project ON volume_volumes (project_id, created_at);
+CREATE INDEX volume_volumes_host ON volume_volumes (host);
+CREATE TABLE volume_attachments (
+	id TEXT PRIMARY KEY,
+	volume_id TEXT NOT NULL REFERENCES volume_volumes(id) ON DELETE CASCADE,
+	instance_uuid TEXT,
+	host_name TEXT,
+	mountpoint TEXT,
+	attach_mode TEXT NOT NULL DEFAULT 'rw',
+	attach_status TEXT NOT NULL,
+	attached_at TEXT NOT NULL DEFAULT '',
+	created_at TEXT NOT NULL
+);
+CREATE INDEX volume_attachments_volume ON volume_attachments (volume_id);
+CREATE TABLE volume_snapshots (
+	id TEXT PRIMARY KEY,
+	project_id TEXT NOT NULL,
+	user_id TEXT NOT NULL,
+	volume_id TEXT NOT NULL,
+	name TEXT,
+	description TEXT,
+	status TEXT NOT NULL,
+	size INTEGER NOT NULL,
+	host TEXT NOT NULL DEFAULT '',
+	metadata TEXT NOT NULL DEFAULT '{}',
+	progress TEXT NOT NULL DEFAULT '0%',
+	fault TEXT NOT NULL DEFAULT '',
+	created_at TEXT NOT NULL,
+	updated_at TEXT NOT NULL
+);
+CREATE INDEX volume_snapshots_project ON volume_snapshots (project_id, created_at);
+CREATE INDEX volume_snapshots_volume ON volume_snapshots (volume_id);
+CREATE TABLE volume_quotas (
+	project_id TEXT NOT NULL,
+	resource TEXT NOT NULL,
+	hard_limit INTEGER NOT NULL,
+	PRIMARY KEY (project_id, resource)
+);
+CREATE TABLE volume_services (
+	host TEXT PRIMARY KEY,
+	backend TEXT NOT NULL,
+	pool TEXT NOT NULL,
+	zone TEXT NOT NULL,
+	total_gb REAL NOT NULL,
+	free_gb REAL NOT NULL,
+	provisioned_gb REAL NOT NULL,
+	max_over_subscription REAL NOT NULL,
+	disabled INTEGER NOT NULL DEFAULT 0,
+	disabled_reason TEXT,
+	created_at TEXT NOT NULL,
+	updated_at TEXT NOT NULL
+)`,
+	}}
+}

@@ -1,0 +1,246 @@
+package volume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nimbus-cloud/nimbus/internal/api"
+	"github.com/nimbus-cloud/nimbus/internal/bus"
+	"github.com/nimbus-cloud/nimbus/internal/store"
+)
+
+// Config configures the volume service.
+type Config struct {
+	// PublicURL is the service's base URL (http://host:8776), for links
+	// and version documents; taken from the request when empty.
+	PublicURL string
+	// Bus carries commands to the volume agents and their reports back.
+	// Without it volumes cannot be created (they go to error).
+	Bus *bus.Bus
+	// Images looks up images and creates upload targets in the image
+	// service with the caller's token; nil refuses imageRef and uploads.
+	Images ImageService
+	// DefaultAvailabilityZone is the zone of volumes that ask for none
+	// ("nova" when empty, Cinder's storage_availability_zone).
+	DefaultAvailabilityZone string
+	// Quotas overrides the default limits by resource name.
+	Quotas map[string]int
+	// ServiceDownTime: a storage host silent this long is down (60s).
+	ServiceDownTime time.Duration
+	// CallTimeout bounds an export call to a storage host (30s).
+	CallTimeout time.Duration
+	// ReconcileAfter is how long a volume may sit in creating or
+	// deleting before a heartbeat of its host may settle it (2 minutes).
+	ReconcileAfter time.Duration
+}
+
+// Service serves the block storage API.
+type Service struct {
+	cfg Config
+	db  *store.DB
+	api *api.Service
+	log *slog.Logger
+	mv  api.Microversions
+
+	mu   sync.Mutex
+	subs []*bus.Subscription // guarded by mu
+}
+
+// MinVersion and MaxVersion are the microversions this service speaks.
+// Only what is implemented is advertised (see docs/volumes-plan.md §2.1).
+var (
+	MinVersion = api.Version{Major: 3, Minor: 0}
+	MaxVersion = api.Version{Major: 3, Minor: 0}
+)
+
+// New migrates the volume schema, makes sure the default volume type
+// exists and returns the service; Start connects it to the agents.
+func New(ctx context.Context, cfg Config, db *store.DB, svc *api.Service, log *slog.Logger) (*Service, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.DefaultAvailabilityZone == "" {
+		cfg.DefaultAvailabilityZone = "nova"
+	}
+	if cfg.ServiceDownTime <= 0 {
+		cfg.ServiceDownTime = 60 * time.Second
+	}
+	if cfg.ReconcileAfter <= 0 {
+		cfg.ReconcileAfter = 2 * time.Minute
+	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = 30 * time.Second
+	}
+	for k, v := range cfg.Quotas {
+		if _, ok := defaultQuotas[k]; !ok {
+			return nil, fmt.Errorf("volume service: unknown quota resource %q", k)
+		}
+		if v < -1 {
+			return nil, fmt.Errorf("volume service: quota %s %d is below -1", k, v)
+		}
+	}
+	if svc.Errors == nil {
+		svc.Errors = api.NovaErrors
+	}
+	if err := db.Migrate(ctx, "volume", schema()); err != nil {
+		return nil, err
+	}
+	s := &Service{cfg: cfg, db: db, api: svc, log: log,
+		mv: api.Microversions{ServiceType: "volume", Min: MinVersion, Max: MaxVersion}}
+	if err := s.ensureDefaultType(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Handler returns the volume API with its middleware.
+func (s *Service) Handler() http.Handler {
+	return s.api.Handler(s.middleware(s.Routes()))
+}
+
+type ctxKey int
+
+const versionKey ctxKey = iota
+
+// middleware negotiates the microversion and refuses a trailing slash
+// after a resource: Cinder's router answers GET /volumes/ with 404, and
+// Tempest checks it, while the shared router would take it for /volumes.
+func (s *Service) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if p == "/" || p == "/v3" || p == "/v3/" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if strings.HasSuffix(p, "/") {
+			s.api.WriteError(w, r, api.NotFound("The resource could not be found."))
+			return
+		}
+		v, err := s.mv.Negotiate(w, r)
+		if err != nil {
+			s.api.WriteError(w, r, api.AsError(err))
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), versionKey, v)))
+	})
+}
+
+// caller is who makes a request.
+type caller struct {
+	project string
+	user    string
+	admin   bool
+	token   string
+}
+
+func (s *Service) caller(r *http.Request) caller {
+	id := api.Caller(r)
+	if id == nil {
+		return caller{}
+	}
+	c := caller{project: id.ProjectID, user: id.UserID, token: id.Token}
+	if c.token == "" {
+		c.token = r.Header.Get("X-Auth-Token")
+	}
+	if s.api.Policy == nil {
+		c.admin = id.HasRole("admin")
+		return c
+	}
+	ok, err := s.api.Policy.Allow("context_is_admin", map[string]any{}, id)
+	c.admin = err == nil && ok
+	return c
+}
+
+// authorize enforces a policy action on a project's resource.
+func (s *Service) authorize(r *http.Request, action, project string) error {
+	err := s.api.Authorize(r, action, map[string]any{"project_id": project})
+	var e *api.Error
+	if errors.As(err, &e) && e.Status == http.StatusForbidden {
+		return api.Forbidden("Policy doesn't allow %s to be performed.", action)
+	}
+	return err
+}
+
+// baseURL is the scheme and host for links in bodies.
+func (s *Service) baseURL(r *http.Request) string {
+	return strings.TrimSuffix(api.BaseURL(r, s.cfg.PublicURL), "/")
+}
+
+// errRetry makes writeTx run its transaction again.
+var errRetry = errors.New("retry transaction")
+
+// writeTx runs fn in a transaction, again when it lost a race; fn reads
+// afresh each time.
+func (s *Service) writeTx(ctx context.Context, fn func(tx *store.Tx) error) error {
+	const attempts = 30
+	var err error
+	for i := 0; i < attempts; i++ {
+		err = s.db.InTx(ctx, fn)
+		if err == nil || !(errors.Is(err, errRetry) || store.IsConflict(err) || isSerialization(err) || store.IsBusy(err)) {
+			return err
+		}
+		time.Sleep(time.Duration(i+1) * time.Millisecond)
+	}
+	return api.Conflict("The request could not be completed because of a concurrent change; please retry.")
+}
+
+// isSerialization reports a PostgreSQL serialization failure or deadlock.
+func isSerialization(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "SQLSTATE 40001") || strings.Contains(msg, "SQLSTATE 40P01")
+}
+
+// lockKey serialises transactions that check a limit and then write
+// (quotas, capacity). SQLite transactions hold the write lock from their
+// first statement already; PostgreSQL takes an advisory lock.
+func lockKey(ctx context.Context, tx *store.Tx, key string) error {
+	if tx.Dialect() != store.Postgres {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext(?))`, key); err != nil {
+		return fmt.Errorf("lock %s: %w", key, err)
+	}
+	return nil
+}
+
+func newID() string { return uuid.NewString() }
+
+func isUUID(s string) bool {
+	_, err := uuid.Parse(s)
+	return err == nil && len(s) == 36
+}
+
+// now is the time stamped on writes.
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// isoMicro renders Cinder's timestamps: 2018-11-28T06:21:12.715987.
+func isoMicro(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000") }
+
+func parseTime(s string) time.Time {
+	t, _ := store.ParseTime(s)
+	return t
+}
+
+// timeOrNil renders a stored time, or null when unset.
+func timeOrNil(s string) any {
+	if s == "" {
+		return nil
+	}
+	return isoMicro(parseTime(s))
+}
+
+func accepted() *api.Response { return &api.Response{Status: http.StatusAccepted} }
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
