@@ -19,4 +19,5 @@ test/cli/identity.sh
 test/cli/image.sh
 test/cli/network.sh
 test/cli/compute.sh
+test/cli/volume.sh
 test/cli/object.sh
