@@ -14,7 +14,8 @@ import (
 // enabled: volume files in the state dir, served by a qemu-storage-daemon
 // that outlives the agent, commanded over the bus, with images read and
 // written through the image API as the volume service user (or the
-// bootstrap admin when identity runs here and no password is set).
+// bootstrap admin when identity runs here and no password is set), and
+// backups kept in object storage.
 func (c *Cloud) startVolumeAgent(ctx context.Context) error {
 	vc := c.Config.Volume
 	if !vc.Agent.Enabled.Enabled() {
@@ -40,10 +41,18 @@ func (c *Cloud) startVolumeAgent(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("volume agent: %w", err)
 	}
+	// Backups go to object storage through the catalog's admin URL, the
+	// API root without an account; a cloud without object storage
+	// runs the agent without backups.
+	objects, err := openstack.NewObjectStorageV1(provider, gophercloud.EndpointOpts{Region: c.Config.Region, Availability: gophercloud.AvailabilityAdmin})
+	if err != nil {
+		c.log.Warn("volume agent: no object storage in the catalog: volume backups will fail", "err", err)
+		objects = nil
+	}
 	a, err := volumeagent.Start(ctx, volumeagent.Config{
 		Host: host, Zone: vc.DefaultAvailabilityZone, Bus: c.Bus, StateDir: stateDir,
 		NBDAddress: vc.Agent.NBDAddress, NBDPort: vc.Agent.NBDPort, MaxOverSubscription: vc.Agent.MaxOverSubscriptionRatio,
-		Image: img, Log: c.log.With("service", "volume-agent"),
+		Image: img, ObjectStore: objects, Log: c.log.With("service", "volume-agent"),
 	})
 	if err != nil {
 		return err

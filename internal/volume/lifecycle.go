@@ -72,7 +72,8 @@ func (s *Service) send(ctx context.Context, host string, cmd agentproto.Command)
 // redelivered or stale report changes nothing.
 func (s *Service) HandleReport(ctx context.Context, rep agentproto.Report) error {
 	if rep.Fault != "" {
-		s.log.Warn("volume agent reports a failure", "op", rep.Op, "host", rep.Host, "volume", rep.VolumeID, "snapshot", rep.SnapshotID, "status", rep.Status, "fault", rep.Fault)
+		s.log.Warn("volume agent reports a failure", "op", rep.Op, "host", rep.Host, "volume", rep.VolumeID, "snapshot", rep.SnapshotID,
+			"backup", rep.BackupID, "status", rep.Status, "fault", rep.Fault)
 	}
 	var err error
 	switch rep.Op {
@@ -107,6 +108,12 @@ func (s *Service) HandleReport(ctx context.Context, rep agentproto.Report) error
 			_, err = s.db.Exec(ctx, `UPDATE volume_snapshots SET status = 'error_deleting', fault = ?, updated_at = ? WHERE id = ? AND status = ?`,
 				rep.Fault, stamp(), rep.SnapshotID, statusDeleting)
 		}
+	case agentproto.OpBackup:
+		err = s.backedUp(ctx, rep)
+	case agentproto.OpRestore:
+		err = s.restored(ctx, rep)
+	case agentproto.OpDeleteBackup:
+		err = s.backupDeleted(ctx, rep)
 	default:
 		s.log.Warn("volume report with an unknown operation", "op", rep.Op, "volume", rep.VolumeID)
 		return nil

@@ -22,7 +22,7 @@ var quotaOrder = []string{"volumes", "snapshots", "gigabytes", "backups", "backu
 
 // usage is what a project holds now. Usage is counted from the rows
 // themselves, in the transaction that writes, so it cannot drift.
-type usage struct{ volumes, snapshots, gigabytes int }
+type usage struct{ volumes, snapshots, gigabytes, backups, backupGigabytes int }
 
 func projectUsage(ctx context.Context, q store.Querier, project string) (usage, error) {
 	var u usage
@@ -34,6 +34,9 @@ func projectUsage(ctx context.Context, q store.Querier, project string) (usage, 
 		return u, fmt.Errorf("snapshot usage of %s: %w", project, err)
 	}
 	u.gigabytes = vgb + sgb
+	if err := q.QueryRow(ctx, `SELECT COUNT(*), COALESCE(SUM(size), 0) FROM volume_backups WHERE project_id = ?`, project).Scan(&u.backups, &u.backupGigabytes); err != nil {
+		return u, fmt.Errorf("backup usage of %s: %w", project, err)
+	}
 	return u, nil
 }
 
@@ -129,6 +132,31 @@ func (s *Service) checkQuota(ctx context.Context, tx *store.Tx, project string, 
 	return nil
 }
 
+// checkBackupQuota refuses, with Cinder's 413, backups that would take
+// the project over its backups or backup_gigabytes limit; like
+// checkQuota it runs in the writing transaction under the project lock.
+func (s *Service) checkBackupQuota(ctx context.Context, tx *store.Tx, project string, dBackups, dGB int) error {
+	if err := lockKey(ctx, tx, "volume-quota:"+project); err != nil {
+		return err
+	}
+	lim, err := s.limits(ctx, tx, project)
+	if err != nil {
+		return err
+	}
+	u, err := projectUsage(ctx, tx, project)
+	if err != nil {
+		return err
+	}
+	if l := lim["backups"]; dBackups > 0 && l >= 0 && u.backups+dBackups > l {
+		return api.Errorf(http.StatusRequestEntityTooLarge, "BackupLimitExceeded: Maximum number of backups allowed (%d) exceeded.", l)
+	}
+	if l := lim["backup_gigabytes"]; dGB > 0 && l >= 0 && u.backupGigabytes+dGB > l {
+		return api.Errorf(http.StatusRequestEntityTooLarge, "VolumeBackupSizeExceedsAvailableQuota: Requested backup size exceeds allowed Backup gigabytes quota. Requested %dG, quota is %dG and %dG has been consumed.",
+			dGB, l, u.backupGigabytes)
+	}
+	return nil
+}
+
 // quotaSet renders a project's quotas, with the per-type keys of every
 // volume type, or their usage when withUsage.
 func (s *Service) quotaSet(ctx context.Context, project string, lim map[string]int, withUsage bool) (map[string]any, error) {
@@ -140,7 +168,8 @@ func (s *Service) quotaSet(ctx context.Context, project string, lim map[string]i
 			return nil, err
 		}
 	}
-	inUse := map[string]int{"volumes": u.volumes, "snapshots": u.snapshots, "gigabytes": u.gigabytes}
+	inUse := map[string]int{"volumes": u.volumes, "snapshots": u.snapshots, "gigabytes": u.gigabytes,
+		"backups": u.backups, "backup_gigabytes": u.backupGigabytes}
 	for _, k := range quotaOrder {
 		if withUsage {
 			out[k] = map[string]any{"limit": lim[k], "in_use": inUse[k], "reserved": 0}
@@ -352,7 +381,7 @@ func (s *Service) showLimits(r *http.Request) (*api.Response, error) {
 		"maxTotalVolumes": lim["volumes"], "maxTotalSnapshots": lim["snapshots"], "maxTotalVolumeGigabytes": lim["gigabytes"],
 		"maxTotalBackups": lim["backups"], "maxTotalBackupGigabytes": lim["backup_gigabytes"],
 		"totalVolumesUsed": u.volumes, "totalGigabytesUsed": u.gigabytes, "totalSnapshotsUsed": u.snapshots,
-		"totalBackupsUsed": 0, "totalBackupGigabytesUsed": 0,
+		"totalBackupsUsed": u.backups, "totalBackupGigabytesUsed": u.backupGigabytes,
 	}
 	return api.JSON(http.StatusOK, map[string]any{"limits": map[string]any{"rate": []any{}, "absolute": abs}}), nil
 }

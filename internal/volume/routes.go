@@ -63,6 +63,16 @@ func (s *Service) Routes() *api.Router {
 		R{Method: "PUT", Pattern: v + "/snapshots/{snapshot_id}/metadata/{key}", Handler: su},
 		R{Method: "DELETE", Pattern: v + "/snapshots/{snapshot_id}/metadata/{key}", Handler: sd},
 
+		R{Method: "GET", Pattern: v + "/backups", Handler: s.listBackups},
+		R{Method: "GET", Pattern: v + "/backups/detail", Handler: s.listBackupsDetail},
+		R{Method: "POST", Pattern: v + "/backups", Handler: s.createBackup},
+		R{Method: "GET", Pattern: v + "/backups/{backup_id}", Handler: s.showBackup},
+		R{Method: "DELETE", Pattern: v + "/backups/{backup_id}", Handler: s.deleteBackup},
+		R{Method: "POST", Pattern: v + "/backups/{backup_id}/restore", Handler: s.restoreBackup},
+		R{Method: "POST", Pattern: v + "/backups/{backup_id}/action", Handler: s.backupAction},
+		R{Method: "GET", Pattern: v + "/backups/{backup_id}/export_record", Handler: s.exportBackup},
+		R{Method: "POST", Pattern: v + "/backups/import_record", Handler: s.importBackup},
+
 		R{Method: "GET", Pattern: v + "/os-quota-sets/{target_project}", Handler: s.showQuotas},
 		R{Method: "GET", Pattern: v + "/os-quota-sets/{target_project}/defaults", Handler: s.showQuotaDefaults},
 		R{Method: "PUT", Pattern: v + "/os-quota-sets/{target_project}", Handler: s.updateQuotas, Policy: "volume_extension:quotas:update"},

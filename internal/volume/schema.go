@@ -102,5 +102,40 @@ CREATE TABLE volume_services (
 	created_at TEXT NOT NULL,
 	updated_at TEXT NOT NULL
 )`,
+	}, {
+		Version: 2,
+		Name:    "volume backups",
+		// account, container and prefix say where the objects are;
+		// two rows may share them after an import_record, and the
+		// objects go only with the last. volume_state is what a restore
+		// gives the volume back (metadata, bootable, image metadata).
+		SQL: `
+CREATE TABLE volume_backups (
+	id TEXT PRIMARY KEY,
+	project_id TEXT NOT NULL,
+	user_id TEXT NOT NULL,
+	volume_id TEXT NOT NULL,
+	snapshot_id TEXT,
+	parent_id TEXT,
+	name TEXT,
+	description TEXT,
+	status TEXT NOT NULL,
+	fail_reason TEXT,
+	size INTEGER NOT NULL,
+	object_count INTEGER NOT NULL DEFAULT 0,
+	availability_zone TEXT NOT NULL,
+	host TEXT NOT NULL DEFAULT '',
+	account TEXT NOT NULL,
+	container TEXT NOT NULL,
+	prefix TEXT NOT NULL,
+	volume_state TEXT NOT NULL DEFAULT '{}',
+	restore_volume_id TEXT,
+	data_timestamp TEXT NOT NULL,
+	created_at TEXT NOT NULL,
+	updated_at TEXT NOT NULL
+);
+CREATE INDEX volume_backups_project ON volume_backups (project_id, created_at);
+CREATE INDEX volume_backups_volume ON volume_backups (volume_id);
+CREATE INDEX volume_backups_parent ON volume_backups (parent_id)`,
 	}}
 }

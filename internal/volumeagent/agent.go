@@ -45,6 +45,11 @@ type Config struct {
 	// Image is an image v2 client (service user) for volumes made from
 	// images and uploads to images; nil fails those operations.
 	Image *gophercloud.ServiceClient
+	// ObjectStore is an object storage (Swift) client whose Endpoint is
+	// the API root without an account (http://proxy:8080/v1/), for
+	// backups; its token serves backup commands that carry none. Nil
+	// fails backup operations.
+	ObjectStore *gophercloud.ServiceClient
 	// Heartbeat is the interval between heartbeats (default
 	// agentproto.HeartbeatEvery); HealthCheck between checks that the
 	// storage daemon lives (default 2s).

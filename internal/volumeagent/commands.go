@@ -21,6 +21,10 @@ func faultf(format string, args ...any) error { return fmt.Errorf(format, args..
 func (a *Agent) handle(ctx context.Context, cmd agentproto.Command) error {
 	log := a.log.With("op", cmd.Op, "volume", cmd.VolumeID, "snapshot", cmd.SnapshotID, "command", cmd.ID, "request_id", cmd.RequestID)
 	rep := agentproto.Report{CommandID: cmd.ID, Op: cmd.Op, Host: a.cfg.Host, VolumeID: cmd.VolumeID, SnapshotID: cmd.SnapshotID}
+	if cmd.Backup != nil {
+		rep.BackupID = cmd.Backup.ID
+		log = log.With("backup", cmd.Backup.ID)
+	}
 	err := a.run(ctx, cmd, &rep)
 	if err != nil && ctx.Err() != nil {
 		return err // the agent is stopping: redelivered to the next one
@@ -28,6 +32,7 @@ func (a *Agent) handle(ctx context.Context, cmd agentproto.Command) error {
 	if err != nil {
 		rep.Fault = err.Error()
 		rep.Status = failedStatus(cmd)
+		rep.BackupStatus = failedBackupStatus(cmd)
 		log.Warn("volume command failed", "fault", rep.Fault, "status", rep.Status)
 	} else {
 		log.Info("volume command done", "status", rep.Status, "size_gb", rep.SizeGB)
@@ -45,10 +50,25 @@ func failedStatus(cmd agentproto.Command) string {
 		return agentproto.StatusErrorDeleting
 	case agentproto.OpExtend:
 		return agentproto.StatusErrorExtending
-	case agentproto.OpUpload:
+	case agentproto.OpUpload, agentproto.OpBackup:
 		return returnStatus(cmd) // the volume is as it was
+	case agentproto.OpRestore:
+		return agentproto.StatusErrorRestoring
+	case agentproto.OpDeleteBackup:
+		return ""
 	}
 	return agentproto.StatusError
+}
+
+// failedBackupStatus is what a failed command leaves its backup in.
+func failedBackupStatus(cmd agentproto.Command) string {
+	switch cmd.Op {
+	case agentproto.OpBackup:
+		return agentproto.StatusError
+	case agentproto.OpDeleteBackup:
+		return agentproto.StatusErrorDeleting
+	}
+	return ""
 }
 
 func returnStatus(cmd agentproto.Command) string {
@@ -68,8 +88,24 @@ func (a *Agent) run(ctx context.Context, cmd agentproto.Command, rep *agentproto
 		if !validID(cmd.SnapshotID) {
 			return faultf("invalid snapshot id %q", cmd.SnapshotID)
 		}
+	case agentproto.OpBackup:
+		if cmd.SnapshotID != "" && !validID(cmd.SnapshotID) {
+			return faultf("invalid snapshot id %q", cmd.SnapshotID)
+		}
+		fallthrough
+	case agentproto.OpRestore, agentproto.OpDeleteBackup:
+		if err := validBackup(cmd.Backup); err != nil {
+			return err
+		}
 	}
-	unlock, err := a.lock(ctx, cmd.VolumeID, cmd.SnapshotID, cmd.SourceVolumeID, cmd.SourceSnapshotID)
+	ids := []string{cmd.VolumeID, cmd.SnapshotID, cmd.SourceVolumeID, cmd.SourceSnapshotID}
+	if cmd.Op == agentproto.OpDeleteBackup {
+		ids = nil // only the objects, not the volume
+	}
+	if cmd.Backup != nil {
+		ids = append(ids, cmd.Backup.ID)
+	}
+	unlock, err := a.lock(ctx, ids...)
 	if err != nil {
 		return err
 	}
@@ -94,6 +130,12 @@ func (a *Agent) run(ctx context.Context, cmd agentproto.Command, rep *agentproto
 		return nil
 	case agentproto.OpUpload:
 		return a.upload(ctx, cmd, rep)
+	case agentproto.OpBackup:
+		return a.backup(ctx, cmd, rep)
+	case agentproto.OpRestore:
+		return a.restore(ctx, cmd, rep)
+	case agentproto.OpDeleteBackup:
+		return a.deleteBackup(ctx, cmd, rep)
 	}
 	return faultf("unknown operation %q", cmd.Op)
 }

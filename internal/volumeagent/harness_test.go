@@ -43,6 +43,9 @@ type harness struct {
 	reports  chan agentproto.Report
 	images   *fakeImages
 	image    *gophercloud.ServiceClient
+	// objects is the object storage client given to the agent (nil
+	// unless a test sets it before start).
+	objects *gophercloud.ServiceClient
 }
 
 func newHarness(t *testing.T) *harness {
@@ -101,7 +104,7 @@ func (h *harness) start() *volumeagent.Agent {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	a, err := volumeagent.Start(ctx, volumeagent.Config{Host: host, Zone: "nova", Bus: h.bus, StateDir: h.stateDir,
-		NBDAddress: "127.0.0.1", NBDPort: h.port, Image: h.image, Heartbeat: time.Hour, HealthCheck: 100 * time.Millisecond,
+		NBDAddress: "127.0.0.1", NBDPort: h.port, Image: h.image, ObjectStore: h.objects, Heartbeat: time.Hour, HealthCheck: 100 * time.Millisecond,
 		Log: quietLog()})
 	if err != nil {
 		h.t.Fatal(err)

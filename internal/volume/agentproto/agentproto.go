@@ -94,8 +94,10 @@ type Command struct {
 	// Upload is set for OpUpload.
 	Upload *Upload `json:"upload,omitempty"`
 	// ReturnStatus is the status the volume had before a transient one
-	// (extending, uploading), for the agent to report back.
+	// (extending, uploading, backing-up), for the agent to report back.
 	ReturnStatus string `json:"return_status,omitempty"`
+	// Backup is set for OpBackup, OpRestore and OpDeleteBackup.
+	Backup *Backup `json:"backup,omitempty"`
 }
 
 // Upload is the target of OpUpload.
@@ -119,6 +121,16 @@ type Report struct {
 	Fault string `json:"fault,omitempty"`
 	// SizeGB is the volume's (or snapshot's) size now.
 	SizeGB int `json:"size_gb,omitempty"`
+	// BackupID is the backup of OpBackup, OpRestore and OpDeleteBackup.
+	BackupID string `json:"backup_id,omitempty"`
+	// BackupStatus is the backup's new status after OpBackup
+	// (StatusAvailable or StatusError) and OpDeleteBackup (StatusDeleted
+	// or StatusErrorDeleting); for those, Status is the volume's (or,
+	// for a backup of a snapshot, the snapshot's) status again.
+	BackupStatus string `json:"backup_status,omitempty"`
+	// ObjectCount is how many objects OpBackup stored, the metadata
+	// object included.
+	ObjectCount int `json:"object_count,omitempty"`
 	// ImageMetadata is the volume_image_metadata of a volume created from
 	// an image: the image's id, name, checksum, formats, min_disk,
 	// min_ram, size and every custom property (kernel_id, ramdisk_id,

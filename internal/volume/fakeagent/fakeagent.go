@@ -55,9 +55,12 @@ type Agent struct {
 	snapshots map[string]int // guarded by mu; snapshot id -> size
 	// exports are the live exports, by volume id and initiator.
 	exports map[[2]string]hypervisor.VolumeConn // guarded by mu
-	cmds    []agentproto.Command                // guarded by mu; every command, in order
-	stop    context.CancelFunc                  // guarded by mu
-	done    chan struct{}                       // guarded by mu
+	// backups are the pretend backups' sizes in GiB by where their
+	// objects would be (account/container/prefix).
+	backups map[string]int       // guarded by mu
+	cmds    []agentproto.Command // guarded by mu; every command, in order
+	stop    context.CancelFunc   // guarded by mu
+	done    chan struct{}        // guarded by mu
 }
 
 // Start registers the host with one heartbeat, then serves commands and
@@ -86,7 +89,7 @@ func Start(ctx context.Context, b *bus.Bus, cfg Config) (*Agent, error) {
 		log = slog.Default()
 	}
 	a := &Agent{cfg: cfg, bus: b, log: log.With("fakevolumeagent", cfg.Host), volumes: map[string]int{}, snapshots: map[string]int{},
-		exports: map[[2]string]hypervisor.VolumeConn{}}
+		exports: map[[2]string]hypervisor.VolumeConn{}, backups: map[string]int{}}
 	cmds, err := bus.Consume(ctx, b, agentproto.HostSubject(cfg.Host), a.handle, bus.WithConcurrency(8), bus.WithRetryDelay(50*time.Millisecond))
 	if err != nil {
 		return nil, fmt.Errorf("fakeagent %s: %w", cfg.Host, err)
@@ -243,13 +246,79 @@ func (a *Agent) handle(ctx context.Context, cmd agentproto.Command) error {
 		delete(a.snapshots, cmd.SnapshotID)
 	case agentproto.OpUpload:
 		rep.Status = cmd.ReturnStatus
+	case agentproto.OpBackup, agentproto.OpRestore, agentproto.OpDeleteBackup:
+		a.backupOp(cmd, &rep, fault)
 	default:
 		a.mu.Unlock()
 		return bus.Permanent(fmt.Errorf("fakeagent: unknown operation %q", cmd.Op))
 	}
 	a.mu.Unlock()
-	rep.Fault = fault
+	if fault != "" {
+		rep.Fault = fault
+	}
 	return bus.CastDurable(ctx, a.bus, agentproto.SubjectReports, rep)
+}
+
+// backupOp does a backup operation on the pretend objects: a backup
+// records the volume's size under its location, a restore needs that
+// record and makes (or regrows) the volume, and a delete forgets it.
+// Called with mu held.
+func (a *Agent) backupOp(cmd agentproto.Command, rep *agentproto.Report, fault string) {
+	if cmd.Backup == nil {
+		rep.Status, rep.BackupStatus, rep.Fault = agentproto.StatusError, agentproto.StatusError, "no backup location"
+		return
+	}
+	rep.BackupID = cmd.Backup.ID
+	key := BackupKey(*cmd.Backup)
+	switch cmd.Op {
+	case agentproto.OpBackup:
+		rep.Status, rep.BackupStatus = cmd.ReturnStatus, agentproto.StatusAvailable
+		size, ok := a.volumes[cmd.VolumeID]
+		switch {
+		case fault != "":
+			rep.BackupStatus = agentproto.StatusError
+		case !ok:
+			rep.BackupStatus = agentproto.StatusError
+			rep.Fault = fmt.Sprintf("volume %s is not on this host", cmd.VolumeID)
+		default:
+			a.backups[key] = size
+			rep.ObjectCount, rep.SizeGB = 1+size, size
+		}
+	case agentproto.OpRestore:
+		rep.Status = agentproto.StatusAvailable
+		size, ok := a.backups[key]
+		switch {
+		case fault != "":
+			rep.Status = agentproto.StatusErrorRestoring
+		case !ok:
+			rep.Status = agentproto.StatusErrorRestoring
+			rep.Fault = "backup objects not found: " + key
+		case size > cmd.SizeGB:
+			rep.Status = agentproto.StatusErrorRestoring
+			rep.Fault = "the backup is larger than the volume"
+		default:
+			a.volumes[cmd.VolumeID] = cmd.SizeGB
+			rep.SizeGB = cmd.SizeGB
+		}
+	case agentproto.OpDeleteBackup:
+		rep.BackupStatus = agentproto.StatusDeleted
+		if fault != "" {
+			rep.BackupStatus = agentproto.StatusErrorDeleting
+			return
+		}
+		delete(a.backups, key)
+	}
+}
+
+// BackupKey is where a backup's objects are, as the fake agent keys them.
+func BackupKey(b agentproto.Backup) string { return b.Account + "/" + b.Container + "/" + b.Prefix }
+
+// HasBackup reports whether the pretend objects of a backup exist.
+func (a *Agent) HasBackup(b agentproto.Backup) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, ok := a.backups[BackupKey(b)]
+	return ok
 }
 
 // conn answers export calls with a made-up connection, the same one for
