@@ -223,7 +223,7 @@ stop_guests() {
     [ -n "$gp" ] && tr '\0' ' ' <"/proc/$gp/cmdline" 2>/dev/null | grep -qF -- "$f" && pids+=("$gp")
   done
   [ ${#pids[@]} -gt 0 ] || return 0
-  echo "stopping ${#pids[@]} leftover guest(s): ${pids[*]}"
+  echo "stopping ${#pids[@]} leftover guest or storage daemon process(es): ${pids[*]}"
   kill -TERM "${pids[@]}" 2>/dev/null
   for _ in $(seq 1 50); do
     local alive=0
