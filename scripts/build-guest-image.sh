@@ -107,7 +107,10 @@ else
 fi
 # lz4 (and its library) only unpacks the cloud kernel's payload on the
 # build host (see vmlinux); nothing of it goes into the image.
-PKGS=("$kernel_name" busybox-static dropbear-bin libc6 libcrypt1 libtomcrypt1 libtommath1 libgmp10 zlib1g e2fsprogs libext2fs2 libcom-err2 lz4 liblz4-1)
+# util-linux gives lsblk (and its libraries), which Tempest runs in guests
+# to count their disks (list_disks: `lsblk -lb --nodeps`); busybox has none.
+PKGS=("$kernel_name" busybox-static dropbear-bin libc6 libcrypt1 libtomcrypt1 libtommath1 libgmp10 zlib1g e2fsprogs libext2fs2 libcom-err2 lz4 liblz4-1
+  util-linux libblkid1 libmount1 libsmartcols1 libudev1 libselinux1 libpcre2-8-0)
 fetch=()
 for p in "${PKGS[@]}"; do
   [ -n "$(cached "$p")" ] || fetch+=("$p")
@@ -190,11 +193,17 @@ for f in "$X/sbin/resize2fs" "$X/usr/sbin/resize2fs"; do
 done
 [ -n "$resize2fs" ] || die "e2fsprogs did not provide resize2fs"
 cp "$resize2fs" "$R/sbin/resize2fs"
+lsblk=
+for f in "$X/bin/lsblk" "$X/usr/bin/lsblk"; do
+  [ -x "$f" ] && { lsblk=$f; break; }
+done
+[ -n "$lsblk" ] || die "util-linux did not provide lsblk"
+rm -f "$R/bin/lsblk" && cp "$lsblk" "$R/bin/lsblk"
 # Copy the shared libraries (recursively) and the dynamic loader.
 libdir=lib/x86_64-linux-gnu
 mkdir -p "$R/$libdir" "$R/lib64"
 cp -L "$X/lib64/ld-linux-x86-64.so.2" "$R/lib64/"
-queue="$R/usr/sbin/dropbear $R/usr/bin/dropbearkey $R/usr/bin/dbclient $R/sbin/resize2fs"
+queue="$R/usr/sbin/dropbear $R/usr/bin/dropbearkey $R/usr/bin/dbclient $R/sbin/resize2fs $R/bin/lsblk"
 while [ -n "$queue" ]; do
   next=
   for bin in $queue; do
