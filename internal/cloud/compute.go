@@ -49,7 +49,7 @@ func (c *Cloud) startCompute(ctx context.Context, ln net.Listener, metrics *api.
 		DefaultAvailabilityZone: cc.DefaultAvailabilityZone, Scheduler: cc.Scheduler,
 		CPUAllocationRatio: cc.CPUAllocationRatio, RAMAllocationRatio: cc.RAMAllocationRatio, DiskAllocationRatio: cc.DiskAllocationRatio,
 		MaxAttempts: cc.MaxAttempts, ServiceDownTime: cc.ServiceDownTime, BuildTimeout: cc.BuildTimeout,
-		Quotas: cc.Quotas, DefaultFlavors: true, VolumeURL: volumeURL, VolumeServiceToken: volumeToken.token,
+		VolumeAttachTimeout: cc.VolumeAttachTimeout, Quotas: cc.Quotas, DefaultFlavors: true, VolumeURL: volumeURL, VolumeServiceToken: volumeToken.token,
 		ConsoleProxyURL: novnc, SerialProxyURL: serial,
 	}, c.DB, svc, log)
 	if err != nil {

@@ -67,26 +67,28 @@ type blockDevice struct {
 	Settle              string
 	Host                string
 	ConnectionInfo      *string
-	CreatedAt           string
-	UpdatedAt           string
+	// CommandID is the attach or detach command the mapping waits on.
+	CommandID string
+	CreatedAt string
+	UpdatedAt string
 }
 
 const blockDeviceCols = `id, instance_id, volume_id, project_id, device, boot_index, source_type, image_id, volume_size,
-	delete_on_termination, tag, disk_bus, status, settle, host, connection_info, created_at, updated_at`
+	delete_on_termination, tag, disk_bus, status, settle, host, connection_info, command_id, created_at, updated_at`
 
 func scanBlockDevice(row store.Scanner) (blockDevice, error) {
 	var b blockDevice
 	var dot int
 	err := row.Scan(&b.ID, &b.InstanceID, &b.VolumeID, &b.ProjectID, &b.Device, &b.BootIndex, &b.SourceType, &b.ImageID,
-		&b.VolumeSize, &dot, &b.Tag, &b.DiskBus, &b.Status, &b.Settle, &b.Host, &b.ConnectionInfo, &b.CreatedAt, &b.UpdatedAt)
+		&b.VolumeSize, &dot, &b.Tag, &b.DiskBus, &b.Status, &b.Settle, &b.Host, &b.ConnectionInfo, &b.CommandID, &b.CreatedAt, &b.UpdatedAt)
 	b.DeleteOnTermination = dot == 1
 	return b, err
 }
 
 func insertBlockDevice(ctx context.Context, tx *store.Tx, b blockDevice) error {
-	if _, err := tx.Exec(ctx, `INSERT INTO compute_block_devices (`+blockDeviceCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	if _, err := tx.Exec(ctx, `INSERT INTO compute_block_devices (`+blockDeviceCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		b.ID, b.InstanceID, b.VolumeID, b.ProjectID, b.Device, b.BootIndex, b.SourceType, b.ImageID, b.VolumeSize,
-		boolInt(b.DeleteOnTermination), b.Tag, b.DiskBus, b.Status, b.Settle, b.Host, b.ConnectionInfo, b.CreatedAt, b.UpdatedAt); err != nil {
+		boolInt(b.DeleteOnTermination), b.Tag, b.DiskBus, b.Status, b.Settle, b.Host, b.ConnectionInfo, b.CommandID, b.CreatedAt, b.UpdatedAt); err != nil {
 		return fmt.Errorf("record volume %s of server %s: %w", b.VolumeID, b.InstanceID, err)
 	}
 	return nil

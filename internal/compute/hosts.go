@@ -109,7 +109,15 @@ func (s *Service) RecordHeartbeat(ctx context.Context, rep HostReport) error {
 	const update = `UPDATE compute_hosts SET zone = CASE WHEN aggregate_zone <> '' THEN aggregate_zone ELSE ? END, reported_zone = ?, vcpus = ?, memory_mb = ?, local_gb = ?, cpu_ratio = ?,
 		ram_ratio = ?, disk_ratio = ?, hypervisor_type = ?, hypervisor_version = ?, hypervisor_hostname = ?, host_ip = ?,
 		architecture = ?, running_vms = ?, updated_at = ?, last_seen = ? WHERE host = ?`
-	res, err := s.db.Exec(ctx, update, append(args, rep.Host)...)
+	// The guests' volumes ride on the same statement (volume_watchdog.go);
+	// a new host gets them from its next heartbeat.
+	first := update
+	firstArgs := append([]any(nil), args...)
+	if rep.GuestsListed {
+		first = strings.Replace(update, ` WHERE host = ?`, `, guest_volumes = ?, volumes_synced_at = ? WHERE host = ?`, 1)
+		firstArgs = append(firstArgs, guestVolumesJSON(rep.Guests), ts)
+	}
+	res, err := s.db.Exec(ctx, first, append(firstArgs, rep.Host)...)
 	if err != nil {
 		return fmt.Errorf("heartbeat of %s: %w", rep.Host, err)
 	}

@@ -795,6 +795,9 @@ func (s *Service) Reconcile(ctx context.Context) error {
 	if err := s.reconcileVolumes(ctx); err != nil {
 		s.log.Warn("reconcile volumes", "err", err)
 	}
+	if err := s.reconcileStuckVolumes(ctx); err != nil {
+		s.log.Warn("reconcile stuck volume attachments", "err", err)
+	}
 	_, err = s.db.Exec(ctx, `DELETE FROM compute_console_tokens WHERE expires_at < ?`, store.FormatTime(now()))
 	return err
 }

@@ -256,8 +256,27 @@ type HostReport struct {
 	HostIP             string `json:"host_ip,omitempty"`
 	Architecture       string `json:"architecture,omitempty"`
 	// RunningVMs is for the hypervisor views only.
-	RunningVMs int       `json:"running_vms"`
-	At         time.Time `json:"at"`
+	RunningVMs int `json:"running_vms"`
+	// Guests, when GuestsListed, is every guest the host has with the
+	// volumes it really has (hypervisor.Info.Volumes): the sync the API
+	// settles an attach or detach from when the command's report never
+	// came (volume_watchdog.go). Not listed (the driver could not list
+	// its guests, or an agent that does not know how): nothing is said.
+	Guests       []GuestVolumes `json:"guests,omitempty"`
+	GuestsListed bool           `json:"guests_listed,omitempty"`
+	At           time.Time      `json:"at"`
+}
+
+// GuestVolumes is one guest of a HostReport and its volumes.
+type GuestVolumes struct {
+	InstanceID string   `json:"instance_id"`
+	Volumes    []string `json:"volumes,omitempty"`
+	// Busy: a command of the guest was running or waiting on the agent
+	// while the list was taken, so its volumes may be changing and its
+	// report is still to come.
+	Busy bool `json:"busy,omitempty"`
+	// Unknown: the hypervisor did not answer for the guest.
+	Unknown bool `json:"unknown,omitempty"`
 }
 
 // ConsoleRequest asks an agent for a guest's console.

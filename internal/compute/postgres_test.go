@@ -27,6 +27,7 @@ func TestSuitePostgres(t *testing.T) {
 		{Name: "scheduler filters", Fn: TestSchedulerFilters},
 		{Name: "server groups", Fn: TestServerGroups},
 		{Name: "reconcile", Fn: TestHostDownAndReconcile},
+		{Name: "volume watchdog", Fn: TestWatchdogAttachLost},
 		{Name: "shelve rescue backup", Fn: TestShelveRescueBackup},
 		{Name: "quota sets", Fn: TestQuotaSets},
 		{Name: "hypervisors and services", Fn: TestHypervisorsAndServices},

@@ -305,5 +305,18 @@ CREATE TABLE compute_block_devices (
 CREATE INDEX compute_block_devices_volume ON compute_block_devices (volume_id);
 CREATE UNIQUE INDEX compute_block_devices_device ON compute_block_devices (instance_id, device);
 CREATE INDEX compute_block_devices_settle ON compute_block_devices (settle)`,
+	}, {
+		Version: 6,
+		Name:    "volume sync of hosts",
+		// command_id is the attach or detach command a mapping waits on,
+		// so the watchdog can close its instance action when the report
+		// never comes; a host's guest_volumes is the last inventory its
+		// agent sent (JSON of []GuestVolumes), taken at volumes_synced_at
+		// ('' before the first), which that watchdog decides from
+		// (volume_watchdog.go).
+		SQL: `
+ALTER TABLE compute_block_devices ADD COLUMN command_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE compute_hosts ADD COLUMN guest_volumes TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE compute_hosts ADD COLUMN volumes_synced_at TEXT NOT NULL DEFAULT ''`,
 	}}
 }

@@ -78,6 +78,10 @@ type Config struct {
 	// state without word from its agent before the reconcile loop puts it
 	// in ERROR (or finishes its delete); 10 minutes when 0.
 	BuildTimeout time.Duration
+	// VolumeAttachTimeout is how long an attach or detach of a volume
+	// may wait for its agent's report before the reconcile loop settles
+	// it from the host's sync (volume_watchdog.go); 5 minutes when 0.
+	VolumeAttachTimeout time.Duration
 	// ReconcileInterval is how often the reconcile loop runs; 10s when 0.
 	ReconcileInterval time.Duration
 	// Quotas overrides the default per-project limits by Nova resource
@@ -199,6 +203,9 @@ func New(ctx context.Context, cfg Config, db *store.DB, svc *api.Service, log *s
 	}
 	if cfg.BuildTimeout <= 0 {
 		cfg.BuildTimeout = 10 * time.Minute
+	}
+	if cfg.VolumeAttachTimeout <= 0 {
+		cfg.VolumeAttachTimeout = defaultVolumeAttachTimeout
 	}
 	if cfg.ReconcileInterval <= 0 {
 		cfg.ReconcileInterval = 10 * time.Second

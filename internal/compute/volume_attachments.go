@@ -201,6 +201,7 @@ func (s *Service) attachVolume(r *http.Request) (*api.Response, error) {
 				return err
 			}
 		}
+		b.CommandID = cmd.ID
 		if err := insertBlockDevice(ctx, tx, b); err != nil {
 			return err
 		}
@@ -267,8 +268,8 @@ func (s *Service) detachVolume(r *http.Request) (*api.Response, error) {
 		return nil, volumeFault(err, volID, volumeNotFound404)
 	}
 	err = s.act(r, i, a, func(tx *store.Tx, cur *instance, cmd *Command) error {
-		res, err := tx.Exec(ctx, `UPDATE compute_block_devices SET status = ?, updated_at = ? WHERE id = ? AND status = ? AND settle = ''`,
-			bdmDetaching, store.FormatTime(now()), b.ID, bdmAttached)
+		res, err := tx.Exec(ctx, `UPDATE compute_block_devices SET status = ?, command_id = ?, updated_at = ? WHERE id = ? AND status = ? AND settle = ''`,
+			bdmDetaching, cmd.ID, store.FormatTime(now()), b.ID, bdmAttached)
 		if err != nil {
 			return err
 		}

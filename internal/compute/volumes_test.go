@@ -210,6 +210,8 @@ func TestDeleteServerWithVolumes(t *testing.T) {
 	h.waitVolume(fv, drop, "in-use")
 	h.json("a", "DELETE", "/v2.1/servers/"+id, nil, 204)
 	h.eventually("volumes released", func() bool { return fv.Get(drop) == nil })
+	// The two are released one after the other: wait for the second too.
+	h.waitVolume(fv, keep, "available")
 	if v := fv.Get(keep); v.Status != "available" || v.Attachment != nil || len(v.Connections) != 0 {
 		t.Fatalf("kept volume %+v", v)
 	}

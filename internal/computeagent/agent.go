@@ -223,10 +223,17 @@ func (a *Agent) Beat(ctx context.Context) error {
 		return fmt.Errorf("capacity: %w", err)
 	}
 	running := 0
-	if list, err := a.cfg.Driver.List(ctx); err == nil {
+	busyBefore := a.busyGuests()
+	list, err := a.cfg.Driver.List(ctx)
+	var guests []compute.GuestVolumes
+	if err == nil {
 		running = len(list)
+		guests = guestVolumes(list, busyBefore, a.busyGuests())
+	} else {
+		a.log.Warn("list guests for the heartbeat", "err", err)
 	}
 	return bus.Publish(ctx, a.cfg.Bus, compute.SubjectHeartbeat, compute.HostReport{
+		Guests: guests, GuestsListed: err == nil,
 		Host: a.cfg.Host, AvailabilityZone: a.cfg.AvailabilityZone,
 		VCPUs: c.VCPUs, MemoryMB: int(c.MemoryMiB), LocalGB: int(c.DiskGiB),
 		CPUAllocationRatio: a.cfg.CPUAllocationRatio, RAMAllocationRatio: a.cfg.RAMAllocationRatio,

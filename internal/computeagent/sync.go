@@ -166,3 +166,44 @@ func (a *Agent) SyncPowerStates(ctx context.Context) error {
 }
 
 func (a *Agent) busyLocked(id string) bool { return len(a.queues[id]) > 0 }
+
+// busyGuests are the guests with a command running or waiting.
+func (a *Agent) busyGuests() map[string]bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make(map[string]bool, len(a.queues))
+	for id, q := range a.queues {
+		if len(q) > 0 {
+			out[id] = true
+		}
+	}
+	return out
+}
+
+// guestVolumes is the heartbeat's account of the guests' volumes. A
+// guest busy before or after the driver listed it may have changed
+// meanwhile, so it is marked busy and the API waits for its report; a
+// busy guest the driver did not list (being spawned or rebuilt) is
+// listed busy too, so its absence is not read as "no volumes".
+func guestVolumes(list []hypervisor.Info, busyBefore, busyAfter map[string]bool) []compute.GuestVolumes {
+	out := make([]compute.GuestVolumes, 0, len(list))
+	listed := make(map[string]bool, len(list))
+	for _, g := range list {
+		listed[g.UUID] = true
+		out = append(out, compute.GuestVolumes{
+			InstanceID: g.UUID,
+			Volumes:    g.Volumes,
+			Busy:       busyBefore[g.UUID] || busyAfter[g.UUID],
+			Unknown:    g.State == hypervisor.NoState,
+		})
+	}
+	for _, busy := range []map[string]bool{busyBefore, busyAfter} {
+		for id := range busy {
+			if !listed[id] {
+				listed[id] = true
+				out = append(out, compute.GuestVolumes{InstanceID: id, Busy: true})
+			}
+		}
+	}
+	return out
+}

@@ -2,8 +2,11 @@ package computeagent_test
 
 import (
 	"context"
+	"slices"
 	"testing"
+	"time"
 
+	"github.com/nimbus-cloud/nimbus/internal/bus"
 	"github.com/nimbus-cloud/nimbus/internal/compute"
 	"github.com/nimbus-cloud/nimbus/internal/compute/fakevolumes"
 	"github.com/nimbus-cloud/nimbus/internal/hypervisor"
@@ -98,4 +101,58 @@ func TestAgentBootFromVolume(t *testing.T) {
 		t.Fatalf("boot %+v", spec.Boot)
 	}
 	h.eventually("root volume in-use", func() bool { return fv.Get(root).Status == "in-use" })
+}
+
+// The heartbeat carries what each guest really has of its volumes (the
+// fake driver's Info.Volumes): the attached volume while attached, none
+// after the detach. The compute API's watchdog settles lost attaches and
+// detaches from it.
+func TestAgentHeartbeatVolumes(t *testing.T) {
+	fv := fakevolumes.New()
+	h := newHarnessWith(t, func(c *compute.Config) { c.Volumes = fv })
+	drv := newRecDriver()
+	cfg := h.config("host1", drv)
+	cfg.Heartbeat = 50 * time.Millisecond
+	h.startAgent(cfg)
+	beats := make(chan compute.HostReport, 100)
+	sub, err := bus.Subscribe(h.bus, compute.SubjectHeartbeat, "", func(_ context.Context, rep compute.HostReport) error {
+		select {
+		case beats <- rep:
+		default:
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	id := h.boot("vm1", nil)
+	h.waitStatus(id, "ACTIVE")
+	vol := fv.Add(projA, 1, false, nil)
+	// waitBeat waits for a heartbeat in which the guest has want.
+	waitBeat := func(want []string) {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case rep := <-beats:
+				if !rep.GuestsListed {
+					t.Fatalf("heartbeat without its guests: %+v", rep)
+				}
+				for _, g := range rep.Guests {
+					if g.InstanceID == id && !g.Busy && !g.Unknown && slices.Equal(g.Volumes, want) {
+						return
+					}
+				}
+			case <-deadline:
+				t.Fatalf("no heartbeat with guest %s having volumes %v", id, want)
+			}
+		}
+	}
+	h.json("a", "POST", "/v2.1/servers/"+id+"/os-volume_attachments", map[string]any{"volumeAttachment": map[string]any{"volumeId": vol}}, 200)
+	h.eventually("volume in-use", func() bool { return fv.Get(vol).Status == "in-use" })
+	waitBeat([]string{vol})
+	h.json("a", "DELETE", "/v2.1/servers/"+id+"/os-volume_attachments/"+vol, nil, 202)
+	h.eventually("volume available", func() bool { return fv.Get(vol).Status == "available" })
+	waitBeat(nil)
 }

@@ -21,6 +21,9 @@ type ComputeConfig struct {
 	ServiceDownTime time.Duration `yaml:"service_down_time"`
 	// BuildTimeout settles servers an agent never answered for.
 	BuildTimeout time.Duration `yaml:"build_timeout"`
+	// VolumeAttachTimeout settles a volume attach or detach whose agent
+	// never reported, from the host's sync (5m when 0).
+	VolumeAttachTimeout time.Duration `yaml:"volume_attach_timeout"`
 	// DefaultAvailabilityZone of hosts and servers that name none.
 	DefaultAvailabilityZone string `yaml:"default_availability_zone"`
 	// Quotas overrides Nova's default limits by resource name.

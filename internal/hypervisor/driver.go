@@ -388,6 +388,14 @@ type Info struct {
 	Serial string `json:"serial,omitempty"`
 	// ConsoleLog is the path of the serial console log on the host.
 	ConsoleLog string `json:"console_log,omitempty"`
+	// Volumes are the ids of the block storage volumes the guest really
+	// has: for a running guest, those of its saved spec that the
+	// hypervisor has connected; for a guest without a process, those its
+	// next boot connects. The compute API settles an attach or detach
+	// whose report was lost from it, so a volume is listed only when the
+	// driver has checked it. Nil when State is NoState: the hypervisor did
+	// not answer, and nothing can be said.
+	Volumes []string `json:"volumes,omitempty"`
 }
 
 // Capacity is what a host offers the scheduler, as Nova's

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -44,6 +45,18 @@ type Config struct {
 	Log     *slog.Logger
 }
 
+// Loss is how a command is lost, as it would be by a host that dies.
+type Loss int
+
+const (
+	// Keep carries the command out and reports it.
+	Keep Loss = iota
+	// LoseCommand drops the command before the host acts on it.
+	LoseCommand
+	// LoseReport carries the command out and drops its report.
+	LoseReport
+)
+
 // Agent is a running fake agent.
 type Agent struct {
 	cfg  Config
@@ -62,6 +75,11 @@ type Agent struct {
 	done    chan struct{}              // guarded by mu
 	paused  map[string]chan struct{}   // guarded by mu; instance -> release
 	hold    func(compute.Command) bool // guarded by mu
+	lose    func(compute.Command) Loss // guarded by mu
+	// volumes are the volume ids each guest has; guarded by mu.
+	volumes map[string][]string
+	// busy counts each guest's commands in progress; guarded by mu.
+	busy map[string]int
 	// order serialises the commands of one instance, as a real agent
 	// must: a delete never overtakes the build it follows.
 	order map[string]*sync.Mutex // guarded by mu
@@ -99,7 +117,7 @@ func Start(ctx context.Context, b *bus.Bus, cfg Config) (*Agent, error) {
 		log = slog.Default()
 	}
 	a := &Agent{cfg: cfg, bus: b, log: log.With("fakeagent", cfg.Host), seen: map[string]bool{}, guests: map[string]string{}, flavors: map[string]compute.FlavorSpec{},
-		paused: map[string]chan struct{}{}, order: map[string]*sync.Mutex{}}
+		paused: map[string]chan struct{}{}, order: map[string]*sync.Mutex{}, volumes: map[string][]string{}, busy: map[string]int{}}
 	cmds, err := bus.Consume(ctx, b, compute.HostSubject(cfg.Host), a.handle, bus.WithConcurrency(16), bus.WithRetryDelay(50*time.Millisecond))
 	if err != nil {
 		return nil, fmt.Errorf("fakeagent %s: %w", cfg.Host, err)
@@ -164,16 +182,42 @@ func (a *Agent) Stop() error {
 	return errors.Join(errs...)
 }
 
-// Beat sends one heartbeat.
+// Beat sends one heartbeat, with the guests' volumes as the real agent
+// reports them.
 func (a *Agent) Beat(ctx context.Context) error {
 	a.mu.Lock()
 	running := len(a.guests)
+	guests := make([]compute.GuestVolumes, 0, len(a.guests))
+	for id := range a.guests {
+		guests = append(guests, compute.GuestVolumes{InstanceID: id, Volumes: append([]string(nil), a.volumes[id]...), Busy: a.busy[id] > 0})
+	}
+	for id, n := range a.busy {
+		if _, ok := a.guests[id]; !ok && n > 0 {
+			guests = append(guests, compute.GuestVolumes{InstanceID: id, Busy: true})
+		}
+	}
 	a.mu.Unlock()
 	return bus.Publish(ctx, a.bus, compute.SubjectHeartbeat, compute.HostReport{
 		Host: a.cfg.Host, AvailabilityZone: a.cfg.AvailabilityZone, VCPUs: a.cfg.VCPUs, MemoryMB: a.cfg.MemoryMB,
 		LocalGB: a.cfg.LocalGB, HypervisorType: a.cfg.HypervisorType, HypervisorVersion: 8002000,
-		HypervisorHostname: a.cfg.Host, HostIP: "127.0.0.1", Architecture: a.cfg.Architecture, RunningVMs: running, At: time.Now(),
+		HypervisorHostname: a.cfg.Host, HostIP: "127.0.0.1", Architecture: a.cfg.Architecture, RunningVMs: running,
+		Guests: guests, GuestsListed: true, At: time.Now(),
 	})
+}
+
+// Lose makes the commands for which lose says so go missing, so tests
+// can play a host that died mid-command; nil loses nothing.
+func (a *Agent) Lose(lose func(compute.Command) Loss) {
+	a.mu.Lock()
+	a.lose = lose
+	a.mu.Unlock()
+}
+
+// Volumes returns the volume ids the host's guest has.
+func (a *Agent) Volumes(instanceID string) []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]string(nil), a.volumes[instanceID]...)
 }
 
 // Hold makes commands for which hold returns true wait until Release,
@@ -234,12 +278,29 @@ func (a *Agent) handle(ctx context.Context, cmd compute.Command) error {
 		return nil
 	}
 	a.cmds = append(a.cmds, cmd)
+	loss := Keep
+	if a.lose != nil {
+		loss = a.lose(cmd)
+	}
+	if loss == LoseCommand {
+		a.seen[cmd.ID] = true
+		a.mu.Unlock()
+		return nil
+	}
 	var wait chan struct{}
 	if a.hold != nil && a.hold(cmd) {
 		wait = make(chan struct{})
 		a.paused[cmd.Instance.ID] = wait
 	}
+	a.busy[cmd.Instance.ID]++
 	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		if a.busy[cmd.Instance.ID]--; a.busy[cmd.Instance.ID] <= 0 {
+			delete(a.busy, cmd.Instance.ID)
+		}
+		a.mu.Unlock()
+	}()
 	if wait != nil {
 		select {
 		case <-wait:
@@ -251,6 +312,12 @@ func (a *Agent) handle(ctx context.Context, cmd compute.Command) error {
 		time.Sleep(a.cfg.Delay)
 	}
 	rep := a.apply(cmd)
+	if loss == LoseReport {
+		a.mu.Lock()
+		a.seen[cmd.ID] = true
+		a.mu.Unlock()
+		return nil
+	}
 	rep.CommandID, rep.Op, rep.RequestID, rep.Host, rep.InstanceID, rep.At = cmd.ID, cmd.Op, cmd.RequestID, a.cfg.Host, cmd.Instance.ID, time.Now()
 	if cmd.Volume != nil {
 		rep.VolumeID = cmd.Volume.VolumeID
@@ -275,6 +342,7 @@ func (a *Agent) apply(cmd compute.Command) compute.InstanceReport {
 		if vm == "" {
 			delete(a.guests, id)
 			delete(a.flavors, id)
+			delete(a.volumes, id)
 		} else {
 			a.guests[id] = vm
 			a.flavors[id] = cmd.Instance.Flavor
@@ -290,6 +358,10 @@ func (a *Agent) apply(cmd compute.Command) compute.InstanceReport {
 		}
 		a.nextIP++
 		rep := ok("active", compute.PowerRunning)
+		a.volumes[id] = nil
+		for _, v := range cmd.Instance.Volumes {
+			a.volumes[id] = append(a.volumes[id], v.VolumeID)
+		}
 		rep.Addresses = map[string][]compute.Address{a.cfg.Network: {{
 			Addr: fmt.Sprintf("10.0.%d.%d", a.nextIP/250, a.nextIP%250+2), Version: 4,
 			MAC: fmt.Sprintf("fa:16:3e:00:%02x:%02x", a.nextIP/256, a.nextIP%256), Type: "fixed",
@@ -329,6 +401,11 @@ func (a *Agent) apply(cmd compute.Command) compute.InstanceReport {
 				return compute.InstanceReport{Success: false, PowerState: powerOf(vm), Fault: f}
 			}
 		}
+		vols := slices.DeleteFunc(a.volumes[id], func(v string) bool { return v == cmd.Volume.VolumeID })
+		if cmd.Op == compute.OpAttachVolume {
+			vols = append(vols, cmd.Volume.VolumeID)
+		}
+		a.volumes[id] = vols
 		return ok(vm, powerOf(vm))
 	case compute.OpSnapshot, compute.OpCrashDump, compute.OpAttachInterface, compute.OpDetachInterface:
 		vm := a.guests[id]

@@ -145,6 +145,12 @@ func (d *Driver) info(g *guest) hypervisor.Info {
 		// connect to, only addresses to hand out.
 		i.VNC, i.Serial = "127.0.0.1:5900", "127.0.0.1:10000"
 	}
+	// The fake has no hypervisor to ask: its spec is what it has.
+	for _, disk := range g.spec.Disks {
+		if disk.Volume != nil {
+			i.Volumes = append(i.Volumes, disk.Volume.VolumeID)
+		}
+	}
 	return i
 }
 

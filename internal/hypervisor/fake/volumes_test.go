@@ -126,3 +126,32 @@ func TestBootFromVolume(t *testing.T) {
 		t.Errorf("root after resize: %+v", got.Disks[0])
 	}
 }
+
+// TestInfoVolumes: GetState and List name the volumes the guest has, so
+// the agent's sync reports them; a detached one is gone from both.
+func TestInfoVolumes(t *testing.T) {
+	ctx := context.Background()
+	d := New(Config{})
+	s := spec(1)
+	if _, err := d.Spawn(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	a := "0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d"
+	if err := d.AttachVolume(ctx, s.UUID, hypervisor.Disk{Name: "vdb", Volume: volume(a)}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := d.GetState(ctx, s.UUID)
+	if err != nil || len(info.Volumes) != 1 || info.Volumes[0] != a {
+		t.Fatalf("GetState volumes %v (%v), want [%s]", info.Volumes, err, a)
+	}
+	list, err := d.List(ctx)
+	if err != nil || len(list) != 1 || len(list[0].Volumes) != 1 || list[0].Volumes[0] != a {
+		t.Fatalf("List %+v (%v)", list, err)
+	}
+	if err := d.DetachVolume(ctx, s.UUID, a); err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := d.GetState(ctx, s.UUID); len(info.Volumes) != 0 {
+		t.Fatalf("volumes after detach %v", info.Volumes)
+	}
+}

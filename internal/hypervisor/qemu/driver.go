@@ -1038,6 +1038,7 @@ func (d *Driver) getState(ctx context.Context, uuid string) (hypervisor.Info, er
 		if fileExists(d.stateFile(uuid)) {
 			info.State = hypervisor.Suspended
 		}
+		info.Volumes = recordVolumeIDs(rec) // what the next boot connects
 		return info, nil
 	}
 	info.PID = pid
@@ -1060,6 +1061,15 @@ func (d *Driver) getState(ctx context.Context, uuid string) (hypervisor.Info, er
 		return info, nil
 	}
 	info.State = stateFromQMP(st.Status)
+	vols, err := liveVolumes(cctx, mon, rec)
+	if err != nil {
+		// The monitor answered one question and not the next: as wedged
+		// as one that answers none.
+		d.log.Warn("list the block nodes of a guest", "uuid", uuid, "err", err)
+		info.State = hypervisor.NoState
+		return info, nil
+	}
+	info.Volumes = vols
 	return info, nil
 }
 

@@ -330,6 +330,10 @@ func TestVolumesLive(t *testing.T) {
 		if got := volumeIDs(t, d, uuid); len(got) != 1 || got[0] != volA.id {
 			t.Fatalf("saved volumes %v, want [%s]", got, volA.id)
 		}
+		// The agent's sync reports it: recorded, and connected in QEMU.
+		if info, err := d.GetState(ctx, uuid); err != nil || len(info.Volumes) != 1 || info.Volumes[0] != volA.id {
+			t.Fatalf("GetState volumes %v (%v), want [%s]", info.Volumes, err, volA.id)
+		}
 		if n := wrote(); n != 1 {
 			t.Fatalf("the guest wrote the marker %d times, want once", n)
 		}
@@ -509,6 +513,9 @@ func TestVolumesLive(t *testing.T) {
 		}
 		if got := volumeIDs(t, d, uuid); len(got) != 0 {
 			t.Fatalf("saved volumes %v after detach", got)
+		}
+		if info, err := d.GetState(ctx, uuid); err != nil || len(info.Volumes) != 0 {
+			t.Fatalf("GetState volumes %v (%v) after detach", info.Volumes, err)
 		}
 		waitVolumeReport(t, d, uuid, off, "no volume", func(s string) bool { return s == "voltest:." })
 		if err := d.DetachVolume(ctx, uuid, volA.id); err != nil {
