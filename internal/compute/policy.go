@@ -59,6 +59,7 @@ var DefaultPolicy = map[string]string{
 	"os_compute_api:os-attach-interfaces:list":             "rule:project_reader_or_admin",
 	"os_compute_api:os-attach-interfaces:show":             "rule:project_reader_or_admin",
 	"os_compute_api:os-attach-interfaces:create":           "rule:project_member_or_admin",
+	"os_compute_api:os-multinic":                           "rule:project_member_or_admin",
 	"os_compute_api:os-attach-interfaces:delete":           "rule:project_member_or_admin",
 	"os_compute_api:os-volumes:list":                       "rule:project_reader_or_admin",
 	"os_compute_api:os-volumes:detail":                     "rule:project_reader_or_admin",

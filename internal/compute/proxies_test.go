@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/nimbus-cloud/nimbus/internal/api"
@@ -117,6 +118,33 @@ func TestProxiesAgainstRealServices(t *testing.T) {
 	h.waitStatus("a", srv, "ACTIVE")
 	// The agent's port for the server, as a real agent would create it.
 	call(t, "a", "POST", networkURL+"/v2.0/ports", []byte(`{"port": {"network_id": "`+net["id"].(string)+`", "device_id": "`+srv+`", "device_owner": "compute:nova"}}`), "application/json", 201)
+
+	// Nova's multinic actions (up to 2.43) add an address to the
+	// server's port on the network and take one off it.
+	portIPs := func() []string {
+		ports := call(t, "a", "GET", networkURL+"/v2.0/ports?device_id="+srv, nil, "", 200)["ports"].([]any)
+		var ips []string
+		for _, x := range ports[0].(map[string]any)["fixed_ips"].([]any) {
+			ips = append(ips, x.(map[string]any)["ip_address"].(string))
+		}
+		return ips
+	}
+	before := portIPs()
+	h.action("a", srv, map[string]any{"addFixedIp": map[string]any{"networkId": net["id"]}}, 202)
+	after := portIPs()
+	if len(after) != len(before)+1 {
+		t.Fatalf("addFixedIp: port addresses %v, then %v", before, after)
+	}
+	added := after[len(after)-1]
+	h.action("a", srv, map[string]any{"addFixedIp": map[string]any{"networkId": "00000000-0000-4000-8000-000000000000"}}, 400)
+	h.action("a", srv, map[string]any{"addFixedIp": map[string]any{}}, 400)
+	h.action("a", srv, map[string]any{"removeFixedIp": map[string]any{"address": "192.0.2.99"}}, 400)
+	h.action("a", srv, map[string]any{"removeFixedIp": map[string]any{"address": "not-an-ip"}}, 400)
+	h.action("a", srv, map[string]any{"removeFixedIp": map[string]any{"address": added}}, 202)
+	if got := portIPs(); !slices.Equal(got, before) {
+		t.Fatalf("removeFixedIp %s: port addresses %v, want %v", added, got, before)
+	}
+	h.action("a", srv, map[string]any{"addFixedIp": map[string]any{"networkId": net["id"]}}, 404, mv("2.44"))
 
 	// Security groups through the compute API.
 	sg := h.json("a", "POST", "/v2.1/os-security-groups", map[string]any{"security_group": map[string]any{"name": "web", "description": "web servers"}}, 200)["security_group"].(map[string]any)

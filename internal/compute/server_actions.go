@@ -109,6 +109,8 @@ func (s *Service) serverAction(r *http.Request) (*api.Response, error) {
 		return s.changeServerGroup(r, arg, name == "addSecurityGroup")
 	case "addFloatingIp", "removeFloatingIp":
 		return s.floatingAction(r, arg, name == "addFloatingIp")
+	case "addFixedIp", "removeFixedIp":
+		return s.fixedIPAction(r, arg, name == "addFixedIp")
 	case "os-getConsoleOutput":
 		return s.consoleOutput(r, arg)
 	case "os-getVNCConsole", "os-getSerialConsole", "os-getSPICEConsole", "os-getRDPConsole":

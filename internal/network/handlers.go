@@ -39,11 +39,22 @@ func (s *Service) commit(r *http.Request, change func(ctx context.Context, tx *s
 // updateOne serves an update of one resource: change applies it and
 // returns the resource's id and new representation, which is the answer.
 func (s *Service) updateOne(r *http.Request, resource string, change func(ctx context.Context, tx *store.Tx) (string, obj, error)) (*api.Response, error) {
+	return s.updateOneFor(r, resource, nil, change)
+}
+
+// updateOneFor is updateOne for a change that may alter compute servers'
+// addresses: change sets *servers to those servers, which the update's
+// event names.
+func (s *Service) updateOneFor(r *http.Request, resource string, servers *[]string, change func(ctx context.Context, tx *store.Tx) (string, obj, error)) (*api.Response, error) {
 	var o obj
 	err := s.commit(r, func(ctx context.Context, tx *store.Tx) ([]Event, error) {
 		id, out, err := change(ctx, tx)
 		o = out
-		return []Event{{Resource: resource, ID: id, Action: "update"}}, err
+		ev := Event{Resource: resource, ID: id, Action: "update"}
+		if servers != nil {
+			ev.Servers = *servers
+		}
+		return []Event{ev}, err
 	})
 	if err != nil {
 		return nil, err

@@ -686,7 +686,12 @@ func (s *Service) updatePort(r *http.Request) (*api.Response, error) {
 		return nil, err
 	}
 	c := s.caller(r)
-	return s.updateOne(r, "port", func(ctx context.Context, tx *store.Tx) (string, obj, error) {
+	// A change of a server's port addresses names the server in the
+	// event, so that compute shows its new addresses (Neutron's
+	// network-changed notification to Nova).
+	var servers []string
+	return s.updateOneFor(r, "port", &servers, func(ctx context.Context, tx *store.Tx) (string, obj, error) {
+		servers = nil // a retried transaction decides afresh
 		p, n, err := s.loadPort(ctx, tx, c, r.PathValue("id"))
 		if err != nil {
 			return "", nil, err
@@ -759,6 +764,9 @@ func (s *Service) updatePort(r *http.Request) (*api.Response, error) {
 		if b.FixedIPs.Set {
 			if err := s.reassignIPs(ctx, tx, p, n, b.FixedIPs.Value); err != nil {
 				return "", nil, err
+			}
+			if p.DeviceID != "" && strings.HasPrefix(p.DeviceOwner, "compute:") {
+				servers = []string{p.DeviceID}
 			}
 		}
 		var groups *[]string

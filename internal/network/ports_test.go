@@ -222,3 +222,36 @@ func TestUniqueKeysGuardAllocations(t *testing.T) {
 		}
 	})
 }
+
+// TestPortAddressChangeNamesServer: a change of a compute port's fixed
+// IPs names its server in the update's event (Neutron's network-changed
+// to Nova), so that compute shows the new addresses; other updates and
+// other ports name none.
+func TestPortAddressChangeNamesServer(t *testing.T) {
+	h := newHarness(t)
+	nid := h.network("a", nil)["id"].(string)
+	sid := h.subnet("a", nid, "10.0.0.0/24", nil)["id"].(string)
+	vm := h.port("a", nid, map[string]any{"device_owner": "compute:nova", "device_id": "vm1"})
+	other := h.port("a", nid, map[string]any{"device_owner": "network:dhcp", "device_id": "dhcp1"})
+	serversOf := func(id string) [][]string {
+		h.events.mu.Lock()
+		defer h.events.mu.Unlock()
+		var out [][]string
+		for _, e := range h.events.evs {
+			if e.Resource == "port" && e.Action == "update" && e.ID == id {
+				out = append(out, e.Servers)
+			}
+		}
+		return out
+	}
+	h.json("a", "PUT", "/v2.0/ports/"+vm["id"].(string), map[string]any{"port": map[string]any{"name": "renamed"}}, http.StatusOK)
+	two := []map[string]any{{"subnet_id": sid, "ip_address": fixedIPs(vm)[0]}, {"subnet_id": sid}}
+	h.json("a", "PUT", "/v2.0/ports/"+vm["id"].(string), map[string]any{"port": map[string]any{"fixed_ips": two}}, http.StatusOK)
+	h.json("a", "PUT", "/v2.0/ports/"+other["id"].(string), map[string]any{"port": map[string]any{"fixed_ips": []map[string]any{{"subnet_id": sid}}}}, http.StatusOK)
+	if got := serversOf(vm["id"].(string)); len(got) != 2 || got[0] != nil || len(got[1]) != 1 || got[1][0] != "vm1" {
+		t.Fatalf("events of the server's port: %v", got)
+	}
+	if got := serversOf(other["id"].(string)); len(got) != 1 || got[0] != nil {
+		t.Fatalf("events of the DHCP port: %v", got)
+	}
+}

@@ -70,6 +70,7 @@ disk_of() {
 }
 eventually "the guest sees v1 (serial ${v1:0:20}) as a disk" '^vd[b-z]$' disk_of "$v1"
 dev=$(disk_of "$v1")
+expect "lsblk in the guest lists v1's disk (as Tempest counts disks)" "^$dev +[0-9]+:[0-9]+ .* disk" ssh_guest lsblk -lb --nodeps
 check  "the guest writes a marker to v1" ssh_guest "echo nimbus-volume-marker | dd of=/dev/$dev bs=512 count=1 conv=sync,fsync 2>/dev/null"
 refuse "deleting an attached volume is refused" 'in-use|attached|status' os volume delete v1
 refuse "attaching v1 a second time is refused" 'available|in-use|attach' os server add volume vm1 v1
