@@ -85,6 +85,9 @@ func (s *Service) HandleReport(ctx context.Context, rep agentproto.Report) error
 		if rep.Status == agentproto.StatusErrorExtending || rep.Status == "" {
 			_, err = s.db.Exec(ctx, `UPDATE volume_volumes SET status = ?, fault = ?, updated_at = ? WHERE id = ? AND status = ?`,
 				agentproto.StatusErrorExtending, rep.Fault, stamp(), rep.VolumeID, statusExtending)
+			if err == nil {
+				s.recordMessage(ctx, s.db, userMessage{"VOLUME", actionExtendVolume, detailDriverExtend}, rep.VolumeID, "")
+			}
 			break
 		}
 		// The size is what the agent says the volume has now; a report
@@ -135,9 +138,15 @@ func reportedOr(status, fallback string) string {
 // for a volume made from an image, its image metadata and bootable flag.
 func (s *Service) created(ctx context.Context, rep agentproto.Report) error {
 	if rep.Status != agentproto.StatusAvailable {
-		_, err := s.db.Exec(ctx, `UPDATE volume_volumes SET status = ?, fault = ?, updated_at = ? WHERE id = ? AND status = ?`,
+		res, err := s.db.Exec(ctx, `UPDATE volume_volumes SET status = ?, fault = ?, updated_at = ? WHERE id = ? AND status = ?`,
 			statusError, rep.Fault, stamp(), rep.VolumeID, statusCreating)
-		return err
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			s.recordMessage(ctx, s.db, userMessage{"VOLUME", actionCreateFromBack, detailDriverCreate}, rep.VolumeID, "")
+		}
+		return nil
 	}
 	if rep.ImageMetadata != nil {
 		_, err := s.db.Exec(ctx, `UPDATE volume_volumes SET status = ?, image_metadata = ?, bootable = 1, updated_at = ? WHERE id = ? AND status = ?`,

@@ -32,5 +32,11 @@ func TestSuitePostgres(t *testing.T) {
 		{Name: "types", Fn: TestVolumeTypes},
 		{Name: "gophercloud", Fn: TestGophercloud},
 		{Name: "heartbeats settle stuck volumes", Fn: TestHeartbeatsSettleStuckVolumes},
+		{Name: "attachments", Fn: TestAttachmentsReserveConnectCompleteDelete},
+		{Name: "attachment with connector", Fn: TestAttachmentCreateWithConnector},
+		{Name: "attachment export failure", Fn: TestAttachmentExportFailure},
+		{Name: "messages", Fn: TestMicroversion3_3Messages},
+		{Name: "group types", Fn: TestMicroversion3_11GroupTypes},
+		{Name: "summary", Fn: TestMicroversion3_12Summary},
 	})
 }

@@ -137,5 +137,47 @@ CREATE TABLE volume_backups (
 CREATE INDEX volume_backups_project ON volume_backups (project_id, created_at);
 CREATE INDEX volume_backups_volume ON volume_backups (volume_id);
 CREATE INDEX volume_backups_parent ON volume_backups (parent_id)`,
+	}, {
+		Version: 3,
+		Name:    "volume attachments api",
+		// The attachments API (3.27) keeps the connector an attachment
+		// was connected with, to unexport the volume from that host when
+		// the attachment goes, and the connection_info it answered, which
+		// GET /attachments/{id} shows again. Both are JSON text, NULL
+		// while the attachment is only reserved.
+		SQL: `
+ALTER TABLE volume_attachments ADD COLUMN connector TEXT;
+ALTER TABLE volume_attachments ADD COLUMN connection_info TEXT`,
+	}, {
+		Version: 4,
+		Name:    "volume user messages",
+		// Messages (3.3) outlive their volume, as Cinder's do, so
+		// resource_uuid is no foreign key.
+		SQL: `
+CREATE TABLE volume_messages (
+	id TEXT PRIMARY KEY,
+	project_id TEXT NOT NULL,
+	request_id TEXT,
+	resource_type TEXT NOT NULL,
+	resource_uuid TEXT NOT NULL,
+	event_id TEXT NOT NULL,
+	message_level TEXT NOT NULL,
+	user_message TEXT NOT NULL,
+	created_at TEXT NOT NULL,
+	expires_at TEXT NOT NULL
+);
+CREATE INDEX volume_messages_project ON volume_messages (project_id, created_at)`,
+	}, {
+		Version: 5,
+		Name:    "volume group types",
+		SQL: `
+CREATE TABLE volume_group_types (
+	id TEXT PRIMARY KEY,
+	name TEXT NOT NULL UNIQUE,
+	description TEXT,
+	is_public INTEGER NOT NULL DEFAULT 1,
+	group_specs TEXT NOT NULL DEFAULT '{}',
+	created_at TEXT NOT NULL
+)`,
 	}}
 }

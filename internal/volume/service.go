@@ -39,6 +39,11 @@ type Config struct {
 	// ReconcileAfter is how long a volume may sit in creating or
 	// deleting before a heartbeat of its host may settle it (2 minutes).
 	ReconcileAfter time.Duration
+
+	// maxVersion, set only by tests (export_test.go), raises the
+	// advertised maximum to reach behaviour written for versions past
+	// the first one not yet honoured.
+	maxVersion api.Version
 }
 
 // Service serves the block storage API.
@@ -54,10 +59,12 @@ type Service struct {
 }
 
 // MinVersion and MaxVersion are the microversions this service speaks.
-// Only what is implemented is advertised (see docs/volumes-plan.md §2.1).
+// Only what is implemented is advertised (see docs/volumes-plan.md §2.1
+// and history in microversions.go): 3.13, generic volume groups, is the
+// first version not honoured.
 var (
 	MinVersion = api.Version{Major: 3, Minor: 0}
-	MaxVersion = api.Version{Major: 3, Minor: 0}
+	MaxVersion = api.Version{Major: 3, Minor: 12}
 )
 
 // New migrates the volume schema, makes sure the default volume type
@@ -94,6 +101,9 @@ func New(ctx context.Context, cfg Config, db *store.DB, svc *api.Service, log *s
 	}
 	s := &Service{cfg: cfg, db: db, api: svc, log: log,
 		mv: api.Microversions{ServiceType: "volume", Min: MinVersion, Max: MaxVersion}}
+	if cfg.maxVersion != (api.Version{}) {
+		s.mv.Max = cfg.maxVersion
+	}
 	if err := s.ensureDefaultType(ctx); err != nil {
 		return nil, err
 	}

@@ -71,9 +71,13 @@ func (s *Service) listServices(r *http.Request) (*api.Response, error) {
 		if disabled {
 			status = "disabled"
 		}
-		out = append(out, map[string]any{"binary": binary, "host": host, "zone": zone, "status": status, "state": state,
+		row := map[string]any{"binary": binary, "host": host, "zone": zone, "status": status, "state": state,
 			"updated_at": isoMicro(updated), "disabled_reason": reason, "frozen": false, "replication_status": "disabled",
-			"active_backend_id": nil})
+			"active_backend_id": nil}
+		if atLeast(r, 7) {
+			row["cluster"] = nil // no service is clustered (see clusters.go)
+		}
+		out = append(out, row)
 	}
 	add("cinder-scheduler", schedulerHost(), s.cfg.DefaultAvailabilityZone, true, false, nil, now())
 	for _, h := range hosts {

@@ -12,7 +12,7 @@ func TestVersionsAndDiscovery(t *testing.T) {
 	h := newHarness(t)
 	var root versionsResp
 	h.strict("", "GET", "/", nil, 300, &root)
-	if len(root.Versions) != 1 || root.Versions[0].ID != "v3.0" || root.Versions[0].MinVersion != "3.0" || root.Versions[0].Version != "3.0" {
+	if len(root.Versions) != 1 || root.Versions[0].ID != "v3.0" || root.Versions[0].MinVersion != "3.0" || root.Versions[0].Version != "3.12" {
 		t.Fatalf("versions %+v", root)
 	}
 	self := ""
@@ -35,10 +35,10 @@ func TestVersionsAndDiscovery(t *testing.T) {
 		t.Fatalf("microversion headers %d %v", status, hdr)
 	}
 	_, _, hdr = h.do("a", "GET", path("a", "/volumes"), nil, mv("latest"))
-	if hdr.Get("OpenStack-API-Version") != "volume 3.0" {
+	if hdr.Get("OpenStack-API-Version") != "volume 3.12" {
 		t.Fatalf("latest: %v", hdr)
 	}
-	h.fail("a", "GET", path("a", "/volumes"), nil, 406, mv("3.70"))
+	h.fail("a", "GET", path("a", "/volumes"), nil, 406, mv("3.13"))
 	h.fail("a", "GET", path("a", "/volumes"), nil, 400, mv("three"))
 	h.fail("", "GET", path("a", "/volumes"), nil, 401)
 

@@ -186,7 +186,20 @@ func (s *Service) initializeConnection(r *http.Request, c caller, id string, raw
 	case statusCreating, statusDeleting, statusError, "error_deleting", statusExtending, statusUploading:
 		return nil, api.BadRequest("Invalid volume: Volume %s is %s and cannot be connected.", v.ID, v.Status)
 	}
-	rep, err := s.connCall(ctx, v, agentproto.ConnRequest{Op: agentproto.OpExport, VolumeID: v.ID, Initiator: host, ReadOnly: v.readOnly()})
+	info, err := s.export(ctx, v, host, v.readOnly())
+	if err != nil {
+		return nil, err
+	}
+	return api.JSON(http.StatusOK, map[string]any{"connection_info": info}), nil
+}
+
+// export has the volume's storage host export it to a compute host and
+// renders the connection_info: driver_volume_type "nbd" and the
+// VolumeConn of the export, every field under its JSON name, plus
+// access_mode. os-initialize_connection and the attachments API (3.27)
+// both answer it.
+func (s *Service) export(ctx context.Context, v *volume, host string, readOnly bool) (map[string]any, error) {
+	rep, err := s.connCall(ctx, v, agentproto.ConnRequest{Op: agentproto.OpExport, VolumeID: v.ID, Initiator: host, ReadOnly: readOnly})
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +216,7 @@ func (s *Service) initializeConnection(r *http.Request, c caller, id string, raw
 		"tls_psk_identity": conn.PSKIdentity, "tls_psk_key": conn.PSKKey, "read_only": conn.ReadOnly,
 		"discard": conn.Discard, "access_mode": mode,
 	}
-	return api.JSON(http.StatusOK, map[string]any{"connection_info": map[string]any{"driver_volume_type": "nbd", "data": data}}), nil
+	return map[string]any{"driver_volume_type": "nbd", "data": data}, nil
 }
 
 func (s *Service) terminateConnection(r *http.Request, c caller, id string, raw json.RawMessage) (*api.Response, error) {
@@ -539,6 +552,11 @@ func (s *Service) uploadImage(r *http.Request, c caller, id string, raw json.Raw
 	}
 	if a.ImageName == "" {
 		return nil, api.BadRequest("No image_name was specified in request.")
+	}
+	if !atLeast(r, 1) {
+		// visibility and protected came with 3.1; before, Cinder
+		// ignores them and the image gets Glance's defaults.
+		a.Visibility, a.Protected = "", nil
 	}
 	if a.DiskFormat == "" {
 		a.DiskFormat = "raw"

@@ -229,11 +229,25 @@ func (s *Service) volumeList(r *http.Request, detail bool) (*api.Response, error
 	add("status", "status")
 	add("availability_zone", "availability_zone")
 	if b, ok := q["bootable"]; ok {
-		where, args = append(where, "bootable = ?"), append(args, boolInt(isTrue(b[0])))
+		boot, err := bootableFilter(r, b[0])
+		if err != nil {
+			return nil, err
+		}
+		where, args = append(where, "bootable = ?"), append(args, boolInt(boot))
 	}
-	var metaFilter map[string]*string
+	if g, ok := q["group_id"]; ok && atLeast(r, 10) {
+		// 3.10's filter. Nimbus has no volume groups, so no volume
+		// is in the group named.
+		where, args = append(where, "1 = 0 AND ? IS NOT NULL"), append(args, g[0])
+	}
+	var metaFilter, glanceFilter map[string]*string
 	if m := q.Get("metadata"); m != "" {
 		if metaFilter, err = parseDictLiteral(m); err != nil {
+			return nil, api.BadRequest("Invalid input received: %s.", err)
+		}
+	}
+	if m := q.Get("glance_metadata"); m != "" && atLeast(r, 4) {
+		if glanceFilter, err = parseDictLiteral(m); err != nil {
 			return nil, api.BadRequest("Invalid input received: %s.", err)
 		}
 	}
@@ -243,7 +257,7 @@ func (s *Service) volumeList(r *http.Request, detail bool) (*api.Response, error
 	}
 	kept := rows[:0]
 	for _, v := range rows {
-		if matchMetadata(v.Metadata, metaFilter) {
+		if matchMetadata(v.Metadata, metaFilter) && (glanceFilter == nil || matchMetadata(v.ImageMetadata, glanceFilter)) {
 			kept = append(kept, v)
 		}
 	}
@@ -310,6 +324,22 @@ func sortRows[T any](rows []T, sorts []sortSpec, value func(T, string) string) {
 		}
 		return false
 	})
+}
+
+// bootableFilter reads the bootable list filter. Before 3.2 only
+// "false" and "False" mean non-bootable and anything else bootable; from
+// 3.2 the value is a strict boolean and anything else a 400.
+func bootableFilter(r *http.Request, v string) (bool, error) {
+	if !atLeast(r, 2) {
+		return !(v == "false" || v == "False"), nil
+	}
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "1", "t", "true", "on", "y", "yes":
+		return true, nil
+	case "0", "f", "false", "off", "n", "no":
+		return false, nil
+	}
+	return false, api.BadRequest("Invalid input received: bootable={%s}", v)
 }
 
 func isTrue(s string) bool {

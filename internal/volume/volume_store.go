@@ -53,6 +53,11 @@ type attachment struct {
 	Mountpoint         *string
 	Mode, AttachStatus string
 	AttachedAt         string
+	// Connector and ConnInfo are JSON text set by the attachments API
+	// (3.27) once the attachment is connected; nil before, and for
+	// attachments made by the legacy os-attach.
+	Connector, ConnInfo *string
+	CreatedAt           string
 }
 
 const volumeCols = `id, project_id, user_id, name, description, status, size, availability_zone, host, backend, pool, type_id,
@@ -81,11 +86,13 @@ func scanVolume(row store.Scanner) (*volume, error) {
 
 func scanAttachment(row store.Scanner) (attachment, error) {
 	var a attachment
-	err := row.Scan(&a.ID, &a.VolumeID, &a.InstanceUUID, &a.HostName, &a.Mountpoint, &a.Mode, &a.AttachStatus, &a.AttachedAt)
+	err := row.Scan(&a.ID, &a.VolumeID, &a.InstanceUUID, &a.HostName, &a.Mountpoint, &a.Mode, &a.AttachStatus, &a.AttachedAt,
+		&a.Connector, &a.ConnInfo, &a.CreatedAt)
 	return a, err
 }
 
-const attachmentCols = `id, volume_id, instance_uuid, host_name, mountpoint, attach_mode, attach_status, attached_at`
+const attachmentCols = `id, volume_id, instance_uuid, host_name, mountpoint, attach_mode, attach_status, attached_at,
+	connector, connection_info, created_at`
 
 // loadVolume reads one volume with its attachments. Admins find any
 // project's volume (Cinder's admin context); others only their own, and

@@ -295,6 +295,7 @@ func (s *Service) createVolume(r *http.Request) (*api.Response, error) {
 		}
 	} else {
 		s.log.Warn("no storage host for volume", "volume", v.ID, "zone", v.Zone, "size", size)
+		s.recordMessage(ctx, s.db, userMessage{"VOLUME", actionScheduleAllocate, detailNoBackend}, v.ID, api.RequestID(ctx))
 	}
 	return api.JSON(http.StatusAccepted, map[string]any{"volume": s.view(s.baseURL(r), v, vt.Name, false, c.admin)}), nil
 }
