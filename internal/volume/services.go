@@ -127,6 +127,11 @@ func (s *Service) serviceAction(r *http.Request) (*api.Response, error) {
 	if body.Host == "" {
 		return nil, api.BadRequest("Missing required element 'host' in request body.")
 	}
+	// Only storage hosts (cinder-volume) can be turned off here; any
+	// other binary names no service of that host, as in Cinder.
+	if body.Binary != "" && body.Binary != "cinder-volume" {
+		return nil, api.NotFound("Service %s on host %s could not be found.", body.Binary, body.Host)
+	}
 	host, _, _ := cutAt(body.Host)
 	res, err := s.db.Exec(r.Context(), `UPDATE volume_services SET disabled = ?, disabled_reason = ? WHERE host = ?`, boolInt(disable), reason, host)
 	if err != nil {

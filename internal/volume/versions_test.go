@@ -97,6 +97,11 @@ func TestServicesAndHosts(t *testing.T) {
 	if caps := h.json("admin", "GET", path("admin", "/capabilities/stor1@file#default"), nil, 200); caps["volume_backend_name"] != "file" {
 		t.Fatalf("capabilities %v", caps)
 	}
+	// An unknown binary names no service: nothing is disabled (Tempest's
+	// test_disable_service_with_invalid_binary; disabling the host here
+	// would fail every later volume create).
+	h.fail("admin", "PUT", path("admin", "/os-services/disable"), map[string]any{"host": "stor1@file", "binary": "invalid_binary"}, 404)
+	h.createVolume("a", map[string]any{"size": 1}, "available")
 	h.json("admin", "PUT", path("admin", "/os-services/disable"), map[string]any{"host": "stor1@file", "binary": "cinder-volume"}, 200)
 	v := h.json("a", "POST", path("a", "/volumes"), map[string]any{"volume": map[string]any{"size": 1}}, 202)["volume"].(map[string]any)
 	if v["status"] != "error" {
