@@ -77,7 +77,10 @@ func TestNovaAttachFlow(t *testing.T) {
 	if len(after["attachments"].([]any)) != 0 {
 		t.Fatalf("attachments left %v", after["attachments"])
 	}
-	h.fail("a", "POST", path("a", "/volumes/"+id+"/action"), map[string]any{"os-detach": map[string]any{}}, 400)
+	// Detaching a volume with nothing attached is done, as Cinder's
+	// volume manager has it (Tempest's clean-up after a force detach).
+	h.action("a", id, map[string]any{"os-detach": map[string]any{}}, 202)
+	h.waitVolume("a", id, "available")
 
 	// unreserve returns a reserved volume.
 	nova(map[string]any{"os-reserve": map[string]any{}}, 202)

@@ -363,6 +363,12 @@ func (s *Service) detach(r *http.Request, c caller, id string, raw json.RawMessa
 		if err := s.authorize(r, "volume_extension:volume_actions:detach", v.ProjectID); err != nil {
 			return err
 		}
+		if v.Status == statusAvailable && a.AttachmentID == "" {
+			// Nothing is attached: Cinder's volume manager logs that the
+			// volume is not attached and answers as done, so a caller
+			// cleaning up after a force detach is not refused.
+			return nil
+		}
 		if v.Status != statusInUse && v.Status != statusDetaching && v.Status != "error_detaching" {
 			return api.BadRequest("Invalid volume: Volume must be in-use or detaching to detach, but the status is %s.", v.Status)
 		}
