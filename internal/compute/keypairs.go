@@ -307,7 +307,7 @@ func (s *Service) createKeypair(r *http.Request) (*api.Response, error) {
 		}
 	}
 	err = s.writeTx(r.Context(), func(tx *store.Tx) error {
-		if err := lockKey(r.Context(), tx, "keypairs:"+user); err != nil {
+		if err := store.LockKey(r.Context(), tx, "keypairs:"+user); err != nil {
 			return err
 		}
 		// Key pairs count per user against the default limit, as Nova's

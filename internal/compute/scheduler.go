@@ -52,7 +52,7 @@ type candidate struct {
 // from the host cache (see hostCache), so a claim does not read every
 // host and every allocation.
 func (s *Service) claim(ctx context.Context, tx *store.Tx, kind string, req request) (string, error) {
-	if err := lockKey(ctx, tx, "compute-claims"); err != nil {
+	if err := store.LockKey(ctx, tx, "compute-claims"); err != nil {
 		return "", err
 	}
 	policy, members, err := s.groupPlacement(ctx, tx, req.GroupID, req.InstanceID)

@@ -567,7 +567,7 @@ func (s *Service) resize(r *http.Request, arg json.RawMessage) (*api.Response, e
 	}
 	err = s.act(r, i, sa,
 		func(tx *store.Tx, cur *instance, cmd *Command) error {
-			if err := lockKey(r.Context(), tx, "quota:"+cur.ProjectID); err != nil {
+			if err := store.LockKey(r.Context(), tx, "quota:"+cur.ProjectID); err != nil {
 				return err
 			}
 			if err := s.checkQuota(r.Context(), tx, cur.ProjectID, map[string]int{

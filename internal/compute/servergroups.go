@@ -208,7 +208,7 @@ func (s *Service) createServerGroup(r *http.Request) (*api.Response, error) {
 	}
 	g := serverGroup{ID: newID(), Name: *in.Name, ProjectID: c.project, UserID: c.user, Policy: policy, Rules: jsonText(rules), CreatedAt: store.FormatTime(now())}
 	err := s.writeTx(r.Context(), func(tx *store.Tx) error {
-		if err := lockKey(r.Context(), tx, "quota:"+c.project); err != nil {
+		if err := store.LockKey(r.Context(), tx, "quota:"+c.project); err != nil {
 			return err
 		}
 		limits, err := s.limitsFor(r.Context(), tx, c.project)

@@ -1285,7 +1285,7 @@ func (s *Service) createServer(r *http.Request) (*api.Response, error) {
 	var builds []build
 	create := func(tx *store.Tx) error {
 		created, builds = created[:0], builds[:0]
-		if err := lockKey(ctx, tx, "quota:"+c.project); err != nil {
+		if err := store.LockKey(ctx, tx, "quota:"+c.project); err != nil {
 			return err
 		}
 		if groupID != "" {

@@ -374,44 +374,15 @@ func projectTarget(project, user string) map[string]any {
 	return map[string]any{"project_id": project, "user_id": user}
 }
 
-// errRetry makes writeTx run its transaction again.
-var errRetry = errors.New("retry transaction")
-
 // writeTx runs fn in a transaction, again when it lost a race (a unique
 // sequence number, a row locked by a concurrent claim); fn reads afresh
-// each time.
+// each time. A race lost every time is Nova's 409.
 func (s *Service) writeTx(ctx context.Context, fn func(tx *store.Tx) error) error {
-	const attempts = 30
-	var err error
-	for i := 0; i < attempts; i++ {
-		err = s.db.InTx(ctx, fn)
-		if err == nil || !(errors.Is(err, errRetry) || store.IsConflict(err) || isSerialization(err)) {
-			return err
-		}
-		time.Sleep(time.Duration(i+1) * time.Millisecond)
+	err := s.db.RetryTx(ctx, 30, store.IsRaceLost, fn)
+	if errors.Is(err, store.ErrRetriesExhausted) {
+		return api.Conflict("The request could not be completed because of a concurrent change; please retry.")
 	}
-	return api.Conflict("The request could not be completed because of a concurrent change; please retry.")
-}
-
-// isSerialization reports a PostgreSQL serialization failure or deadlock,
-// which are resolved by running the transaction again.
-func isSerialization(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "SQLSTATE 40001") || strings.Contains(msg, "SQLSTATE 40P01")
-}
-
-// lockKey serialises transactions that check a limit and then write
-// (quota checks, host claims). SQLite transactions already hold the write
-// lock from their first statement (_txlock=immediate); PostgreSQL takes
-// a transaction-scoped advisory lock.
-func lockKey(ctx context.Context, tx *store.Tx, key string) error {
-	if tx.Dialect() != store.Postgres {
-		return nil
-	}
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext(?))`, key); err != nil {
-		return fmt.Errorf("lock %s: %w", key, err)
-	}
-	return nil
+	return err
 }
 
 func newID() string { return uuid.NewString() }

@@ -238,7 +238,7 @@ func (s *Service) updateFloatingIP(r *http.Request) (*api.Response, error) {
 		if _, err := tx.Exec(ctx, `UPDATE floatingips SET port_id = ?, fixed_ip_address = ?, router_id = ?, status = ?, description = ?,
 			revision_number = ?, updated_at = ? WHERE id = ?`, f.PortID, f.FixedIP, f.RouterID, f.Status, f.Description, f.Revision, f.UpdatedAt, f.ID); err != nil {
 			if store.IsConflict(err) {
-				return nil, errRetry
+				return nil, store.ErrRetry
 			}
 			return nil, err
 		}

@@ -241,7 +241,7 @@ func allocateIP(ctx context.Context, tx *store.Tx, sn *subnet, portID, mac strin
 	if _, err := tx.Exec(ctx, `INSERT INTO ip_allocations (subnet_id, ip_address, port_id, network_id) VALUES (?, ?, ?, ?)`,
 		sn.ID, addr.String(), portID, sn.NetworkID); err != nil {
 		if store.IsConflict(err) {
-			return "", errRetry
+			return "", store.ErrRetry
 		}
 		return "", err
 	}

@@ -498,7 +498,7 @@ func (s *Service) createPortTx(ctx context.Context, tx *store.Tx, spec *portSpec
 		boolInt(p.PortSecurity), p.HostID, p.VNICType, jsonText(p.Profile), p.VIFType, jsonText(p.VIFDetails),
 		jsonText(p.AddressPairs), jsonText(p.DHCPOpts), p.Revision, p.CreatedAt, p.UpdatedAt); err != nil {
 		if store.IsConflict(err) {
-			return nil, errRetry
+			return nil, store.ErrRetry
 		}
 		return nil, err
 	}
@@ -787,7 +787,7 @@ func (s *Service) updatePort(r *http.Request) (*api.Response, error) {
 			p.Name, p.Description, boolInt(p.AdminStateUp), p.MAC, p.DeviceID, p.DeviceOwner, boolInt(p.PortSecurity), p.HostID, p.VNICType,
 			jsonText(p.Profile), p.VIFType, jsonText(p.VIFDetails), jsonText(p.AddressPairs), jsonText(p.DHCPOpts), p.Revision, p.UpdatedAt, p.ID); err != nil {
 			if store.IsConflict(err) {
-				return "", nil, errRetry
+				return "", nil, store.ErrRetry
 			}
 			return "", nil, err
 		}

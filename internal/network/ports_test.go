@@ -213,7 +213,7 @@ func TestUniqueKeysGuardAllocations(t *testing.T) {
 		err = h.svc.writeTx(ctx, func(tx *store.Tx) error {
 			runs++
 			if runs < 3 {
-				return errRetry
+				return store.ErrRetry
 			}
 			return nil
 		})

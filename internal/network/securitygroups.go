@@ -127,7 +127,7 @@ func (s *Service) ensureDefaultSecurityGroup(ctx context.Context, tx *store.Tx, 
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO default_security_groups (project_id, security_group_id) VALUES (?, ?)`, project, g.ID); err != nil {
 		if store.IsConflict(err) {
-			return "", errRetry
+			return "", store.ErrRetry
 		}
 		return "", err
 	}

@@ -147,26 +147,20 @@ func (s *Service) notify(ctx context.Context, evs ...Event) {
 	}
 }
 
-// errRetry makes writeTx run its transaction again; a write that lost a
-// race for a unique value (an IP, a MAC, a segmentation id) returns it.
-var errRetry = errors.New("retry transaction")
-
 // writeTx runs fn in a transaction, and again when it lost a race: fn
-// returned errRetry or a constraint was violated. Before each attempt fn
-// reads afresh, so the loser sees the winner's row and chooses another
-// value or answers the conflict the client caused.
+// returned store.ErrRetry (a write that lost a race for a unique value: an
+// IP, a MAC, a segmentation id) or a constraint was violated. Before each
+// attempt fn reads afresh, so the loser sees the winner's row and chooses
+// another value or answers the conflict the client caused.
 func (s *Service) writeTx(ctx context.Context, fn func(tx *store.Tx) error) error {
-	const attempts = 20
-	var err error
-	for i := 0; i < attempts; i++ {
-		err = s.db.InTx(ctx, fn)
-		if err == nil || !(errors.Is(err, errRetry) || store.IsConflict(err)) {
-			return err
+	err := s.db.RetryTx(ctx, 20, func(err error) bool {
+		if !errors.Is(err, store.ErrRetry) && !store.IsConflict(err) {
+			return false
 		}
 		s.retries.Add(1)
-		time.Sleep(time.Duration(i+1) * time.Millisecond)
-	}
-	if errors.Is(err, errRetry) || store.IsConflict(err) {
+		return true
+	}, fn)
+	if errors.Is(err, store.ErrRetriesExhausted) {
 		return nerr(http.StatusConflict, "Conflict", "The request could not be completed because of a concurrent change; please retry.")
 	}
 	return err

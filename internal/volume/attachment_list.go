@@ -50,11 +50,7 @@ func (s *Service) attachmentList(r *http.Request, detail bool) (*api.Response, e
 		return nil, err
 	}
 	q := r.URL.Query()
-	sorts, err := parseSort(q, attachmentSortKeys)
-	if err != nil {
-		return nil, err
-	}
-	page, err := parsePageParams(q)
+	sorts, page, err := listParams(q, attachmentSortKeys)
 	if err != nil {
 		return nil, err
 	}
@@ -63,12 +59,8 @@ func (s *Service) attachmentList(r *http.Request, detail bool) (*api.Response, e
 	if !(c.admin && q.Has("all_tenants")) {
 		where, args = append(where, "v.project_id = ?"), append(args, c.project)
 	}
-	for param, col := range map[string]string{"volume_id": "a.volume_id", "instance_id": "a.instance_uuid",
-		"status": "a.attach_status", "attach_status": "a.attach_status"} {
-		if vals, ok := q[param]; ok {
-			where, args = append(where, col+" = ?"), append(args, vals[0])
-		}
-	}
+	where, args = equalFilters(where, args, q, [][2]string{{"volume_id", "a.volume_id"}, {"instance_id", "a.instance_uuid"},
+		{"status", "a.attach_status"}, {"attach_status", "a.attach_status"}})
 	query := `SELECT a.id, a.volume_id, a.instance_uuid, a.host_name, a.mountpoint, a.attach_mode, a.attach_status, a.attached_at,
 		a.connector, a.connection_info, a.created_at
 		FROM volume_attachments a JOIN volume_volumes v ON v.id = a.volume_id WHERE ` + strings.Join(where, " AND ")
@@ -76,10 +68,7 @@ func (s *Service) attachmentList(r *http.Request, detail bool) (*api.Response, e
 	if err != nil {
 		return nil, fmt.Errorf("list attachments: %w", err)
 	}
-	sortRows(rows, sorts, attachmentSortValue)
-	pageRows, _, err := paginate(rows, page, func(a attachment) string { return a.ID }, func(m string) error {
-		return api.NotFound("Marker %s could not be found.", m)
-	})
+	pageRows, _, err := sortedPage(rows, sorts, page, attachmentSortValue, func(a attachment) string { return a.ID })
 	if err != nil {
 		return nil, err
 	}

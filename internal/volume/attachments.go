@@ -107,7 +107,7 @@ func volumeStatusFromAttachments(atts []attachment) string {
 }
 
 // settleVolume sets the volume's status from its attachments as they are
-// now in tx; the status read with v must still hold (else errRetry).
+// now in tx; the status read with v must still hold (else store.ErrRetry).
 func settleVolume(ctx context.Context, tx *store.Tx, v *volume) error {
 	atts, err := store.QueryAll(ctx, tx, scanAttachment, `SELECT `+attachmentCols+` FROM volume_attachments WHERE volume_id = ?`, v.ID)
 	if err != nil {
@@ -123,7 +123,7 @@ func settleVolume(ctx context.Context, tx *store.Tx, v *volume) error {
 		return fmt.Errorf("volume %s to %s: %w", v.ID, to, err)
 	}
 	if n, err := res.RowsAffected(); err != nil || n != 1 {
-		return errRetry
+		return store.ErrRetry
 	}
 	v.Status = to
 	return nil

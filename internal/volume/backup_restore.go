@@ -62,7 +62,7 @@ func (s *Service) restoreBackup(r *http.Request) (*api.Response, error) {
 			if won, err := casStatus(ctx, tx, v.ID, statusRestoringBackup, statusAvailable); err != nil {
 				return err
 			} else if !won {
-				return errRetry
+				return store.ErrRetry
 			}
 		} else if v, err = s.newRestoreVolume(r, tx, c, b, in.Name); err != nil {
 			return err
@@ -73,7 +73,7 @@ func (s *Service) restoreBackup(r *http.Request) (*api.Response, error) {
 			return fmt.Errorf("backup %s to restoring: %w", b.ID, err)
 		}
 		if n, err := res.RowsAffected(); err != nil || n != 1 {
-			return errRetry
+			return store.ErrRetry
 		}
 		return nil
 	})

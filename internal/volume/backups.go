@@ -159,12 +159,12 @@ func (s *Service) createBackup(r *http.Request) (*api.Response, error) {
 				return fmt.Errorf("snapshot %s to backing-up: %w", *b.SnapshotID, err)
 			}
 			if n, err := res.RowsAffected(); err != nil || n != 1 {
-				return errRetry
+				return store.ErrRetry
 			}
 		} else if won, err := casStatus(ctx, tx, v.ID, statusBackingUp, v.Status); err != nil {
 			return err
 		} else if !won {
-			return errRetry
+			return store.ErrRetry
 		}
 		return insertBackup(ctx, tx, b)
 	})
@@ -245,11 +245,7 @@ func (s *Service) backupList(r *http.Request, detail bool) (*api.Response, error
 		return nil, err
 	}
 	q := r.URL.Query()
-	sorts, err := parseSort(q, backupSortKeys)
-	if err != nil {
-		return nil, err
-	}
-	page, err := parsePageParams(q)
+	sorts, page, err := listParams(q, backupSortKeys)
 	if err != nil {
 		return nil, err
 	}
@@ -258,19 +254,12 @@ func (s *Service) backupList(r *http.Request, detail bool) (*api.Response, error
 	if !(c.admin && isTrue(q.Get("all_tenants"))) {
 		where, args = append(where, "project_id = ?"), append(args, c.project)
 	}
-	for _, f := range []struct{ param, col string }{{"name", "name"}, {"display_name", "name"}, {"status", "status"}, {"volume_id", "volume_id"}} {
-		if vals, ok := q[f.param]; ok {
-			where, args = append(where, f.col+" = ?"), append(args, vals[0])
-		}
-	}
+	where, args = equalFilters(where, args, q, [][2]string{{"name", "name"}, {"display_name", "name"}, {"status", "status"}, {"volume_id", "volume_id"}})
 	rows, err := store.QueryAll(ctx, s.db, scanBackup, `SELECT `+backupCols+` FROM volume_backups WHERE `+strings.Join(where, " AND "), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list backups: %w", err)
 	}
-	sortRows(rows, sorts, backupSortValue)
-	pageRows, full, err := paginate(rows, page, func(b *backup) string { return b.ID }, func(m string) error {
-		return api.NotFound("Marker %s could not be found.", m)
-	})
+	pageRows, full, err := sortedPage(rows, sorts, page, backupSortValue, func(b *backup) string { return b.ID })
 	if err != nil {
 		return nil, err
 	}
@@ -329,7 +318,7 @@ func (s *Service) deleteBackupAs(r *http.Request, force bool) (*api.Response, er
 		}
 		won, err := casBackup(ctx, tx, b.ID, statusDeleting, b.Status)
 		if err == nil && !won {
-			return errRetry
+			return store.ErrRetry
 		}
 		return err
 	})

@@ -292,18 +292,8 @@ func (s *Service) showGroupSpec(r *http.Request) (*api.Response, error) {
 }
 
 func (s *Service) updateGroupSpec(r *http.Request) (*api.Response, error) {
-	var body map[string]any
-	if err := api.DecodeJSON(r, &body); err != nil {
-		return nil, err
-	}
 	key := r.PathValue("key")
-	if len(body) != 1 {
-		return nil, api.BadRequest("Request body contains too many items.")
-	}
-	if _, ok := body[key]; !ok {
-		return nil, api.BadRequest("Request body and URI mismatch.")
-	}
-	in, err := specsFromBody(body)
+	in, err := oneSpecFromBody(r, key)
 	if err != nil {
 		return nil, err
 	}

@@ -19,11 +19,8 @@ func (s *Service) changeImageMetadata(r *http.Request, c caller, id string, chan
 	ctx := r.Context()
 	var out map[string]string
 	err := s.writeTx(ctx, func(tx *store.Tx) error {
-		v, err := loadVolume(ctx, tx, c, id)
+		v, err := s.loadAuthorized(ctx, tx, r, c, id, "volume_extension:volume_image_metadata:set")
 		if err != nil {
-			return err
-		}
-		if err := s.authorize(r, "volume_extension:volume_image_metadata:set", v.ProjectID); err != nil {
 			return err
 		}
 		out = v.ImageMetadata

@@ -169,26 +169,17 @@ func (s *Service) listMessages(r *http.Request) (*api.Response, error) {
 	if paged {
 		q := r.URL.Query()
 		var err error
-		if sorts, err = parseSort(q, messageSortKeys); err != nil {
+		if sorts, page, err = listParams(q, messageSortKeys); err != nil {
 			return nil, err
 		}
-		if page, err = parsePageParams(q); err != nil {
-			return nil, err
-		}
-		for _, f := range []string{"resource_uuid", "resource_type", "event_id", "request_id", "message_level"} {
-			if vals, ok := q[f]; ok {
-				where, args = append(where, f+" = ?"), append(args, vals[0])
-			}
-		}
+		where, args = equalFilters(where, args, q, [][2]string{{"resource_uuid", "resource_uuid"}, {"resource_type", "resource_type"},
+			{"event_id", "event_id"}, {"request_id", "request_id"}, {"message_level", "message_level"}})
 	}
 	rows, err := store.QueryAll(ctx, s.db, scanMessage, `SELECT `+messageCols+` FROM volume_messages WHERE `+strings.Join(where, " AND "), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list messages: %w", err)
 	}
-	sortRows(rows, sorts, messageSortValue)
-	pageRows, full, err := paginate(rows, page, func(m *message) string { return m.ID }, func(m string) error {
-		return api.NotFound("Marker %s could not be found.", m)
-	})
+	pageRows, full, err := sortedPage(rows, sorts, page, messageSortValue, func(m *message) string { return m.ID })
 	if err != nil {
 		return nil, err
 	}

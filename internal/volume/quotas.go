@@ -102,7 +102,7 @@ func (s *Service) defaultLimits() map[string]int {
 // project over a limit. It runs in the writing transaction, under a
 // per-project lock, so concurrent creates cannot both slip under.
 func (s *Service) checkQuota(ctx context.Context, tx *store.Tx, project string, dVolumes, dSnapshots, dGB, volumeSize int) error {
-	if err := lockKey(ctx, tx, "volume-quota:"+project); err != nil {
+	if err := store.LockKey(ctx, tx, "volume-quota:"+project); err != nil {
 		return err
 	}
 	lim, err := s.limits(ctx, tx, project)
@@ -136,7 +136,7 @@ func (s *Service) checkQuota(ctx context.Context, tx *store.Tx, project string, 
 // the project over its backups or backup_gigabytes limit; like
 // checkQuota it runs in the writing transaction under the project lock.
 func (s *Service) checkBackupQuota(ctx context.Context, tx *store.Tx, project string, dBackups, dGB int) error {
-	if err := lockKey(ctx, tx, "volume-quota:"+project); err != nil {
+	if err := store.LockKey(ctx, tx, "volume-quota:"+project); err != nil {
 		return err
 	}
 	lim, err := s.limits(ctx, tx, project)

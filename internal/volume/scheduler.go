@@ -86,7 +86,7 @@ func validHostName(h string) bool {
 // creates see each other's claims). nil when none fits, which sends the
 // volume to error as Cinder's scheduler does.
 func (s *Service) pickHost(ctx context.Context, tx *store.Tx, zone string, sizeGB int) (*storageHost, error) {
-	if err := lockKey(ctx, tx, "volume-scheduler"); err != nil {
+	if err := store.LockKey(ctx, tx, "volume-scheduler"); err != nil {
 		return nil, err
 	}
 	hosts, err := store.QueryAll(ctx, tx, scanHost, `SELECT `+hostCols+` FROM volume_services WHERE zone = ? AND disabled = 0 ORDER BY host`, zone)

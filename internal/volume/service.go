@@ -183,42 +183,20 @@ func (s *Service) baseURL(r *http.Request) string {
 	return strings.TrimSuffix(api.BaseURL(r, s.cfg.PublicURL), "/")
 }
 
-// errRetry makes writeTx run its transaction again.
-var errRetry = errors.New("retry transaction")
-
-// writeTx runs fn in a transaction, again when it lost a race; fn reads
-// afresh each time.
+// writeTx runs fn in a transaction, again when it lost a race or found
+// SQLite busy; fn reads afresh each time. A race lost every time is
+// Cinder's 409.
 func (s *Service) writeTx(ctx context.Context, fn func(tx *store.Tx) error) error {
-	const attempts = 30
-	var err error
-	for i := 0; i < attempts; i++ {
-		err = s.db.InTx(ctx, fn)
-		if err == nil || !(errors.Is(err, errRetry) || store.IsConflict(err) || isSerialization(err) || store.IsBusy(err)) {
-			return err
-		}
-		time.Sleep(time.Duration(i+1) * time.Millisecond)
+	err := s.db.RetryTx(ctx, 30, retryable, fn)
+	if errors.Is(err, store.ErrRetriesExhausted) {
+		return api.Conflict("The request could not be completed because of a concurrent change; please retry.")
 	}
-	return api.Conflict("The request could not be completed because of a concurrent change; please retry.")
+	return err
 }
 
-// isSerialization reports a PostgreSQL serialization failure or deadlock.
-func isSerialization(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "SQLSTATE 40001") || strings.Contains(msg, "SQLSTATE 40P01")
-}
-
-// lockKey serialises transactions that check a limit and then write
-// (quotas, capacity). SQLite transactions hold the write lock from their
-// first statement already; PostgreSQL takes an advisory lock.
-func lockKey(ctx context.Context, tx *store.Tx, key string) error {
-	if tx.Dialect() != store.Postgres {
-		return nil
-	}
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext(?))`, key); err != nil {
-		return fmt.Errorf("lock %s: %w", key, err)
-	}
-	return nil
-}
+// retryable adds SQLite's busy answer to the races every service retries:
+// volume transactions run beside the agents' status reports.
+func retryable(err error) bool { return store.IsRaceLost(err) || store.IsBusy(err) }
 
 func newID() string { return uuid.NewString() }
 

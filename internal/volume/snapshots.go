@@ -245,7 +245,7 @@ func (s *Service) deleteSnapshotAs(r *http.Request, force bool) (*api.Response, 
 			return fmt.Errorf("delete snapshot %s: %w", sn.ID, err)
 		}
 		if n, err := res.RowsAffected(); err != nil || n != 1 {
-			return errRetry // the status changed under us: read it again
+			return store.ErrRetry // the status changed under us: read it again
 		}
 		return nil
 	})
@@ -301,11 +301,7 @@ func (s *Service) snapshotList(r *http.Request, detail bool) (*api.Response, err
 		return nil, err
 	}
 	q := r.URL.Query()
-	sorts, err := parseSort(q, snapshotSortKeys)
-	if err != nil {
-		return nil, err
-	}
-	page, err := parsePageParams(q)
+	sorts, page, err := listParams(q, snapshotSortKeys)
 	if err != nil {
 		return nil, err
 	}
@@ -314,11 +310,7 @@ func (s *Service) snapshotList(r *http.Request, detail bool) (*api.Response, err
 	if !(c.admin && isTrue(q.Get("all_tenants"))) {
 		where, args = append(where, "project_id = ?"), append(args, c.project)
 	}
-	for param, col := range map[string]string{"name": "name", "display_name": "name", "status": "status", "volume_id": "volume_id"} {
-		if vals, ok := q[param]; ok {
-			where, args = append(where, col+" = ?"), append(args, vals[0])
-		}
-	}
+	where, args = equalFilters(where, args, q, [][2]string{{"name", "name"}, {"display_name", "name"}, {"status", "status"}, {"volume_id", "volume_id"}})
 	var metaFilter map[string]*string
 	if m := q.Get("metadata"); m != "" {
 		if metaFilter, err = parseDictLiteral(m); err != nil {
@@ -335,10 +327,7 @@ func (s *Service) snapshotList(r *http.Request, detail bool) (*api.Response, err
 			kept = append(kept, sn)
 		}
 	}
-	sortRows(kept, sorts, snapshotSortValue)
-	pageRows, full, err := paginate(kept, page, func(sn *snapshot) string { return sn.ID }, func(m string) error {
-		return api.NotFound("Marker %s could not be found.", m)
-	})
+	pageRows, full, err := sortedPage(kept, sorts, page, snapshotSortValue, func(sn *snapshot) string { return sn.ID })
 	if err != nil {
 		return nil, err
 	}
@@ -440,7 +429,7 @@ func (s *Service) updateSnapshotStatus(r *http.Request, c caller, raw json.RawMe
 			return fmt.Errorf("update snapshot status: %w", err)
 		}
 		if n, err := res.RowsAffected(); err != nil || n != 1 {
-			return errRetry
+			return store.ErrRetry
 		}
 		return nil
 	})

@@ -179,6 +179,22 @@ type typeBody struct {
 	ExtraSpecs  api.Optional[map[string]any] `json:"extra_specs"`
 }
 
+// oneSpecFromBody reads the body of a PUT to one spec's URL (of a volume
+// type or a group type): exactly that key, checked as specsFromBody does.
+func oneSpecFromBody(r *http.Request, key string) (map[string]string, error) {
+	var body map[string]any
+	if err := api.DecodeJSON(r, &body); err != nil {
+		return nil, err
+	}
+	if len(body) != 1 {
+		return nil, api.BadRequest("Request body contains too many items.")
+	}
+	if _, ok := body[key]; !ok {
+		return nil, api.BadRequest("Request body and URI mismatch.")
+	}
+	return specsFromBody(body)
+}
+
 // specsFromBody checks extra specs: string keys of 1-255 characters and
 // values that are strings (numbers and booleans are taken as their text,
 // as Cinder does).
@@ -393,18 +409,8 @@ func (s *Service) showExtraSpec(r *http.Request) (*api.Response, error) {
 }
 
 func (s *Service) updateExtraSpec(r *http.Request) (*api.Response, error) {
-	var body map[string]any
-	if err := api.DecodeJSON(r, &body); err != nil {
-		return nil, err
-	}
 	key := r.PathValue("key")
-	if len(body) != 1 {
-		return nil, api.BadRequest("Request body contains too many items.")
-	}
-	if _, ok := body[key]; !ok {
-		return nil, api.BadRequest("Request body and URI mismatch.")
-	}
-	in, err := specsFromBody(body)
+	in, err := oneSpecFromBody(r, key)
 	if err != nil {
 		return nil, err
 	}

@@ -84,11 +84,8 @@ func decodeAction(raw json.RawMessage, v any) error { return api.DecodeBytes(raw
 func (s *Service) transition(r *http.Request, c caller, id, action, to string, from []string, refusal func(status string) error) (*api.Response, error) {
 	ctx := r.Context()
 	err := s.writeTx(ctx, func(tx *store.Tx) error {
-		v, err := loadVolume(ctx, tx, c, id)
+		v, err := s.loadAuthorized(ctx, tx, r, c, id, "volume_extension:volume_actions:"+action)
 		if err != nil {
-			return err
-		}
-		if err := s.authorize(r, "volume_extension:volume_actions:"+action, v.ProjectID); err != nil {
 			return err
 		}
 		won, err := casStatus(ctx, tx, id, to, from...)
@@ -269,11 +266,8 @@ func (s *Service) attach(r *http.Request, c caller, id string, raw json.RawMessa
 		return nil, api.BadRequest("Invalid attaching mode '%s' for volume %s.", a.Mode, id)
 	}
 	err := s.writeTx(ctx, func(tx *store.Tx) error {
-		v, err := loadVolume(ctx, tx, c, id)
+		v, err := s.loadAuthorized(ctx, tx, r, c, id, "volume_extension:volume_actions:attach")
 		if err != nil {
-			return err
-		}
-		if err := s.authorize(r, "volume_extension:volume_actions:attach", v.ProjectID); err != nil {
 			return err
 		}
 		if v.readOnly() && a.Mode == "rw" {
@@ -342,7 +336,7 @@ func (s *Service) removeAttachment(ctx context.Context, tx *store.Tx, v *volume,
 		return fmt.Errorf("detach volume %s: %w", v.ID, err)
 	}
 	if n, err := res.RowsAffected(); err != nil || n != 1 {
-		return errRetry // the status changed under us: read it again
+		return store.ErrRetry // the status changed under us: read it again
 	}
 	return nil
 }
@@ -356,11 +350,8 @@ func (s *Service) detach(r *http.Request, c caller, id string, raw json.RawMessa
 		return nil, err
 	}
 	err := s.writeTx(ctx, func(tx *store.Tx) error {
-		v, err := loadVolume(ctx, tx, c, id)
+		v, err := s.loadAuthorized(ctx, tx, r, c, id, "volume_extension:volume_actions:detach")
 		if err != nil {
-			return err
-		}
-		if err := s.authorize(r, "volume_extension:volume_actions:detach", v.ProjectID); err != nil {
 			return err
 		}
 		if v.Status == statusAvailable && a.AttachmentID == "" {
@@ -448,7 +439,7 @@ func (s *Service) extend(r *http.Request, c caller, id string, raw json.RawMessa
 		}
 		won, err := casStatus(ctx, tx, id, statusExtending, statusAvailable)
 		if err == nil && !won {
-			return errRetry
+			return store.ErrRetry
 		}
 		return err
 	})
@@ -487,6 +478,19 @@ func boolArg(raw json.RawMessage, field string) (bool, error) {
 	return false, api.BadRequest("Invalid input received: %s must be a boolean.", field)
 }
 
+// loadAuthorized loads volume id in tx for c and checks that c may apply
+// rule to it, the start of every volume action's transaction.
+func (s *Service) loadAuthorized(ctx context.Context, tx *store.Tx, r *http.Request, c caller, id, rule string) (*volume, error) {
+	v, err := loadVolume(ctx, tx, c, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.authorize(r, rule, v.ProjectID); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
 func (s *Service) setBootable(r *http.Request, c caller, id string, raw json.RawMessage) (*api.Response, error) {
 	ctx := r.Context()
 	flag, err := boolArg(raw, "bootable")
@@ -494,14 +498,10 @@ func (s *Service) setBootable(r *http.Request, c caller, id string, raw json.Raw
 		return nil, err
 	}
 	err = s.writeTx(ctx, func(tx *store.Tx) error {
-		v, err := loadVolume(ctx, tx, c, id)
-		if err != nil {
+		if _, err := s.loadAuthorized(ctx, tx, r, c, id, "volume_extension:volume_actions:set_bootable"); err != nil {
 			return err
 		}
-		if err := s.authorize(r, "volume_extension:volume_actions:set_bootable", v.ProjectID); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `UPDATE volume_volumes SET bootable = ?, updated_at = ? WHERE id = ?`, boolInt(flag), stamp(), id)
+		_, err := tx.Exec(ctx, `UPDATE volume_volumes SET bootable = ?, updated_at = ? WHERE id = ?`, boolInt(flag), stamp(), id)
 		return err
 	})
 	if err != nil {
@@ -517,11 +517,8 @@ func (s *Service) updateReadonly(r *http.Request, c caller, id string, raw json.
 		return nil, err
 	}
 	err = s.writeTx(ctx, func(tx *store.Tx) error {
-		v, err := loadVolume(ctx, tx, c, id)
+		v, err := s.loadAuthorized(ctx, tx, r, c, id, "volume_extension:volume_actions:update_readonly_flag")
 		if err != nil {
-			return err
-		}
-		if err := s.authorize(r, "volume_extension:volume_actions:update_readonly_flag", v.ProjectID); err != nil {
 			return err
 		}
 		if v.Status != statusAvailable {
@@ -652,11 +649,8 @@ func (s *Service) retype(r *http.Request, c caller, id string, raw json.RawMessa
 		return nil, api.BadRequest("New volume type must be specified.")
 	}
 	err := s.writeTx(ctx, func(tx *store.Tx) error {
-		v, err := loadVolume(ctx, tx, c, id)
+		v, err := s.loadAuthorized(ctx, tx, r, c, id, "volume:retype")
 		if err != nil {
-			return err
-		}
-		if err := s.authorize(r, "volume:retype", v.ProjectID); err != nil {
 			return err
 		}
 		if v.Status != statusAvailable && v.Status != statusInUse {

@@ -202,11 +202,7 @@ func (s *Service) volumeList(r *http.Request, detail bool) (*api.Response, error
 		return nil, err
 	}
 	q := r.URL.Query()
-	sorts, err := parseSort(q, volumeSortKeys)
-	if err != nil {
-		return nil, err
-	}
-	page, err := parsePageParams(q)
+	sorts, page, err := listParams(q, volumeSortKeys)
 	if err != nil {
 		return nil, err
 	}
@@ -219,15 +215,7 @@ func (s *Service) volumeList(r *http.Request, detail bool) (*api.Response, error
 	case !allTenants:
 		where, args = append(where, "project_id = ?"), append(args, c.project)
 	}
-	add := func(col, param string) {
-		if vals, ok := q[param]; ok {
-			where, args = append(where, col+" = ?"), append(args, vals[0])
-		}
-	}
-	add("name", "name")
-	add("name", "display_name")
-	add("status", "status")
-	add("availability_zone", "availability_zone")
+	where, args = equalFilters(where, args, q, [][2]string{{"name", "name"}, {"display_name", "name"}, {"status", "status"}, {"availability_zone", "availability_zone"}})
 	if b, ok := q["bootable"]; ok {
 		boot, err := bootableFilter(r, b[0])
 		if err != nil {
@@ -261,10 +249,7 @@ func (s *Service) volumeList(r *http.Request, detail bool) (*api.Response, error
 			kept = append(kept, v)
 		}
 	}
-	sortRows(kept, sorts, volumeSortValue)
-	pageRows, full, err := paginate(kept, page, func(v *volume) string { return v.ID }, func(m string) error {
-		return api.NotFound("Marker %s could not be found.", m)
-	})
+	pageRows, full, err := sortedPage(kept, sorts, page, volumeSortValue, func(v *volume) string { return v.ID })
 	if err != nil {
 		return nil, err
 	}
@@ -307,6 +292,41 @@ func matchMetadata(meta map[string]string, filter map[string]*string) bool {
 		}
 	}
 	return true
+}
+
+// listParams parses what every list takes: its sort keys (of those keys
+// allows) and its page, the sort first as Cinder checks it first.
+func listParams(q url.Values, keys map[string]string) ([]sortSpec, pageParams, error) {
+	sorts, err := parseSort(q, keys)
+	if err != nil {
+		return nil, pageParams{}, err
+	}
+	page, err := parsePageParams(q)
+	if err != nil {
+		return nil, pageParams{}, err
+	}
+	return sorts, page, nil
+}
+
+// sortedPage sorts rows and cuts the page from them (paginate); a marker
+// that names no row is Cinder's 404.
+func sortedPage[T any](rows []T, sorts []sortSpec, page pageParams, value func(T, string) string, id func(T) string) ([]T, bool, error) {
+	sortRows(rows, sorts, value)
+	return paginate(rows, page, id, func(m string) error {
+		return api.NotFound("Marker %s could not be found.", m)
+	})
+}
+
+// equalFilters adds a "col = ?" condition for each {param, col} pair whose
+// query parameter is present, with its first value: the exact-match
+// filters of Cinder's lists.
+func equalFilters(where []string, args []any, q url.Values, filters [][2]string) ([]string, []any) {
+	for _, f := range filters {
+		if vals, ok := q[f[0]]; ok {
+			where, args = append(where, f[1]+" = ?"), append(args, vals[0])
+		}
+	}
+	return where, args
 }
 
 // sortRows sorts rows by the keys, each ascending or descending.

@@ -464,7 +464,7 @@ func (s *Service) deleteVolumeAs(ctx context.Context, r *http.Request, c caller,
 			var won bool
 			won, err = casStatus(ctx, tx, v.ID, statusDeleting, from...)
 			if err == nil && !won {
-				return errRetry
+				return store.ErrRetry
 			}
 		}
 		if err != nil {
