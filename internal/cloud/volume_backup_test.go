@@ -3,9 +3,14 @@ package cloud_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,6 +40,9 @@ func TestVolumeBackupsInTheCloud(t *testing.T) {
 	l.Close()
 	cfg.Volume.Agent.Enabled = config.On
 	cfg.Volume.Agent.Host = "backuphost"
+	// Registered before the cloud's own clean-up, so it runs after the
+	// agent has stopped: the storage daemon outlives its agent by design.
+	t.Cleanup(func() { stopStorageDaemon(t, filepath.Join(cfg.DataDir, "volumes", "run")) })
 	c := start(t, cfg)
 	ctx := context.Background()
 	provider, err := openstack.AuthenticatedClient(ctx, gophercloud.AuthOptions{IdentityEndpoint: c.IdentityURL + "/v3",
@@ -77,12 +85,19 @@ func TestVolumeBackupsInTheCloud(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for len(call("GET", "os-services", nil, 200)["services"].([]any)) == 0 {
+	// os-services always lists the scheduler; wait for the storage host.
+	storageUp := func() bool {
+		for _, row := range call("GET", "os-services", nil, 200)["services"].([]any) {
+			if svc := row.(map[string]any); svc["binary"] == "cinder-volume" && svc["state"] == "up" {
+				return true
+			}
+		}
+		return false
+	}
+	for deadline := time.Now().Add(30 * time.Second); !storageUp(); time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the volume agent never registered")
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
 	vol := call("POST", "volumes", map[string]any{"volume": map[string]any{"size": 1, "metadata": map[string]string{"k": "v"}}}, 202)["volume"].(map[string]any)["id"].(string)
 	wait("volume", vol, "available")
@@ -115,11 +130,42 @@ func TestVolumeBackupsInTheCloud(t *testing.T) {
 		t.Fatalf("restored volume %v", rv)
 	}
 	call("DELETE", "backups/"+bid, nil, 202)
-	for time.Now().Before(deadline.Add(30 * time.Second)) {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
 		if len(names()) == 0 {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("objects left after the backup was deleted: %v", names())
+}
+
+// stopStorageDaemon stops the qemu-storage-daemon a test's volume agent
+// started in runDir, which outlives the agent as it would a restart.
+func stopStorageDaemon(t *testing.T, runDir string) {
+	t.Helper()
+	pidfile := filepath.Join(runDir, "qsd.pid")
+	data, err := os.ReadFile(pidfile)
+	if err != nil {
+		return // the agent never started one
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		t.Errorf("storage daemon pidfile %s: %v", pidfile, err)
+		return
+	}
+	// Only the daemon that wrote this pidfile (its command line names it).
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !strings.Contains(string(cmdline), pidfile) {
+		return
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Errorf("stop storage daemon %d: %v", pid, err)
+		return
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if syscall.Kill(pid, 0) != nil {
+			return
+		}
+	}
+	t.Errorf("storage daemon %d still running 10 s after SIGTERM", pid)
 }
