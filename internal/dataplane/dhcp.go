@@ -307,7 +307,12 @@ func stopPid(pid int) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return syscall.Kill(pid, syscall.SIGKILL)
+	// Still there after a second (a busy host): kill it. It may have
+	// exited since the last look, which is what was wanted.
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return err
+	}
+	return nil
 }
 
 // startDNSMasq starts dnsmasq as a daemon that outlives the agent: a
