@@ -23,10 +23,12 @@ bench_init() {
 # listener on a free loopback port (so that it never meets another
 # engineer's cloud), stdout to $OUT/nimbus.out, log to $OUT/nimbus.log; its
 # PID is in npid, for the caller's cleanup. First-run seeding is off unless
-# NIMBUS_SEED says otherwise.
+# NIMBUS_SEED says otherwise, and so is the volume agent unless
+# NIMBUS_VOLUME_AGENT says otherwise: its NBD server has a fixed port and
+# outlives nimbus, so two benchmarks in a row would collide on it.
 start_nimbus() {
   local data=$1; shift
-  NIMBUS_IDENTITY_PORT=0 NIMBUS_IMAGE_PORT=0 NIMBUS_NATS_PORT=0 NIMBUS_NETWORK_PORT=0 NIMBUS_COMPUTE_PORT=0 NIMBUS_METADATA_PORT=0 NIMBUS_NOVNCPROXY_PORT=0 NIMBUS_SERIALPROXY_PORT=0 NIMBUS_OBJECT_PORT=0 NIMBUS_STORAGE_OBJECT_PORT=0 NIMBUS_STORAGE_CONTAINER_PORT=0 NIMBUS_STORAGE_ACCOUNT_PORT=0 NIMBUS_SEED=${NIMBUS_SEED:-0} \
+  NIMBUS_IDENTITY_PORT=0 NIMBUS_IMAGE_PORT=0 NIMBUS_NATS_PORT=0 NIMBUS_NETWORK_PORT=0 NIMBUS_COMPUTE_PORT=0 NIMBUS_METADATA_PORT=0 NIMBUS_NOVNCPROXY_PORT=0 NIMBUS_SERIALPROXY_PORT=0 NIMBUS_OBJECT_PORT=0 NIMBUS_STORAGE_OBJECT_PORT=0 NIMBUS_STORAGE_CONTAINER_PORT=0 NIMBUS_STORAGE_ACCOUNT_PORT=0 NIMBUS_VOLUME_PORT=0 NIMBUS_VOLUME_AGENT=${NIMBUS_VOLUME_AGENT:-off} NIMBUS_SEED=${NIMBUS_SEED:-0} \
     "$NIMBUS" "$@" --data-dir "$data" >"$OUT/nimbus.out" 2>>"$OUT/nimbus.log" &
   npid=$!
 }

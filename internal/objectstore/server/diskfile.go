@@ -39,6 +39,11 @@ type objectFiles struct {
 // exists reports whether a live object (not a tombstone) is on disk.
 func (o *objectFiles) exists() bool { return o.data != "" }
 
+// empty reports whether the hash dir held no object file at all.
+func (o *objectFiles) empty() bool {
+	return o.data == "" && o.meta == "" && o.ts == "" && len(o.obsolete) == 0
+}
+
 // newest is the timestamp of the winning .data or .ts (zero if none).
 func (o *objectFiles) newest() Timestamp {
 	if o.data != "" {
@@ -116,13 +121,14 @@ func listObjectDir(dir string) (objectFiles, error) {
 }
 
 // cleanupObjectDir removes obsolete files and tombstones older than
-// reclaimAge, then the directory itself once empty. Failures are harmless —
-// the next write or the replicator tries again — so they are only logged by
+// reclaimAge, then the directory itself once empty, and returns what the
+// dir holds after that (its winning files). Failures are harmless — the
+// next write or the replicator tries again — so they are only logged by
 // callers that care.
-func cleanupObjectDir(dir string, reclaimAge time.Duration) error {
+func cleanupObjectDir(dir string, reclaimAge time.Duration) (objectFiles, error) {
 	of, err := listObjectDir(dir)
 	if err != nil {
-		return err
+		return of, err
 	}
 	var firstErr error
 	for _, n := range of.obsolete {
@@ -130,15 +136,17 @@ func cleanupObjectDir(dir string, reclaimAge time.Duration) error {
 			firstErr = fmt.Errorf("cleanup %s: %w", dir, err)
 		}
 	}
+	of.obsolete = nil
 	if of.ts != "" && time.Since(of.tsTS.Time()) > reclaimAge {
 		if os.Remove(filepath.Join(dir, of.ts)) == nil {
-			of.ts = ""
+			of.ts, of.tsTS = "", Timestamp{}
+			suffixHashCache.invalidateHashDir(dir)
 		}
 	}
 	if of.data == "" && of.meta == "" && of.ts == "" {
 		_ = unix.Rmdir(dir) // fails if a file arrived meanwhile, as it should
 	}
-	return firstErr
+	return of, firstErr
 }
 
 // openObject is an object opened for reading: the .data file and its merged
@@ -497,6 +505,7 @@ func (w *diskWriter) publish(md map[string]string, dir, name string) (durable fu
 			return nil, fmt.Errorf("put %s into %s: %w", name, dir, err)
 		}
 	}
+	suffixHashCache.invalidateHashDir(dir)
 	// File and ticket now belong to the returned func: abort must not
 	// end them.
 	w.done = true

@@ -152,9 +152,14 @@ func (s *ObjectServer) put(w http.ResponseWriter, r *http.Request) error {
 	if err := <-committed; err != nil {
 		return storageErr(err)
 	}
-	// Older versions go only once the new one is durable.
-	if err := cleanupObjectDir(t.dir, s.cfg.ReclaimAge); err != nil {
-		s.log.Warn("cleanup after put", "dir", t.dir, "err", err)
+	// Older versions go only once the new one is durable. A hash dir that
+	// held nothing before has nothing to clean (a concurrent write of the
+	// same name leaves an obsolete file that the replicator's next
+	// recomputation of the suffix, invalidated by both, removes).
+	if !of.empty() {
+		if _, err := cleanupObjectDir(t.dir, s.cfg.ReclaimAge); err != nil {
+			s.log.Warn("cleanup after put", "dir", t.dir, "err", err)
+		}
 	}
 	w.Header().Set("ETag", etag)
 	writeEmpty(w, http.StatusCreated)
@@ -435,7 +440,7 @@ func (s *ObjectServer) post(w http.ResponseWriter, r *http.Request) error {
 	if err := writeFileAtomic(t.devPath, t.dir, ts.Internal()+".meta", nil, md); err != nil {
 		return storageErr(err)
 	}
-	if err := cleanupObjectDir(t.dir, s.cfg.ReclaimAge); err != nil {
+	if _, err := cleanupObjectDir(t.dir, s.cfg.ReclaimAge); err != nil {
 		s.log.Warn("cleanup after post", "dir", t.dir, "err", err)
 	}
 	// The proxy names container servers only when the listing changes (a
@@ -486,7 +491,7 @@ func (s *ObjectServer) delete(w http.ResponseWriter, r *http.Request) error {
 		if err := writeFileAtomic(t.devPath, t.dir, ts.Internal()+".ts", nil, md); err != nil {
 			return storageErr(err)
 		}
-		if err := cleanupObjectDir(t.dir, s.cfg.ReclaimAge); err != nil {
+		if _, err := cleanupObjectDir(t.dir, s.cfg.ReclaimAge); err != nil {
 			s.log.Warn("cleanup after delete", "dir", t.dir, "err", err)
 		}
 		s.containerUpdate(r, t, http.MethodDelete, ts, nil)
@@ -534,6 +539,7 @@ func quarantineHashDir(devPath, dir string) (string, error) {
 	for i := 1; ; i++ {
 		err := os.Rename(dir, dst)
 		if err == nil {
+			suffixHashCache.invalidateHashDir(dir)
 			break
 		}
 		if !errors.Is(err, os.ErrExist) && !errors.Is(err, syscall.ENOTEMPTY) || i > 100 {

@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Object replication protocol. Swift's replicator asks each peer for the
@@ -31,10 +33,8 @@ import (
 //
 // A suffix's hash covers the names of the files that win in each of its
 // hash dirs (newest .data or .ts, newer .meta), so two replicas agree
-// exactly when they would serve the same objects. Hashes are recomputed on
-// every request rather than cached in a hashes file as Swift does: a pass
-// costs directory listings proportional to the objects stored, never
-// their bytes, and there is no cache to invalidate on every write.
+// exactly when they would serve the same objects. Hashes are cached in
+// memory and dropped by the writes that change them (suffixcache.go).
 
 // Replication verbs of the object server.
 const (
@@ -71,42 +71,79 @@ func partDir(devPath string, pol, part int) string {
 }
 
 // ObjectSuffixHashes returns the hash of every non-empty suffix of an
-// object partition. It also reclaims what cleanup would (obsolete files,
-// tombstones older than reclaimAge), so tombstones age out of every
-// replica alike.
+// object partition, from the cache (suffixcache.go) where a suffix was
+// not written since it was last computed. Recomputing a suffix also
+// reclaims what cleanup would (obsolete files, tombstones older than
+// reclaimAge), so tombstones age out of every replica alike.
 func ObjectSuffixHashes(devPath string, pol, part int, reclaimAge time.Duration) (map[string]string, error) {
 	dir := partDir(devPath, pol, part)
-	ents, err := os.ReadDir(dir)
+	names, ino, err := listPartition(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return map[string]string{}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("list partition %s: %w", dir, err)
 	}
-	out := make(map[string]string, len(ents))
-	for _, e := range ents {
-		if !isSuffix(e.Name()) {
-			continue
+	suffixes := make([]string, 0, len(names))
+	for _, n := range names {
+		if isSuffix(n) {
+			suffixes = append(suffixes, n)
 		}
-		files, err := suffixFiles(filepath.Join(dir, e.Name()), reclaimAge)
-		if err != nil {
-			return nil, err
-		}
-		if len(files) == 0 {
-			continue
-		}
-		h := md5.New()
-		for _, hash := range slices.Sorted(maps.Keys(files)) {
-			h.Write([]byte(hash))
-			for _, f := range files[hash] {
-				h.Write([]byte{' '})
-				h.Write([]byte(f))
-			}
-			h.Write([]byte{'\n'})
-		}
-		out[e.Name()] = hex.EncodeToString(h.Sum(nil))
 	}
+	now := time.Now()
+	snap := suffixHashCache.snapshot(dir, ino, suffixes, now)
+	computed := make(map[string]string, len(suffixes)-len(snap.hashes))
+	out := make(map[string]string, len(suffixes))
+	for _, suf := range suffixes {
+		h, ok := snap.hashes[suf]
+		if !ok {
+			if h, err = suffixHash(filepath.Join(dir, suf), reclaimAge); err != nil {
+				return nil, err
+			}
+			computed[suf] = h
+		}
+		if h != "" {
+			out[suf] = h
+		}
+	}
+	suffixHashCache.store(dir, snap, computed, len(snap.hashes) == 0, now)
 	return out, nil
+}
+
+// listPartition returns the entry names of a partition dir and its inode
+// number, by which the cache tells a partition dir made anew (a device
+// wiped and refilled) from the one it knew.
+func listPartition(dir string) ([]string, uint64, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return nil, 0, err
+	}
+	names, err := f.Readdirnames(-1)
+	return names, st.Ino, err
+}
+
+// suffixHash hashes the winning files of a suffix dir's hash dirs; ""
+// when it holds none.
+func suffixHash(dir string, reclaimAge time.Duration) (string, error) {
+	files, err := suffixFiles(dir, reclaimAge)
+	if err != nil || len(files) == 0 {
+		return "", err
+	}
+	h := md5.New()
+	for _, hash := range slices.Sorted(maps.Keys(files)) {
+		h.Write([]byte(hash))
+		for _, f := range files[hash] {
+			h.Write([]byte{' '})
+			h.Write([]byte(f))
+		}
+		h.Write([]byte{'\n'})
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // ObjectSuffixFiles lists, per object hash, the winning files of the
@@ -144,12 +181,15 @@ func suffixFiles(dir string, reclaimAge time.Duration) (map[string][]string, err
 			continue
 		}
 		hd := filepath.Join(dir, e.Name())
+		var of objectFiles
 		if reclaimAge > 0 {
-			_ = cleanupObjectDir(hd, reclaimAge) // best effort; the listing below is what counts
+			of, err = cleanupObjectDir(hd, reclaimAge)
 		}
-		of, err := listObjectDir(hd)
-		if err != nil {
-			return nil, err
+		if reclaimAge <= 0 || err != nil {
+			// Cleanup is best effort; a listing of its own is what counts.
+			if of, err = listObjectDir(hd); err != nil {
+				return nil, err
+			}
 		}
 		var files []string
 		for _, f := range []string{of.data, of.ts, of.meta} {
@@ -197,7 +237,10 @@ func OpenObjectFile(devPath string, pol, part int, hash, file string) (*ObjectFi
 // RemoveObjectPartition deletes a partition directory, once a handoff's
 // objects have all reached their primaries.
 func RemoveObjectPartition(devPath string, pol, part int) error {
-	if err := os.RemoveAll(partDir(devPath, pol, part)); err != nil {
+	dir := partDir(devPath, pol, part)
+	err := os.RemoveAll(dir)
+	suffixHashCache.invalidatePartition(dir)
+	if err != nil {
 		return fmt.Errorf("remove partition %d of %s: %w", part, devPath, err)
 	}
 	return nil
@@ -346,7 +389,7 @@ func (s *ObjectServer) sync(w http.ResponseWriter, r *http.Request) error {
 	if err := dw.commit(md, dir, file); err != nil {
 		return storageErr(err)
 	}
-	if err := cleanupObjectDir(dir, s.cfg.ReclaimAge); err != nil {
+	if _, err := cleanupObjectDir(dir, s.cfg.ReclaimAge); err != nil {
 		s.log.Warn("cleanup after sync", "dir", dir, "err", err)
 	}
 	writeEmpty(w, http.StatusCreated)
