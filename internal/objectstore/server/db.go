@@ -33,13 +33,18 @@ type dbEntry struct {
 	used time.Time     // guarded by dbCache.mu
 }
 
+// close closes both handles of the entry.
+func (e *dbEntry) close() error { return errors.Join(e.db.Close(), e.rows.close()) }
+
 func newDBCache(max int) *dbCache { return &dbCache{max: max, dbs: map[string]*dbEntry{}} }
 
 var dsnEscaper = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
 
-func sqliteDSN(path string, journal string) string {
+// sqliteDSN opens path with a journal mode and a synchronous level
+// (FULL everywhere but the listing rows' own handle, see rowCommitter).
+func sqliteDSN(path, journal, synchronous string) string {
 	return "file:" + dsnEscaper.Replace(path) + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(" + journal +
-		")&_pragma=synchronous(FULL)&_txlock=immediate"
+		")&_pragma=synchronous(" + synchronous + ")&_txlock=immediate"
 }
 
 // get returns an open handle on the existing database at path and a release
@@ -62,13 +67,18 @@ func (c *dbCache) acquire(path string) (*dbEntry, func(), error) {
 		if _, err := os.Stat(path); err != nil {
 			return nil, nil, err
 		}
-		db, err := sql.Open("sqlite", sqliteDSN(path, "WAL"))
+		db, err := sql.Open("sqlite", sqliteDSN(path, "WAL", "FULL"))
 		if err != nil {
 			return nil, nil, fmt.Errorf("open %s: %w", path, err)
 		}
 		db.SetMaxOpenConns(2)
 		db.SetMaxIdleConns(2)
-		e = &dbEntry{db: db, rows: newRowCommitter(db)}
+		rows, err := newRowCommitter(path)
+		if err != nil {
+			db.Close()
+			return nil, nil, err
+		}
+		e = &dbEntry{db: db, rows: rows}
 		c.dbs[path] = e
 	}
 	e.refs++
@@ -105,7 +115,7 @@ func (c *dbCache) evictLocked() {
 		if len(c.dbs) <= c.max {
 			break
 		}
-		x.e.db.Close()
+		x.e.close()
 		delete(c.dbs, x.k)
 	}
 }
@@ -116,7 +126,7 @@ func (c *dbCache) close() error {
 	defer c.mu.Unlock()
 	var first error
 	for k, e := range c.dbs {
-		if err := e.db.Close(); err != nil && first == nil {
+		if err := e.close(); err != nil && first == nil {
 			first = err
 		}
 		delete(c.dbs, k)
@@ -138,7 +148,7 @@ func createDB(ctx context.Context, devPath, path string, schema []string, init f
 	tmp := f.Name()
 	f.Close()
 	defer os.Remove(tmp)
-	db, err := sql.Open("sqlite", sqliteDSN(tmp, "DELETE"))
+	db, err := sql.Open("sqlite", sqliteDSN(tmp, "DELETE", "FULL"))
 	if err != nil {
 		return false, fmt.Errorf("open tmp db: %w", err)
 	}

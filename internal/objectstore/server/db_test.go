@@ -17,7 +17,7 @@ func TestDBCacheEvictsOnlyIdle(t *testing.T) {
 	var paths []string
 	for i := range 4 {
 		p := filepath.Join(dir, fmt.Sprintf("%d.db", i))
-		db, err := sql.Open("sqlite", sqliteDSN(p, "WAL"))
+		db, err := sql.Open("sqlite", sqliteDSN(p, "WAL", "FULL"))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -458,8 +458,9 @@ func (w *diskWriter) commit(md map[string]string, dir, name string) error {
 
 // publish is commit up to the point where dir/name is visible; the
 // returned func makes file and name durable (the filesystem's group
-// commit). Callers may overlap other work with it but must not
-// acknowledge the write before it returned nil.
+// commit, answered at once by any sync of the filesystem that began after
+// publish returned and has ended). Callers may do other work before it
+// but must not acknowledge the write before it returned nil.
 func (w *diskWriter) publish(md map[string]string, dir, name string) (durable func() error, err error) {
 	defer w.abort()
 	if md != nil {
@@ -510,6 +511,7 @@ func (w *diskWriter) publish(md map[string]string, dir, name string) (durable fu
 	// end them.
 	w.done = true
 	f, ticket := w.f, w.ticket
+	ticket.written()
 	return func() error {
 		var err error
 		if ticket.alone() {

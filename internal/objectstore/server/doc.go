@@ -98,7 +98,10 @@
 //     to an unnamed O_TMPFILE in the hash dir (a named file in tmp/ where
 //     the filesystem has none), which is then linked into place. Writers
 //     on one filesystem share one syncfs (fscommit.go): a writer is
-//     answered by a syncfs that started after its link. A writer alone on
+//     answered by a syncfs that started after its link. An object PUT
+//     sends its container updates first, and a listing row on the same
+//     filesystem waits for such a syncfs, which then covers the object
+//     as well: object and rows cost one sync together. A writer alone on
 //     its filesystem fsyncs its file, its hash dir and the parents of the
 //     directories it created instead; a file beside an older version, or
 //     a large one, is fsynced before its link. A PUT cut short leaves
@@ -128,7 +131,14 @@
 //   - Account and container databases are created in tmp/ and hard-linked
 //     into place, so a half-initialised database is never visible; they run
 //     in WAL mode with synchronous=FULL, since an acknowledged listing
-//     update must survive a power cut as the object does.
+//     update must survive a power cut as the object does. Listing rows
+//     are the exception in form, not in substance: they are committed in
+//     batches without an fsync and acknowledged after a syncfs of their
+//     filesystem that began after the commit (groupcommit.go).
+//   - Suffix hashes for replication are cached per partition in memory
+//     and dropped by every write that changes a suffix (suffixcache.go);
+//     a partition is recomputed in full every 30–60 minutes and when its
+//     directory is replaced, for what changed behind the server's back.
 //   - Names: account and container up to 256 bytes, objects up to 1024,
 //     valid UTF-8 without NUL (412 otherwise, 400 for length or emptiness),
 //     no "/" in container names. Device names are single path components

@@ -54,6 +54,7 @@ type fsCommitter struct {
 	tickets  int           // guarded by mu: writers between begin and commit or release
 	writing  int           // guarded by mu: tickets not yet submitted for commit
 	settled  chan struct{} // guarded by mu: closed when writing falls to 0
+	started  uint64        // guarded by mu: commits begun (one runs at a time)
 	commits  uint64        // guarded by mu: commits ended
 	failedAt uint64        // guarded by mu: number of the last commit that failed, 0 if none
 }
@@ -64,6 +65,8 @@ type fsCommitter struct {
 type fsTicket struct {
 	c         *fsCommitter
 	since     uint64 // commits ended when the ticket was taken
+	wrote     bool   // the writer said it was done writing (written or commit)
+	writtenAt uint64 // commits begun at that moment
 	submitted bool   // commit was called
 	ended     bool
 }
@@ -127,18 +130,46 @@ func (c *fsCommitter) doneWriting() {
 	}
 }
 
-// commit returns once a filesystem sync that started after this call
-// ended, with its error or that of any sync that ended after the ticket
-// was taken. The caller must have finished every write it wants durable.
+// written records that the writer made every change it wants durable:
+// any sync that begins from now on covers them. A writer that has other
+// work to do before it needs its commit (the object server's container
+// update, whose own commit runs a sync of the same filesystem) says so
+// first; its commit is then answered at once if such a sync has ended.
+func (t *fsTicket) written() {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	t.writtenLocked()
+}
+
+func (t *fsTicket) writtenLocked() {
+	if !t.wrote {
+		t.wrote = true
+		t.writtenAt = t.c.started
+		t.c.doneWriting()
+	}
+}
+
+// covered reports whether a sync that began after the writer was done
+// writing has ended; c.mu is held. Commits run one at a time, so the one
+// begun next after written ended once more than writtenAt have ended.
+func (t *fsTicket) coveredLocked() bool { return t.wrote && t.c.commits > t.writtenAt }
+
+// commit returns once a filesystem sync that started after the writer
+// was done writing (this call, or written) ended, with its error or that
+// of any sync that ended after the ticket was taken.
 func (t *fsTicket) commit(ctx context.Context) error {
 	if t.ended || t.submitted {
 		return errors.New("fs commit: ticket already used")
 	}
 	t.submitted = true
 	t.c.mu.Lock()
-	t.c.doneWriting()
+	covered := t.coveredLocked()
+	t.writtenLocked()
 	t.c.mu.Unlock()
-	err := t.c.group.submit(ctx, struct{}{})
+	var err error
+	if !covered {
+		err = t.c.group.submit(ctx, struct{}{})
+	}
 	t.c.mu.Lock()
 	failed := t.c.failedAt > t.since
 	t.c.mu.Unlock()
@@ -149,13 +180,14 @@ func (t *fsTicket) commit(ctx context.Context) error {
 	return err
 }
 
-// alone reports whether t's writer is the only one on its filesystem and
-// no commit is in flight: nothing could share a commit with it.
+// alone reports whether t's writer is the only one on its filesystem, no
+// commit is in flight and none covers it already: nothing could share a
+// commit with it.
 func (t *fsTicket) alone() bool {
 	c := t.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.tickets == 1 && !c.group.busy()
+	return c.tickets == 1 && !c.group.busy() && !t.coveredLocked()
 }
 
 // release ends the ticket without a commit (an aborted write); it is a
@@ -168,7 +200,7 @@ func (t *fsTicket) release() {
 	c := t.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !t.submitted {
+	if !t.wrote {
 		c.doneWriting()
 	}
 	if c.tickets--; c.tickets == 0 {
@@ -182,6 +214,7 @@ func (t *fsTicket) release() {
 func (c *fsCommitter) syncBatch(context.Context, []struct{}) error {
 	c.mu.Lock()
 	fd := c.fd
+	c.started++
 	c.mu.Unlock()
 	err := c.sync(fd)
 	c.mu.Lock()

@@ -324,3 +324,78 @@ func devOf(t *testing.T, dir string) uint64 {
 	}
 	return st.Sys().(*syscall.Stat_t).Dev
 }
+
+// TestFSCommitCoveredBySyncAfterWritten: a writer that said it was done
+// writing is answered without a sync of its own once a sync that began
+// after that has ended (the container row's sync covers the object), but
+// never by one that was already running when it finished writing.
+func TestFSCommitCoveredBySyncAfterWritten(t *testing.T) {
+	started := make(chan struct{}, 4)
+	release := make(chan struct{}, 4)
+	var syncs atomic.Int32
+	injectSync(t, func(int) error {
+		syncs.Add(1)
+		started <- struct{}{}
+		<-release
+		return nil
+	})
+	dir := t.TempDir()
+	begin := func() *fsTicket {
+		tk, err := beginFSCommit(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tk
+	}
+
+	// A sync already running when the writer finishes does not cover it.
+	obj, other := begin(), begin()
+	otherDone := make(chan error, 1)
+	go func() { otherDone <- other.commit(t.Context()) }()
+	<-started
+	obj.written()
+	release <- struct{}{}
+	if err := <-otherDone; err != nil {
+		t.Fatal(err)
+	}
+	objDone := make(chan error, 1)
+	go func() { objDone <- obj.commit(t.Context()) }()
+	select {
+	case <-started: // it needs a sync of its own
+	case err := <-objDone:
+		t.Fatalf("answered (%v) by a sync that was running when it finished writing", err)
+	}
+	release <- struct{}{}
+	if err := <-objDone; err != nil {
+		t.Fatal(err)
+	}
+	if n := syncs.Load(); n != 2 {
+		t.Fatalf("%d syncs, want 2", n)
+	}
+
+	// A sync that began after written covers it.
+	obj, row := begin(), begin()
+	obj.written()
+	release <- struct{}{} // let the row's sync through at once
+	if err := row.commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	if err := obj.commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := syncs.Load(); n != 3 {
+		t.Fatalf("%d syncs, want 3: the object's commit was not covered by the row's sync", n)
+	}
+
+	// A covering sync that failed fails the covered writer too.
+	injectSync(t, func(int) error { return errors.New("EIO") })
+	obj, row = begin(), begin()
+	obj.written()
+	if err := row.commit(t.Context()); err == nil {
+		t.Fatal("the failing sync reported no error")
+	}
+	if err := obj.commit(t.Context()); err == nil {
+		t.Fatal("a writer covered by a failed sync was acknowledged")
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 )
 
@@ -112,33 +114,71 @@ func (g *groupCommit[T]) commitQueue(ctx context.Context, own *queuedItem[T]) er
 // rowCommitter group-commits the object rows of one container database.
 //
 // Every object PUT or DELETE updates the listing on each container
-// replica, and SQLite lets one writer commit at a time, each commit an
-// fsync of the WAL (synchronous=FULL). One transaction per row therefore
-// serialises concurrent uploads into one container behind the disk's
-// flush latency. Here rows that arrive while a commit is in flight queue
-// up and go into the next transaction together: N concurrent updates cost
-// one fsync. Each caller still returns only after the transaction holding
-// its row committed, so an acknowledged listing update is as durable as
-// before, and there is nothing outside the database to merge before a
-// listing, a HEAD or replication reads it (Swift's .pending file gets the
-// same batching by appending without fsync, and must be merged first).
+// replica, and SQLite lets one writer commit at a time. One transaction
+// per row therefore serialised concurrent uploads into one container
+// behind the disk. Here rows that arrive while a commit is in flight
+// queue up and go into the next transaction together.
+//
+// The transaction itself does not fsync (its own handle runs with
+// synchronous=NORMAL): each caller then waits for its filesystem's group
+// commit (fscommit.go), a syncfs that starts after the transaction
+// committed, and so makes the WAL frames holding its row durable. The
+// object servers of the same PUT wait for the same syncfs, so an object
+// and its listing rows cost one flush together where they cost two in a
+// row, and the container no longer pays a flush of its own while every
+// other write on the disk waits behind it. A writer alone on the
+// filesystem fsyncs the WAL instead, which is what synchronous=FULL did.
+// Each caller still returns only after its row is in a committed,
+// durable transaction, so nothing acknowledged lives outside SQLite: a
+// listing, a HEAD or replication reads the database as it is (Swift's
+// .pending file gets the batching by appending without any fsync, and
+// must be merged first). A crash before the sync loses only rows that
+// were never acknowledged; SQLite's WAL checksums drop a torn tail.
 type rowCommitter struct {
-	db    *sql.DB
+	db    *sql.DB         // the rows' own handle: synchronous=NORMAL, one connection
+	path  string          // of the database
 	stmts *objectRowStmts // prepared by the first leader; only leaders use it
 	group groupCommit[objectRow]
 }
 
-func newRowCommitter(db *sql.DB) *rowCommitter {
-	c := &rowCommitter{db: db}
+// newRowCommitter opens the row handle of the database at path.
+func newRowCommitter(path string) (*rowCommitter, error) {
+	db, err := sql.Open("sqlite", sqliteDSN(path, "WAL", "NORMAL"))
+	if err != nil {
+		return nil, fmt.Errorf("open %s for listing rows: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	c := &rowCommitter{db: db, path: path}
 	c.group.commit = c.commit
-	return c
+	return c, nil
 }
+
+// close closes the row handle.
+func (c *rowCommitter) close() error { return c.db.Close() }
 
 // merge applies row with last-write-wins and returns once it is durable.
 // The update is idempotent, so a caller whose context ended still waits
 // for the batch its row is in.
 func (c *rowCommitter) merge(ctx context.Context, row objectRow) error {
-	return c.group.submit(ctx, row)
+	// The ticket comes first: a sync error reported from here on may be
+	// about this row's pages.
+	ticket, err := beginFSCommit(filepath.Dir(c.path))
+	if err != nil {
+		return fmt.Errorf("merge object row: %w", err)
+	}
+	if err := c.group.submit(ctx, row); err != nil {
+		ticket.release()
+		return err
+	}
+	if ticket.alone() {
+		ticket.release()
+		return fsyncFile(c.path + "-wal")
+	}
+	if err := ticket.commit(ctx); err != nil {
+		return fmt.Errorf("merge object row: %w", err)
+	}
+	return nil
 }
 
 // commit merges one batch, with statements prepared once per database
@@ -271,4 +311,17 @@ func (s *dbServer) commitObjectRow(ctx context.Context, t target, row objectRow)
 	}
 	defer release()
 	return e.rows.merge(ctx, row)
+}
+
+// fsyncFile makes a file's written bytes durable.
+func fsyncFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("open %s for fsync: %w", path, err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", path, err)
+	}
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestListingKeepsAcknowledgedPutsAfterCrash stores objects concurrently
@@ -176,5 +177,86 @@ func copyTree(t *testing.T, src, dst string) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAcknowledgedRowsAreInTheLastSync: a listing row's transaction does
+// not fsync; it is acknowledged only after a filesystem sync that began
+// after it committed. Each sync here takes a crash image of the
+// container device (its -shm left behind, as a crash loses it), and
+// every acknowledged row must be listed by a server started on the image
+// of the last sync before its acknowledgement.
+func TestAcknowledgedRowsAreInTheLastSync(t *testing.T) {
+	n := newNode(t)
+	n.putContainer(t, "a", "c")
+	var mu sync.Mutex
+	var images []string
+	injectSync(t, func(int) error {
+		img := t.TempDir()
+		copyTree(t, filepath.Join(n.dev, containersDir), filepath.Join(img, "sda", containersDir))
+		shm, _ := filepath.Glob(filepath.Join(img, "sda", containersDir, "*", "*", "*", "*-shm"))
+		for _, f := range shm {
+			os.Remove(f)
+		}
+		time.Sleep(time.Millisecond) // a flush takes time; let rows queue
+		mu.Lock()
+		images = append(images, img)
+		mu.Unlock()
+		return nil
+	})
+	// Keep every row on the group path (see TestAcknowledgedPutsAreInTheLastSync).
+	hold, err := beginFSCommit(n.dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.release()
+
+	const rows, workers = 48, 12
+	acked := make([]int, rows) // syncs completed at each row's acknowledgement
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				n.putRow(t, "a", "c", fmt.Sprintf("o%02d", i), "1")
+				mu.Lock()
+				acked[i] = len(images)
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range rows {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if len(images) >= rows {
+		t.Errorf("%d syncs for %d rows: nothing was grouped", len(images), rows)
+	}
+	listed := map[int]map[string]bool{} // by image
+	for i, k := range acked {
+		if k == 0 {
+			t.Fatalf("row %d acknowledged before any sync", i)
+		}
+		if listed[k] == nil {
+			cfg := n.cfg
+			cfg.DevicesRoot = images[k-1]
+			cs, err := NewContainerServer(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := httptest.NewServer(cs)
+			listed[k] = map[string]bool{}
+			for _, name := range listing(t, srv.URL+"/sda/1/a/c", nil) {
+				listed[k][name] = true
+			}
+			srv.Close()
+			cs.Close()
+		}
+		if name := fmt.Sprintf("o%02d", i); !listed[k][name] {
+			t.Fatalf("row %s acknowledged, but the sync before its acknowledgement lists only %d rows", name, len(listed[k]))
+		}
 	}
 }

@@ -141,15 +141,18 @@ func (s *ObjectServer) put(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return storageErr(err)
 	}
-	// The object is in place; what is left is making it durable (the
-	// filesystem's group commit) and the container updates. Neither needs
-	// the other, so they overlap: one disk flush less of latency per PUT.
-	// The answer still waits for both.
-	committed := make(chan error, 1)
-	go func() { committed <- durable() }()
+	// The object is in place; what is left is the container updates and
+	// making the object durable, in that order. A container server on
+	// this filesystem makes its listing row durable with a sync that began
+	// after the row, so after the object: when the update returns, that
+	// sync has made the object durable too and durable answers at once.
+	// The object and its listing cost one sync together, where making the
+	// object durable first (or beside the update) made the row wait for
+	// the next. (With the container elsewhere, the object waits for a
+	// sync of its own after the update; under load one has usually run.)
 	s.containerUpdate(r, t, http.MethodPut, ts, containerUpdateFields(md, r.Header))
 	s.deleteAtUpdate(r, t, ts, deleteAt)
-	if err := <-committed; err != nil {
+	if err := durable(); err != nil {
 		return storageErr(err)
 	}
 	// Older versions go only once the new one is durable. A hash dir that

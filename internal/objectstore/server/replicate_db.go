@@ -126,7 +126,7 @@ func OpenDB(path string) (*sql.DB, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("open db: %w", err)
 	}
-	db, err := sql.Open("sqlite", sqliteDSN(path, "WAL"))
+	db, err := sql.Open("sqlite", sqliteDSN(path, "WAL", "FULL"))
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
