@@ -243,11 +243,6 @@ func (s *ContainerServer) putObject(w http.ResponseWriter, r *http.Request, t ta
 	return nil
 }
 
-// mergeObjectRow applies one object update with last-write-wins.
-func mergeObjectRow(ctx context.Context, db *sql.DB, name string, ts Timestamp, size int64, ctype, etag string, deleted bool) error {
-	return mergeObjectRows(ctx, db, []objectRow{{name: name, ts: ts, size: size, ctype: ctype, etag: etag, deleted: deleted}})
-}
-
 func (s *ContainerServer) delete(w http.ResponseWriter, r *http.Request) error {
 	t, ts, err := s.writeTarget(r)
 	if err != nil {
