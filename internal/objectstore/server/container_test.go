@@ -3,6 +3,8 @@ package server
 import (
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -375,5 +377,45 @@ func TestContainerUpdateOverrideListing(t *testing.T) {
 	want("after metadata post", row("after metadata post"), "image/jpeg")
 	if g := do(t, "GET", n.objURL+"/sda/0/AUTH_t/c/slo", nil, ""); g.header.Get("Content-Type") != "image/jpeg" || g.header.Get("X-Object-Meta-Test") != "blah" {
 		t.Fatalf("manifest after posts: %v", g.header)
+	}
+}
+
+// TestReplicationMergeIsAllOrNothing: a merge whose rows include one with
+// a bad timestamp is refused whole (400), before the stat row or any
+// object row is applied; a good merge lands all its rows.
+func TestReplicationMergeIsAllOrNothing(t *testing.T) {
+	n := newNode(t)
+	n.putContainer(t, "a", "c")
+	merge := func(rows []DBRow) resp {
+		b, err := json.Marshal(ReplicateRequest{Op: "merge", Info: DBInfo{
+			Account: "a", Container: "c", Put: n.ts(), Delete: "0", StatusChanged: n.ts(),
+			Metadata: map[string][2]string{"X-Container-Meta-Color": {"blue", n.ts()}},
+		}, Rows: rows})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return do(t, MethodReplicate, n.contURL+"/sda/1/a/c", nil, string(b))
+	}
+	good := DBRow{Name: "good", Created: n.ts(), Size: 1, ContentType: "text/plain", ETag: md5hex("good")}
+	r := merge([]DBRow{good, {Name: "bad", Created: "yesterday", Size: 1, ContentType: "text/plain"}})
+	expectStatus(t, r, http.StatusBadRequest, "merge with a bad row")
+	if got := listing(t, n.contURL+"/sda/1/a/c", nil); len(got) != 0 {
+		t.Fatalf("rows applied from a refused merge: %v", got)
+	}
+	if h := do(t, "HEAD", n.contURL+"/sda/1/a/c", nil, ""); h.header.Get("X-Container-Meta-Color") != "" {
+		t.Fatalf("metadata applied from a refused merge: %v", h.header)
+	}
+
+	rows := []DBRow{good}
+	for i := range 50 {
+		rows = append(rows, DBRow{Name: fmt.Sprintf("r%02d", i), Created: n.ts(), Size: 2, ContentType: "text/plain", ETag: md5hex("r")})
+	}
+	expectStatus(t, merge(rows), http.StatusNoContent, "good merge")
+	if got := listing(t, n.contURL+"/sda/1/a/c", nil); len(got) != 51 {
+		t.Fatalf("listing after the merge has %d rows, want 51", len(got))
+	}
+	h := do(t, "HEAD", n.contURL+"/sda/1/a/c", nil, "")
+	if h.header.Get("X-Container-Object-Count") != "51" || h.header.Get("X-Container-Bytes-Used") != "101" {
+		t.Fatalf("stats after the merge: %v", h.header)
 	}
 }

@@ -143,7 +143,11 @@ type rowCommitter struct {
 
 // newRowCommitter opens the row handle of the database at path.
 func newRowCommitter(path string) (*rowCommitter, error) {
-	db, err := sql.Open("sqlite", sqliteDSN(path, "WAL", "NORMAL"))
+	// A small page cache: the handle only appends rows (the listing's
+	// pages stay in the main handle's cache and the OS's), and SQLite's
+	// default of 2 MiB per connection, for every open container, showed
+	// as a third more resident memory under load.
+	db, err := sql.Open("sqlite", sqliteDSN(path, "WAL", "NORMAL")+"&_pragma=cache_size(-256)")
 	if err != nil {
 		return nil, fmt.Errorf("open %s for listing rows: %w", path, err)
 	}

@@ -271,6 +271,21 @@ func (s *dbServer) merge(ctx context.Context, t target, req ReplicateRequest) er
 	if err != nil {
 		return httpErr(http.StatusBadRequest, "invalid put_timestamp")
 	}
+	// Every object row is checked before anything is applied, and the
+	// rows go in one transaction: a pass pushes up to a thousand per
+	// request, and a transaction each (with its fsync) made replication
+	// after a burst of uploads cost as much as the uploads.
+	var rows []objectRow
+	if s.kind == KindContainer {
+		rows = make([]objectRow, len(req.Rows))
+		for i, row := range req.Rows {
+			ts, err := parseTimestamp(row.Created)
+			if err != nil {
+				return httpErr(http.StatusBadRequest, "invalid created_at")
+			}
+			rows[i] = objectRow{name: row.Name, ts: ts, size: row.Size, ctype: row.ContentType, etag: row.ETag, deleted: row.Deleted}
+		}
+	}
 	if s.kind == KindContainer {
 		_, err = s.create(ctx, t, put, "account, container, storage_policy_index", t.rp.Account, t.rp.Container, in.Policy)
 	} else {
@@ -326,18 +341,6 @@ func (s *dbServer) merge(ctx context.Context, t target, req ReplicateRequest) er
 		return err
 	}
 	defer release()
-	// Every row is checked before any is applied, and all go in one
-	// transaction: a pass pushes up to a thousand rows per request, and a
-	// transaction each (with its fsync) made replication after a burst of
-	// uploads cost as much as the uploads.
-	rows := make([]objectRow, len(req.Rows))
-	for i, row := range req.Rows {
-		ts, err := parseTimestamp(row.Created)
-		if err != nil {
-			return httpErr(http.StatusBadRequest, "invalid created_at")
-		}
-		rows[i] = objectRow{name: row.Name, ts: ts, size: row.Size, ctype: row.ContentType, etag: row.ETag, deleted: row.Deleted}
-	}
 	if err := mergeObjectRows(ctx, db, rows); err != nil {
 		return err
 	}
