@@ -50,13 +50,16 @@ type fsCommitter struct {
 	group groupCommit[struct{}]
 
 	mu       sync.Mutex
-	fd       int           // guarded by mu: a directory on the filesystem, open while tickets > 0
-	tickets  int           // guarded by mu: writers between begin and commit or release
-	writing  int           // guarded by mu: tickets not yet submitted for commit
-	settled  chan struct{} // guarded by mu: closed when writing falls to 0
-	started  uint64        // guarded by mu: commits begun (one runs at a time)
-	commits  uint64        // guarded by mu: commits ended
-	failedAt uint64        // guarded by mu: number of the last commit that failed, 0 if none
+	fd       int                  // guarded by mu: a directory on the filesystem, open while tickets > 0
+	tickets  int                  // guarded by mu: writers between begin and commit or release
+	writing  int                  // guarded by mu: tickets not yet submitted for commit
+	settled  chan struct{}        // guarded by mu: closed when writing falls to 0
+	awaiting int                  // guarded by mu: tickets done writing (written) but not yet submitted
+	company  chan struct{}        // guarded by mu: closed when a commit is queued
+	started  uint64               // guarded by mu: commits begun (one runs at a time)
+	commits  uint64               // guarded by mu: commits ended
+	flushers map[flusher]struct{} // guarded by mu: to run before the next sync
+	failedAt uint64               // guarded by mu: number of the last commit that failed, 0 if none
 }
 
 // fsTicket is one writer's claim on a commit of its filesystem, taken
@@ -66,6 +69,7 @@ type fsTicket struct {
 	c         *fsCommitter
 	since     uint64 // commits ended when the ticket was taken
 	wrote     bool   // the writer said it was done writing (written or commit)
+	awaiting  bool   // it said so with written and has not submitted or released since
 	writtenAt uint64 // commits begun at that moment
 	submitted bool   // commit was called
 	ended     bool
@@ -101,24 +105,57 @@ func (c *fsCommitter) begin(dir string) (*fsTicket, error) {
 // sync after it, two flushes of latency for a lone PUT instead of one.
 const gatherMax = time.Millisecond
 
+// companyMax bounds how long a commit waits for the listing rows of
+// objects that are done writing: an object server sends its container
+// updates before it commits (see ObjectServer.put), the rows of one PUT
+// reach their containers within a fraction of a millisecond of each
+// other, and a sync that started with the first row alone would leave
+// the others (and so the PUT) to the next.
+const companyMax = 300 * time.Microsecond
+
 // gather waits, at most gatherMax, until every ticket holder has finished
-// writing and submitted or released.
+// writing and submitted or released, and then, at most companyMax, until
+// as many commits are queued as there are writers waiting on their
+// container updates.
 func (c *fsCommitter) gather() {
-	c.mu.Lock()
-	if c.writing == 0 {
+	start := time.Now()
+	for {
+		c.mu.Lock()
+		var wait chan struct{}
+		var until time.Time
+		switch {
+		case c.writing > 0:
+			if c.settled == nil {
+				c.settled = make(chan struct{})
+			}
+			wait, until = c.settled, start.Add(gatherMax)
+		case c.group.queued() < c.awaiting:
+			if c.company == nil {
+				c.company = make(chan struct{})
+			}
+			wait, until = c.company, start.Add(min(gatherMax, companyMax))
+		}
 		c.mu.Unlock()
-		return
+		d := time.Until(until)
+		if wait == nil || d <= 0 {
+			return
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-wait:
+		case <-t.C:
+		}
+		t.Stop()
 	}
-	if c.settled == nil {
-		c.settled = make(chan struct{})
-	}
-	settled := c.settled
-	c.mu.Unlock()
-	t := time.NewTimer(gatherMax)
-	defer t.Stop()
-	select {
-	case <-settled:
-	case <-t.C:
+}
+
+// arrived wakes a gather waiting for company: a commit was queued.
+func (c *fsCommitter) arrived() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.company != nil {
+		close(c.company)
+		c.company = nil
 	}
 }
 
@@ -138,7 +175,20 @@ func (c *fsCommitter) doneWriting() {
 func (t *fsTicket) written() {
 	t.c.mu.Lock()
 	defer t.c.mu.Unlock()
+	if !t.wrote {
+		t.awaiting = true
+		t.c.awaiting++
+	}
 	t.writtenLocked()
+}
+
+// stopAwaitingLocked ends the ticket's count as a writer awaiting its
+// container updates; c.mu is held.
+func (t *fsTicket) stopAwaitingLocked() {
+	if t.awaiting {
+		t.awaiting = false
+		t.c.awaiting--
+	}
 }
 
 func (t *fsTicket) writtenLocked() {
@@ -165,6 +215,7 @@ func (t *fsTicket) commit(ctx context.Context) error {
 	t.c.mu.Lock()
 	covered := t.coveredLocked()
 	t.writtenLocked()
+	t.stopAwaitingLocked()
 	t.c.mu.Unlock()
 	var err error
 	if !covered {
@@ -203,19 +254,41 @@ func (t *fsTicket) release() {
 	if !t.wrote {
 		c.doneWriting()
 	}
+	t.stopAwaitingLocked()
 	if c.tickets--; c.tickets == 0 {
 		unix.Close(c.fd)
 		c.fd = -1
 	}
 }
 
-// syncBatch is the group's commit. Its leader holds a ticket, so the
-// descriptor stays open.
+// flusher is work that must reach the filesystem just before a sync:
+// a container database's queued listing rows (rowCommitter).
+type flusher interface{ flush() }
+
+// flushBeforeSync has the next sync run f.flush first. A writer that
+// registers before it submits its commit is answered by a sync that
+// began after that, so by one that flushed f (or by a later one).
+func (c *fsCommitter) flushBeforeSync(f flusher) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.flushers == nil {
+		c.flushers = map[flusher]struct{}{}
+	}
+	c.flushers[f] = struct{}{}
+}
+
+// syncBatch is the group's commit: the registered flushes, then the sync.
+// Its leader holds a ticket, so the descriptor stays open.
 func (c *fsCommitter) syncBatch(context.Context, []struct{}) error {
 	c.mu.Lock()
 	fd := c.fd
 	c.started++
+	flushers := c.flushers
+	c.flushers = nil
 	c.mu.Unlock()
+	for f := range flushers {
+		f.flush()
+	}
 	err := c.sync(fd)
 	c.mu.Lock()
 	c.commits++
@@ -275,7 +348,7 @@ func (r *fsCommitters) get(dev uint64) *fsCommitter {
 	c := r.byDev[dev]
 	if c == nil {
 		c = &fsCommitter{sync: r.sync, fd: -1}
-		c.group.commit, c.group.gather = c.syncBatch, c.gather
+		c.group.commit, c.group.gather, c.group.arrived = c.syncBatch, c.gather, c.arrived
 		r.byDev[dev] = c
 	}
 	return c

@@ -399,3 +399,20 @@ func TestFSCommitCoveredBySyncAfterWritten(t *testing.T) {
 		t.Fatal("a writer covered by a failed sync was acknowledged")
 	}
 }
+
+// TestPutAndItsRowShareOneSync: an object PUT sends its container update
+// before it commits, so the sync that makes the listing row durable
+// (which began after the object was written) answers the object too.
+func TestPutAndItsRowShareOneSync(t *testing.T) {
+	n := newNode(t)
+	n.putContainer(t, "a", "c")
+	var syncs atomic.Int32
+	injectSync(t, func(int) error { syncs.Add(1); return nil })
+	expectStatus(t, n.putObject(t, "/sda/1/a/c/o", n.ts(), "x", n.containerHeaders()), 201, "put")
+	if got := syncs.Load(); got != 1 {
+		t.Fatalf("a PUT and its listing row took %d syncs, want 1", got)
+	}
+	if got := listing(t, n.contURL+"/sda/1/a/c", nil); len(got) != 1 {
+		t.Fatalf("listing %v", got)
+	}
+}

@@ -38,6 +38,8 @@ type groupCommit[T any] struct {
 	// gather, if set, is called by a leader before it takes the queue, to
 	// wait for items known to be on their way (see fsCommitter.gather).
 	gather func()
+	// arrived, if set, is called after an item was queued (outside mu).
+	arrived func()
 
 	mu      sync.Mutex
 	queue   []*queuedItem[T] // guarded by mu
@@ -66,12 +68,22 @@ func (g *groupCommit[T]) submit(ctx context.Context, item T) error {
 	lead := !g.leading
 	g.leading = true
 	g.mu.Unlock()
+	if g.arrived != nil {
+		g.arrived()
+	}
 	if !lead {
 		if res := <-q.done; !res.lead {
 			return res.err
 		}
 	}
 	return g.commitQueue(context.WithoutCancel(ctx), q)
+}
+
+// queued is how many items wait for the next batch.
+func (g *groupCommit[T]) queued() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.queue)
 }
 
 // busy reports whether a commit is in flight.
@@ -111,39 +123,47 @@ func (g *groupCommit[T]) commitQueue(ctx context.Context, own *queuedItem[T]) er
 	return err
 }
 
-// rowCommitter group-commits the object rows of one container database.
+// rowCommitter batches the object rows of one container database.
 //
 // Every object PUT or DELETE updates the listing on each container
-// replica, and SQLite lets one writer commit at a time. One transaction
-// per row therefore serialised concurrent uploads into one container
-// behind the disk. Here rows that arrive while a commit is in flight
-// queue up and go into the next transaction together.
+// replica. A transaction per row cost more CPU than the rest of the
+// container update, and made the replicas' rows queue behind SQLite's one
+// writer. Here a row is queued, and the next sync of the database's
+// filesystem (fscommit.go) first commits every row queued in one
+// transaction, then syncs: the batch is whatever arrived since the last
+// sync, and a row waits no longer than it would for the sync alone. The
+// transaction does not fsync (the handle runs with synchronous=NORMAL);
+// the syncfs that follows it makes its WAL frames durable, and with them
+// the objects of the same PUTs, whose servers wait for the same sync.
 //
-// The transaction itself does not fsync (its own handle runs with
-// synchronous=NORMAL): each caller then waits for its filesystem's group
-// commit (fscommit.go), a syncfs that starts after the transaction
-// committed, and so makes the WAL frames holding its row durable. The
-// object servers of the same PUT wait for the same syncfs, so an object
-// and its listing rows cost one flush together where they cost two in a
-// row, and the container no longer pays a flush of its own while every
-// other write on the disk waits behind it. A writer alone on the
-// filesystem fsyncs the WAL instead, which is what synchronous=FULL did.
-// Each caller still returns only after its row is in a committed,
-// durable transaction, so nothing acknowledged lives outside SQLite: a
-// listing, a HEAD or replication reads the database as it is (Swift's
-// .pending file gets the batching by appending without any fsync, and
-// must be merged first). A crash before the sync loses only rows that
-// were never acknowledged; SQLite's WAL checksums drop a torn tail.
+// Each caller returns only after its row is in a committed, durable
+// transaction, so nothing acknowledged lives outside SQLite: a listing,
+// a HEAD or replication reads the database as it is (Swift's .pending
+// file gets batching by appending without any fsync, and must be merged
+// first). A crash before the sync loses only rows that were never
+// acknowledged; SQLite's WAL checksums drop a torn tail. A writer alone
+// on the filesystem commits its row itself and fsyncs the WAL, which is
+// what synchronous=FULL did.
 type rowCommitter struct {
-	db    *sql.DB         // the rows' own handle: synchronous=NORMAL, one connection
-	path  string          // of the database
-	stmts *objectRowStmts // prepared by the first leader; only leaders use it
-	group groupCommit[objectRow]
+	db   *sql.DB // the rows' own handle: synchronous=NORMAL, one connection
+	path string  // of the database
+
+	flushMu sync.Mutex      // one flush at a time
+	stmts   *objectRowStmts // guarded by flushMu; prepared once per handle
+
+	mu     sync.Mutex
+	queued []*queuedRow // guarded by mu
+}
+
+// queuedRow is a row waiting for the next flush of its database.
+type queuedRow struct {
+	row  objectRow
+	done chan error // buffered: the result of the transaction that held it
 }
 
 // newRowCommitter opens the row handle of the database at path.
 func newRowCommitter(path string) (*rowCommitter, error) {
-	// A small page cache: the handle only appends rows (the listing's
+	// A small page cache: the handle only merges rows (the listing's
 	// pages stay in the main handle's cache and the OS's), and SQLite's
 	// default of 2 MiB per connection, for every open container, showed
 	// as a third more resident memory under load.
@@ -153,9 +173,7 @@ func newRowCommitter(path string) (*rowCommitter, error) {
 	}
 	db.SetMaxOpenConns(1)
 	db.SetMaxIdleConns(1)
-	c := &rowCommitter{db: db, path: path}
-	c.group.commit = c.commit
-	return c, nil
+	return &rowCommitter{db: db, path: path}, nil
 }
 
 // close closes the row handle.
@@ -171,23 +189,54 @@ func (c *rowCommitter) merge(ctx context.Context, row objectRow) error {
 	if err != nil {
 		return fmt.Errorf("merge object row: %w", err)
 	}
-	if err := c.group.submit(ctx, row); err != nil {
-		ticket.release()
-		return err
-	}
+	q := &queuedRow{row: row, done: make(chan error, 1)}
+	c.mu.Lock()
+	c.queued = append(c.queued, q)
+	c.mu.Unlock()
+	ticket.c.flushBeforeSync(c)
 	if ticket.alone() {
 		ticket.release()
+		c.flush()
+		if err := <-q.done; err != nil {
+			return err
+		}
 		return fsyncFile(c.path + "-wal")
 	}
+	// The sync that answers began after the row was queued, and every
+	// sync first flushes what was queued before it began.
 	if err := ticket.commit(ctx); err != nil {
 		return fmt.Errorf("merge object row: %w", err)
 	}
-	return nil
+	return <-q.done
+}
+
+// flush commits every queued row in one transaction and tells each its
+// result. It runs before each sync of the filesystem that a row asked
+// for, and never fails the sync: a failed transaction fails only its
+// rows.
+func (c *rowCommitter) flush() {
+	c.flushMu.Lock()
+	defer c.flushMu.Unlock()
+	c.mu.Lock()
+	batch := c.queued
+	c.queued = nil
+	c.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	rows := make([]objectRow, len(batch))
+	for i, q := range batch {
+		rows[i] = q.row
+	}
+	err := c.commit(context.Background(), rows)
+	for _, q := range batch {
+		q.done <- err
+	}
 }
 
 // commit merges one batch, with statements prepared once per database
 // handle rather than per batch (compiling them was a fifth of the
-// merge's CPU).
+// merge's CPU). flushMu is held.
 func (c *rowCommitter) commit(ctx context.Context, rows []objectRow) error {
 	if c.stmts == nil {
 		st, err := prepareObjectRowStmts(ctx, c.db)
