@@ -231,6 +231,37 @@ func Caller(r *http.Request) *Identity {
 	return id
 }
 
+// Requester is who makes a request, as handlers that scope and filter by
+// it need it: the token's project and user, the token itself (for calls
+// to other services on the caller's behalf), and whether policy counts
+// the caller as an admin.
+type Requester struct {
+	ProjectID, UserID, Token string
+	// Admin is the context_is_admin rule, or the admin role when the
+	// service has no policy.
+	Admin bool
+}
+
+// Requester describes the request's caller; the zero value when the
+// route is unauthenticated.
+func (s *Service) Requester(r *http.Request) Requester {
+	id := Caller(r)
+	if id == nil {
+		return Requester{}
+	}
+	q := Requester{ProjectID: id.ProjectID, UserID: id.UserID, Token: id.Token}
+	if q.Token == "" {
+		q.Token = r.Header.Get("X-Auth-Token")
+	}
+	if s.Policy == nil {
+		q.Admin = id.HasRole("admin")
+		return q
+	}
+	ok, err := s.Policy.Allow("context_is_admin", map[string]any{}, id)
+	q.Admin = err == nil && ok
+	return q
+}
+
 // WithCaller returns ctx carrying ident; tests and in-process callers use it.
 func WithCaller(ctx context.Context, ident *Identity) context.Context {
 	return context.WithValue(ctx, identityKey, ident)

@@ -151,21 +151,8 @@ type caller struct {
 }
 
 func (s *Service) caller(r *http.Request) caller {
-	id := api.Caller(r)
-	if id == nil {
-		return caller{}
-	}
-	c := caller{project: id.ProjectID, user: id.UserID, token: id.Token}
-	if c.token == "" {
-		c.token = r.Header.Get("X-Auth-Token")
-	}
-	if s.api.Policy == nil {
-		c.admin = id.HasRole("admin")
-		return c
-	}
-	ok, err := s.api.Policy.Allow("context_is_admin", map[string]any{}, id)
-	c.admin = err == nil && ok
-	return c
+	q := s.api.Requester(r)
+	return caller{project: q.ProjectID, user: q.UserID, admin: q.Admin, token: q.Token}
 }
 
 // authorize enforces a policy action on a project's resource.
