@@ -119,6 +119,7 @@ const companyMax = 300 * time.Microsecond
 // container updates.
 func (c *fsCommitter) gather() {
 	start := time.Now()
+	var companyFrom time.Time // when the wait for rows began
 	for {
 		c.mu.Lock()
 		var wait chan struct{}
@@ -133,7 +134,10 @@ func (c *fsCommitter) gather() {
 			if c.company == nil {
 				c.company = make(chan struct{})
 			}
-			wait, until = c.company, start.Add(min(gatherMax, companyMax))
+			if companyFrom.IsZero() {
+				companyFrom = time.Now()
+			}
+			wait, until = c.company, companyFrom.Add(companyMax)
 		}
 		c.mu.Unlock()
 		d := time.Until(until)
