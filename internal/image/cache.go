@@ -110,15 +110,19 @@ func (c *cache) fill(ctx context.Context, id string, r io.Reader, size int64) er
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp.Name(), c.path(id))
+		// Cached and out of the queue in one step: a listing that sees
+		// the file never also sees the image queued.
+		c.mu.Lock()
+		if err = os.Rename(tmp.Name(), c.path(id)); err == nil {
+			c.queue = slices.DeleteFunc(c.queue, func(q string) bool { return q == id })
+			c.access[id] = time.Now()
+		}
+		c.mu.Unlock()
 	}
 	if err != nil {
 		os.Remove(tmp.Name())
 		return fmt.Errorf("cache %s: %w", id, err)
 	}
-	c.mu.Lock()
-	c.access[id] = time.Now()
-	c.mu.Unlock()
 	c.evict(id)
 	return nil
 }
