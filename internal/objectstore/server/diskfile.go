@@ -597,7 +597,7 @@ func parentDirs(dirs []string) []string {
 // pay for a cache flush.
 func fsyncDirs(dirs []string) error {
 	if len(dirs) == 1 {
-		return fsyncDir(dirs[0])
+		return fsyncPath(dirs[0])
 	}
 	errs := make([]error, len(dirs))
 	var wg sync.WaitGroup
@@ -605,7 +605,7 @@ func fsyncDirs(dirs []string) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = fsyncDir(d)
+			errs[i] = fsyncPath(d)
 		}()
 	}
 	wg.Wait()
@@ -639,14 +639,16 @@ func mkdirAllTracked(dir string) ([]string, error) {
 	return append([]string{dir}, made...), nil
 }
 
-func fsyncDir(dir string) error {
-	d, err := os.Open(dir)
+// fsyncPath makes what was written to a file or directory durable (an
+// fsync on a read-only descriptor syncs the inode all the same).
+func fsyncPath(path string) error {
+	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("open dir %s for fsync: %w", dir, err)
+		return fmt.Errorf("open %s for fsync: %w", path, err)
 	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync dir %s: %w", dir, err)
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", path, err)
 	}
 	return nil
 }

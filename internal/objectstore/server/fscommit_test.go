@@ -202,29 +202,16 @@ func TestAcknowledgedPutsAreInTheLastSync(t *testing.T) {
 		images    int // syncs completed when the PUT was acknowledged
 	}
 	acks := make([]ack, objs)
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				part, name, body := fmt.Sprint(i%8), fmt.Sprintf("o%02d", i), fmt.Sprintf("body %d", i)
-				r := n.putObject(t, "/sda/"+part+"/a/c/"+name, n.ts(), body, nil)
-				mu.Lock()
-				acks[i] = ack{dir: n.objDir(part, "a", "c", name), body: body, images: len(images)}
-				mu.Unlock()
-				if r.status != 201 {
-					t.Errorf("put %s: %d", name, r.status)
-				}
-			}
-		}()
-	}
-	for i := range objs {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
+	concurrently(objs, workers, func(i int) {
+		part, name, body := fmt.Sprint(i%8), fmt.Sprintf("o%02d", i), fmt.Sprintf("body %d", i)
+		r := n.putObject(t, "/sda/"+part+"/a/c/"+name, n.ts(), body, nil)
+		mu.Lock()
+		acks[i] = ack{dir: n.objDir(part, "a", "c", name), body: body, images: len(images)}
+		mu.Unlock()
+		if r.status != 201 {
+			t.Errorf("put %s: %d", name, r.status)
+		}
+	})
 	if len(images) >= objs {
 		t.Errorf("%d syncs for %d PUTs: nothing was grouped", len(images), objs)
 	}

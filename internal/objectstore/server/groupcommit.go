@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 )
@@ -200,7 +199,7 @@ func (c *rowCommitter) merge(ctx context.Context, row objectRow) error {
 		if err := <-q.done; err != nil {
 			return err
 		}
-		return fsyncFile(c.path + "-wal")
+		return fsyncPath(c.path + "-wal")
 	}
 	// The sync that answers began after the row was queued, and every
 	// sync first flushes what was queued before it began.
@@ -364,17 +363,4 @@ func (s *dbServer) commitObjectRow(ctx context.Context, t target, row objectRow)
 	}
 	defer release()
 	return e.rows.merge(ctx, row)
-}
-
-// fsyncFile makes a file's written bytes durable.
-func fsyncFile(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return fmt.Errorf("open %s for fsync: %w", path, err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", path, err)
-	}
-	return nil
 }

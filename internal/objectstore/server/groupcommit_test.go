@@ -24,25 +24,12 @@ func TestListingKeepsAcknowledgedPutsAfterCrash(t *testing.T) {
 	n := newNode(t)
 	n.putContainer(t, "a", "c")
 	const objs, workers = 64, 16
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				r := n.putObject(t, fmt.Sprintf("/sda/%d/a/c/o%02d", i%8, i), n.ts(), "x", n.containerHeaders())
-				if r.status != 201 {
-					t.Errorf("put o%02d: %d", i, r.status)
-				}
-			}
-		}()
-	}
-	for i := range objs {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
+	concurrently(objs, workers, func(i int) {
+		r := n.putObject(t, fmt.Sprintf("/sda/%d/a/c/o%02d", i%8, i), n.ts(), "x", n.containerHeaders())
+		if r.status != 201 {
+			t.Errorf("put o%02d: %d", i, r.status)
+		}
+	})
 	// Each object server acknowledged its PUT after the container server
 	// acknowledged the row; a row it failed to deliver would sit here.
 	if pend := listTree(t, filepath.Join(n.dev, asyncPendingDir)); len(pend) != 0 {
@@ -213,25 +200,18 @@ func TestAcknowledgedRowsAreInTheLastSync(t *testing.T) {
 
 	const rows, workers = 48, 12
 	acked := make([]int, rows) // syncs completed at each row's acknowledgement
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				n.putRow(t, "a", "c", fmt.Sprintf("o%02d", i), "1")
-				mu.Lock()
-				acked[i] = len(images)
-				mu.Unlock()
-			}
-		}()
-	}
-	for i := range rows {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
+	concurrently(rows, workers, func(i int) {
+		name := fmt.Sprintf("o%02d", i)
+		r := do(t, "PUT", n.contURL+"/sda/1/a/c/"+name, map[string]string{
+			"X-Timestamp": n.ts(), "X-Size": "1", "X-Content-Type": "text/plain", "X-Etag": md5hex(name),
+		}, "")
+		mu.Lock()
+		acked[i] = len(images)
+		mu.Unlock()
+		if r.status != 201 {
+			t.Errorf("put row %s: %d", name, r.status)
+		}
+	})
 	if len(images) >= rows {
 		t.Errorf("%d syncs for %d rows: nothing was grouped", len(images), rows)
 	}

@@ -550,8 +550,8 @@ func quarantineHashDir(devPath, dir string) (string, error) {
 		}
 		dst = filepath.Join(qdir, fmt.Sprintf("%s-%d", base, i))
 	}
-	if err := fsyncDir(qdir); err != nil {
+	if err := fsyncPath(qdir); err != nil {
 		return dst, err
 	}
-	return dst, fsyncDir(filepath.Dir(dir))
+	return dst, fsyncPath(filepath.Dir(dir))
 }
