@@ -4,7 +4,8 @@
 //
 //	small  PUT of -objects new objects of -object-size bytes (4 KiB) at each
 //	       -concurrency, then GET of the same objects at the same
-//	       concurrency: ops/s and p50/p90/p99 latency per phase
+//	       concurrency (each -get-passes times, 1 by default): ops/s and
+//	       p50/p90/p99 latency per phase
 //	large  one PUT of -large-size bytes (1 GiB) and one GET of it: MB/s
 //
 // Authentication is a Keystone v3 password login (-auth-url; the
@@ -64,6 +65,7 @@ type config struct {
 	tests       string
 	concurrency string
 	objects     int
+	getPasses   int
 	objectSize  int
 	largeSize   int64
 	container   string
@@ -88,6 +90,7 @@ func main() {
 	flag.StringVar(&c.tests, "tests", "small,large", "comma-separated: small, large")
 	flag.StringVar(&c.concurrency, "concurrency", "1,16", "comma-separated concurrencies for the small test")
 	flag.IntVar(&c.objects, "objects", 1000, "objects per small test (PUT, then GET each)")
+	flag.IntVar(&c.getPasses, "get-passes", 1, "times the small test's GET phase reads each object (a longer GET measurement without more PUTs)")
 	flag.IntVar(&c.objectSize, "object-size", 4096, "bytes per small object")
 	flag.Int64Var(&c.largeSize, "large-size", 1<<30, "bytes of the large object")
 	flag.StringVar(&c.container, "container", "", "container to use (default objbench-<unix time>; created if missing)")
@@ -437,10 +440,15 @@ func smallTest(ctx context.Context, sw *swiftClient, c *config, srv *serverSet, 
 	ok := true
 	for _, op := range []string{http.MethodPut, http.MethodGet} {
 		var errs failures
-		fmt.Fprintf(os.Stderr, "%s: %s %d x %d B at c=%d\n", c.label, op, c.objects, c.objectSize, conc)
+		n := c.objects
+		if op == http.MethodGet {
+			n *= max(1, c.getPasses)
+		}
+		fmt.Fprintf(os.Stderr, "%s: %s %d x %d B at c=%d\n", c.label, op, n, c.objectSize, conc)
 		cpu0, dials0, self0, disk0 := srv.cpu(), sw.dials.Load(), selfCPU(), readDiskStat(c.disk)
 		start := time.Now()
-		lat := fan(conc, c.objects, func(i int) time.Duration {
+		lat := fan(conc, n, func(i int) time.Duration {
+			i %= c.objects
 			t0 := time.Now()
 			path := "/" + c.container + "/" + prefix + strconv.Itoa(i)
 			want := smallBody(p, i, c.objectSize)
@@ -464,7 +472,7 @@ func smallTest(ctx context.Context, sw *swiftClient, c *config, srv *serverSet, 
 		slices.Sort(done)
 		res := result{
 			"test": "small", "op": strings.ToLower(op), "label": c.label, "concurrency": conc,
-			"objects": c.objects, "object_bytes": c.objectSize, "seconds": round(elapsed.Seconds(), 3),
+			"objects": c.objects, "requests": n, "object_bytes": c.objectSize, "seconds": round(elapsed.Seconds(), 3),
 			"ops_per_s": round(float64(len(done))/elapsed.Seconds(), 1),
 			"p50_ms":    msAt(done, 0.50), "p90_ms": msAt(done, 0.90), "p99_ms": msAt(done, 0.99), "max_ms": msAt(done, 1),
 			"errors": errs.n, "dials": sw.dials.Load() - dials0, "client_cpu_s": round(selfCPU()-self0, 3),

@@ -140,6 +140,67 @@ func TestLocalTransportStreamsAndStops(t *testing.T) {
 	}
 }
 
+// TestLocalTransportBuffersSmallBodies: a small body reaches the caller
+// in one piece when the handler returns, not write by write; a Flush sends
+// what there is at once.
+func TestLocalTransportBuffersSmallBodies(t *testing.T) {
+	release := make(chan struct{})
+	_, tr := newLocal(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("abc"))
+		if r.URL.Path == "/flush" {
+			w.(http.Flusher).Flush()
+		}
+		<-release
+		w.Write([]byte("def"))
+	}), nil)
+	type result struct {
+		resp *http.Response
+		err  error
+	}
+	get := func(path string) chan result {
+		got := make(chan result, 1)
+		go func() {
+			req, _ := http.NewRequest("GET", "http://10.0.0.1:6200"+path, nil)
+			resp, err := tr.RoundTrip(req)
+			got <- result{resp, err}
+		}()
+		return got
+	}
+
+	got := get("/flush")
+	var r result
+	select {
+	case r = <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no response after the handler flushed")
+	}
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	buf := make([]byte, 3)
+	if _, err := io.ReadFull(r.resp.Body, buf); err != nil || string(buf) != "abc" {
+		t.Fatalf("flushed bytes %q, %v", buf, err)
+	}
+
+	got = get("/whole")
+	select {
+	case r := <-got:
+		t.Fatalf("response before the handler was done: %v", r.err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	if rest, err := io.ReadAll(r.resp.Body); err != nil || string(rest) != "def" {
+		t.Fatalf("rest of the flushed body %q, %v", rest, err)
+	}
+	r = <-got
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if b, err := io.ReadAll(r.resp.Body); err != nil || string(b) != "abcdef" {
+		t.Fatalf("whole body %q, %v", b, err)
+	}
+}
+
 // TestLocalTransportFailures: a panic before the header is a transport
 // error, an aborted handler after it a cut body, as over a connection.
 func TestLocalTransportFailures(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,21 +61,21 @@ type onDisk struct {
 // listObjectDir reads and resolves dir. A missing dir is an empty result.
 func listObjectDir(dir string) (objectFiles, error) {
 	of := objectFiles{dir: dir}
-	ents, err := os.ReadDir(dir)
+	var stack [4]string
+	names, err := readDirNames(dir, stack[:0])
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return of, nil
 		}
 		return of, fmt.Errorf("list %s: %w", dir, err)
 	}
-	var files []onDisk
-	for _, e := range ents {
-		name := e.Name()
+	files := make([]onDisk, 0, len(names))
+	for _, name := range names {
 		ext := filepath.Ext(name)
 		if ext != ".data" && ext != ".meta" && ext != ".ts" {
 			continue
 		}
-		ts, err := parseTimestamp(strings.TrimSuffix(name, ext))
+		ts, err := parseTimestamp(name[:len(name)-len(ext)])
 		if err != nil {
 			continue
 		}
@@ -83,12 +83,11 @@ func listObjectDir(dir string) (objectFiles, error) {
 	}
 	// Newest first; at equal timestamps a tombstone beats data and data
 	// beats meta, so the outcome never depends on directory order.
-	rank := map[string]int{".ts": 0, ".data": 1, ".meta": 2}
-	sort.Slice(files, func(i, j int) bool {
-		if c := files[i].ts.Compare(files[j].ts); c != 0 {
-			return c > 0
+	slices.SortFunc(files, func(a, b onDisk) int {
+		if c := a.ts.Compare(b.ts); c != 0 {
+			return -c
 		}
-		return rank[files[i].ext] < rank[files[j].ext]
+		return extRank(a.ext) - extRank(b.ext)
 	})
 	var metaCand *onDisk
 	for i := range files {
@@ -118,6 +117,17 @@ func listObjectDir(dir string) (objectFiles, error) {
 		}
 	}
 	return of, nil
+}
+
+// extRank orders files of equal timestamp: tombstone, data, meta.
+func extRank(ext string) int {
+	switch ext {
+	case ".ts":
+		return 0
+	case ".data":
+		return 1
+	}
+	return 2
 }
 
 // cleanupObjectDir removes obsolete files and tombstones older than

@@ -168,7 +168,7 @@ func ObjectSuffixFiles(devPath string, pol, part int, suffixes []string) (map[st
 // suffixFiles resolves every hash dir of a suffix dir; reclaimAge > 0
 // cleans each first.
 func suffixFiles(dir string, reclaimAge time.Duration) (map[string][]string, error) {
-	ents, err := os.ReadDir(dir)
+	names, err := readDirNames(dir, nil)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -176,11 +176,11 @@ func suffixFiles(dir string, reclaimAge time.Duration) (map[string][]string, err
 		return nil, fmt.Errorf("list suffix %s: %w", dir, err)
 	}
 	out := map[string][]string{}
-	for _, e := range ents {
-		if !isHash(e.Name()) {
+	for _, name := range names {
+		if !isHash(name) {
 			continue
 		}
-		hd := filepath.Join(dir, e.Name())
+		hd := filepath.Join(dir, name)
 		var of objectFiles
 		if reclaimAge > 0 {
 			of, err = cleanupObjectDir(hd, reclaimAge)
@@ -198,7 +198,7 @@ func suffixFiles(dir string, reclaimAge time.Duration) (map[string][]string, err
 			}
 		}
 		if len(files) > 0 {
-			out[e.Name()] = files
+			out[name] = files
 		}
 	}
 	return out, nil

@@ -123,8 +123,7 @@ func readMetadataFile(f *os.File) (map[string]string, int64, error) {
 	if _, err := f.ReadAt(b, off); err != nil {
 		return nil, 0, fmt.Errorf("read spilled metadata of %s: %w", f.Name(), err)
 	}
-	md = map[string]string{}
-	if err := json.Unmarshal(b, &md); err != nil {
+	if md, err = decodeMetadata(b); err != nil {
 		return nil, 0, fmt.Errorf("read metadata of %s: %w: %v", f.Name(), errNoMetadata, err)
 	}
 	return md, off, nil
@@ -162,8 +161,8 @@ func readMetadataXattrs(f *os.File) (map[string]string, error) {
 			break // a short chunk is the last one; saves a syscall per read
 		}
 	}
-	md := map[string]string{}
-	if err := json.Unmarshal(all, &md); err != nil {
+	md, err := decodeMetadata(all)
+	if err != nil {
 		return nil, fmt.Errorf("read metadata of %s: %w: %v", f.Name(), errNoMetadata, err)
 	}
 	return md, nil
