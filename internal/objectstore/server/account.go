@@ -33,9 +33,12 @@ var accountSchema = []string{
 		object_count INTEGER NOT NULL,
 		bytes_used INTEGER NOT NULL,
 		deleted INTEGER NOT NULL DEFAULT 0,
-		storage_policy_index INTEGER NOT NULL DEFAULT 0
+		storage_policy_index INTEGER NOT NULL DEFAULT 0,
+		bucket INTEGER NOT NULL DEFAULT -1
 	)`,
 	`CREATE INDEX ix_container_deleted_name ON container (deleted, name)`,
+	rowBucketSchema("container")[0],
+	rowBucketSchema("container")[1],
 }
 
 func isAccountMeta(k string) bool {
@@ -229,9 +232,9 @@ type containerRow struct {
 func mergeContainerRow(ctx context.Context, tx *sql.Tx, row containerRow) (bool, error) {
 	put, del, objs, bytes := row.put, row.del, row.objects, row.bytes
 	var oPut, oDel string
-	var oObjs, oBytes, oDeleted int64
-	err := tx.QueryRowContext(ctx, `SELECT put_timestamp, delete_timestamp, object_count, bytes_used, deleted FROM container WHERE name = ?`,
-		row.name).Scan(&oPut, &oDel, &oObjs, &oBytes, &oDeleted)
+	var oObjs, oBytes, oDeleted, oPolicy int64
+	err := tx.QueryRowContext(ctx, `SELECT put_timestamp, delete_timestamp, object_count, bytes_used, deleted, storage_policy_index FROM container WHERE name = ?`,
+		row.name).Scan(&oPut, &oDel, &oObjs, &oBytes, &oDeleted, &oPolicy)
 	exists := true
 	if errors.Is(err, sql.ErrNoRows) {
 		exists, oDeleted = false, 1
@@ -253,14 +256,24 @@ func mergeContainerRow(ctx context.Context, tx *sql.Tx, row containerRow) (bool,
 	if !del.IsZero() {
 		delStr = del.Internal()
 	}
+	delta := bucketDelta{}
 	if exists {
 		_, err = tx.ExecContext(ctx, `UPDATE container SET put_timestamp = ?, delete_timestamp = ?, object_count = ?, bytes_used = ?, deleted = ?, storage_policy_index = ? WHERE name = ?`,
 			put.Internal(), delStr, objs, bytes, deleted, row.policy, row.name)
+		delta.flip(DBRow{Name: row.name, Put: oPut, Delete: oDel, Objects: oObjs, Bytes: oBytes, Deleted: oDeleted != 0, Policy: oPolicy})
 	} else {
-		_, err = tx.ExecContext(ctx, `INSERT INTO container (name, put_timestamp, delete_timestamp, object_count, bytes_used, deleted, storage_policy_index) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			row.name, put.Internal(), delStr, objs, bytes, deleted, row.policy)
+		_, err = tx.ExecContext(ctx, `INSERT INTO container (name, put_timestamp, delete_timestamp, object_count, bytes_used, deleted, storage_policy_index, bucket) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			row.name, put.Internal(), delStr, objs, bytes, deleted, row.policy, rowBucket(row.name))
 	}
 	if err != nil {
+		return false, err
+	}
+	delta.flip(DBRow{Name: row.name, Put: put.Internal(), Delete: delStr, Objects: objs, Bytes: bytes, Deleted: deleted != 0, Policy: row.policy})
+	st, err := prepareBucketStmts(ctx, tx)
+	if err != nil {
+		return false, err
+	}
+	if err := delta.apply(ctx, st); err != nil {
 		return false, err
 	}
 	var dC, dO, dB int64

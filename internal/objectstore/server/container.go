@@ -47,10 +47,13 @@ var containerSchema = []string{
 		content_type TEXT NOT NULL,
 		etag TEXT NOT NULL,
 		deleted INTEGER NOT NULL DEFAULT 0,
-		storage_policy_index INTEGER NOT NULL DEFAULT 0
+		storage_policy_index INTEGER NOT NULL DEFAULT 0,
+		bucket INTEGER NOT NULL DEFAULT -1
 	)`,
 	`CREATE INDEX ix_object_deleted_name ON object (deleted, name)`,
 	objectRowMovesTrigger,
+	rowBucketSchema("object")[0],
+	rowBucketSchema("object")[1],
 }
 
 // isContainerMeta reports whether a header is container metadata kept in

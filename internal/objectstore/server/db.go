@@ -31,6 +31,11 @@ type dbEntry struct {
 	rows *rowCommitter // group-commits container listing rows
 	refs int           // guarded by dbCache.mu
 	used time.Time     // guarded by dbCache.mu
+
+	// migrated runs migrateRowBuckets once, outside dbCache.mu (an old
+	// database's rows are read in full), before the entry's first use.
+	migrated    sync.Once
+	migratedErr error
 }
 
 // close closes both handles of the entry.
@@ -88,11 +93,24 @@ func (c *dbCache) acquire(path string) (*dbEntry, func(), error) {
 	// about to be returned ("sql: database is closed" once more than max
 	// databases are in use).
 	c.evictLocked()
-	return e, func() {
+	release := func() {
 		c.mu.Lock()
 		e.refs--
 		c.mu.Unlock()
-	}, nil
+	}
+	c.mu.Unlock()
+	e.migrated.Do(func() { e.migratedErr = migrateRowBuckets(context.Background(), e.db) })
+	c.mu.Lock()
+	if err := e.migratedErr; err != nil {
+		// Dropped from the cache once unused, so that the next request
+		// tries again rather than meet the same error for good.
+		if e.refs--; e.refs == 0 && c.dbs[path] == e {
+			delete(c.dbs, path)
+			e.close()
+		}
+		return nil, nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return e, release, nil
 }
 
 // evictLocked closes the least recently used idle handles above max.

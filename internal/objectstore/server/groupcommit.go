@@ -277,7 +277,7 @@ func inTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
 }
 
 // objectRowStmts are the statements that merge object rows.
-type objectRowStmts struct{ sel, ins, upd, stat *sql.Stmt }
+type objectRowStmts struct{ sel, ins, upd, stat, bget, bput *sql.Stmt }
 
 // prepareObjectRowStmts prepares them on a database handle (reused on
 // every connection and transaction) or on one transaction.
@@ -289,10 +289,12 @@ func prepareObjectRowStmts(ctx context.Context, p interface {
 		dst **sql.Stmt
 		q   string
 	}{
-		{&st.sel, `SELECT created_at, size, deleted FROM object WHERE name = ?`},
-		{&st.ins, `INSERT INTO object (name, created_at, size, content_type, etag, deleted) VALUES (?, ?, ?, ?, ?, ?)`},
+		{&st.sel, `SELECT created_at, size, content_type, etag, deleted, storage_policy_index FROM object WHERE name = ?`},
+		{&st.ins, `INSERT INTO object (name, created_at, size, content_type, etag, deleted, bucket) VALUES (?, ?, ?, ?, ?, ?, ?)`},
 		{&st.upd, `UPDATE object SET created_at = ?, size = ?, content_type = ?, etag = ?, deleted = ? WHERE name = ?`},
 		{&st.stat, `UPDATE container_stat SET object_count = object_count + ?, bytes_used = bytes_used + ?`},
+		{&st.bget, bucketGetQuery},
+		{&st.bput, bucketPutQuery},
 	} {
 		var err error
 		if *s.dst, err = p.PrepareContext(ctx, s.q); err != nil {
@@ -306,41 +308,49 @@ func prepareObjectRowStmts(ctx context.Context, p interface {
 // prepared on tx's connection before.
 func (st *objectRowStmts) in(ctx context.Context, tx *sql.Tx) *objectRowStmts {
 	return &objectRowStmts{sel: tx.StmtContext(ctx, st.sel), ins: tx.StmtContext(ctx, st.ins),
-		upd: tx.StmtContext(ctx, st.upd), stat: tx.StmtContext(ctx, st.stat)}
+		upd: tx.StmtContext(ctx, st.upd), stat: tx.StmtContext(ctx, st.stat),
+		bget: tx.StmtContext(ctx, st.bget), bput: tx.StmtContext(ctx, st.bput)}
 }
 
 // mergeObjectRowsTx applies rows in order with last-write-wins by
 // timestamp (a later row of the same name sees the earlier ones) and
-// moves the container's counters once for all of them. st's statements
-// belong to the transaction.
+// moves the container's counters and the bucket hashes once for all of
+// them. st's statements belong to the transaction.
 func mergeObjectRowsTx(ctx context.Context, st *objectRowStmts, rows []objectRow) error {
 	var dCount, dBytes int64
+	delta := bucketDelta{}
 	for _, r := range rows {
 		del := int64(0)
 		if r.deleted {
 			del = 1
 		}
-		var oldTS string
-		var oldSize, oldDeleted int64
-		err := st.sel.QueryRowContext(ctx, r.name).Scan(&oldTS, &oldSize, &oldDeleted)
+		var old DBRow
+		var oldDeleted int64
+		err := st.sel.QueryRowContext(ctx, r.name).Scan(&old.Created, &old.Size, &old.ContentType, &old.ETag, &oldDeleted, &old.Policy)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
-			if _, err := st.ins.ExecContext(ctx, r.name, r.ts.Internal(), r.size, r.ctype, r.etag, del); err != nil {
+			if _, err := st.ins.ExecContext(ctx, r.name, r.ts.Internal(), r.size, r.ctype, r.etag, del, rowBucket(r.name)); err != nil {
 				return err
 			}
 		case err != nil:
 			return err
 		default:
-			if old, _ := parseTimestamp(oldTS); old.Compare(r.ts) >= 0 {
+			if ts, _ := parseTimestamp(old.Created); ts.Compare(r.ts) >= 0 {
 				continue // what we hold is as new or newer
 			}
 			if _, err := st.upd.ExecContext(ctx, r.ts.Internal(), r.size, r.ctype, r.etag, del, r.name); err != nil {
 				return err
 			}
+			old.Name, old.Deleted = r.name, oldDeleted != 0
+			delta.flip(old)
 			if oldDeleted == 0 {
-				dCount, dBytes = dCount-1, dBytes-oldSize
+				dCount, dBytes = dCount-1, dBytes-old.Size
 			}
 		}
+		// The row as stored: an update keeps the row's policy, an
+		// insert takes the column's default.
+		delta.flip(DBRow{Name: r.name, Created: r.ts.Internal(), Size: r.size, ContentType: r.ctype,
+			ETag: r.etag, Deleted: r.deleted, Policy: old.Policy})
 		if !r.deleted {
 			dCount++
 			dBytes += r.size
@@ -351,7 +361,7 @@ func mergeObjectRowsTx(ctx context.Context, st *objectRowStmts, rows []objectRow
 			return err
 		}
 	}
-	return nil
+	return delta.apply(ctx, bucketStmts{st.bget, st.bput})
 }
 
 // commitObjectRow merges row into t's container database through the

@@ -2,9 +2,7 @@ package server
 
 import (
 	"context"
-	"crypto/md5"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,11 +16,11 @@ import (
 )
 
 // Account and container replication. Swift's db_replicator pushes rows
-// above a per-peer sync point; Nimbus's rows are updated in place (their
-// ROWID does not move), so a sync point would miss updates. Instead rows
-// are grouped into 256 buckets by the md5 of their name, each bucket is
-// hashed, and a replica pushes the rows of the buckets that differ from its
-// peer's. Every row carries its timestamps and the receiver merges it with
+// above a per-peer sync point. Here rows are grouped into 256 buckets by
+// the md5 of their name, each bucket's hash is kept up to date in the
+// database (rowbuckets.go), and a replica pushes the rows of the buckets
+// that differ from its peer's: no state per peer, and a replica that
+// lost rows gets them back whichever peer has them. Every row carries its timestamps and the receiver merges it with
 // last-write-wins, exactly as it merges a live update, so pushing a row
 // twice or out of order is harmless. Both verbs use REPLICATE on the
 // database's own path with a JSON body:
@@ -68,12 +66,6 @@ type DBRow struct {
 	Bytes       int64  `json:"bytes_used,omitempty"`
 	Deleted     bool   `json:"deleted"`
 	Policy      int64  `json:"storage_policy_index"`
-}
-
-// bucket groups a row by the first byte of the md5 of its name.
-func (r DBRow) bucket() string {
-	sum := md5.Sum([]byte(r.Name))
-	return hex.EncodeToString(sum[:1])
 }
 
 // DBFile is a database found on a device.
@@ -130,6 +122,10 @@ func OpenDB(path string) (*sql.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	if err := migrateRowBuckets(context.Background(), db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
 	return db, nil
 }
 
@@ -147,63 +143,20 @@ func ReadDBInfo(ctx context.Context, db *sql.DB, kind string) (DBInfo, error) {
 		return info, fmt.Errorf("read %s stat: %w", kind, err)
 	}
 	info.Metadata = loadMetadata(md)
-	rows, err := ReadDBRows(ctx, db, kind, nil)
-	if err != nil {
+	if info.Buckets, err = readBucketHashes(ctx, db); err != nil {
 		return info, err
-	}
-	hashes := map[string]*[md5.Size]byte{}
-	info.Buckets = map[string]string{}
-	for _, r := range rows {
-		b, _ := json.Marshal(r)
-		sum := md5.Sum(b)
-		acc := hashes[r.bucket()]
-		if acc == nil {
-			acc = new([md5.Size]byte)
-			hashes[r.bucket()] = acc
-		}
-		// XOR keeps a bucket's hash independent of row order.
-		for i := range acc {
-			acc[i] ^= sum[i]
-		}
-	}
-	for k, v := range hashes {
-		info.Buckets[k] = hex.EncodeToString(v[:])
 	}
 	return info, nil
 }
 
 // ReadDBRows reads the rows in the given buckets (all rows when nil).
 func ReadDBRows(ctx context.Context, db *sql.DB, kind string, buckets []string) ([]DBRow, error) {
-	q := `SELECT name, created_at, size, content_type, etag, '', '', 0, 0, deleted, storage_policy_index FROM object`
-	if kind == KindAccount {
-		q = `SELECT name, '', 0, '', '', put_timestamp, delete_timestamp, object_count, bytes_used, deleted, storage_policy_index FROM container`
+	where, args := "", []any(nil)
+	if buckets != nil {
+		where, args = bucketsWhere(buckets)
 	}
-	rs, err := db.QueryContext(ctx, q)
-	if err != nil {
-		return nil, fmt.Errorf("read %s rows: %w", kind, err)
-	}
-	defer rs.Close()
-	want := map[string]bool{}
-	for _, b := range buckets {
-		want[b] = true
-	}
-	var out []DBRow
-	for rs.Next() {
-		var r DBRow
-		var deleted int64
-		if err := rs.Scan(&r.Name, &r.Created, &r.Size, &r.ContentType, &r.ETag, &r.Put, &r.Delete,
-			&r.Objects, &r.Bytes, &deleted, &r.Policy); err != nil {
-			return nil, fmt.Errorf("read %s rows: %w", kind, err)
-		}
-		r.Deleted = deleted != 0
-		if buckets == nil || want[r.bucket()] {
-			out = append(out, r)
-		}
-	}
-	if err := rs.Err(); err != nil {
-		return nil, fmt.Errorf("read %s rows: %w", kind, err)
-	}
-	return out, nil
+	rows, _, err := scanDBRows(ctx, db, kind, where, args...)
+	return rows, err
 }
 
 // ReplicateRequest is the body of REPLICATE on an account or container.

@@ -1,0 +1,260 @@
+package server
+
+import (
+	"context"
+	"crypto/md5"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Row buckets: what replication compares (see replicate_db.go).
+//
+// Each row of a container's object table or an account's container table
+// belongs to one of 256 buckets, the first byte of the md5 of its name,
+// and a bucket's hash is the XOR of the md5s of its rows (as DBRow JSON).
+// Both are kept in the database and updated in the transaction that
+// changes a row: the bucket in a column of the row, with an index, and
+// the hashes in the row_bucket table. A replication pass then reads 256
+// hashes per database instead of every row, and the rows of the buckets
+// that differ through the index. Before, every pass read, encoded and
+// hashed every row of every database three times (its own pass and each
+// peer's request): for a container of a million objects, seconds of CPU
+// every 30 s on each replica.
+
+// rowBucketSchema is what a database needs for row buckets beyond its
+// kind's base schema; createDB runs it for new databases and
+// migrateRowBuckets adds it to older ones.
+func rowBucketSchema(table string) []string {
+	return []string{
+		`CREATE TABLE row_bucket (bucket INTEGER PRIMARY KEY, hash BLOB NOT NULL)`,
+		`CREATE INDEX ix_` + table + `_bucket ON ` + table + ` (bucket)`,
+	}
+}
+
+// rowBucket is the bucket of a row name.
+func rowBucket(name string) int {
+	sum := md5.Sum([]byte(name))
+	return int(sum[0])
+}
+
+// bucketKey is a bucket's name in DBInfo.Buckets.
+func bucketKey(b int) string { return hex.EncodeToString([]byte{byte(b)}) }
+
+// rowHash is a row's contribution to its bucket's hash.
+func rowHash(r DBRow) [md5.Size]byte {
+	b, _ := json.Marshal(r)
+	return md5.Sum(b)
+}
+
+// bucketDelta collects the changes of one transaction to bucket hashes.
+type bucketDelta map[int]*[md5.Size]byte
+
+// flip XORs r's hash into its bucket: once to add the row, again to
+// remove it.
+func (d bucketDelta) flip(r DBRow) {
+	h := rowHash(r)
+	b := rowBucket(r.Name)
+	acc := d[b]
+	if acc == nil {
+		acc = new([md5.Size]byte)
+		d[b] = acc
+	}
+	for i := range acc {
+		acc[i] ^= h[i]
+	}
+}
+
+// bucketStmts read and write one bucket's hash.
+type bucketStmts struct{ get, put *sql.Stmt }
+
+const (
+	bucketGetQuery = `SELECT hash FROM row_bucket WHERE bucket = ?`
+	bucketPutQuery = `INSERT INTO row_bucket (bucket, hash) VALUES (?, ?) ON CONFLICT (bucket) DO UPDATE SET hash = excluded.hash`
+)
+
+// apply XORs the collected changes into the stored hashes.
+func (d bucketDelta) apply(ctx context.Context, st bucketStmts) error {
+	for b, delta := range d {
+		var cur []byte
+		err := st.get.QueryRowContext(ctx, b).Scan(&cur)
+		if err != nil && err != sql.ErrNoRows {
+			return fmt.Errorf("read bucket hash: %w", err)
+		}
+		h := make([]byte, md5.Size)
+		copy(h, cur)
+		for i := range h {
+			h[i] ^= delta[i]
+		}
+		if _, err := st.put.ExecContext(ctx, b, h); err != nil {
+			return fmt.Errorf("write bucket hash: %w", err)
+		}
+	}
+	return nil
+}
+
+// prepareBucketStmts prepares the bucket statements on tx.
+func prepareBucketStmts(ctx context.Context, tx *sql.Tx) (bucketStmts, error) {
+	get, err := tx.PrepareContext(ctx, bucketGetQuery)
+	if err != nil {
+		return bucketStmts{}, err
+	}
+	put, err := tx.PrepareContext(ctx, bucketPutQuery)
+	if err != nil {
+		return bucketStmts{}, err
+	}
+	return bucketStmts{get, put}, nil
+}
+
+// readBucketHashes reads the stored bucket hashes; buckets that no row
+// ever reached are absent, as they were when the hashes were computed
+// from the rows.
+func readBucketHashes(ctx context.Context, db *sql.DB) (map[string]string, error) {
+	rs, err := db.QueryContext(ctx, `SELECT bucket, hash FROM row_bucket`)
+	if err != nil {
+		return nil, fmt.Errorf("read bucket hashes: %w", err)
+	}
+	defer rs.Close()
+	out := map[string]string{}
+	for rs.Next() {
+		var b int
+		var h []byte
+		if err := rs.Scan(&b, &h); err != nil {
+			return nil, fmt.Errorf("read bucket hashes: %w", err)
+		}
+		out[bucketKey(b)] = hex.EncodeToString(h)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("read bucket hashes: %w", err)
+	}
+	return out, nil
+}
+
+// migrateRowBuckets gives a database made before row buckets its bucket
+// column, index and hashes, computed from its rows in one transaction;
+// it does nothing for a database that has them. Every handle that
+// changes rows runs it before its first change.
+func migrateRowBuckets(ctx context.Context, db *sql.DB) error {
+	return inTx(ctx, db, func(tx *sql.Tx) error {
+		var kind string
+		var done bool
+		rs, err := tx.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('object', 'container', 'row_bucket')`)
+		if err != nil {
+			return err
+		}
+		for rs.Next() {
+			var name string
+			if err := rs.Scan(&name); err != nil {
+				rs.Close()
+				return err
+			}
+			switch name {
+			case "object":
+				kind = KindContainer
+			case "container":
+				kind = KindAccount
+			case "row_bucket":
+				done = true
+			}
+		}
+		rs.Close()
+		if done || kind == "" {
+			return nil
+		}
+		table := rowTable(kind)
+		if _, err := tx.ExecContext(ctx, `ALTER TABLE `+table+` ADD COLUMN bucket INTEGER NOT NULL DEFAULT -1`); err != nil {
+			return fmt.Errorf("add bucket column: %w", err)
+		}
+		for _, q := range rowBucketSchema(table) {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("add row buckets: %w", err)
+			}
+		}
+		rows, ids, err := scanDBRows(ctx, tx, kind, "")
+		if err != nil {
+			return err
+		}
+		set, err := tx.PrepareContext(ctx, `UPDATE `+table+` SET bucket = ? WHERE ROWID = ?`)
+		if err != nil {
+			return err
+		}
+		delta := bucketDelta{}
+		for i, r := range rows {
+			if _, err := set.ExecContext(ctx, rowBucket(r.Name), ids[i]); err != nil {
+				return fmt.Errorf("set row bucket: %w", err)
+			}
+			delta.flip(r)
+		}
+		st, err := prepareBucketStmts(ctx, tx)
+		if err != nil {
+			return err
+		}
+		return delta.apply(ctx, st)
+	})
+}
+
+// rowTable is the table of a kind's rows.
+func rowTable(kind string) string {
+	if kind == KindAccount {
+		return "container"
+	}
+	return "object"
+}
+
+// scanDBRows reads the rows of a kind's table, with their ROWIDs, that
+// match the SQL condition where ("" for all).
+func scanDBRows(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, kind, where string, args ...any) ([]DBRow, []int64, error) {
+	sel := `SELECT ROWID, name, created_at, size, content_type, etag, '', '', 0, 0, deleted, storage_policy_index FROM object`
+	if kind == KindAccount {
+		sel = `SELECT ROWID, name, '', 0, '', '', put_timestamp, delete_timestamp, object_count, bytes_used, deleted, storage_policy_index FROM container`
+	}
+	if where != "" {
+		sel += " WHERE " + where
+	}
+	rs, err := q.QueryContext(ctx, sel, args...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read %s rows: %w", kind, err)
+	}
+	defer rs.Close()
+	var out []DBRow
+	var ids []int64
+	for rs.Next() {
+		var r DBRow
+		var id, deleted int64
+		if err := rs.Scan(&id, &r.Name, &r.Created, &r.Size, &r.ContentType, &r.ETag, &r.Put, &r.Delete,
+			&r.Objects, &r.Bytes, &deleted, &r.Policy); err != nil {
+			return nil, nil, fmt.Errorf("read %s rows: %w", kind, err)
+		}
+		r.Deleted = deleted != 0
+		out = append(out, r)
+		ids = append(ids, id)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, nil, fmt.Errorf("read %s rows: %w", kind, err)
+	}
+	return out, ids, nil
+}
+
+// bucketsWhere is the SQL condition for rows in the named buckets ("00"
+// to "ff"); names that are not buckets match nothing.
+func bucketsWhere(buckets []string) (string, []any) {
+	var ph []string
+	var args []any
+	for _, b := range buckets {
+		n, err := strconv.ParseUint(b, 16, 8)
+		if err != nil || len(b) != 2 {
+			continue
+		}
+		ph = append(ph, "?")
+		args = append(args, int(n))
+	}
+	if len(ph) == 0 {
+		return "0", nil
+	}
+	return "bucket IN (" + strings.Join(ph, ", ") + ")", args
+}
