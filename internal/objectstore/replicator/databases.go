@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"time"
 
 	"github.com/nimbus-cloud/nimbus/internal/objectstore/ring"
 	"github.com/nimbus-cloud/nimbus/internal/objectstore/server"
@@ -74,6 +75,11 @@ func (d *Databases) database(ctx context.Context, dev localDevice, f server.DBFi
 		return err
 	}
 	defer db.Close()
+	if n, err := server.ReclaimDBRows(ctx, db, d.kind, time.Now().Add(-d.cfg.ReclaimAge)); err != nil {
+		d.cfg.Logger.Warn("reclaim deleted rows", "db", f.Path, "err", err)
+	} else if n > 0 {
+		st.Reclaimed += n
+	}
 	info, err := server.ReadDBInfo(ctx, db, d.kind)
 	if err != nil {
 		return err

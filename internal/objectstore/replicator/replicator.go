@@ -47,7 +47,8 @@ type Config struct {
 	LocalHost string
 	// Interval is the pause between passes of Run (Swift's 30 s).
 	Interval time.Duration
-	// ReclaimAge is how long object tombstones live (7 days).
+	// ReclaimAge is how long object tombstones and deleted database rows
+	// live (7 days).
 	ReclaimAge time.Duration
 	// Timeout bounds one request to a peer.
 	Timeout time.Duration
@@ -90,6 +91,8 @@ type Stats struct {
 	Removed int
 	// Failed counts peers that could not be brought in step.
 	Failed int
+	// Reclaimed counts deleted database rows removed after ReclaimAge.
+	Reclaimed int
 }
 
 // localDevice is a ring device on this node.

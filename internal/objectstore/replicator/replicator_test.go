@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/nimbus-cloud/nimbus/internal/objectstore/ring"
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/server"
 )
 
 // A node that was down while objects were written and deleted catches up
@@ -133,6 +136,63 @@ func TestContainerRowsReplicated(t *testing.T) {
 	st, _ := c.do(http.MethodHead, cnodes[2], part, "/AUTH_test/c", nil, nil)
 	if st != http.StatusNoContent {
 		t.Fatalf("container never created on replica 2 was not replicated: %d", st)
+	}
+}
+
+// Deleted listing rows older than the reclaim age leave every replica
+// after a replication round, and do not come back with the next one;
+// live rows and recent deletions stay.
+func TestDeletedRowsReclaimed(t *testing.T) {
+	c := newCluster(t, 3)
+	part, cnodes := c.rings["container"].GetNodes("AUTH_test", "c", "")
+	c.createContainer(cnodes)
+	old := fmt.Sprintf("%d.00000", time.Now().Add(-8*24*time.Hour).Unix())
+	row := func(d ring.Device, method, name, ts string) {
+		h := http.Header{"X-Timestamp": {ts}}
+		if method == http.MethodPut {
+			h = http.Header{"X-Timestamp": {ts}, "X-Size": {"1"}, "X-Content-Type": {"text/plain"},
+				"X-Etag": {"0cc175b9c0f1b6a831c399e269772661"}}
+		}
+		if st, b := c.do(method, d, part, "/AUTH_test/c/"+name, h, nil); st/100 != 2 {
+			t.Fatalf("%s row %s on %s: %d %s", method, name, d.Name, st, b)
+		}
+	}
+	// The old deletion reached one replica only; the others learn of it
+	// from replication, if at all.
+	row(cnodes[0], http.MethodDelete, "old-gone", old)
+	for _, d := range cnodes {
+		row(d, http.MethodPut, "live", c.ts())
+		row(d, http.MethodDelete, "new-gone", c.ts())
+	}
+	rowNames := func(d ring.Device) []string {
+		t.Helper()
+		dbs, err := server.ListDBs(filepath.Join(c.node(d).root, d.Name), "container")
+		if err != nil || len(dbs) != 1 {
+			t.Fatalf("container databases on %s: %v, %v", d.Name, dbs, err)
+		}
+		db, err := server.OpenDB(dbs[0].Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		rows, err := server.ReadDBRows(context.Background(), db, "container", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, r := range rows {
+			names = append(names, r.Name)
+		}
+		slices.Sort(names)
+		return names
+	}
+	for round := range 2 {
+		c.replicate()
+		for _, d := range cnodes {
+			if got := rowNames(d); !slices.Equal(got, []string{"live", "new-gone"}) {
+				t.Errorf("round %d: rows on %s: %v", round, d.Name, got)
+			}
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/md5"
 	"database/sql"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Row buckets: what replication compares (see replicate_db.go).
@@ -40,6 +42,8 @@ func rowBucket(name string) int {
 	sum := md5.Sum([]byte(name))
 	return int(sum[0])
 }
+
+var zeroHash [md5.Size]byte
 
 // bucketKey is a bucket's name in DBInfo.Buckets.
 func bucketKey(b int) string { return hex.EncodeToString([]byte{byte(b)}) }
@@ -109,9 +113,9 @@ func prepareBucketStmts(ctx context.Context, tx *sql.Tx) (bucketStmts, error) {
 	return bucketStmts{get, put}, nil
 }
 
-// readBucketHashes reads the stored bucket hashes; buckets that no row
-// ever reached are absent, as they were when the hashes were computed
-// from the rows.
+// readBucketHashes reads the stored bucket hashes. A bucket without rows
+// (never used, or emptied by ReclaimDBRows: its hash is all zeros) is
+// absent, as it is on a peer that never had rows there.
 func readBucketHashes(ctx context.Context, db *sql.DB) (map[string]string, error) {
 	rs, err := db.QueryContext(ctx, `SELECT bucket, hash FROM row_bucket`)
 	if err != nil {
@@ -125,7 +129,9 @@ func readBucketHashes(ctx context.Context, db *sql.DB) (map[string]string, error
 		if err := rs.Scan(&b, &h); err != nil {
 			return nil, fmt.Errorf("read bucket hashes: %w", err)
 		}
-		out[bucketKey(b)] = hex.EncodeToString(h)
+		if !bytes.Equal(h, zeroHash[:]) {
+			out[bucketKey(b)] = hex.EncodeToString(h)
+		}
 	}
 	if err := rs.Err(); err != nil {
 		return nil, fmt.Errorf("read bucket hashes: %w", err)
@@ -257,4 +263,50 @@ func bucketsWhere(buckets []string) (string, []any) {
 		return "0", nil
 	}
 	return "bucket IN (" + strings.Join(ph, ", ") + ")", args
+}
+
+// ReclaimDBRows removes the deleted rows whose deletion is older than
+// before (now less Swift's reclaim_age), with their bucket hashes, in one
+// transaction, and returns how many went. Without it a container that
+// sees many deletes keeps a row for every name it ever held. Every
+// replica reclaims at the same age, so their buckets agree again once
+// each has run; a peer that pushes a reclaimed row back before its own
+// pass gets it removed again on the next one.
+func ReclaimDBRows(ctx context.Context, db *sql.DB, kind string, before time.Time) (int, error) {
+	cutoff := Timestamp{Ticks: before.UnixNano() / 10000}
+	removed := 0
+	err := inTx(ctx, db, func(tx *sql.Tx) error {
+		rows, ids, err := scanDBRows(ctx, tx, kind, "deleted = 1")
+		if err != nil {
+			return err
+		}
+		del, err := tx.PrepareContext(ctx, `DELETE FROM `+rowTable(kind)+` WHERE ROWID = ?`)
+		if err != nil {
+			return err
+		}
+		delta := bucketDelta{}
+		for i, r := range rows {
+			when := r.Created
+			if kind == KindAccount {
+				when = r.Delete
+			}
+			if ts, err := parseTimestamp(when); err != nil || ts.Compare(cutoff) >= 0 {
+				continue
+			}
+			if _, err := del.ExecContext(ctx, ids[i]); err != nil {
+				return fmt.Errorf("reclaim row: %w", err)
+			}
+			delta.flip(r)
+			removed++
+		}
+		st, err := prepareBucketStmts(ctx, tx)
+		if err != nil {
+			return err
+		}
+		return delta.apply(ctx, st)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("reclaim deleted %s rows: %w", kind, err)
+	}
+	return removed, nil
 }

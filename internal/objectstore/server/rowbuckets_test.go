@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"testing"
+	"time"
 )
 
 // bucketsFromRows computes the bucket hashes from every row, as
@@ -188,5 +189,63 @@ func TestBucketsWhere(t *testing.T) {
 	}
 	if where, args := bucketsWhere(nil); where != "0" || args != nil {
 		t.Fatalf("no buckets: %q %v", where, args)
+	}
+}
+
+// TestReclaimDBRows: deleted rows older than the cutoff go, with their
+// bucket hashes; live rows, however old, and recent deletions stay.
+func TestReclaimDBRows(t *testing.T) {
+	n := newNode(t)
+	// The container's account is not the one whose rows are checked:
+	// the container's own report to it may land at any time.
+	n.putAccount(t, "b")
+	n.putContainer(t, "a", "c")
+	old := "1600000000.00000" // September 2020
+	rows := []DBRow{
+		{Name: "live-old", Created: old, Size: 1, ContentType: "text/plain", ETag: md5hex("x")},
+		{Name: "gone-old", Created: old, Deleted: true},
+		{Name: "gone-new", Created: n.ts(), Deleted: true},
+		{Name: "live-new", Created: n.ts(), Size: 2, ContentType: "text/plain", ETag: md5hex("y")},
+	}
+	b, _ := json.Marshal(ReplicateRequest{Op: "merge", Info: DBInfo{Account: "a", Container: "c", Put: n.ts(), Delete: "0",
+		StatusChanged: n.ts()}, Rows: rows})
+	expectStatus(t, do(t, MethodReplicate, n.contURL+"/sda/1/a/c", nil, string(b)), http.StatusNoContent, "merge rows")
+	acctRows := []DBRow{
+		{Name: "c-old-deleted", Put: old, Delete: "1600000001.00000", Deleted: true},
+		{Name: "c-new-deleted", Put: old, Delete: n.ts(), Deleted: true},
+		{Name: "c-old-live", Put: old, Delete: "0", Objects: 3, Bytes: 30},
+	}
+	b, _ = json.Marshal(ReplicateRequest{Op: "merge", Info: DBInfo{Account: "b", Put: n.ts(), Delete: "0", StatusChanged: n.ts()}, Rows: acctRows})
+	expectStatus(t, do(t, MethodReplicate, n.acctURL+"/sda/2/b", nil, string(b)), http.StatusNoContent, "merge account rows")
+
+	cutoff := time.Now().Add(-7 * 24 * time.Hour)
+	for _, tc := range []struct {
+		kind, account string
+		want          []string
+	}{
+		{KindContainer, "a", []string{"gone-new", "live-new", "live-old"}},
+		{KindAccount, "b", []string{"c-new-deleted", "c-old-live"}},
+	} {
+		db := dbOf(t, n, tc.kind, tc.account)
+		removed, err := ReclaimDBRows(context.Background(), db, tc.kind, cutoff)
+		if err != nil || removed != 1 {
+			t.Fatalf("%s: reclaimed %d rows (%v), want 1", tc.kind, removed, err)
+		}
+		left, err := ReadDBRows(context.Background(), db, tc.kind, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, r := range left {
+			names = append(names, r.Name)
+		}
+		slices.Sort(names)
+		if !slices.Equal(names, tc.want) {
+			t.Errorf("%s rows after the reclaim: %v, want %v", tc.kind, names, tc.want)
+		}
+		checkBuckets(t, db, tc.kind, len(tc.want))
+		if again, err := ReclaimDBRows(context.Background(), db, tc.kind, cutoff); err != nil || again != 0 {
+			t.Errorf("%s: a second reclaim removed %d (%v)", tc.kind, again, err)
+		}
 	}
 }
