@@ -75,10 +75,22 @@ func (d *Databases) database(ctx context.Context, dev localDevice, f server.DBFi
 		return err
 	}
 	defer db.Close()
-	if n, err := server.ReclaimDBRows(ctx, db, d.kind, time.Now().Add(-d.cfg.ReclaimAge)); err != nil {
+	cutoff := time.Now().Add(-d.cfg.ReclaimAge)
+	if n, err := server.ReclaimDBRows(ctx, db, d.kind, cutoff); err != nil {
 		d.cfg.Logger.Warn("reclaim deleted rows", "db", f.Path, "err", err)
-	} else if n > 0 {
+	} else {
 		st.Reclaimed += n
+	}
+	if gone, err := server.DBReclaimable(ctx, db, d.kind, cutoff); err != nil {
+		return err
+	} else if gone {
+		db.Close()
+		if err := server.RemoveDB(f.Path); err != nil {
+			return err
+		}
+		st.ReclaimedDBs++
+		d.cfg.Logger.Info("deleted database reclaimed", "db", f.Path)
+		return nil
 	}
 	info, err := server.ReadDBInfo(ctx, db, d.kind)
 	if err != nil {

@@ -91,8 +91,9 @@ type Stats struct {
 	Removed int
 	// Failed counts peers that could not be brought in step.
 	Failed int
-	// Reclaimed counts deleted database rows removed after ReclaimAge.
-	Reclaimed int
+	// Reclaimed counts deleted database rows removed after ReclaimAge,
+	// ReclaimedDBs deleted, empty databases.
+	Reclaimed, ReclaimedDBs int
 }
 
 // localDevice is a ring device on this node.

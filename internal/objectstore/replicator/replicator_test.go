@@ -196,6 +196,65 @@ func TestDeletedRowsReclaimed(t *testing.T) {
 	}
 }
 
+// A container deleted longer ago than the reclaim age, and empty, leaves
+// every replica with its database; one deleted recently stays (a replica
+// that missed the DELETE must still learn of it). The name can be used
+// again afterwards.
+func TestDeletedDatabasesReclaimed(t *testing.T) {
+	c := newCluster(t, 3)
+	at := func(ago time.Duration) string { return fmt.Sprintf("%d.00000", time.Now().Add(-ago).Unix()) }
+	for _, tc := range []struct {
+		name     string
+		put, del string
+	}{{"old", at(9 * 24 * time.Hour), at(8 * 24 * time.Hour)}, {"recent", at(time.Hour), at(time.Minute)}} {
+		part, nodes := c.rings["container"].GetNodes("AUTH_test", tc.name, "")
+		for _, d := range nodes {
+			for _, op := range []struct{ method, ts string }{{http.MethodPut, tc.put}, {http.MethodDelete, tc.del}} {
+				if st, b := c.do(op.method, d, part, "/AUTH_test/"+tc.name, http.Header{"X-Timestamp": {op.ts}}, nil); st/100 != 2 {
+					t.Fatalf("%s container %s on %s: %d %s", op.method, tc.name, d.Name, st, b)
+				}
+			}
+		}
+	}
+	containers := func(d ring.Device) []string {
+		t.Helper()
+		dbs, err := server.ListDBs(filepath.Join(c.node(d).root, d.Name), "container")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, f := range dbs {
+			db, err := server.OpenDB(f.Path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, name, err := server.ReadDBNames(context.Background(), db)
+			db.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			names = append(names, name)
+		}
+		return names
+	}
+	c.replicate()
+	for _, tn := range c.nodes {
+		d := ring.Device{Name: tn.dev}
+		if got := containers(d); !slices.Equal(got, []string{"recent"}) {
+			t.Errorf("container databases on %s after replication: %v", d.Name, got)
+		}
+	}
+	part, nodes := c.rings["container"].GetNodes("AUTH_test", "old", "")
+	for _, d := range nodes {
+		if st, b := c.do(http.MethodPut, d, part, "/AUTH_test/old", http.Header{"X-Timestamp": {c.ts()}}, nil); st != http.StatusCreated {
+			t.Fatalf("PUT the reclaimed container again on %s: %d %s", d.Name, st, b)
+		}
+		if st, b := c.do(http.MethodHead, d, part, "/AUTH_test/old", nil, nil); st != http.StatusNoContent {
+			t.Fatalf("HEAD the new container on %s: %d %s", d.Name, st, b)
+		}
+	}
+}
+
 // Objects whose X-Delete-At has passed disappear after an expirer pass,
 // from the object servers and the container listing, and leave the queue.
 func TestExpirerDeletesExpiredObjects(t *testing.T) {

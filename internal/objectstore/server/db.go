@@ -31,6 +31,7 @@ type dbEntry struct {
 	rows *rowCommitter // group-commits container listing rows
 	refs int           // guarded by dbCache.mu
 	used time.Time     // guarded by dbCache.mu
+	file os.FileInfo   // the file opened, to notice its removal
 
 	// migrated runs migrateRowBuckets once, outside dbCache.mu (an old
 	// database's rows are read in full), before the entry's first use.
@@ -67,9 +68,19 @@ func (c *dbCache) get(path string) (*sql.DB, func(), error) {
 func (c *dbCache) acquire(path string) (*dbEntry, func(), error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	fi, err := os.Stat(path)
 	e, ok := c.dbs[path]
+	if ok && e.refs == 0 && (err != nil || !os.SameFile(fi, e.file)) {
+		// The replicator removed the file (a handoff that reached its
+		// primaries, a deleted database past its reclaim age), and maybe
+		// a new one took its place: writes through the old handle would
+		// go to a file no one will read again.
+		delete(c.dbs, path)
+		e.close()
+		ok = false
+	}
 	if !ok {
-		if _, err := os.Stat(path); err != nil {
+		if err != nil {
 			return nil, nil, err
 		}
 		db, err := sql.Open("sqlite", sqliteDSN(path, "WAL", "FULL"))
@@ -83,7 +94,7 @@ func (c *dbCache) acquire(path string) (*dbEntry, func(), error) {
 			db.Close()
 			return nil, nil, err
 		}
-		e = &dbEntry{db: db, rows: rows}
+		e = &dbEntry{db: db, rows: rows, file: fi}
 		c.dbs[path] = e
 	}
 	e.refs++

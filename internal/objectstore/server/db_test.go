@@ -51,3 +51,30 @@ func TestDBCacheEvictsOnlyIdle(t *testing.T) {
 		t.Fatalf("%d handles cached, want at most 2", n)
 	}
 }
+
+// TestDBCacheNoticesRemovedFile: once the replicator removed a database
+// file and a new one took its path, writes go to the new file, not to
+// the removed one through a handle cached before.
+func TestDBCacheNoticesRemovedFile(t *testing.T) {
+	n := newNode(t)
+	n.putContainer(t, "a", "c")
+	n.putRow(t, "a", "c", "before", "1")
+	dbs, err := ListDBs(n.dev, KindContainer)
+	if err != nil || len(dbs) != 1 {
+		t.Fatalf("container databases: %v, %v", dbs, err)
+	}
+	if err := RemoveDB(dbs[0].Path); err != nil {
+		t.Fatal(err)
+	}
+	n.putContainer(t, "a", "c")
+	n.putRow(t, "a", "c", "after", "1")
+	db, err := OpenDB(dbs[0].Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := ReadDBRows(context.Background(), db, KindContainer, nil)
+	if err != nil || len(rows) != 1 || rows[0].Name != "after" {
+		t.Fatalf("rows in the database now at the path: %v (%v), want only \"after\"", rows, err)
+	}
+}

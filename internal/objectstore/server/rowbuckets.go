@@ -310,3 +310,25 @@ func ReclaimDBRows(ctx context.Context, db *sql.DB, kind string, before time.Tim
 	}
 	return removed, nil
 }
+
+// DBReclaimable reports whether a database may be removed: deleted
+// before the given time and holding nothing (no objects in a container, no
+// containers in an account), as Swift's replicator removes such
+// databases once reclaim_age has passed. Until then a deleted database
+// stays, so that a replica which missed the DELETE learns of it.
+func DBReclaimable(ctx context.Context, db *sql.DB, kind string, before time.Time) (bool, error) {
+	q := `SELECT put_timestamp, delete_timestamp, '', object_count FROM container_stat`
+	if kind == KindAccount {
+		q = `SELECT put_timestamp, delete_timestamp, status, container_count FROM account_stat`
+	}
+	var st stat
+	var count int64
+	if err := db.QueryRowContext(ctx, q).Scan(&st.put, &st.del, &st.status, &count); err != nil {
+		return false, fmt.Errorf("read %s stat: %w", kind, err)
+	}
+	del, err := parseTimestamp(st.del)
+	if err != nil || !st.deleted() || count != 0 {
+		return false, nil
+	}
+	return del.Compare(Timestamp{Ticks: before.UnixNano() / 10000}) < 0, nil
+}
