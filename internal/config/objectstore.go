@@ -146,6 +146,11 @@ type StorageConfig struct {
 	// ContainerSyncInterval is the pause between container sync passes
 	// (0: 10 s in a one-machine cloud, else Swift's 5 min).
 	ContainerSyncInterval time.Duration `yaml:"container_sync_interval"`
+	// ReaperInterval is the pause between account reaper passes (1 h),
+	// and ReaperDelay how long a deleted account keeps its data before
+	// the reaper empties it (Swift's delay_reaping, 0).
+	ReaperInterval time.Duration `yaml:"reaper_interval"`
+	ReaperDelay    time.Duration `yaml:"reaper_delay"`
 }
 
 func defaultObjectConfig() ObjectConfig {
@@ -156,7 +161,7 @@ func defaultObjectConfig() ObjectConfig {
 		Storage: StorageConfig{
 			Devices: []string{"d1", "d2", "d3"}, ObjectPort: 6200, ContainerPort: 6201, AccountPort: 6202, PartPower: 10,
 			ReplicationInterval: 30 * time.Second, ExpirerInterval: 5 * time.Minute,
-			UpdaterInterval: 30 * time.Second, AuditorInterval: 5 * time.Minute,
+			UpdaterInterval: 30 * time.Second, AuditorInterval: 5 * time.Minute, ReaperInterval: time.Hour,
 		},
 	}
 }

@@ -19,14 +19,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/direct"
 	"github.com/nimbus-cloud/nimbus/internal/objectstore/ring"
 	"github.com/nimbus-cloud/nimbus/internal/objectstore/server"
 )
@@ -61,7 +60,8 @@ type Config struct {
 
 // Expirer deletes expired objects.
 type Expirer struct {
-	cfg Config
+	cfg    Config
+	direct direct.Client
 }
 
 // Stats counts what one pass did.
@@ -93,7 +93,7 @@ func New(cfg Config) (*Expirer, error) {
 		cfg.Logger = slog.Default()
 	}
 	cfg.Logger = cfg.Logger.With("daemon", "expirer")
-	return &Expirer{cfg: cfg}, nil
+	return &Expirer{cfg: cfg, direct: direct.Client{HTTP: cfg.Client, Timeout: cfg.Timeout}}, nil
 }
 
 // Run expires objects every Interval until ctx ends.
@@ -172,9 +172,12 @@ func parseRow(name string) (at int64, target [3]string, ok bool) {
 // deleted, gone (404), changed (412) or newer (409) is done, and
 // replication brings the rest in step.
 func (e *Expirer) expire(ctx context.Context, at int64, obj [3]string) error {
-	pol, err := e.containerPolicy(ctx, obj[0], obj[1])
-	if err != nil {
-		return fmt.Errorf("delete %s/%s/%s: %w", obj[0], obj[1], obj[2], err)
+	pol := 0
+	if len(e.cfg.PolicyRings) > 0 {
+		var err error
+		if pol, err = e.direct.ContainerPolicy(ctx, e.cfg.ContainerRing, obj[0], obj[1]); err != nil {
+			return fmt.Errorf("delete %s/%s/%s: %w", obj[0], obj[1], obj[2], err)
+		}
 	}
 	objRing := e.cfg.ObjectRing
 	if pol != 0 {
@@ -185,59 +188,16 @@ func (e *Expirer) expire(ctx context.Context, at int64, obj [3]string) error {
 	part, nodes := objRing.GetNodes(obj[0], obj[1], obj[2])
 	cpart, cnodes := e.cfg.ContainerRing.GetNodes(obj[0], obj[1], "")
 	ts := strconv.FormatInt(at, 10) + ".00000"
-	done := 0
-	var errs []error
-	for i, n := range nodes {
+	return e.direct.Quorum(ctx, http.MethodDelete, nodes, part, obj[:], func(i int) http.Header {
 		h := http.Header{}
 		h.Set("X-Timestamp", ts)
 		h.Set("X-If-Delete-At", strconv.FormatInt(at, 10))
 		h.Set("X-Backend-Storage-Policy-Index", strconv.Itoa(pol))
-		if len(cnodes) > 0 {
-			c := cnodes[i%len(cnodes)]
-			h.Set("X-Container-Host", c.Host())
-			h.Set("X-Container-Partition", strconv.Itoa(cpart))
-			h.Set("X-Container-Device", c.Name)
-		}
-		status, err := e.send(ctx, http.MethodDelete, n, part, obj[:], h)
-		switch {
-		case err != nil:
-			errs = append(errs, err)
-		case status/100 == 2, status == http.StatusNotFound, status == http.StatusPreconditionFailed, status == http.StatusConflict:
-			done++
-		default:
-			errs = append(errs, fmt.Errorf("%s: status %d", n.String(), status))
-		}
-	}
-	if done*2 > len(nodes) {
-		return nil
-	}
-	return fmt.Errorf("delete %s/%s/%s: %w", obj[0], obj[1], obj[2], errors.Join(errs...))
-}
-
-// containerPolicy is the storage policy of a container, from the first of
-// its replicas that answers a HEAD (as Swift's expirer learns it through
-// its internal proxy). A container that is gone is policy 0: its objects
-// are gone too, and a DELETE there answers 404, which is done.
-func (e *Expirer) containerPolicy(ctx context.Context, account, container string) (int, error) {
-	if len(e.cfg.PolicyRings) == 0 {
-		return 0, nil
-	}
-	part, nodes := e.cfg.ContainerRing.GetNodes(account, container, "")
-	var errs []error
-	for _, n := range nodes {
-		status, h, err := e.sendHeaders(ctx, http.MethodHead, n, part, []string{account, container}, http.Header{})
-		switch {
-		case err != nil:
-			errs = append(errs, err)
-		case status/100 == 2 || status == http.StatusNotFound:
-			// A deleted container's 404 still names its policy.
-			idx, _ := strconv.Atoi(h.Get("X-Backend-Storage-Policy-Index"))
-			return idx, nil
-		default:
-			errs = append(errs, fmt.Errorf("%s: status %d", n.String(), status))
-		}
-	}
-	return 0, fmt.Errorf("storage policy of container %s/%s: %w", account, container, errors.Join(errs...))
+		direct.SetUpdateTarget(h, "Container", cpart, cnodes, i)
+		return h
+	}, func(status int) bool {
+		return status/100 == 2 || status == http.StatusNotFound || status == http.StatusPreconditionFailed || status == http.StatusConflict
+	})
 }
 
 // dequeue deletes a queue row on every replica of its container.
@@ -247,37 +207,13 @@ func (e *Expirer) dequeue(ctx context.Context, cont, row string) error {
 	h.Set("X-Timestamp", server.TimestampNow())
 	var errs []error
 	for _, n := range nodes {
-		status, err := e.send(ctx, http.MethodDelete, n, part, []string{Account, cont, row}, h)
-		if err == nil && status/100 != 2 && status != http.StatusNotFound {
-			err = fmt.Errorf("%s: status %d", n.String(), status)
+		r, err := e.direct.Do(ctx, http.MethodDelete, n, part, []string{Account, cont, row}, nil, h)
+		if err == nil && r.Status/100 != 2 && r.Status != http.StatusNotFound {
+			err = fmt.Errorf("%s: status %d", n.String(), r.Status)
 		}
 		if err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func (e *Expirer) send(ctx context.Context, method string, n ring.Device, part int, names []string, h http.Header) (int, error) {
-	status, _, err := e.sendHeaders(ctx, method, n, part, names, h)
-	return status, err
-}
-
-// sendHeaders is send, returning the answer's headers too.
-func (e *Expirer) sendHeaders(ctx context.Context, method string, n ring.Device, part int, names []string, h http.Header) (int, http.Header, error) {
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
-	defer cancel()
-	p := "/" + n.Name + "/" + strconv.Itoa(part) + "/" + strings.Join(names, "/")
-	req, err := http.NewRequestWithContext(ctx, method, (&url.URL{Scheme: "http", Host: n.Host(), Path: p}).String(), http.NoBody)
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header = h
-	resp, err := e.cfg.Client.Do(req)
-	if err != nil {
-		return 0, nil, fmt.Errorf("%s %s: %w", method, n.String(), err)
-	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
-	return resp.StatusCode, resp.Header, nil
 }

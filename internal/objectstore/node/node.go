@@ -24,6 +24,7 @@ import (
 	"github.com/nimbus-cloud/nimbus/internal/objectstore/containersync"
 	"github.com/nimbus-cloud/nimbus/internal/objectstore/expirer"
 	"github.com/nimbus-cloud/nimbus/internal/objectstore/policy"
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/reaper"
 	"github.com/nimbus-cloud/nimbus/internal/objectstore/replicator"
 	"github.com/nimbus-cloud/nimbus/internal/objectstore/ring"
 	"github.com/nimbus-cloud/nimbus/internal/objectstore/server"
@@ -61,6 +62,9 @@ type Config struct {
 	// ContainerSyncInterval is the pause between container sync passes
 	// (Swift's 300 s when zero).
 	ContainerSyncInterval time.Duration
+	// ReaperInterval is the pause between account reaper passes (1 h
+	// when zero); ReaperDelay how long a deleted account keeps its data.
+	ReaperInterval, ReaperDelay time.Duration
 	// SyncRealms and AllowedSyncHosts decide where containers may sync to
 	// (see containersync.ValidateSyncTo); the proxies need the same.
 	SyncRealms       *containersync.Realms
@@ -83,6 +87,7 @@ type Node struct {
 	ContainerReplicator *replicator.Databases
 	AccountReplicator   *replicator.Databases
 	Expirer             *expirer.Expirer
+	Reaper              *reaper.Reaper
 	ContainerSync       *containersync.Syncer
 	// ObjectHost, ContainerHost and AccountHost are the servers'
 	// ip:port as in the rings.
@@ -258,6 +263,11 @@ func Start(cfg Config, ls *Listeners) (_ *Node, err error) {
 			PolicyRings: policyRings, LocalHost: n.ContainerHost, Interval: cfg.ExpirerInterval, Logger: log})
 	}
 	if err == nil {
+		n.Reaper, err = reaper.New(reaper.Config{DevicesRoot: cfg.DevicesRoot, AccountRing: rings[2], ContainerRing: rings[1],
+			ObjectRing: rings[0], PolicyRings: policyRings, LocalHost: n.AccountHost, Interval: cfg.ReaperInterval,
+			Delay: cfg.ReaperDelay, Logger: log})
+	}
+	if err == nil {
 		n.ContainerSync, err = containersync.New(containersync.Config{DevicesRoot: cfg.DevicesRoot, ContainerRing: rings[1],
 			ObjectRing: rings[0], PolicyRings: policyRings, LocalHost: n.ContainerHost, Realms: cfg.SyncRealms, AllowedSyncHosts: cfg.AllowedSyncHosts,
 			Interval: cfg.ContainerSyncInterval, Logger: log})
@@ -277,7 +287,7 @@ func Start(cfg Config, ls *Listeners) (_ *Node, err error) {
 	n.cancel = cancel
 	runs := []func(context.Context){
 		n.Objects.RunUpdater, n.Objects.RunAuditor, n.Containers.RunUpdater,
-		n.ContainerReplicator.Run, n.AccountReplicator.Run, n.Expirer.Run, n.ContainerSync.Run,
+		n.ContainerReplicator.Run, n.AccountReplicator.Run, n.Expirer.Run, n.Reaper.Run, n.ContainerSync.Run,
 		func(ctx context.Context) { reloadRings(ctx, allRings, log) },
 	}
 	for _, r := range n.PolicyReplicators {

@@ -30,6 +30,7 @@ type testNode struct {
 	dev                   string // device name
 	root                  string
 	objects               *server.ObjectServer
+	containers            *server.ContainerServer
 	objHost, cHost, aHost string
 	objRep                *replicator.Objects
 	contRep, acctRep      *replicator.Databases
@@ -99,6 +100,7 @@ func newCluster(t *testing.T, n int) *cluster {
 		if err != nil {
 			t.Fatal(err)
 		}
+		tn.containers = cs
 		as, err := server.NewAccountServer(cfg)
 		if err != nil {
 			t.Fatal(err)

@@ -204,8 +204,8 @@ func (s *AccountServer) delete(w http.ResponseWriter, r *http.Request) error {
 		if err := st.checkDelete(ts); err != nil {
 			return err
 		}
-		// As in Swift, deleting an account marks it; the reaper (not yet
-		// written) empties it.
+		// As in Swift, deleting an account marks it; the account reaper
+		// (internal/objectstore/reaper) empties it.
 		_, err := tx.ExecContext(r.Context(), `UPDATE account_stat SET delete_timestamp = ?, status = 'DELETED', status_changed_at = ?`,
 			ts.Internal(), timestampNow().Internal())
 		return err
