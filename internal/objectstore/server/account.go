@@ -269,11 +269,11 @@ func mergeContainerRow(ctx context.Context, tx *sql.Tx, row containerRow) (bool,
 		return false, err
 	}
 	delta.flip(DBRow{Name: row.name, Put: put.Internal(), Delete: delStr, Objects: objs, Bytes: bytes, Deleted: deleted != 0, Policy: row.policy})
-	st, err := prepareBucketStmts(ctx, tx)
+	bput, err := prepareBucketPut(ctx, tx)
 	if err != nil {
 		return false, err
 	}
-	if err := delta.apply(ctx, st); err != nil {
+	if err := delta.apply(ctx, bput); err != nil {
 		return false, err
 	}
 	var dC, dO, dB int64

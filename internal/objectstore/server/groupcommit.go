@@ -277,7 +277,7 @@ func inTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
 }
 
 // objectRowStmts are the statements that merge object rows.
-type objectRowStmts struct{ sel, ins, upd, stat, bget, bput *sql.Stmt }
+type objectRowStmts struct{ sel, ins, upd, stat, bput *sql.Stmt }
 
 // prepareObjectRowStmts prepares them on a database handle (reused on
 // every connection and transaction) or on one transaction.
@@ -293,7 +293,6 @@ func prepareObjectRowStmts(ctx context.Context, p interface {
 		{&st.ins, `INSERT INTO object (name, created_at, size, content_type, etag, deleted, bucket) VALUES (?, ?, ?, ?, ?, ?, ?)`},
 		{&st.upd, `UPDATE object SET created_at = ?, size = ?, content_type = ?, etag = ?, deleted = ? WHERE name = ?`},
 		{&st.stat, `UPDATE container_stat SET object_count = object_count + ?, bytes_used = bytes_used + ?`},
-		{&st.bget, bucketGetQuery},
 		{&st.bput, bucketPutQuery},
 	} {
 		var err error
@@ -309,7 +308,7 @@ func prepareObjectRowStmts(ctx context.Context, p interface {
 func (st *objectRowStmts) in(ctx context.Context, tx *sql.Tx) *objectRowStmts {
 	return &objectRowStmts{sel: tx.StmtContext(ctx, st.sel), ins: tx.StmtContext(ctx, st.ins),
 		upd: tx.StmtContext(ctx, st.upd), stat: tx.StmtContext(ctx, st.stat),
-		bget: tx.StmtContext(ctx, st.bget), bput: tx.StmtContext(ctx, st.bput)}
+		bput: tx.StmtContext(ctx, st.bput)}
 }
 
 // mergeObjectRowsTx applies rows in order with last-write-wins by
@@ -361,7 +360,7 @@ func mergeObjectRowsTx(ctx context.Context, st *objectRowStmts, rows []objectRow
 			return err
 		}
 	}
-	return delta.apply(ctx, bucketStmts{st.bget, st.bput})
+	return delta.apply(ctx, st.bput)
 }
 
 // commitObjectRow merges row into t's container database through the

@@ -5,12 +5,15 @@ import (
 	"context"
 	"crypto/md5"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
+
+	"modernc.org/sqlite"
 )
 
 // Row buckets: what replication compares (see replicate_db.go).
@@ -72,45 +75,44 @@ func (d bucketDelta) flip(r DBRow) {
 	}
 }
 
-// bucketStmts read and write one bucket's hash.
-type bucketStmts struct{ get, put *sql.Stmt }
+// bucketPutQuery XORs a change into a bucket's stored hash, or stores it
+// for a bucket not seen before: one statement per bucket, no read.
+const bucketPutQuery = `INSERT INTO row_bucket (bucket, hash) VALUES (?, ?)
+	ON CONFLICT (bucket) DO UPDATE SET hash = nimbus_xor(hash, excluded.hash)`
 
-const (
-	bucketGetQuery = `SELECT hash FROM row_bucket WHERE bucket = ?`
-	bucketPutQuery = `INSERT INTO row_bucket (bucket, hash) VALUES (?, ?) ON CONFLICT (bucket) DO UPDATE SET hash = excluded.hash`
-)
+// nimbus_xor(a, b) is the byte-wise XOR of two blobs of one length, for
+// bucketPutQuery. SQLite functions registered here exist in this
+// process only; nothing in a database's schema uses it, so another
+// program can still read and write the files.
+func init() {
+	sqlite.MustRegisterDeterministicScalarFunction("nimbus_xor", 2, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+		a, _ := args[0].([]byte)
+		b, _ := args[1].([]byte)
+		if len(a) != len(b) {
+			return nil, fmt.Errorf("nimbus_xor: blobs of %d and %d bytes", len(a), len(b))
+		}
+		out := make([]byte, len(a))
+		for i := range a {
+			out[i] = a[i] ^ b[i]
+		}
+		return out, nil
+	})
+}
 
-// apply XORs the collected changes into the stored hashes.
-func (d bucketDelta) apply(ctx context.Context, st bucketStmts) error {
+// apply XORs the collected changes into the stored hashes with put, a
+// statement of bucketPutQuery.
+func (d bucketDelta) apply(ctx context.Context, put *sql.Stmt) error {
 	for b, delta := range d {
-		var cur []byte
-		err := st.get.QueryRowContext(ctx, b).Scan(&cur)
-		if err != nil && err != sql.ErrNoRows {
-			return fmt.Errorf("read bucket hash: %w", err)
-		}
-		h := make([]byte, md5.Size)
-		copy(h, cur)
-		for i := range h {
-			h[i] ^= delta[i]
-		}
-		if _, err := st.put.ExecContext(ctx, b, h); err != nil {
-			return fmt.Errorf("write bucket hash: %w", err)
+		if _, err := put.ExecContext(ctx, b, delta[:]); err != nil {
+			return fmt.Errorf("update bucket hash: %w", err)
 		}
 	}
 	return nil
 }
 
-// prepareBucketStmts prepares the bucket statements on tx.
-func prepareBucketStmts(ctx context.Context, tx *sql.Tx) (bucketStmts, error) {
-	get, err := tx.PrepareContext(ctx, bucketGetQuery)
-	if err != nil {
-		return bucketStmts{}, err
-	}
-	put, err := tx.PrepareContext(ctx, bucketPutQuery)
-	if err != nil {
-		return bucketStmts{}, err
-	}
-	return bucketStmts{get, put}, nil
+// prepareBucketPut prepares bucketPutQuery on tx.
+func prepareBucketPut(ctx context.Context, tx *sql.Tx) (*sql.Stmt, error) {
+	return tx.PrepareContext(ctx, bucketPutQuery)
 }
 
 // readBucketHashes reads the stored bucket hashes. A bucket without rows
@@ -194,11 +196,11 @@ func migrateRowBuckets(ctx context.Context, db *sql.DB) error {
 			}
 			delta.flip(r)
 		}
-		st, err := prepareBucketStmts(ctx, tx)
+		put, err := prepareBucketPut(ctx, tx)
 		if err != nil {
 			return err
 		}
-		return delta.apply(ctx, st)
+		return delta.apply(ctx, put)
 	})
 }
 
@@ -299,11 +301,11 @@ func ReclaimDBRows(ctx context.Context, db *sql.DB, kind string, before time.Tim
 			delta.flip(r)
 			removed++
 		}
-		st, err := prepareBucketStmts(ctx, tx)
+		put, err := prepareBucketPut(ctx, tx)
 		if err != nil {
 			return err
 		}
-		return delta.apply(ctx, st)
+		return delta.apply(ctx, put)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("reclaim deleted %s rows: %w", kind, err)
