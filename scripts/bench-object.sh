@@ -253,9 +253,10 @@ for r in rows:
         sys_share = f" ({100 * r['server_sys_s'] / r['server_cpu_s']:.0f} % system)" if r.get("server_sys_s") is not None and r["server_cpu_s"] else ""
         flushes = f"; disk flushes {r['disk_flushes_per_op']}/op" if r.get("disk_flushes_per_op") is not None else ""
         print(f"- server CPU {r['label']} {r['test']} {r['op']}" + (f" c={r['concurrency']}" if r.get("concurrency") else "") + f": {per}{sys_share}; client {r['client_cpu_s']} s; errors {r.get('errors', 0)}{flushes}")
-probes = [r["cpu_probe_ms"] for r in rows if r.get("cpu_probe_ms")]
-if probes:
-    print(f"\nCPU probe at each result (objbench: 50M xorshift steps on one core, lower is faster): median {med(probes):.1f} ms, range {min(probes):.1f}–{max(probes):.1f}")
+for key, what in (("cpu_probe_ms", "compute: 50M xorshift steps"), ("memory_probe_ms", "memory: 2M random reads in 16 MiB")):
+    probes = [r[key] for r in rows if r.get(key)]
+    if probes:
+        print(f"\nprobe at each result ({what}, one core, lower is faster): median {med(probes):.1f} ms, range {min(probes):.1f}–{max(probes):.1f}")
 print("\nload averages: " + "; ".join(f"{r['label']}: {r['load']}" + (f" (waited {r['waited_s']}s)" if r['waited_s'] else "") for r in rows if r.get("mode") == "load"))
 PY
 say "results: $RESULTS"

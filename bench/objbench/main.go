@@ -715,16 +715,18 @@ type result map[string]any
 
 func (r result) emit() {
 	r["load"] = loadAvg()
-	r["cpu_probe_ms"] = cpuProbe()
+	r["cpu_probe_ms"], r["memory_probe_ms"] = cpuProbe()
 	b, _ := json.Marshal(r)
 	fmt.Println(string(b))
 }
 
-// cpuProbe times a fixed amount of integer work on one core, in ms: the
-// speed of the host's CPU at the time of a result. On a shared virtual
-// machine it has been seen to double within minutes, which moves every
-// figure; results taken at different probe values do not compare.
-func cpuProbe() float64 {
+// cpuProbe times fixed work on one core, in ms: integer work in
+// registers, and a chase through 16 MiB of memory in random order (the
+// speed of the caches and memory, which other tenants of a host share).
+// On this shared virtual machine the Python interpreter was once seen to
+// run at half speed for an hour while the register loop did not move; a
+// run's figures compare only with runs at similar probe values.
+func cpuProbe() (compute, memory float64) {
 	start := time.Now()
 	x := uint64(88172645463325252)
 	for range 50_000_000 {
@@ -733,8 +735,27 @@ func cpuProbe() float64 {
 		x ^= x << 17
 	}
 	runtime.KeepAlive(x) // the loop's result is used, so it stays
-	return round(time.Since(start).Seconds()*1000, 1)
+	compute = round(time.Since(start).Seconds()*1000, 1)
+	chase := chaseTable()
+	start = time.Now()
+	p := uint32(0)
+	for range 2_000_000 {
+		p = chase[p]
+	}
+	runtime.KeepAlive(p)
+	return compute, round(time.Since(start).Seconds()*1000, 1)
 }
+
+// chaseTable is one random cycle through 4 Mi entries, built once.
+var chaseTable = sync.OnceValue(func() []uint32 {
+	const n = 4 << 20
+	next := make([]uint32, n)
+	perm := rand.New(rand.NewPCG(1, 2)).Perm(n)
+	for i := range n {
+		next[perm[i]] = uint32(perm[(i+1)%n])
+	}
+	return next
+})
 
 func loadAvg() string {
 	b, err := os.ReadFile("/proc/loadavg")
