@@ -74,7 +74,8 @@ func (c *Cloud) startObject(ctx context.Context, ln net.Listener, _ *api.Metrics
 		HashPathPrefix: prefix, HashPathSuffix: suffix,
 		Tokens: tokens, AuthURL: authURI, Logger: log,
 		SyncRealms: realms, SyncCluster: current, AllowedSyncHosts: cfg.Object.ContainerSync.AllowedSyncHosts,
-		Middlewares: ProxyMiddlewares(cfg),
+		Middlewares:            ProxyMiddlewares(cfg),
+		AllowAccountManagement: cfg.Object.AllowAccountManagement,
 	})
 	if err != nil {
 		if n != nil {

@@ -47,6 +47,11 @@ type ObjectConfig struct {
 	ContainerSync ContainerSyncConfig `yaml:"container_sync"`
 	// DomainRemap configures the proxy's domain_remap middleware.
 	DomainRemap DomainRemapConfig `yaml:"domain_remap"`
+	// AllowAccountManagement lets users with the reseller admin role
+	// create and delete accounts through the proxy (Swift's
+	// allow_account_management, off by default there too); a deleted
+	// account is emptied by the storage nodes' account reaper.
+	AllowAccountManagement bool `yaml:"allow_account_management"`
 }
 
 // StoragePolicyConfig is one storage policy (see policy.Policy).

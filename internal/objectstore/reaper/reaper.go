@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -60,7 +61,8 @@ type Reaper struct {
 
 // Stats counts what one pass did.
 type Stats struct {
-	// Accounts counts deleted accounts worked on.
+	// Accounts counts deleted accounts worked on (that still listed
+	// containers).
 	Accounts int
 	// Containers and Objects count what was deleted (or found gone).
 	Containers, Objects int
@@ -92,7 +94,7 @@ func New(cfg Config) (*Reaper, error) {
 // Run reaps every Interval until ctx ends.
 func (r *Reaper) Run(ctx context.Context) {
 	server.RunEvery(ctx, r.cfg.Interval, func(ctx context.Context) {
-		if st := r.ReapOnce(ctx); st.Accounts > 0 {
+		if st := r.ReapOnce(ctx); st.Containers > 0 || st.Failed > 0 {
 			r.cfg.Logger.Info("reaper pass", "accounts", st.Accounts, "containers", st.Containers,
 				"objects", st.Objects, "failed", st.Failed)
 		}
@@ -139,11 +141,12 @@ func (r *Reaper) account(ctx context.Context, path string, st *Stats) error {
 	if err != nil {
 		return err
 	}
+	rows = slices.DeleteFunc(rows, func(row server.DBRow) bool { return row.Deleted })
+	if len(rows) == 0 {
+		return nil // emptied: the replicator removes it after the reclaim age
+	}
 	st.Accounts++
 	for _, row := range rows {
-		if row.Deleted {
-			continue
-		}
 		if err := r.container(ctx, info.Account, row.Name, st); err != nil {
 			st.Failed++
 			r.cfg.Logger.Warn("reap container; the next pass retries", "account", info.Account, "container", row.Name, "err", err)

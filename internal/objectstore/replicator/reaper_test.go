@@ -3,11 +3,13 @@ package replicator_test
 import (
 	"context"
 	"net/http"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/nimbus-cloud/nimbus/internal/objectstore/direct"
 	"github.com/nimbus-cloud/nimbus/internal/objectstore/reaper"
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/server"
 )
 
 // A deleted account's objects and containers are deleted from every
@@ -82,5 +84,28 @@ func TestReaperEmptiesDeletedAccount(t *testing.T) {
 		if st, _ := c.do(http.MethodHead, d, cpart, "/AUTH_test/c", nil, nil); st != http.StatusNotFound {
 			t.Errorf("container on %s after the reaper: %d", d.Name, st)
 		}
+	}
+	// The deleted account recorded the container's deletion, so it is
+	// empty and the next pass has nothing to do.
+	for _, tn := range c.nodes {
+		tn.containers.UpdateOnce(ctx)
+	}
+	for _, d := range anodes {
+		dbs, err := server.ListDBs(filepath.Join(c.node(d).root, d.Name), "account")
+		if err != nil || len(dbs) != 1 {
+			t.Fatalf("account databases on %s: %v, %v", d.Name, dbs, err)
+		}
+		db, err := server.OpenDB(dbs[0].Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := server.ReadDBRows(ctx, db, "account", nil)
+		db.Close()
+		if err != nil || len(rows) != 1 || !rows[0].Deleted {
+			t.Errorf("account rows on %s after the reaper: %+v (%v), want the container's, deleted", d.Name, rows, err)
+		}
+	}
+	if st := reap(0); st != (reaper.Stats{}) {
+		t.Errorf("a pass after the account was emptied: %+v", st)
 	}
 }

@@ -173,7 +173,12 @@ func (s *AccountServer) putContainer(w http.ResponseWriter, r *http.Request, t t
 	ctx := r.Context()
 	var deleted bool
 	err = s.update(ctx, t, "account container update", func(tx *sql.Tx, st *stat) error {
-		if st.deleted() {
+		// A deleted account takes no new or live containers, but does
+		// record a container's deletion: the account reaper deletes the
+		// containers of deleted accounts, and their rows must end
+		// deleted for the account to end empty (Swift's reaper sends
+		// X-Account-Override-Deleted for the same purpose).
+		if st.deleted() && del.Compare(put) <= 0 {
 			return httpErr(http.StatusNotFound, "")
 		}
 		var err error
