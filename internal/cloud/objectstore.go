@@ -173,7 +173,7 @@ func StorageNodeConfig(cfg *config.Config, prefix, suffix string) (node.Config, 
 		ReplicationInterval: st.ReplicationInterval, ExpirerInterval: st.ExpirerInterval,
 		UpdaterInterval: st.UpdaterInterval, AuditorInterval: st.AuditorInterval,
 		ContainerSyncInterval: st.ContainerSyncInterval, AllowedSyncHosts: cfg.Object.ContainerSync.AllowedSyncHosts,
-		ReaperInterval: st.ReaperInterval, ReaperDelay: st.ReaperDelay, InlineMax: st.InlineMax,
+		ReaperInterval: st.ReaperInterval, ReaperDelay: st.ReaperDelay,
 		SyncRealms: realms,
 	}, nil
 }

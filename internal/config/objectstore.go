@@ -156,11 +156,6 @@ type StorageConfig struct {
 	// the reaper empties it (Swift's delay_reaping, 0).
 	ReaperInterval time.Duration `yaml:"reaper_interval"`
 	ReaperDelay    time.Duration `yaml:"reaper_delay"`
-	// InlineMax is the largest object body the object servers keep in
-	// each device's inline store (one SQLite database per policy dir)
-	// instead of a hash dir and a file of its own; 0 keeps every object
-	// in a file. See docs/object-storage.md, "Small objects".
-	InlineMax int64 `yaml:"inline_max"`
 }
 
 func defaultObjectConfig() ObjectConfig {

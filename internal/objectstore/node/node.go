@@ -65,9 +65,6 @@ type Config struct {
 	// ReaperInterval is the pause between account reaper passes (1 h
 	// when zero); ReaperDelay how long a deleted account keeps its data.
 	ReaperInterval, ReaperDelay time.Duration
-	// InlineMax is the largest object body kept in a device's inline
-	// store rather than a file (0: none).
-	InlineMax int64
 	// SyncRealms and AllowedSyncHosts decide where containers may sync to
 	// (see containersync.ValidateSyncTo); the proxies need the same.
 	SyncRealms       *containersync.Realms
@@ -190,7 +187,7 @@ func Start(cfg Config, ls *Listeners) (_ *Node, err error) {
 	// the process (see localServers).
 	local := &localServers{}
 	scfg := server.Config{DevicesRoot: cfg.DevicesRoot, MountCheck: cfg.MountCheck, HashPathPrefix: cfg.HashPathPrefix,
-		HashPathSuffix: cfg.HashPathSuffix, Policies: cfg.Policies, UpdaterInterval: cfg.UpdaterInterval, AuditorInterval: cfg.AuditorInterval, InlineMax: cfg.InlineMax, Logger: log,
+		HashPathSuffix: cfg.HashPathSuffix, Policies: cfg.Policies, UpdaterInterval: cfg.UpdaterInterval, AuditorInterval: cfg.AuditorInterval, Logger: log,
 		Client: &http.Client{Transport: &localTransport{servers: local, next: server.NewClient().Transport}}}
 	entries, err := os.ReadDir(cfg.DevicesRoot)
 	if err != nil {

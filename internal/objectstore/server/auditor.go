@@ -55,19 +55,6 @@ func (s *ObjectServer) AuditOnce(ctx context.Context) (AuditStats, error) {
 
 // auditPolicy audits one policy's objects dir on one device.
 func (s *ObjectServer) auditPolicy(ctx context.Context, dev, root string, lim *limiter, st *AuditStats) error {
-	audit := func(dir string) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := s.auditDir(ctx, dev, dir, lim, st); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			st.Errors++
-			s.log.Warn("audit object", "dir", dir, "err", err)
-		}
-		return nil
-	}
 	parts, _ := os.ReadDir(root)
 	for _, p := range parts {
 		suffixes, _ := os.ReadDir(filepath.Join(root, p.Name()))
@@ -75,25 +62,21 @@ func (s *ObjectServer) auditPolicy(ctx context.Context, dev, root string, lim *l
 			sdir := filepath.Join(root, p.Name(), sfx.Name())
 			hashes, _ := os.ReadDir(sdir)
 			for _, h := range hashes {
-				if err := audit(filepath.Join(sdir, h.Name())); err != nil {
+				if err := ctx.Err(); err != nil {
 					return err
+				}
+				dir := filepath.Join(sdir, h.Name())
+				if err := s.auditDir(ctx, dev, dir, lim, st); err != nil {
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+					st.Errors++
+					s.log.Warn("audit object", "dir", dir, "err", err)
 				}
 			}
 		}
 	}
-	// Objects of the inline store that have no hash dir (those that have
-	// one were audited with it).
-	inline, err := inlineStoreAt(root, false)
-	if err != nil || inline == nil {
-		return err
-	}
-	return inline.walkHashes(ctx, func(p inlinePlace) error {
-		dir := p.hashDir()
-		if _, err := os.Lstat(dir); err == nil {
-			return nil
-		}
-		return audit(dir)
-	})
+	return nil
 }
 
 func (s *ObjectServer) auditDir(ctx context.Context, dev, dir string, lim *limiter, st *AuditStats) error {
@@ -105,23 +88,28 @@ func (s *ObjectServer) auditDir(ctx context.Context, dev, dir string, lim *limit
 		return err
 	}
 	st.Files++
-	md, data, closeData, err := openAuditData(dir, of)
+	f, err := os.Open(filepath.Join(dir, of.data))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil // replaced or cleaned up meanwhile
 	}
-	if errors.Is(err, errNoMetadata) {
-		st.Quarantined++
-		s.quarantine(dev, dir, of.data, "bad metadata")
-		return nil
-	}
 	if err != nil {
+		return fmt.Errorf("open: %w", err)
+	}
+	defer f.Close()
+	md, size, err := readMetadataFile(f)
+	if err != nil {
+		if errors.Is(err, errNoMetadata) {
+			st.Quarantined++
+			s.quarantine(dev, dir, of.data, "bad metadata")
+			return nil
+		}
 		return err
 	}
-	defer closeData()
 	h := md5.New()
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	var n int64
+	data := io.LimitReader(f, size)
 	for {
 		k, rerr := data.Read(*bp)
 		if k > 0 {
@@ -144,35 +132,6 @@ func (s *ObjectServer) auditDir(ctx context.Context, dev, dir string, lim *limit
 		s.quarantine(dev, dir, of.data, fmt.Sprintf("checksum %s, size %d; metadata says %s, %s", got, n, md["ETag"], md["Content-Length"]))
 	}
 	return nil
-}
-
-// openAuditData opens the winning .data of dir, a file or an inline
-// file: its own metadata (not merged with a .meta's) and its bytes.
-func openAuditData(dir string, of objectFiles) (map[string]string, io.Reader, func(), error) {
-	if of.inlined(of.data) {
-		st, place, err := inlineStoreOf(dir)
-		if err != nil || st == nil {
-			return nil, nil, nil, errors.Join(err, os.ErrNotExist)
-		}
-		md, body, err := st.file(place.hash, of.data)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		return md, readerAt(body), func() {}, nil
-	}
-	f, err := os.Open(filepath.Join(dir, of.data))
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, nil, nil, err
-		}
-		return nil, nil, nil, fmt.Errorf("open: %w", err)
-	}
-	md, size, err := readMetadataFile(f)
-	if err != nil {
-		f.Close()
-		return nil, nil, nil, err
-	}
-	return md, io.LimitReader(f, size), func() { f.Close() }, nil
 }
 
 // limiter paces a pass to a byte rate and a file rate by sleeping whenever

@@ -60,10 +60,6 @@ type Config struct {
 	// so it never starves client traffic; zero means the defaults.
 	AuditorBytesPerSecond int64
 	AuditorFilesPerSecond int
-	// InlineMax is the largest object body kept in the inline store
-	// (inline.go) instead of a file of its own; 0 keeps every object in
-	// a file.
-	InlineMax int64
 	// TmpMaxAge is the age after which files left in a device's tmp dir (a
 	// crash mid-write) are removed.
 	TmpMaxAge time.Duration

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -35,13 +34,7 @@ type objectFiles struct {
 	ts       string // winning tombstone, if any
 	tsTS     Timestamp
 	obsolete []string
-	// inline are the names held by the policy dir's inline store
-	// (inline.go) rather than as files in dir.
-	inline []string
 }
-
-// inlined reports whether the file name is held by the inline store.
-func (o *objectFiles) inlined(name string) bool { return name != "" && slices.Contains(o.inline, name) }
 
 // exists reports whether a live object (not a tombstone) is on disk.
 func (o *objectFiles) exists() bool { return o.data != "" }
@@ -70,19 +63,11 @@ func listObjectDir(dir string) (objectFiles, error) {
 	of := objectFiles{dir: dir}
 	var stack [4]string
 	names, err := readDirNames(dir, stack[:0])
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return of, fmt.Errorf("list %s: %w", dir, err)
-	}
-	st, place, err := inlineStoreOf(dir)
 	if err != nil {
-		return of, err
-	}
-	if st != nil {
-		n := len(names)
-		if names, err = st.names(place.hash, names); err != nil {
-			return of, err
+		if errors.Is(err, os.ErrNotExist) {
+			return of, nil
 		}
-		of.inline = names[n:len(names):len(names)]
+		return of, fmt.Errorf("list %s: %w", dir, err)
 	}
 	files := make([]onDisk, 0, len(names))
 	for _, name := range names {
@@ -156,28 +141,14 @@ func cleanupObjectDir(dir string, reclaimAge time.Duration) (objectFiles, error)
 		return of, err
 	}
 	var firstErr error
-	var inline []string
 	for _, n := range of.obsolete {
-		if of.inlined(n) {
-			inline = append(inline, n)
-			continue
-		}
 		if err := os.Remove(filepath.Join(dir, n)); err != nil && !errors.Is(err, os.ErrNotExist) && firstErr == nil {
-			firstErr = fmt.Errorf("cleanup %s: %w", dir, err)
-		}
-	}
-	if len(inline) > 0 {
-		if err := removeInline(dir, inline...); err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("cleanup %s: %w", dir, err)
 		}
 	}
 	of.obsolete = nil
 	if of.ts != "" && time.Since(of.tsTS.Time()) > reclaimAge {
-		if of.inlined(of.ts) {
-			if removeInline(dir, of.ts) == nil {
-				of.ts, of.tsTS = "", Timestamp{}
-			}
-		} else if os.Remove(filepath.Join(dir, of.ts)) == nil {
+		if os.Remove(filepath.Join(dir, of.ts)) == nil {
 			of.ts, of.tsTS = "", Timestamp{}
 			suffixHashCache.invalidateHashDir(dir)
 		}
@@ -188,37 +159,21 @@ func cleanupObjectDir(dir string, reclaimAge time.Duration) (objectFiles, error)
 	return of, firstErr
 }
 
-// removeInline drops obsolete inline files of dir.
-func removeInline(dir string, names ...string) error {
-	st, place, err := inlineStoreOf(dir)
-	if err != nil || st == nil {
-		return err
-	}
-	return st.remove(place, names...)
-}
-
 // openObject is an object opened for reading: the .data file and its merged
 // metadata.
 type openObject struct {
 	files objectFiles
-	f     objectBody
-	path  string // of the data, for errors
+	f     *os.File
 	md    map[string]string
 	size  int64 // bytes of object data at the start of f
 }
 
-// objectBody is an open .data: a file, or an inline file's bytes.
-type objectBody interface {
-	io.ReadSeeker
-	io.ReaderAt
-}
-
 // Close releases the data file.
 func (o *openObject) Close() error {
-	if c, ok := o.f.(io.Closer); ok {
-		return c.Close()
+	if o.f == nil {
+		return nil
 	}
-	return nil
+	return o.f.Close()
 }
 
 // timestamp is the object's X-Timestamp: the newer of data and meta.
@@ -238,13 +193,6 @@ func openObjectDir(dir string) (objectFiles, *openObject, error) {
 		if err != nil || !of.exists() {
 			return of, nil, err
 		}
-		if of.inlined(of.data) {
-			obj, err := openInlineObject(dir, of)
-			if errors.Is(err, os.ErrNotExist) && attempt < 3 {
-				continue
-			}
-			return of, obj, err
-		}
 		f, err := os.Open(filepath.Join(dir, of.data))
 		if errors.Is(err, os.ErrNotExist) && attempt < 3 {
 			continue
@@ -258,7 +206,7 @@ func openObjectDir(dir string) (objectFiles, *openObject, error) {
 			return of, nil, err
 		}
 		if of.meta != "" {
-			mmd, err := readMetaFile(dir, of, of.meta)
+			mmd, err := readMetadata(filepath.Join(dir, of.meta))
 			if errors.Is(err, os.ErrNotExist) && attempt < 3 {
 				f.Close()
 				continue
@@ -269,41 +217,8 @@ func openObjectDir(dir string) (objectFiles, *openObject, error) {
 			}
 			md = mergeMeta(md, mmd)
 		}
-		return of, &openObject{files: of, f: f, path: f.Name(), md: md, size: size}, nil
+		return of, &openObject{files: of, f: f, md: md, size: size}, nil
 	}
-}
-
-// openInlineObject reads the live object of dir from the inline store.
-func openInlineObject(dir string, of objectFiles) (*openObject, error) {
-	st, place, err := inlineStoreOf(dir)
-	if err != nil || st == nil {
-		return nil, errors.Join(err, fmt.Errorf("open object %s/%s: %w", dir, of.data, os.ErrNotExist))
-	}
-	md, body, err := st.file(place.hash, of.data)
-	if err != nil {
-		return nil, err
-	}
-	if of.meta != "" {
-		mmd, err := readMetaFile(dir, of, of.meta)
-		if err != nil {
-			return nil, err
-		}
-		md = mergeMeta(md, mmd)
-	}
-	return &openObject{files: of, f: readerAt(body), path: filepath.Join(dir, of.data), md: md, size: int64(len(body))}, nil
-}
-
-// readMetaFile reads the metadata of a file of dir, inline or not.
-func readMetaFile(dir string, of objectFiles, name string) (map[string]string, error) {
-	if !of.inlined(name) {
-		return readMetadata(filepath.Join(dir, name))
-	}
-	st, place, err := inlineStoreOf(dir)
-	if err != nil || st == nil {
-		return nil, errors.Join(err, fmt.Errorf("read %s/%s: %w", dir, name, os.ErrNotExist))
-	}
-	md, _, err := st.file(place.hash, name)
-	return md, err
 }
 
 // dataSystemKeys survive a fast-POST: they describe the bytes of the .data

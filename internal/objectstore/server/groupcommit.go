@@ -144,9 +144,20 @@ func (g *groupCommit[T]) commitQueue(ctx context.Context, own *queuedItem[T]) er
 // on the filesystem commits its row itself and fsyncs the WAL, which is
 // what synchronous=FULL did.
 type rowCommitter struct {
-	db    *sql.DB         // the rows' own handle: synchronous=NORMAL, one connection
-	stmts *objectRowStmts // guarded by the batch's flush; prepared once per handle
-	batchCommitter[objectRow]
+	db   *sql.DB // the rows' own handle: synchronous=NORMAL, one connection
+	path string  // of the database
+
+	flushMu sync.Mutex      // one flush at a time
+	stmts   *objectRowStmts // guarded by flushMu; prepared once per handle
+
+	mu     sync.Mutex
+	queued []*queuedRow // guarded by mu
+}
+
+// queuedRow is a row waiting for the next flush of its database.
+type queuedRow struct {
+	row  objectRow
+	done chan error // buffered: the result of the transaction that held it
 }
 
 // newRowCommitter opens the row handle of the database at path.
@@ -161,9 +172,7 @@ func newRowCommitter(path string) (*rowCommitter, error) {
 	}
 	db.SetMaxOpenConns(1)
 	db.SetMaxIdleConns(1)
-	c := &rowCommitter{db: db}
-	c.batchCommitter = batchCommitter[objectRow]{path: path, commit: c.commit}
-	return c, nil
+	return &rowCommitter{db: db, path: path}, nil
 }
 
 // close closes the row handle.
@@ -173,16 +182,60 @@ func (c *rowCommitter) close() error { return c.db.Close() }
 // The update is idempotent, so a caller whose context ended still waits
 // for the batch its row is in.
 func (c *rowCommitter) merge(ctx context.Context, row objectRow) error {
-	wait, err := c.enqueue(row)
+	// The ticket comes first: a sync error reported from here on may be
+	// about this row's pages.
+	ticket, err := beginFSCommit(filepath.Dir(c.path))
 	if err != nil {
 		return fmt.Errorf("merge object row: %w", err)
 	}
-	return wait(ctx)
+	q := &queuedRow{row: row, done: make(chan error, 1)}
+	c.mu.Lock()
+	c.queued = append(c.queued, q)
+	c.mu.Unlock()
+	ticket.c.flushBeforeSync(c)
+	if ticket.alone() {
+		ticket.release()
+		c.flush()
+		if err := <-q.done; err != nil {
+			return err
+		}
+		return fsyncPath(c.path + "-wal")
+	}
+	// The sync that answers began after the row was queued, and every
+	// sync first flushes what was queued before it began.
+	if err := ticket.commit(ctx); err != nil {
+		return fmt.Errorf("merge object row: %w", err)
+	}
+	return <-q.done
+}
+
+// flush commits every queued row in one transaction and tells each its
+// result. It runs before each sync of the filesystem that a row asked
+// for, and never fails the sync: a failed transaction fails only its
+// rows.
+func (c *rowCommitter) flush() {
+	c.flushMu.Lock()
+	defer c.flushMu.Unlock()
+	c.mu.Lock()
+	batch := c.queued
+	c.queued = nil
+	c.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	rows := make([]objectRow, len(batch))
+	for i, q := range batch {
+		rows[i] = q.row
+	}
+	err := c.commit(context.Background(), rows)
+	for _, q := range batch {
+		q.done <- err
+	}
 }
 
 // commit merges one batch, with statements prepared once per database
 // handle rather than per batch (compiling them was a fifth of the
-// merge's CPU). The batch's flush lock is held.
+// merge's CPU). flushMu is held.
 func (c *rowCommitter) commit(ctx context.Context, rows []objectRow) error {
 	if c.stmts == nil {
 		st, err := prepareObjectRowStmts(ctx, c.db)
@@ -194,103 +247,6 @@ func (c *rowCommitter) commit(ctx context.Context, rows []objectRow) error {
 	return inTx(ctx, c.db, func(tx *sql.Tx) error {
 		return mergeObjectRowsTx(ctx, c.stmts.in(ctx, tx), rows)
 	})
-}
-
-// batchCommitter queues the writes of one SQLite database (in WAL mode,
-// synchronous=NORMAL, so that a commit does not fsync) and commits what
-// is queued in one transaction just before the next sync of the
-// database's filesystem, which makes the transaction's WAL frames
-// durable together with whatever else that sync covers. See rowCommitter
-// for why; the inline object store (inline.go) works the same way.
-type batchCommitter[T any] struct {
-	path string // of the database; a writer alone fsyncs its WAL
-	// commit runs one batch in one transaction. Calls are serialised.
-	commit func(ctx context.Context, batch []T) error
-
-	flushMu sync.Mutex // one flush at a time
-
-	mu     sync.Mutex
-	queued []*queuedWrite[T] // guarded by mu
-}
-
-// queuedWrite is a write waiting for the next flush of its database.
-type queuedWrite[T any] struct {
-	item T
-	done chan error // buffered: the result of the transaction that held it
-}
-
-// enqueue queues item for the next flush and returns the wait for its
-// durability. Between the two the caller may do other work (send the
-// container update of an object, say) that the same sync then covers.
-// The item is not visible to readers of the database until its flush.
-func (c *batchCommitter[T]) enqueue(item T) (wait func(context.Context) error, err error) {
-	// The ticket comes first: a sync error reported from here on may be
-	// about this item's pages.
-	ticket, err := beginFSCommit(filepath.Dir(c.path))
-	if err != nil {
-		return nil, err
-	}
-	q := &queuedWrite[T]{item: item, done: make(chan error, 1)}
-	c.mu.Lock()
-	c.queued = append(c.queued, q)
-	c.mu.Unlock()
-	ticket.c.flushBeforeSync(c)
-	return func(ctx context.Context) error {
-		if ticket.alone() {
-			ticket.release()
-			c.flush()
-			if err := <-q.done; err != nil {
-				return err
-			}
-			return fsyncPath(c.path + "-wal")
-		}
-		// The sync that answers began after the item was queued, and
-		// every sync first flushes what was queued before it began.
-		if err := ticket.commit(ctx); err != nil {
-			return err
-		}
-		return <-q.done
-	}, nil
-}
-
-// enqueueUnwaited queues item for the next flush without waiting for it:
-// for writes that may be lost in a crash and redone (removing obsolete
-// files). It is committed by the next sync of the filesystem.
-func (c *batchCommitter[T]) enqueueUnwaited(item T) error {
-	ticket, err := beginFSCommit(filepath.Dir(c.path))
-	if err != nil {
-		return err
-	}
-	defer ticket.release()
-	c.mu.Lock()
-	c.queued = append(c.queued, &queuedWrite[T]{item: item, done: make(chan error, 1)})
-	c.mu.Unlock()
-	ticket.c.flushBeforeSync(c)
-	return nil
-}
-
-// flush commits every queued item in one transaction and tells each its
-// result. It runs before each sync of the filesystem that an item asked
-// for, and never fails the sync: a failed transaction fails only its
-// items.
-func (c *batchCommitter[T]) flush() {
-	c.flushMu.Lock()
-	defer c.flushMu.Unlock()
-	c.mu.Lock()
-	batch := c.queued
-	c.queued = nil
-	c.mu.Unlock()
-	if len(batch) == 0 {
-		return
-	}
-	items := make([]T, len(batch))
-	for i, q := range batch {
-		items[i] = q.item
-	}
-	err := c.commit(context.Background(), items)
-	for _, q := range batch {
-		q.done <- err
-	}
 }
 
 // mergeObjectRows applies rows in order in one transaction.

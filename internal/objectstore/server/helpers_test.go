@@ -10,8 +10,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,12 +31,6 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(m.Run())
 }
-
-// testInlineMax is the InlineMax of every test node:
-// NIMBUS_TEST_INLINE_MAX=65536 runs the package's tests with small
-// objects in the inline store (tests of the file layout itself fail
-// then, as they should).
-var testInlineMax, _ = strconv.ParseInt(os.Getenv("NIMBUS_TEST_INLINE_MAX"), 10, 64)
 
 // node is one storage node under test: a devices root with device "sda"
 // and the three servers on loopback.
@@ -76,10 +68,8 @@ func newPolicyNode(t testing.TB, pols *policy.Policies) *node {
 		HashPathSuffix: "suf",
 		UpdateTimeout:  time.Second,
 		Policies:       pols,
-		InlineMax:      testInlineMax,
 		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
-	t.Cleanup(func() { closeInlineStores(root) })
 	var err error
 	if n.obj, err = NewObjectServer(n.cfg); err != nil {
 		t.Fatal(err)
@@ -193,16 +183,6 @@ func listDir(t testing.TB, dir string) []string {
 	var out []string
 	for _, e := range ents {
 		out = append(out, e.Name())
-	}
-	// A hash dir's files in the inline store count as its files.
-	if st, place, err := inlineStoreOf(dir); err != nil {
-		t.Fatal(err)
-	} else if st != nil {
-		st.flush()
-		if out, err = st.names(place.hash, out); err != nil {
-			t.Fatal(err)
-		}
-		slices.Sort(out)
 	}
 	return out
 }

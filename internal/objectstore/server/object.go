@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"crypto/md5"
 	"encoding/hex"
 	"errors"
@@ -94,9 +93,6 @@ func (s *ObjectServer) put(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 
-	if s.cfg.InlineMax > 0 && cl >= 0 && cl <= s.cfg.InlineMax && !chunked {
-		return s.putInline(w, r, t, ts, of, ct, deleteAt)
-	}
 	dw, err := newDiskWriterIn(t.devPath, t.dir)
 	if err != nil {
 		return storageErr(err)
@@ -117,89 +113,16 @@ func (s *ObjectServer) put(w http.ResponseWriter, r *http.Request) error {
 	if chunked && dw.n > s.cfg.MaxFileSize {
 		return httpErr(http.StatusRequestEntityTooLarge, "Your request is too large.")
 	}
-	md, err := putMetadata(r, t, ts, ct, dw.etag(), dw.n, deleteAt)
-	if err != nil {
-		return err
-	}
-	durable, err := dw.publish(md, t.dir, ts.Internal()+".data")
-	if err != nil {
-		return storageErr(err)
-	}
-	// The object is in place; what is left is the container updates and
-	// making the object durable, in that order. A container server on
-	// this filesystem makes its listing row durable with a sync that began
-	// after the row, so after the object: when the update returns, that
-	// sync has made the object durable too and durable answers at once.
-	// The object and its listing cost one sync together, where making the
-	// object durable first (or beside the update) made the row wait for
-	// the next. (With the container elsewhere, the object waits for a
-	// sync of its own after the update; under load one has usually run.)
-	return s.finishPut(w, r, t, ts, of, md, deleteAt, func(context.Context) error { return durable() })
-}
-
-// finishPut sends a stored object's container and expirer updates, waits
-// until the object is durable and answers 201.
-func (s *ObjectServer) finishPut(w http.ResponseWriter, r *http.Request, t target, ts Timestamp, of objectFiles,
-	md map[string]string, deleteAt string, durable func(context.Context) error) error {
-	s.containerUpdate(r, t, http.MethodPut, ts, containerUpdateFields(md, r.Header))
-	s.deleteAtUpdate(r, t, ts, deleteAt)
-	// As with a file, a client that left still waits for the commit.
-	if err := durable(context.Background()); err != nil {
-		return storageErr(err)
-	}
-	// Older versions go only once the new one is durable. A hash dir that
-	// held nothing before has nothing to clean (a concurrent write of the
-	// same name leaves an obsolete file that the replicator's next
-	// recomputation of the suffix, invalidated by both, removes).
-	if !of.empty() {
-		if _, err := cleanupObjectDir(t.dir, s.cfg.ReclaimAge); err != nil {
-			s.log.Warn("cleanup after put", "dir", t.dir, "err", err)
-		}
-	}
-	w.Header().Set("ETag", md["ETag"])
-	writeEmpty(w, http.StatusCreated)
-	return nil
-}
-
-// putInline stores a small object in the inline store (inline.go): the
-// body is read whole, checked, and queued for the filesystem's next
-// sync, which the container updates' listing rows share.
-func (s *ObjectServer) putInline(w http.ResponseWriter, r *http.Request, t target, ts Timestamp, of objectFiles, ct, deleteAt string) error {
-	place, ok := placeOf(t.dir)
-	if !ok {
-		return storageErr(fmt.Errorf("inline store: %s is not a hash dir", t.dir))
-	}
-	st, err := inlineStoreAt(place.root, true)
-	if err != nil {
-		return storageErr(err)
-	}
-	body := newMemBody(r.ContentLength)
-	if err := receive(body, r.Body, r.ContentLength, true); err != nil {
-		return err
-	}
-	md, err := putMetadata(r, t, ts, ct, hex.EncodeToString(body.md5.Sum(nil)), int64(len(body.b)), deleteAt)
-	if err != nil {
-		return err
-	}
-	durable, err := st.put(place, ts.Internal()+".data", md, body.b)
-	if err != nil {
-		return storageErr(err)
-	}
-	return s.finishPut(w, r, t, ts, of, md, deleteAt, durable)
-}
-
-// putMetadata is the metadata a PUT stores with its object, after the
-// client's ETag (if any) was checked against the body's.
-func putMetadata(r *http.Request, t target, ts Timestamp, ct, etag string, size int64, deleteAt string) (map[string]string, error) {
+	etag := dw.etag()
 	if want := strings.Trim(strings.ToLower(r.Header.Get("ETag")), `"`); want != "" && want != etag {
-		return nil, httpErr(http.StatusUnprocessableEntity, "")
+		return httpErr(http.StatusUnprocessableEntity, "")
 	}
 	md := map[string]string{
 		"name":           t.name(),
 		"X-Timestamp":    ts.Internal(),
 		"Content-Type":   ct,
 		"ETag":           etag,
-		"Content-Length": strconv.FormatInt(size, 10),
+		"Content-Length": strconv.FormatInt(dw.n, 10),
 	}
 	for k, vs := range r.Header {
 		if isObjectUserMeta(k) || strings.HasPrefix(k, "X-Object-Sysmeta-") {
@@ -214,7 +137,36 @@ func putMetadata(r *http.Request, t target, ts Timestamp, ct, etag string, size 
 	if deleteAt != "" {
 		md["X-Delete-At"] = deleteAt
 	}
-	return md, nil
+	durable, err := dw.publish(md, t.dir, ts.Internal()+".data")
+	if err != nil {
+		return storageErr(err)
+	}
+	// The object is in place; what is left is the container updates and
+	// making the object durable, in that order. A container server on
+	// this filesystem makes its listing row durable with a sync that began
+	// after the row, so after the object: when the update returns, that
+	// sync has made the object durable too and durable answers at once.
+	// The object and its listing cost one sync together, where making the
+	// object durable first (or beside the update) made the row wait for
+	// the next. (With the container elsewhere, the object waits for a
+	// sync of its own after the update; under load one has usually run.)
+	s.containerUpdate(r, t, http.MethodPut, ts, containerUpdateFields(md, r.Header))
+	s.deleteAtUpdate(r, t, ts, deleteAt)
+	if err := durable(); err != nil {
+		return storageErr(err)
+	}
+	// Older versions go only once the new one is durable. A hash dir that
+	// held nothing before has nothing to clean (a concurrent write of the
+	// same name leaves an obsolete file that the replicator's next
+	// recomputation of the suffix, invalidated by both, removes).
+	if !of.empty() {
+		if _, err := cleanupObjectDir(t.dir, s.cfg.ReclaimAge); err != nil {
+			s.log.Warn("cleanup after put", "dir", t.dir, "err", err)
+		}
+	}
+	w.Header().Set("ETag", etag)
+	writeEmpty(w, http.StatusCreated)
+	return nil
 }
 
 // Prefixes of the headers that replace fields of an object's container
@@ -258,7 +210,7 @@ func postContentType(r *http.Request, dir string, of objectFiles) (string, error
 	if of.meta == "" {
 		return "", nil
 	}
-	prev, err := readMetaFile(dir, of, of.meta)
+	prev, err := readMetadata(filepath.Join(dir, of.meta))
 	if errors.Is(err, os.ErrNotExist) {
 		return "", nil // replaced meanwhile; the newer POST decides
 	}
@@ -270,7 +222,7 @@ func postContentType(r *http.Request, dir string, of objectFiles) (string, error
 
 // receive copies the request body into dw. A body that ends early or fails
 // is a client disconnect (499); a disk failure is answered as such.
-func receive(dw io.Writer, body io.Reader, limit int64, exact bool) error {
+func receive(dw *diskWriter, body io.Reader, limit int64, exact bool) error {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
@@ -402,7 +354,7 @@ func (s *ObjectServer) serveWhole(w http.ResponseWriter, t target, of objectFile
 	}
 	buf = buf[:obj.size]
 	if _, err := obj.f.ReadAt(buf, 0); err != nil {
-		return storageErr(fmt.Errorf("read %s: %w", obj.path, err))
+		return storageErr(fmt.Errorf("read %s: %w", obj.f.Name(), err))
 	}
 	if sum := md5.Sum(buf); hex.EncodeToString(sum[:]) != obj.md["ETag"] {
 		s.quarantine(t.devPath, t.dir, of.data, "etag mismatch on read")
@@ -560,11 +512,12 @@ func (s *ObjectServer) delete(w http.ResponseWriter, r *http.Request) error {
 // file that was found bad: if a newer write replaced it meanwhile, nothing
 // is moved.
 func (s *ObjectServer) quarantine(devPath, dir, dataFile, reason string) {
-	of, err := listObjectDir(dir)
-	if err != nil || (dataFile != "" && of.data != dataFile) {
-		return
+	if dataFile != "" {
+		if of, err := listObjectDir(dir); err != nil || of.data != dataFile {
+			return
+		}
 	}
-	dst, err := quarantineHashDir(devPath, dir, of)
+	dst, err := quarantineHashDir(devPath, dir)
 	if err != nil {
 		s.log.Error("quarantine failed", "dir", dir, "reason", reason, "err", err)
 		return
@@ -573,10 +526,8 @@ func (s *ObjectServer) quarantine(devPath, dir, dataFile, reason string) {
 }
 
 // quarantineHashDir renames dir to quarantined/objects[-N]/<hash>[-n],
-// keeping the policy's data dir name as Swift does. Files of its that the
-// inline store holds (of.inline) are written out there as files and
-// dropped from the store.
-func quarantineHashDir(devPath, dir string, of objectFiles) (string, error) {
+// keeping the policy's data dir name as Swift does.
+func quarantineHashDir(devPath, dir string) (string, error) {
 	// dir is <dev>/<objects[-N]>/<partition>/<suffix>/<hash>.
 	datadir := filepath.Base(filepath.Dir(filepath.Dir(filepath.Dir(dir))))
 	if datadir != objectsDir && !strings.HasPrefix(datadir, objectsDir+"-") {
@@ -590,9 +541,6 @@ func quarantineHashDir(devPath, dir string, of objectFiles) (string, error) {
 	dst := filepath.Join(qdir, base)
 	for i := 1; ; i++ {
 		err := os.Rename(dir, dst)
-		if errors.Is(err, os.ErrNotExist) && len(of.inline) > 0 {
-			err = os.Mkdir(dst, 0o750) // only inline files: no dir to move
-		}
 		if err == nil {
 			suffixHashCache.invalidateHashDir(dir)
 			break
@@ -602,58 +550,8 @@ func quarantineHashDir(devPath, dir string, of objectFiles) (string, error) {
 		}
 		dst = filepath.Join(qdir, fmt.Sprintf("%s-%d", base, i))
 	}
-	if err := exportInline(dir, of.inline, dst); err != nil {
-		return dst, err
-	}
 	if err := fsyncPath(qdir); err != nil {
 		return dst, err
 	}
 	return dst, fsyncPath(filepath.Dir(dir))
-}
-
-// exportInline writes the inline files names of hash dir dir into dst as
-// files, durably, then drops them from the store.
-func exportInline(dir string, names []string, dst string) error {
-	if len(names) == 0 {
-		return nil
-	}
-	st, place, err := inlineStoreOf(dir)
-	if err != nil || st == nil {
-		return err
-	}
-	for _, name := range names {
-		md, body, err := st.file(place.hash, name)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if errors.Is(err, errNoMetadata) {
-			md, err = map[string]string{}, nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := writeQuarantined(filepath.Join(dst, name), md, body); err != nil {
-			return err
-		}
-		if err := st.removeNow(context.Background(), place, name); err != nil {
-			return err
-		}
-	}
-	return fsyncPath(dst)
-}
-
-// writeQuarantined writes one exported file with its metadata.
-func writeQuarantined(path string, md map[string]string, body []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
-	if err != nil {
-		return fmt.Errorf("quarantine: %w", err)
-	}
-	_, err = f.Write(body)
-	if err == nil {
-		err = writeMetadata(f, md)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	return errors.Join(err, f.Close())
 }

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"crypto/md5"
 	"encoding/base64"
 	"encoding/hex"
@@ -58,38 +57,12 @@ func ObjectPartitions(devPath string, pol int) ([]int, error) {
 		return nil, fmt.Errorf("list partitions of %s: %w", devPath, err)
 	}
 	var parts []int
-	seen := map[int]bool{}
 	for _, e := range ents {
 		if p, err := strconv.Atoi(e.Name()); err == nil && e.IsDir() && validPartition(e.Name()) == nil {
-			parts = append(parts, p)
-			seen[p] = true
-		}
-	}
-	st, err := inlineStoreAt(filepath.Join(devPath, policy.ObjectsDir(pol)), false)
-	if err != nil || st == nil {
-		return parts, err
-	}
-	inline, err := st.partitions()
-	if err != nil {
-		return nil, err
-	}
-	for _, n := range inline {
-		if p, err := strconv.Atoi(n); err == nil && !seen[p] {
 			parts = append(parts, p)
 		}
 	}
 	return parts, nil
-}
-
-// inlineOfPartition is the inline store of a partition's policy dir, nil
-// if there is none.
-func inlineOfPartition(dir string) (*inlineStore, int, error) {
-	part, err := strconv.Atoi(filepath.Base(dir))
-	if err != nil {
-		return nil, 0, nil
-	}
-	st, err := inlineStoreAt(filepath.Dir(dir), false)
-	return st, part, err
 }
 
 // partDir is a partition's directory in storage policy pol's objects dir.
@@ -105,28 +78,17 @@ func partDir(devPath string, pol, part int) string {
 func ObjectSuffixHashes(devPath string, pol, part int, reclaimAge time.Duration) (map[string]string, error) {
 	dir := partDir(devPath, pol, part)
 	names, ino, err := listPartition(dir)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("list partition %s: %w", dir, err)
+	if errors.Is(err, os.ErrNotExist) {
+		return map[string]string{}, nil
 	}
-	st, _, err := inlineOfPartition(dir)
 	if err != nil {
-		return nil, err
-	}
-	if st != nil {
-		inline, err := st.suffixes(part)
-		if err != nil {
-			return nil, err
-		}
-		names = append(names, inline...)
+		return nil, fmt.Errorf("list partition %s: %w", dir, err)
 	}
 	suffixes := make([]string, 0, len(names))
 	for _, n := range names {
-		if isSuffix(n) && !slices.Contains(suffixes, n) {
+		if isSuffix(n) {
 			suffixes = append(suffixes, n)
 		}
-	}
-	if len(suffixes) == 0 {
-		return map[string]string{}, nil
 	}
 	now := time.Now()
 	snap := suffixHashCache.snapshot(dir, ino, suffixes, now)
@@ -207,23 +169,15 @@ func ObjectSuffixFiles(devPath string, pol, part int, suffixes []string) (map[st
 // cleans each first.
 func suffixFiles(dir string, reclaimAge time.Duration) (map[string][]string, error) {
 	names, err := readDirNames(dir, nil)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("list suffix %s: %w", dir, err)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
 	}
-	st, part, err := inlineOfPartition(filepath.Dir(dir))
 	if err != nil {
-		return nil, err
-	}
-	if st != nil {
-		inline, err := st.hashes(part, filepath.Base(dir))
-		if err != nil {
-			return nil, err
-		}
-		names = append(names, inline...)
+		return nil, fmt.Errorf("list suffix %s: %w", dir, err)
 	}
 	out := map[string][]string{}
 	for _, name := range names {
-		if _, done := out[name]; done || !isHash(name) {
+		if !isHash(name) {
 			continue
 		}
 		hd := filepath.Join(dir, name)
@@ -260,41 +214,15 @@ type ObjectFile struct {
 }
 
 // Close releases the file.
-func (o *ObjectFile) Close() error {
-	if o.f == nil {
-		return nil
-	}
-	return o.f.Close()
-}
-
-// openInlineFile opens a file of hash dir dir that the inline store
-// holds; notFound is the error if it holds none.
-func openInlineFile(dir, file string, notFound error) (*ObjectFile, error) {
-	st, place, err := inlineStoreOf(dir)
-	if err != nil {
-		return nil, err
-	}
-	if st == nil {
-		return nil, fmt.Errorf("open object file: %w", notFound)
-	}
-	md, body, err := st.file(place.hash, file)
-	if err != nil {
-		return nil, fmt.Errorf("open object file: %w", err)
-	}
-	return &ObjectFile{Metadata: md, Size: int64(len(body)), Body: readerAt(body)}, nil
-}
+func (o *ObjectFile) Close() error { return o.f.Close() }
 
 // OpenObjectFile opens <hash dir>/<file> of a partition for pushing.
 func OpenObjectFile(devPath string, pol, part int, hash, file string) (*ObjectFile, error) {
 	if !isHash(hash) || !validObjectFile(file) {
 		return nil, fmt.Errorf("open object file %s/%s: bad name", hash, file)
 	}
-	dir := filepath.Join(partDir(devPath, pol, part), hash[len(hash)-3:], hash)
-	p := filepath.Join(dir, file)
+	p := filepath.Join(partDir(devPath, pol, part), hash[len(hash)-3:], hash, file)
 	f, err := os.Open(p)
-	if errors.Is(err, os.ErrNotExist) {
-		return openInlineFile(dir, file, err)
-	}
 	if err != nil {
 		return nil, fmt.Errorf("open object file: %w", err)
 	}
@@ -310,13 +238,7 @@ func OpenObjectFile(devPath string, pol, part int, hash, file string) (*ObjectFi
 // objects have all reached their primaries.
 func RemoveObjectPartition(devPath string, pol, part int) error {
 	dir := partDir(devPath, pol, part)
-	st, _, err := inlineOfPartition(dir)
-	if err == nil && st != nil {
-		err = st.removePartition(context.Background(), part)
-	}
-	if err == nil {
-		err = os.RemoveAll(dir)
-	}
+	err := os.RemoveAll(dir)
 	suffixHashCache.invalidatePartition(dir)
 	if err != nil {
 		return fmt.Errorf("remove partition %d of %s: %w", part, devPath, err)
@@ -447,69 +369,29 @@ func (s *ObjectServer) sync(w http.ResponseWriter, r *http.Request) error {
 	case ext != ".meta" && !newest.IsZero() && newest.Compare(ts) >= 0:
 		return conflict(newest)
 	}
+	dw, err := newDiskWriter(devPath)
+	if err != nil {
+		return storageErr(err)
+	}
+	defer dw.abort()
 	size := int64(0)
 	if ext == ".data" {
 		if size, err = strconv.ParseInt(md["Content-Length"], 10, 64); err != nil || size < 0 {
 			return httpErr(http.StatusUnprocessableEntity, "invalid Content-Length in metadata")
 		}
 	}
-	if ext == ".data" && s.cfg.InlineMax > 0 && size <= s.cfg.InlineMax {
-		err = s.syncInline(r, dir, file, md, size)
-	} else {
-		err = syncFile(r, devPath, dir, file, md, size)
-	}
-	if err != nil {
-		return err
-	}
-	if _, err := cleanupObjectDir(dir, s.cfg.ReclaimAge); err != nil {
-		s.log.Warn("cleanup after sync", "dir", dir, "err", err)
-	}
-	writeEmpty(w, http.StatusCreated)
-	return nil
-}
-
-// syncFile stores a pushed file as a file of its own.
-func syncFile(r *http.Request, devPath, dir, file string, md map[string]string, size int64) error {
-	dw, err := newDiskWriter(devPath)
-	if err != nil {
-		return storageErr(err)
-	}
-	defer dw.abort()
 	if err := receive(dw, r.Body, size, true); err != nil {
 		return err
 	}
-	if filepath.Ext(file) == ".data" && dw.etag() != md["ETag"] {
+	if ext == ".data" && dw.etag() != md["ETag"] {
 		return httpErr(http.StatusUnprocessableEntity, "body does not match its ETag")
 	}
 	if err := dw.commit(md, dir, file); err != nil {
 		return storageErr(err)
 	}
-	return nil
-}
-
-// syncInline stores a pushed small .data in the inline store.
-func (s *ObjectServer) syncInline(r *http.Request, dir, file string, md map[string]string, size int64) error {
-	place, ok := placeOf(dir)
-	if !ok {
-		return storageErr(fmt.Errorf("inline store: %s is not a hash dir", dir))
+	if _, err := cleanupObjectDir(dir, s.cfg.ReclaimAge); err != nil {
+		s.log.Warn("cleanup after sync", "dir", dir, "err", err)
 	}
-	st, err := inlineStoreAt(place.root, true)
-	if err != nil {
-		return storageErr(err)
-	}
-	body := newMemBody(size)
-	if err := receive(body, r.Body, size, true); err != nil {
-		return err
-	}
-	if hex.EncodeToString(body.md5.Sum(nil)) != md["ETag"] {
-		return httpErr(http.StatusUnprocessableEntity, "body does not match its ETag")
-	}
-	wait, err := st.put(place, file, md, body.b)
-	if err == nil {
-		err = wait(context.Background())
-	}
-	if err != nil {
-		return storageErr(err)
-	}
+	writeEmpty(w, http.StatusCreated)
 	return nil
 }
