@@ -290,9 +290,7 @@ func (c *fsCommitter) syncBatch(context.Context, []struct{}) error {
 	flushers := c.flushers
 	c.flushers = nil
 	c.mu.Unlock()
-	for f := range flushers {
-		f.flush()
-	}
+	flushAll(flushers)
 	err := c.sync(fd)
 	c.mu.Lock()
 	c.commits++
@@ -301,6 +299,22 @@ func (c *fsCommitter) syncBatch(context.Context, []struct{}) error {
 	}
 	c.mu.Unlock()
 	return err
+}
+
+// flushAll runs the flushers at once: they are transactions on
+// different databases, CPU work more than I/O (their pages reach the disk
+// with the sync that follows), and a leader that ran them one after
+// another kept every writer of the filesystem waiting for their sum.
+func flushAll(flushers map[flusher]struct{}) {
+	var wg sync.WaitGroup
+	for f := range flushers {
+		if len(flushers) == 1 {
+			f.flush()
+			break
+		}
+		wg.Go(f.flush)
+	}
+	wg.Wait()
 }
 
 // syncfsAndFlush makes everything written to fd's filesystem durable; see
