@@ -174,7 +174,7 @@ objbench() {
   else
     set -- -auth-v1 http://127.0.0.1:18080/auth/v1.0 -user admin:admin -key testing -pids "$spids" "$@"
   fi
-  "$OBJBENCH" -label "$label" -container "objbench-$name" -disk "$DISK" "$@" \
+  "$OBJBENCH" -label "$label" -container "objbench-$name" -disk "$DISK" -fs-probe-dir "$OUT" "$@" \
     2> >(tee -a "$OUT/objbench.log" >&2) | record || { status=1; say "$label $name failed"; }
   [ -z "$prof" ] || wait "$prof" || true
 }
@@ -253,7 +253,8 @@ for r in rows:
         sys_share = f" ({100 * r['server_sys_s'] / r['server_cpu_s']:.0f} % system)" if r.get("server_sys_s") is not None and r["server_cpu_s"] else ""
         flushes = f"; disk flushes {r['disk_flushes_per_op']}/op" if r.get("disk_flushes_per_op") is not None else ""
         print(f"- server CPU {r['label']} {r['test']} {r['op']}" + (f" c={r['concurrency']}" if r.get("concurrency") else "") + f": {per}{sys_share}; client {r['client_cpu_s']} s; errors {r.get('errors', 0)}{flushes}")
-for key, what in (("cpu_probe_ms", "compute: 50M xorshift steps"), ("memory_probe_ms", "memory: 2M random reads in 16 MiB")):
+for key, what in (("cpu_probe_ms", "compute: 50M xorshift steps"), ("memory_probe_ms", "memory: 2M random reads in 16 MiB"),
+                  ("fs_probe_ms", "filesystem: 100 directories with a 4 KiB file each")):
     probes = [r[key] for r in rows if r.get(key)]
     if probes:
         print(f"\nprobe at each result ({what}, one core, lower is faster): median {med(probes):.1f} ms, range {min(probes):.1f}–{max(probes):.1f}")
