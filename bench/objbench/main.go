@@ -101,7 +101,7 @@ func main() {
 	flag.StringVar(&c.disk, "disk", "", "block device holding the servers' data (e.g. vda): count its writes and flushes")
 	flag.DurationVar(&c.timeout, "timeout", 10*time.Minute, "per-request timeout")
 	flag.BoolVar(&c.keep, "keep", false, "keep the large object (it is deleted by default)")
-	flag.StringVar(&fsProbeDir, "fs-probe-dir", "", "a directory on the servers' filesystem: time creating files there with each result (fs_probe_ms)")
+	flag.StringVar(&fsProbeDir, "fs-probe-dir", "", "a directory on the servers' filesystem: time creating files there with each result (fs_probe_ms; they stay there)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		die("unexpected arguments: %v", flag.Args())
@@ -754,20 +754,21 @@ func cpuProbe() (compute, memory float64) {
 // fsProbeDir is where fsProbe creates its files (-fs-probe-dir).
 var fsProbeDir string
 
-// fsProbe times creating 100 directories with a 4 KiB file each in dir
-// (removed after), in ms; -1 if that failed. Measured here: on ext4
-// without a journal, for a minute or two after a large delete (a data
-// dir or a test's temp dirs removed) every inode the filesystem
-// allocates costs two to three times its usual CPU, and small PUTs slow
-// down with it (the kernel avoids reusing recently freed inodes there,
-// and checks each candidate it passes over). A small-PUT figure compares
-// only with runs at similar fs_probe_ms.
+// fsProbe times creating 100 directories with a 4 KiB file each in a
+// new directory under dir, in ms; -1 if that failed. Measured here: on
+// ext4 without a journal, for minutes after a large delete (a data dir
+// or a test's temp dirs removed) every inode the filesystem allocates
+// costs two to three times its usual CPU, and small PUTs slow down with
+// it (the kernel avoids reusing recently freed inodes there, and checks
+// each candidate it passes over). A small-PUT figure compares only with
+// runs at similar fs_probe_ms. The probe's files stay (about 800 KiB per
+// probe, for the caller to remove at the end): removing them would make
+// the next probe, and the next test, pay for the delete.
 func fsProbe(dir string) float64 {
 	d, err := os.MkdirTemp(dir, "fsprobe-")
 	if err != nil {
 		return -1
 	}
-	defer os.RemoveAll(d)
 	buf := make([]byte, 4096)
 	start := time.Now()
 	for i := range 100 {
