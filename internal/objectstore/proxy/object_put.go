@@ -246,8 +246,12 @@ func (p *Proxy) stream(ctx context.Context, pl placement, names string, slots []
 // feed copies body to every ready putter. A putter whose node fails is
 // dropped; the upload stops when fewer than a quorum remain.
 func (p *Proxy) feed(body io.Reader, putters []*putter, length int64, quorum int) error {
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
+	pool := &copyBufs
+	if length < 0 || length > 1<<20 {
+		pool = &largeCopyBufs // fewer hand-overs to the nodes' pipes
+	}
+	bp := pool.Get().(*[]byte)
+	defer pool.Put(bp)
 	buf := *bp
 	var total int64
 	for {
@@ -300,5 +304,10 @@ func bodyReadErr(err error) error {
 // instead of streaming it to the nodes as it arrives.
 const smallPutMax = 64 << 10
 
-// copyBufs holds 64 KiB buffers for streaming object bodies.
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 64*1024); return &b }}
+// copyBufs holds 64 KiB buffers for streaming object bodies, and
+// largeCopyBufs 256 KiB ones for large bodies: each step is a hand-over
+// to another goroutine or a system call.
+var (
+	copyBufs      = sync.Pool{New: func() any { b := make([]byte, 64*1024); return &b }}
+	largeCopyBufs = sync.Pool{New: func() any { b := make([]byte, 256*1024); return &b }}
+)

@@ -296,8 +296,14 @@ func (p *Proxy) relay(q *request, resp *http.Response) error {
 	// connection allocate 32 KiB for every GET (it splices only from a
 	// file or a socket, and a storage server's body is neither), a tenth
 	// of a small GET's CPU in allocating and collecting them.
-	buf := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(buf)
+	// A large body goes in larger steps: each is a read that wakes the
+	// storage server's writer and a socket write.
+	pool := &copyBufs
+	if resp.ContentLength > 1<<20 {
+		pool = &largeCopyBufs
+	}
+	buf := pool.Get().(*[]byte)
+	defer pool.Put(buf)
 	if _, err := io.CopyBuffer(writerOnly{q.w}, resp.Body, *buf); err != nil {
 		// The status is out; a cut connection is the only signal left.
 		p.log.Debug("response body cut short", "trans_id", q.transID, "err", err)

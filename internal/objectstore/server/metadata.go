@@ -96,5 +96,9 @@ func splitList(v string) []string {
 	return parts
 }
 
-// copyBufs holds 64 KiB buffers for streaming bodies to and from disk.
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 64*1024); return &b }}
+// copyBufs holds 64 KiB buffers for streaming bodies to and from disk,
+// and largeCopyBufs 256 KiB ones for large bodies (see copyBody).
+var (
+	copyBufs      = sync.Pool{New: func() any { b := make([]byte, 64*1024); return &b }}
+	largeCopyBufs = sync.Pool{New: func() any { b := make([]byte, 256*1024); return &b }}
+)

@@ -108,8 +108,7 @@ func serveBody(w http.ResponseWriter, r *http.Request, f io.ReadSeeker, size int
 		if r.Method == http.MethodHead {
 			return nil
 		}
-		_, err := io.Copy(w, io.LimitReader(f, size))
-		return err
+		return copyBody(w, f, size)
 	case len(rs) == 0:
 		return httpErrHeaders(http.StatusRequestedRangeNotSatisfiable, http.Header{"Content-Range": {fmt.Sprintf("bytes */%d", size)}})
 	case len(rs) == 1:
@@ -123,8 +122,7 @@ func serveBody(w http.ResponseWriter, r *http.Request, f io.ReadSeeker, size int
 		if _, err := f.Seek(br.start, io.SeekStart); err != nil {
 			return err
 		}
-		_, err := io.Copy(w, io.LimitReader(f, br.end-br.start))
-		return err
+		return copyBody(w, f, br.end-br.start)
 	}
 	var rb [8]byte
 	_, _ = rand.Read(rb[:])
@@ -151,7 +149,7 @@ func serveBody(w http.ResponseWriter, r *http.Request, f io.ReadSeeker, size int
 		if _, err := f.Seek(br.start, io.SeekStart); err != nil {
 			return err
 		}
-		if _, err := io.Copy(w, io.LimitReader(f, br.end-br.start)); err != nil {
+		if err := copyBody(w, f, br.end-br.start); err != nil {
 			return err
 		}
 		if _, err := io.WriteString(w, "\r\n"); err != nil {
@@ -161,3 +159,23 @@ func serveBody(w http.ResponseWriter, r *http.Request, f io.ReadSeeker, size int
 	_, err := io.WriteString(w, closing)
 	return err
 }
+
+// copyBody sends the next n bytes of f to w through a pooled buffer: 64
+// KiB, or 256 KiB for a body of more than a megabyte. io.Copy's 32 KiB
+// steps made a 1 GiB GET 32,768 hand-overs to the proxy (each a pipe
+// write and a wake-up of its reader, or a socket write), a tenth of its
+// CPU.
+func copyBody(w io.Writer, f io.Reader, n int64) error {
+	pool := &copyBufs
+	if n > 1<<20 {
+		pool = &largeCopyBufs
+	}
+	bp := pool.Get().(*[]byte)
+	defer pool.Put(bp)
+	_, err := io.CopyBuffer(writerOnly{w}, io.LimitReader(f, n), *bp)
+	return err
+}
+
+// writerOnly hides a writer's ReadFrom, so that io.CopyBuffer uses the
+// buffer it is given.
+type writerOnly struct{ io.Writer }

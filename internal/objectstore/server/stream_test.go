@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -66,5 +67,29 @@ func TestObjectStreamingMemory(t *testing.T) {
 	}
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 8<<20 {
 		t.Fatalf("moving 2 x 64 MiB allocated %d bytes", alloc)
+	}
+}
+
+// Ranges of an object above copyBody's large-buffer size come back byte
+// for byte, across the buffer's boundaries.
+func TestLargeObjectRanges(t *testing.T) {
+	n := newNode(t)
+	const size = 3 << 20
+	body, _ := io.ReadAll(&patternReader{left: size})
+	expectStatus(t, n.putObject(t, "/sda/0/a/c/big", n.ts(), string(body), nil), 201, "put")
+	r := do(t, "GET", n.objURL+"/sda/0/a/c/big", map[string]string{"Range": "bytes=100000-2500000"}, "")
+	expectStatus(t, r, 206, "single range")
+	if r.body != string(body[100000:2500001]) {
+		t.Fatalf("single range: %d bytes, wrong content", len(r.body))
+	}
+	r = do(t, "GET", n.objURL+"/sda/0/a/c/big", map[string]string{"Range": "bytes=0-299999,1048000-2200000"}, "")
+	expectStatus(t, r, 206, "two ranges")
+	for _, part := range [][2]int{{0, 300000}, {1048000, 2200001}} {
+		if !strings.Contains(r.body, string(body[part[0]:part[1]])) {
+			t.Fatalf("multipart answer lacks bytes %d-%d", part[0], part[1]-1)
+		}
+	}
+	if g := do(t, "GET", n.objURL+"/sda/0/a/c/big", nil, ""); g.body != string(body) {
+		t.Fatalf("whole object: %d bytes, wrong content", len(g.body))
 	}
 }
