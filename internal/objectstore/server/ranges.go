@@ -163,8 +163,9 @@ func serveBody(w http.ResponseWriter, r *http.Request, f io.ReadSeeker, size int
 // copyBody sends the next n bytes of f to w through a pooled buffer: 64
 // KiB, or 256 KiB for a body of more than a megabyte. io.Copy's 32 KiB
 // steps made a 1 GiB GET 32,768 hand-overs to the proxy (each a pipe
-// write and a wake-up of its reader, or a socket write), a tenth of its
-// CPU.
+// write and a wake-up of its reader, or a socket write); with 256 KiB
+// steps here and in the proxy it took a third less CPU and ran 1.5×
+// as fast (docs/performance.md).
 func copyBody(w io.Writer, f io.Reader, n int64) error {
 	pool := &copyBufs
 	if n > 1<<20 {
