@@ -246,10 +246,7 @@ func (p *Proxy) stream(ctx context.Context, pl placement, names string, slots []
 // feed copies body to every ready putter. A putter whose node fails is
 // dropped; the upload stops when fewer than a quorum remain.
 func (p *Proxy) feed(body io.Reader, putters []*putter, length int64, quorum int) error {
-	pool := &copyBufs
-	if length < 0 || length > 1<<20 {
-		pool = &largeCopyBufs // fewer hand-overs to the nodes' pipes
-	}
+	pool := copyBufsFor(length)
 	bp := pool.Get().(*[]byte)
 	defer pool.Put(bp)
 	buf := *bp
@@ -311,3 +308,11 @@ var (
 	copyBufs      = sync.Pool{New: func() any { b := make([]byte, 64*1024); return &b }}
 	largeCopyBufs = sync.Pool{New: func() any { b := make([]byte, 256*1024); return &b }}
 )
+
+// copyBufsFor is the pool for copying a body of n bytes (-1: unknown).
+func copyBufsFor(n int64) *sync.Pool {
+	if n < 0 || n > 1<<20 {
+		return &largeCopyBufs
+	}
+	return &copyBufs
+}

@@ -298,10 +298,7 @@ func (p *Proxy) relay(q *request, resp *http.Response) error {
 	// of a small GET's CPU in allocating and collecting them.
 	// A large body goes in larger steps: each is a read that wakes the
 	// storage server's writer and a socket write.
-	pool := &copyBufs
-	if resp.ContentLength > 1<<20 {
-		pool = &largeCopyBufs
-	}
+	pool := copyBufsFor(max(resp.ContentLength, 0))
 	buf := pool.Get().(*[]byte)
 	defer pool.Put(buf)
 	if _, err := io.CopyBuffer(writerOnly{q.w}, resp.Body, *buf); err != nil {

@@ -305,12 +305,13 @@ func (c *fsCommitter) syncBatch(context.Context, []struct{}) error {
 // different databases, CPU work more than I/O (their pages reach the disk
 // with the sync that follows), and a leader that ran them one after
 // another kept every writer of the filesystem waiting for their sum.
+// One runs on the leader's own goroutine, whose stack has grown already.
 func flushAll(flushers map[flusher]struct{}) {
 	var wg sync.WaitGroup
 	for f := range flushers {
 		if len(flushers) == 1 {
 			f.flush()
-			break
+			return
 		}
 		wg.Go(f.flush)
 	}

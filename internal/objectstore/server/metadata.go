@@ -102,3 +102,12 @@ var (
 	copyBufs      = sync.Pool{New: func() any { b := make([]byte, 64*1024); return &b }}
 	largeCopyBufs = sync.Pool{New: func() any { b := make([]byte, 256*1024); return &b }}
 )
+
+// copyBufsFor is the pool for copying a body of n bytes (-1: unknown):
+// large buffers above a megabyte, where each step costs a hand-over.
+func copyBufsFor(n int64) *sync.Pool {
+	if n < 0 || n > 1<<20 {
+		return &largeCopyBufs
+	}
+	return &copyBufs
+}

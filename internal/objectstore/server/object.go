@@ -223,10 +223,7 @@ func postContentType(r *http.Request, dir string, of objectFiles) (string, error
 // receive copies the request body into dw. A body that ends early or fails
 // is a client disconnect (499); a disk failure is answered as such.
 func receive(dw *diskWriter, body io.Reader, limit int64, exact bool) error {
-	pool := &copyBufs
-	if limit > 1<<20 {
-		pool = &largeCopyBufs
-	}
+	pool := copyBufsFor(limit)
 	bp := pool.Get().(*[]byte)
 	defer pool.Put(bp)
 	buf := *bp
