@@ -81,7 +81,7 @@ cleanup() {
   if [ -n "$npid" ] && kill -0 "$npid" 2>/dev/null; then kill -TERM "$npid"; wait "$npid" 2>/dev/null || true; fi
   if [ -n "$swift_started" ]; then "$REF/ref-down.sh" swift >&2 || true; fi
   [ -d "$OUT/ref/log" ] && rm -rf "$OUT/swift-log" && mv "$OUT/ref/log" "$OUT/swift-log"
-  rm -rf "$OUT/nimbus-data" "$OUT/ref" "$OUT/dd.tmp"
+  rm -rf "$OUT/nimbus-data" "$OUT/ref" "$OUT/dd.tmp" "$OUT"/fsprobe-*
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
