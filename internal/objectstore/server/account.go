@@ -60,7 +60,7 @@ func NewAccountServer(cfg Config) (*AccountServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &AccountServer{dbServer{base: b, dbs: newDBCache(256), kind: "account", hdr: "X-Account-",
+	s := &AccountServer{dbServer{base: b, dbs: newDBCache(256, b.log), kind: "account", hdr: "X-Account-",
 		schema: accountSchema, statCols: "status, container_count, 0", isMeta: isAccountMeta,
 		rows: containerRows}}
 	s.statHeaders = s.accountStatHeaders

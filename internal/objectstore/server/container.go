@@ -84,7 +84,7 @@ func NewContainerServer(cfg Config) (*ContainerServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &ContainerServer{dbServer: dbServer{base: b, dbs: newDBCache(256), kind: "container", hdr: "X-Container-",
+	s := &ContainerServer{dbServer: dbServer{base: b, dbs: newDBCache(256, b.log), kind: "container", hdr: "X-Container-",
 		schema: containerSchema, statCols: "'', 0, storage_policy_index", isMeta: isContainerMeta,
 		statHeaders: containerStatHeaders, rows: objectRows}, dirty: make(chan string, 4096)}
 	s.route(s.put, s.get, s.post, s.delete)
@@ -273,7 +273,7 @@ func (s *ContainerServer) delete(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if h := r.Header.Get("X-Account-Host"); h != "" {
-		if db, release, err := s.open(t); err == nil {
+		if db, release, err := s.open(ctx, t); err == nil {
 			_, _ = db.ExecContext(ctx, `UPDATE container_stat SET account_host = ?, account_partition = ?, account_device = ?`,
 				h, r.Header.Get("X-Account-Partition"), r.Header.Get("X-Account-Device"))
 			release()
@@ -305,7 +305,7 @@ func (s *ContainerServer) reportAccount(ctx context.Context, path string) {
 // reportOne reports one container database if its stats or timestamps
 // changed since the last accepted report; sent says whether it did.
 func (s *ContainerServer) reportOne(ctx context.Context, path string) (sent bool, err error) {
-	db, release, err := s.dbs.get(path)
+	db, release, err := s.dbs.get(ctx, path)
 	if err != nil {
 		return false, err
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 // latency.
 type dbCache struct {
 	max int
+	log *slog.Logger
 	mu  sync.Mutex
 	dbs map[string]*dbEntry // guarded by mu
 }
@@ -33,16 +35,24 @@ type dbEntry struct {
 	used time.Time     // guarded by dbCache.mu
 	file os.FileInfo   // the file opened, to notice its removal
 
-	// migrated runs migrateRowBuckets once, outside dbCache.mu (an old
-	// database's rows are read in full), before the entry's first use.
+	// migrated runs openedDB once, outside dbCache.mu (an old database's
+	// rows are read in full), before the entry's first use.
 	migrated    sync.Once
 	migratedErr error
 }
 
-// close closes both handles of the entry.
-func (e *dbEntry) close() error { return errors.Join(e.db.Close(), e.rows.close()) }
+// close closes both handles of the entry, the listing rows merged.
+func (e *dbEntry) close() error { return errors.Join(e.rows.close(), e.db.Close()) }
 
-func newDBCache(max int) *dbCache { return &dbCache{max: max, dbs: map[string]*dbEntry{}} }
+// discard closes the handles of an entry whose file was removed. Its
+// rows are not merged: RemoveDB removes a database only when its pending
+// file was empty, so they are in the removed file already, and a merge
+// could open a new connection on the database that took its path.
+func (e *dbEntry) discard() { _ = errors.Join(e.rows.discard(), e.db.Close()) }
+
+func newDBCache(max int, log *slog.Logger) *dbCache {
+	return &dbCache{max: max, log: log, dbs: map[string]*dbEntry{}}
+}
 
 var dsnEscaper = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
 
@@ -53,12 +63,23 @@ func sqliteDSN(path, journal, synchronous string) string {
 		")&_pragma=synchronous(" + synchronous + ")&_txlock=immediate"
 }
 
-// get returns an open handle on the existing database at path and a release
+// existingOnly makes a handle's connections fail on a missing file
+// instead of creating an empty database there: database/sql connects
+// lazily, and a database may be removed (RemoveDB) after its handle was
+// opened.
+const existingOnly = "&mode=rw"
+
+// get returns an open handle on the existing database at path, with
+// every listing row acknowledged so far merged into it, and a release
 // func; os.ErrNotExist if there is none.
-func (c *dbCache) get(path string) (*sql.DB, func(), error) {
+func (c *dbCache) get(ctx context.Context, path string) (*sql.DB, func(), error) {
 	e, release, err := c.acquire(path)
 	if err != nil {
 		return nil, nil, err
+	}
+	if err := e.rows.mergeAppended(ctx); err != nil {
+		release()
+		return nil, nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	return e.db, release, nil
 }
@@ -76,20 +97,20 @@ func (c *dbCache) acquire(path string) (*dbEntry, func(), error) {
 		// a new one took its place: writes through the old handle would
 		// go to a file no one will read again.
 		delete(c.dbs, path)
-		e.close()
+		e.discard()
 		ok = false
 	}
 	if !ok {
 		if err != nil {
 			return nil, nil, err
 		}
-		db, err := sql.Open("sqlite", sqliteDSN(path, "WAL", "FULL"))
+		db, err := sql.Open("sqlite", sqliteDSN(path, "WAL", "FULL")+existingOnly)
 		if err != nil {
 			return nil, nil, fmt.Errorf("open %s: %w", path, err)
 		}
 		db.SetMaxOpenConns(2)
 		db.SetMaxIdleConns(2)
-		rows, err := newRowCommitter(path)
+		rows, err := newRowCommitter(path, fi, c.log)
 		if err != nil {
 			db.Close()
 			return nil, nil, err
@@ -110,7 +131,7 @@ func (c *dbCache) acquire(path string) (*dbEntry, func(), error) {
 		c.mu.Unlock()
 	}
 	c.mu.Unlock()
-	e.migrated.Do(func() { e.migratedErr = migrateRowBuckets(context.Background(), e.db) })
+	e.migrated.Do(func() { e.migratedErr = openedDB(context.Background(), e.db, path) })
 	c.mu.Lock()
 	if err := e.migratedErr; err != nil {
 		// Dropped from the cache once unused, so that the next request

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"testing"
 )
@@ -27,14 +28,14 @@ func TestDBCacheEvictsOnlyIdle(t *testing.T) {
 		db.Close()
 		paths = append(paths, p)
 	}
-	c := newDBCache(2)
+	c := newDBCache(2, slog.Default())
 	defer c.close()
-	held, releaseHeld, err := c.get(paths[0])
+	held, releaseHeld, err := c.get(context.Background(), paths[0])
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range paths[1:] {
-		db, release, err := c.get(p)
+		db, release, err := c.get(context.Background(), p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -63,6 +64,12 @@ func TestDBCacheNoticesRemovedFile(t *testing.T) {
 	if err != nil || len(dbs) != 1 {
 		t.Fatalf("container databases: %v, %v", dbs, err)
 	}
+	// As the replicator does: open (which merges the pending rows), then remove.
+	before, err := OpenDB(dbs[0].Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before.Close()
 	if err := RemoveDB(dbs[0].Path); err != nil {
 		t.Fatal(err)
 	}

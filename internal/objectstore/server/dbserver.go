@@ -86,8 +86,8 @@ func (s *dbServer) create(ctx context.Context, t target, ts Timestamp, cols stri
 }
 
 // open returns the handle of an existing database, or a 404.
-func (s *dbServer) open(t target) (*sql.DB, func(), error) {
-	db, release, err := s.dbs.get(t.dbPath())
+func (s *dbServer) open(ctx context.Context, t target) (*sql.DB, func(), error) {
+	db, release, err := s.dbs.get(ctx, t.dbPath())
 	return db, release, mapNoDB(err)
 }
 
@@ -102,7 +102,7 @@ func mapNoDB(err error) error {
 // update runs fn in one transaction on t's database with its stat row
 // loaded, and commits if fn succeeds. what names the operation in errors.
 func (s *dbServer) update(ctx context.Context, t target, what string, fn func(*sql.Tx, *stat) error) error {
-	db, release, err := s.open(t)
+	db, release, err := s.open(ctx, t)
 	if err != nil {
 		return err
 	}
@@ -193,7 +193,7 @@ func (s *dbServer) get(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
-	db, release, err := s.open(t)
+	db, release, err := s.open(ctx, t)
 	if err != nil {
 		return err
 	}

@@ -132,9 +132,11 @@
 //     into place, so a half-initialised database is never visible; they run
 //     in WAL mode with synchronous=FULL, since an acknowledged listing
 //     update must survive a power cut as the object does. Listing rows
-//     are the exception in form, not in substance: they are committed in
-//     batches without an fsync and acknowledged after a syncfs of their
-//     filesystem that began after the commit (groupcommit.go).
+//     are the exception in form, not in substance: as in Swift, they are
+//     appended to the database's .pending file in batches (one write per
+//     database per sync), acknowledged after a syncfs of their filesystem
+//     that began after the append, and merged into SQLite before the
+//     database is next read (groupcommit.go, pending.go).
 //   - Suffix hashes for replication are cached per partition in memory
 //     and dropped by every write that changes a suffix (suffixcache.go);
 //     a partition is recomputed in full every 30–60 minutes and when its

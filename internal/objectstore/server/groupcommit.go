@@ -5,8 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 )
 
 // objectRow is one object's row in a container listing, or its tombstone.
@@ -125,62 +128,80 @@ func (g *groupCommit[T]) commitQueue(ctx context.Context, own *queuedItem[T]) er
 // rowCommitter batches the object rows of one container database.
 //
 // Every object PUT or DELETE updates the listing on each container
-// replica. A transaction per row cost more CPU than the rest of the
-// container update, and made the replicas' rows queue behind SQLite's one
-// writer. Here a row is queued, and the next sync of the database's
-// filesystem (fscommit.go) first commits every row queued in one
-// transaction, then syncs: the batch is whatever arrived since the last
-// sync, and a row waits no longer than it would for the sync alone. The
-// transaction does not fsync (the handle runs with synchronous=NORMAL);
-// the syncfs that follows it makes its WAL frames durable, and with them
-// the objects of the same PUTs, whose servers wait for the same sync.
+// replica. A row is queued, and the next sync of the database's
+// filesystem (fscommit.go) first appends every row queued to the
+// database's pending file in one write, then syncs: the batch is whatever
+// arrived since the last sync, and a row waits no longer than it would
+// for the sync alone. The syncfs makes the appended rows durable with the
+// objects of the same PUTs, whose servers wait for the same sync. The
+// rows reach SQLite when the database is next read (pending.go says who
+// merges them, and when). A writer alone on the filesystem appends its
+// row itself and fsyncs the file.
 //
-// Each caller returns only after its row is in a committed, durable
-// transaction, so nothing acknowledged lives outside SQLite: a listing,
-// a HEAD or replication reads the database as it is (Swift's .pending
-// file gets batching by appending without any fsync, and must be merged
-// first). A crash before the sync loses only rows that were never
-// acknowledged; SQLite's WAL checksums drop a torn tail. A writer alone
-// on the filesystem commits its row itself and fsyncs the WAL, which is
-// what synchronous=FULL did.
+// Each caller returns only after its row is durable, so a crash loses
+// only rows that were never acknowledged; a torn tail of the file fails
+// its checksum and is dropped.
 type rowCommitter struct {
 	db   *sql.DB // the rows' own handle: synchronous=NORMAL, one connection
 	path string  // of the database
+	log  *slog.Logger
 
-	flushMu sync.Mutex      // one flush at a time
-	stmts   *objectRowStmts // guarded by flushMu; prepared once per handle
+	mergeMu sync.Mutex      // one merge at a time, and compaction
+	stmts   *objectRowStmts // guarded by mergeMu; prepared once per handle
+
+	flushMu    sync.Mutex  // one append at a time
+	pending    pendingRows // guarded by flushMu
+	appended   []objectRow // guarded by flushMu: in the pending file, not merged yet
+	dirSynced  bool        // guarded by flushMu: the pending file's entry was fsynced
+	compacting atomic.Bool // a compaction is running or about to
 
 	mu     sync.Mutex
-	queued []*queuedRow // guarded by mu
+	queued []*queuedRow // guarded by mu: waiting for the next flush
 }
 
 // queuedRow is a row waiting for the next flush of its database.
 type queuedRow struct {
 	row  objectRow
-	done chan error // buffered: the result of the transaction that held it
+	done chan error // buffered: the result of the append that held it
 }
 
-// newRowCommitter opens the row handle of the database at path.
-func newRowCommitter(path string) (*rowCommitter, error) {
+// newRowCommitter opens the row handle of the database at path, whose
+// file is fi.
+func newRowCommitter(path string, fi os.FileInfo, log *slog.Logger) (*rowCommitter, error) {
 	// A small page cache: the handle only merges rows (the listing's
 	// pages stay in the main handle's cache and the OS's), and SQLite's
 	// default of 2 MiB per connection, for every open container, showed
 	// as a third more resident memory under load.
-	db, err := sql.Open("sqlite", sqliteDSN(path, "WAL", "NORMAL")+"&_pragma=cache_size(-256)")
+	db, err := sql.Open("sqlite", sqliteDSN(path, "WAL", "NORMAL")+"&_pragma=cache_size(-256)"+existingOnly)
 	if err != nil {
 		return nil, fmt.Errorf("open %s for listing rows: %w", path, err)
 	}
 	db.SetMaxOpenConns(1)
 	db.SetMaxIdleConns(1)
-	return &rowCommitter{db: db, path: path}, nil
+	return &rowCommitter{db: db, path: path, log: log, pending: pendingRows{dbPath: path, dbFile: fi}}, nil
 }
 
-// close closes the row handle.
-func (c *rowCommitter) close() error { return c.db.Close() }
+// close merges what is pending, empties the pending file and closes the
+// row handle.
+func (c *rowCommitter) close() error {
+	err := c.compact(context.Background())
+	c.flushMu.Lock()
+	err = errors.Join(err, c.pending.close())
+	c.flushMu.Unlock()
+	return errors.Join(err, c.db.Close())
+}
 
-// merge applies row with last-write-wins and returns once it is durable.
-// The update is idempotent, so a caller whose context ended still waits
-// for the batch its row is in.
+// discard closes the row handle without merging (dbEntry.discard).
+func (c *rowCommitter) discard() error {
+	c.flushMu.Lock()
+	err := c.pending.close()
+	c.flushMu.Unlock()
+	return errors.Join(err, c.db.Close())
+}
+
+// merge adds row to the listing (last-write-wins) and returns once it is
+// durable. The update is idempotent, so a caller whose context ended
+// still waits for the batch its row is in.
 func (c *rowCommitter) merge(ctx context.Context, row objectRow) error {
 	// The ticket comes first: a sync error reported from here on may be
 	// about this row's pages.
@@ -199,7 +220,7 @@ func (c *rowCommitter) merge(ctx context.Context, row objectRow) error {
 		if err := <-q.done; err != nil {
 			return err
 		}
-		return fsyncPath(c.path + "-wal")
+		return c.syncPending()
 	}
 	// The sync that answers began after the row was queued, and every
 	// sync first flushes what was queued before it began.
@@ -209,10 +230,10 @@ func (c *rowCommitter) merge(ctx context.Context, row objectRow) error {
 	return <-q.done
 }
 
-// flush commits every queued row in one transaction and tells each its
-// result. It runs before each sync of the filesystem that a row asked
-// for, and never fails the sync: a failed transaction fails only its
-// rows.
+// flush appends every queued row to the pending file in one write and
+// tells each its result. It runs before each sync of the filesystem that
+// a row asked for, and never fails the sync: a failed append fails only
+// its rows.
 func (c *rowCommitter) flush() {
 	c.flushMu.Lock()
 	defer c.flushMu.Unlock()
@@ -227,16 +248,110 @@ func (c *rowCommitter) flush() {
 	for i, q := range batch {
 		rows[i] = q.row
 	}
-	err := c.commit(context.Background(), rows)
+	created, emptied, err := c.pending.append(rows)
+	if created {
+		c.dirSynced = false
+	}
+	if emptied {
+		c.appended = nil // merged by whoever emptied the file
+	}
+	if err == nil {
+		c.appended = append(c.appended, rows...)
+	}
 	for _, q := range batch {
 		q.done <- err
 	}
+	if c.pending.size >= pendingCompactBytes && c.compacting.CompareAndSwap(false, true) {
+		go func() {
+			defer c.compacting.Store(false)
+			if err := c.compact(context.Background()); err != nil {
+				c.log.Warn("merge pending listing rows", "db", c.path, "err", err)
+			}
+		}()
+	}
+}
+
+// syncPending fsyncs the pending file, and its directory after the file
+// was created: the lone writer's commit.
+func (c *rowCommitter) syncPending() error {
+	c.flushMu.Lock()
+	defer c.flushMu.Unlock()
+	if err := c.pending.sync(); err != nil {
+		return err
+	}
+	if !c.dirSynced {
+		if err := fsyncPath(filepath.Dir(c.path)); err != nil {
+			return err
+		}
+		c.dirSynced = true
+	}
+	return nil
+}
+
+// mergeAppended merges the rows appended so far into the database; a
+// reader calls it first, so that it sees every acknowledged row. The
+// merge does not sync: the pending file holds the rows until compact.
+// Appends go on meanwhile.
+func (c *rowCommitter) mergeAppended(ctx context.Context) error {
+	c.mergeMu.Lock()
+	defer c.mergeMu.Unlock()
+	c.flushMu.Lock()
+	rows := c.takeAppendedLocked()
+	c.flushMu.Unlock()
+	err := c.commit(ctx, rows)
+	if err != nil {
+		c.flushMu.Lock()
+		c.restoreLocked(rows)
+		c.flushMu.Unlock()
+	}
+	return err
+}
+
+// restoreLocked puts back rows whose merge failed, before those appended
+// since, for the next merge; flushMu is held.
+func (c *rowCommitter) restoreLocked(rows []objectRow) { c.appended = append(rows, c.appended...) }
+
+// takeAppendedLocked returns the rows appended and not merged yet, and
+// forgets them; flushMu is held. None when another merged and emptied
+// the file since (mergePendingFile): merging its rows again could bring
+// back a row reclaimed after that merge.
+func (c *rowCommitter) takeAppendedLocked() []objectRow {
+	if c.pending.emptiedElsewhere() {
+		c.appended = nil
+	}
+	rows := c.appended
+	c.appended = nil
+	return rows
+}
+
+// compact merges what is left, makes the merged rows durable in the WAL
+// and empties the pending file; no row is appended meanwhile.
+func (c *rowCommitter) compact(ctx context.Context) error {
+	c.mergeMu.Lock()
+	defer c.mergeMu.Unlock()
+	c.flushMu.Lock()
+	defer c.flushMu.Unlock()
+	rows := c.takeAppendedLocked()
+	if err := c.commit(ctx, rows); err != nil {
+		c.restoreLocked(rows)
+		return err
+	}
+	if c.pending.size == 0 {
+		return nil
+	}
+	if err := fsyncPath(c.path + "-wal"); err != nil {
+		return err
+	}
+	return c.pending.truncate()
 }
 
 // commit merges one batch, with statements prepared once per database
 // handle rather than per batch (compiling them was a fifth of the
-// merge's CPU). flushMu is held.
+// merge's CPU). mergeMu is held.
 func (c *rowCommitter) commit(ctx context.Context, rows []objectRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
 	if c.stmts == nil {
 		st, err := prepareObjectRowStmts(ctx, c.db)
 		if err != nil {

@@ -101,9 +101,32 @@ func ListDBs(devPath, kind string) ([]DBFile, error) {
 	return out, nil
 }
 
-// RemoveDB deletes a handoff database once its primaries have its rows.
+// errPendingRows refuses to remove a database whose pending file gained
+// rows since it was opened.
+var errPendingRows = errors.New("listing rows arrived; the database stays until the next pass")
+
+// RemoveDB deletes a handoff database once its primaries have its rows,
+// or a deleted one past its reclaim age. It holds the lock of the
+// database's pending file (created if there is none) while it checks
+// that no rows arrived since the caller opened the database (OpenDB
+// merged and emptied the file) and removes the files, so that no append
+// lands between the check and the removal.
 func RemoveDB(path string) error {
-	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+	f, err := os.OpenFile(path+pendingSuffix, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("remove db: %w", err)
+	}
+	defer f.Close()
+	if err := lockFile(f); err != nil {
+		return fmt.Errorf("remove db: %w", err)
+	}
+	defer unlockFile(f)
+	if fi, err := f.Stat(); err != nil {
+		return fmt.Errorf("remove db: %w", err)
+	} else if fi.Size() > 0 {
+		return fmt.Errorf("remove %s: %w", path, errPendingRows)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm", path + pendingSuffix} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("remove %s: %w", p, err)
 		}
@@ -113,20 +136,31 @@ func RemoveDB(path string) error {
 }
 
 // OpenDB opens a database file for the replicator, which runs beside the
-// servers; SQLite's WAL mode lets both use it at once.
+// servers; SQLite's WAL mode lets both use it at once. The listing rows
+// of the database's pending file are merged first.
 func OpenDB(path string) (*sql.DB, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("open db: %w", err)
 	}
-	db, err := sql.Open("sqlite", sqliteDSN(path, "WAL", "FULL"))
+	db, err := sql.Open("sqlite", sqliteDSN(path, "WAL", "FULL")+existingOnly)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	if err := migrateRowBuckets(context.Background(), db); err != nil {
+	if err := openedDB(context.Background(), db, path); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	return db, nil
+}
+
+// openedDB brings a database just opened up to date: the bucket column
+// of older databases, and the rows of its pending file. db must sync at
+// commit.
+func openedDB(ctx context.Context, db *sql.DB, path string) error {
+	if err := migrateRowBuckets(ctx, db); err != nil {
+		return err
+	}
+	return mergePendingFile(ctx, db, path)
 }
 
 // ReadDBInfo reads a database's stat row and bucket hashes.
@@ -193,7 +227,7 @@ func (s *dbServer) replicate(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	switch req.Op {
 	case "hashes":
-		db, release, err := s.dbs.get(t.dbPath())
+		db, release, err := s.dbs.get(ctx, t.dbPath())
 		if errors.Is(err, os.ErrNotExist) {
 			return writeJSON(w, ReplicateHashes{})
 		}
@@ -289,7 +323,7 @@ func (s *dbServer) merge(ctx context.Context, t target, req ReplicateRequest) er
 	if err != nil || s.kind != KindContainer {
 		return err
 	}
-	db, release, err := s.open(t)
+	db, release, err := s.open(ctx, t)
 	if err != nil {
 		return err
 	}
