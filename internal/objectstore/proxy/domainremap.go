@@ -133,7 +133,7 @@ func (d DomainRemap) remapHost(host string) (account, container string, ok bool,
 	}
 	given, _, _ := strings.Cut(account, "_")
 	for _, p := range d.ResellerPrefixes {
-		if strings.ToLower(given) == strings.ToLower(p) {
+		if strings.EqualFold(given, p) {
 			if !strings.HasPrefix(account, p) {
 				account = p + account[len(given):]
 			}

@@ -72,7 +72,6 @@ type sloInput struct {
 	path  string
 	etag  *string
 	size  *int64
-	rng   [][2]int64 // nil: the whole object
 	rngIn string
 	data  []byte // an inline data segment instead of path
 }
