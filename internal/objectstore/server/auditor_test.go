@@ -73,3 +73,40 @@ func TestAuditorRateLimit(t *testing.T) {
 		t.Fatalf("128 KiB audited at 256 KiB/s in %v", el)
 	}
 }
+
+// A streamed GET (an object larger than serveWhole reads at once) is
+// hashed on the way out: a good object stays, a corrupted one (same size,
+// a byte changed in its last chunk) is quarantined once it was sent.
+func TestStreamedGetQuarantinesCorruptObject(t *testing.T) {
+	n := newNode(t)
+	body := strings.Repeat("0123456789abcdef", 40<<10) // 640 KiB: several chunks
+	for _, name := range []string{"good", "bad"} {
+		expectStatus(t, n.putObject(t, "/sda/0/a/c/"+name, n.ts(), body, nil), 201, "put "+name)
+	}
+	for range 2 {
+		if r := do(t, "GET", n.objURL+"/sda/0/a/c/good", nil, ""); r.status != 200 || r.body != body {
+			t.Fatalf("GET good: %d, %d bytes", r.status, len(r.body))
+		}
+	}
+	dir := n.objDir("0", "a", "c", "bad")
+	data, err := filepath.Glob(filepath.Join(dir, "*.data"))
+	if err != nil || len(data) != 1 {
+		t.Fatalf("data files %v, %v", data, err)
+	}
+	f, err := os.OpenFile(data[0], os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("X"), int64(len(body)-10)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if r := do(t, "GET", n.objURL+"/sda/0/a/c/bad", nil, ""); r.status != 200 || len(r.body) != len(body) {
+		t.Fatalf("first GET of the corrupted object: %d, %d bytes", r.status, len(r.body))
+	}
+	expectStatus(t, do(t, "GET", n.objURL+"/sda/0/a/c/bad", nil, ""), 404, "second read after checksum failure")
+	expectStatus(t, do(t, "GET", n.objURL+"/sda/0/a/c/good", nil, ""), 200, "the good object")
+	if ents := listDir(t, filepath.Join(n.dev, "quarantined", "objects")); len(ents) != 1 {
+		t.Fatalf("quarantine %v", ents)
+	}
+}

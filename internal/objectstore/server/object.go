@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -320,7 +321,8 @@ func (s *ObjectServer) get(w http.ResponseWriter, r *http.Request) error {
 		if obj.size <= wholeReadMax {
 			return s.serveWhole(w, t, of, obj)
 		}
-		sum = &hashingReader{f: obj.f, h: md5.New()}
+		sum = newHashingReader(obj.f, obj.size)
+		defer sum.close()
 		src = sum
 	}
 	if err := serveBody(w, r, src, obj.size, obj.md["Content-Type"]); err != nil {
@@ -332,7 +334,7 @@ func (s *ObjectServer) get(w http.ResponseWriter, r *http.Request) error {
 		s.log.Debug("object body stream ended early", "path", r.URL.Path, "err", err)
 		panic(http.ErrAbortHandler)
 	}
-	if sum != nil && sum.n == obj.size && hex.EncodeToString(sum.h.Sum(nil)) != obj.md["ETag"] {
+	if sum != nil && sum.n == obj.size && sum.sum() != obj.md["ETag"] {
 		s.quarantine(t.devPath, t.dir, of.data, "etag mismatch on read")
 	}
 	return nil
@@ -367,25 +369,75 @@ func (s *ObjectServer) serveWhole(w http.ResponseWriter, t target, of objectFile
 	return nil
 }
 
-// hashingReader hashes what a sequential read of the whole file returns.
+// hashingReader hashes what a sequential read of the whole file returns,
+// on a goroutine of its own. Hashed inline, a large GET's MD5 (about as
+// much CPU as everything else the object server does for it) ran
+// between reading a chunk and handing it on, so the chunk waited for it;
+// here each chunk is copied to one of two buffers of the hasher's, and
+// the hash of one chunk runs while the next is read and sent. close must
+// be called, and ends the goroutine.
 type hashingReader struct {
-	f interface {
-		io.Reader
-		io.Seeker
+	f      io.ReadSeeker
+	h      hash.Hash
+	n      int64
+	pool   *sync.Pool   // of the buffers
+	bufs   chan *[]byte // the hasher's free buffers
+	chunks chan []byte  // to hash, in order
+	done   chan struct{}
+	closed bool
+}
+
+func newHashingReader(f io.ReadSeeker, size int64) *hashingReader {
+	hr := &hashingReader{f: f, h: md5.New(), bufs: make(chan *[]byte, 2), chunks: make(chan []byte, 2),
+		done: make(chan struct{}), pool: copyBufsFor(size)}
+	for range cap(hr.bufs) {
+		hr.bufs <- hr.pool.Get().(*[]byte)
 	}
-	h hash.Hash
-	n int64
+	go func() {
+		defer close(hr.done)
+		for b := range hr.chunks {
+			hr.h.Write(b)
+			hr.bufs <- &b
+		}
+	}()
+	return hr
 }
 
 func (hr *hashingReader) Read(p []byte) (int, error) {
 	n, err := hr.f.Read(p)
-	hr.h.Write(p[:n])
+	for chunk := p[:n]; len(chunk) > 0; {
+		b := <-hr.bufs
+		m := copy((*b)[:cap(*b)], chunk)
+		hr.chunks <- (*b)[:m]
+		chunk = chunk[m:]
+	}
 	hr.n += int64(n)
 	return n, err
 }
 
 func (hr *hashingReader) Seek(off int64, whence int) (int64, error) {
 	return hr.f.Seek(off, whence)
+}
+
+// sum waits for the hash of everything read, and returns it in hex.
+func (hr *hashingReader) sum() string {
+	hr.close()
+	return hex.EncodeToString(hr.h.Sum(nil))
+}
+
+// close ends the hasher once it is done and returns its buffers.
+func (hr *hashingReader) close() {
+	if hr.closed {
+		return
+	}
+	hr.closed = true
+	close(hr.chunks)
+	<-hr.done
+	for range cap(hr.bufs) {
+		b := <-hr.bufs
+		*b = (*b)[:cap(*b)]
+		hr.pool.Put(b)
+	}
 }
 
 func (s *ObjectServer) post(w http.ResponseWriter, r *http.Request) error {
