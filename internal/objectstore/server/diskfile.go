@@ -264,6 +264,7 @@ func mergeMeta(data, meta map[string]string) map[string]string {
 type diskWriter struct {
 	f       *os.File
 	md5     hash.Hash
+	hashed  bool // Write feeds md5 (not when the body's digest comes from elsewhere)
 	n       int64
 	devPath string
 	// ticket is the claim on the filesystem commit, taken before the file
@@ -307,7 +308,7 @@ func newDiskWriter(devPath string) (*diskWriter, error) {
 		ticket.release()
 		return nil, err
 	}
-	return &diskWriter{f: f, md5: md5.New(), devPath: devPath, ticket: ticket}, nil
+	return &diskWriter{f: f, md5: md5.New(), hashed: true, devPath: devPath, ticket: ticket}, nil
 }
 
 // newDiskWriterIn starts a file that commit will put into dir: an unnamed
@@ -339,7 +340,7 @@ func newDiskWriterIn(devPath, dir string) (*diskWriter, error) {
 		}
 		return nil, err
 	}
-	return &diskWriter{f: f, md5: md5.New(), devPath: devPath, ticket: ticket, anon: true, created: created}, nil
+	return &diskWriter{f: f, md5: md5.New(), hashed: true, devPath: devPath, ticket: ticket, anon: true, created: created}, nil
 }
 
 // tmpfileOK is cleared the first time a filesystem refuses O_TMPFILE (or
@@ -393,7 +394,9 @@ func createTmp(devPath, pattern string) (*os.File, error) {
 
 func (w *diskWriter) Write(p []byte) (int, error) {
 	n, err := w.f.Write(p)
-	w.md5.Write(p[:n])
+	if w.hashed {
+		w.md5.Write(p[:n])
+	}
 	w.n += int64(n)
 	if err != nil {
 		return n, fmt.Errorf("write tmp file: %w", err)
@@ -438,7 +441,7 @@ func (w *diskWriter) preallocate(size int64) error {
 	return nil
 }
 
-// etag is the hex MD5 of what was written.
+// etag is the hex MD5 of what was written, when hashed.
 func (w *diskWriter) etag() string { return hex.EncodeToString(w.md5.Sum(nil)) }
 
 // abort discards the file.

@@ -1,21 +1,21 @@
 package server
 
 import (
+	"context"
 	"crypto/md5"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/bodyhash"
 	"github.com/nimbus-cloud/nimbus/internal/objectstore/swiftfmt"
 )
 
@@ -99,6 +99,9 @@ func (s *ObjectServer) put(w http.ResponseWriter, r *http.Request) error {
 		return storageErr(err)
 	}
 	defer dw.abort()
+	// A proxy in this process hashes the body once for all its replicas.
+	digest := bodyhash.FromContext(r.Context())
+	dw.hashed = digest == nil
 	if cl > writeBehind {
 		if err := dw.preallocate(cl); err != nil {
 			return storageErr(err)
@@ -115,6 +118,11 @@ func (s *ObjectServer) put(w http.ResponseWriter, r *http.Request) error {
 		return httpErr(http.StatusRequestEntityTooLarge, "Your request is too large.")
 	}
 	etag := dw.etag()
+	if digest != nil {
+		if etag, err = digest.Sum(r.Context(), dw.n); err != nil {
+			return fmt.Errorf("object body digest: %w", err)
+		}
+	}
 	if want := strings.Trim(strings.ToLower(r.Header.Get("ETag")), `"`); want != "" && want != etag {
 		return httpErr(http.StatusUnprocessableEntity, "")
 	}
@@ -321,7 +329,7 @@ func (s *ObjectServer) get(w http.ResponseWriter, r *http.Request) error {
 		if obj.size <= wholeReadMax {
 			return s.serveWhole(w, t, of, obj)
 		}
-		sum = newHashingReader(obj.f, obj.size)
+		sum = newHashingReader(obj.f)
 		defer sum.close()
 		src = sum
 	}
@@ -334,7 +342,7 @@ func (s *ObjectServer) get(w http.ResponseWriter, r *http.Request) error {
 		s.log.Debug("object body stream ended early", "path", r.URL.Path, "err", err)
 		panic(http.ErrAbortHandler)
 	}
-	if sum != nil && sum.n == obj.size && sum.sum() != obj.md["ETag"] {
+	if sum != nil && sum.n == obj.size && sum.sum(r.Context()) != obj.md["ETag"] {
 		s.quarantine(t.devPath, t.dir, of.data, "etag mismatch on read")
 	}
 	return nil
@@ -370,47 +378,22 @@ func (s *ObjectServer) serveWhole(w http.ResponseWriter, t target, of objectFile
 }
 
 // hashingReader hashes what a sequential read of the whole file returns,
-// on a goroutine of its own. Hashed inline, a large GET's MD5 (about as
-// much CPU as everything else the object server does for it) ran
-// between reading a chunk and handing it on, so the chunk waited for it;
-// here each chunk is copied to one of two buffers of the hasher's, and
-// the hash of one chunk runs while the next is read and sent. close must
-// be called, and ends the goroutine.
+// on a goroutine of its own (bodyhash): hashed inline, each chunk of a
+// large GET waited for its MD5 before it was handed to the proxy. close
+// must be called.
 type hashingReader struct {
-	f      io.ReadSeeker
-	h      hash.Hash
-	n      int64
-	pool   *sync.Pool   // of the buffers
-	bufs   chan *[]byte // the hasher's free buffers
-	chunks chan []byte  // to hash, in order
-	done   chan struct{}
-	closed bool
+	f io.ReadSeeker
+	d *bodyhash.Digest
+	n int64
 }
 
-func newHashingReader(f io.ReadSeeker, size int64) *hashingReader {
-	hr := &hashingReader{f: f, h: md5.New(), bufs: make(chan *[]byte, 2), chunks: make(chan []byte, 2),
-		done: make(chan struct{}), pool: copyBufsFor(size)}
-	for range cap(hr.bufs) {
-		hr.bufs <- hr.pool.Get().(*[]byte)
-	}
-	go func() {
-		defer close(hr.done)
-		for b := range hr.chunks {
-			hr.h.Write(b)
-			hr.bufs <- &b
-		}
-	}()
-	return hr
+func newHashingReader(f io.ReadSeeker) *hashingReader {
+	return &hashingReader{f: f, d: bodyhash.Start()}
 }
 
 func (hr *hashingReader) Read(p []byte) (int, error) {
 	n, err := hr.f.Read(p)
-	for chunk := p[:n]; len(chunk) > 0; {
-		b := <-hr.bufs
-		m := copy((*b)[:cap(*b)], chunk)
-		hr.chunks <- (*b)[:m]
-		chunk = chunk[m:]
-	}
+	hr.d.Write(p[:n])
 	hr.n += int64(n)
 	return n, err
 }
@@ -419,26 +402,17 @@ func (hr *hashingReader) Seek(off int64, whence int) (int64, error) {
 	return hr.f.Seek(off, whence)
 }
 
-// sum waits for the hash of everything read, and returns it in hex.
-func (hr *hashingReader) sum() string {
-	hr.close()
-	return hex.EncodeToString(hr.h.Sum(nil))
+// sum returns the hex MD5 of everything read.
+func (hr *hashingReader) sum(ctx context.Context) string {
+	hr.d.Finish(nil)
+	sum, _ := hr.d.Sum(ctx, hr.n) // covers hr.n bytes by construction
+	return sum
 }
 
-// close ends the hasher once it is done and returns its buffers.
-func (hr *hashingReader) close() {
-	if hr.closed {
-		return
-	}
-	hr.closed = true
-	close(hr.chunks)
-	<-hr.done
-	for range cap(hr.bufs) {
-		b := <-hr.bufs
-		*b = (*b)[:cap(*b)]
-		hr.pool.Put(b)
-	}
-}
+// close ends the hasher (a no-op after sum).
+func (hr *hashingReader) close() { hr.d.Finish(errReadCut) }
+
+var errReadCut = errors.New("read cut short")
 
 func (s *ObjectServer) post(w http.ResponseWriter, r *http.Request) error {
 	t, ts, err := s.writeTarget(r)
