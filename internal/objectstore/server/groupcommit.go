@@ -153,6 +153,7 @@ type rowCommitter struct {
 	pending    pendingRows // guarded by flushMu
 	appended   []objectRow // guarded by flushMu: in the pending file, not merged yet
 	dirSynced  bool        // guarded by flushMu: the pending file's entry was fsynced
+	closed     bool        // guarded by flushMu: the handles are closed
 	compacting atomic.Bool // a compaction is running or about to
 
 	mu     sync.Mutex
@@ -185,15 +186,14 @@ func newRowCommitter(path string, fi os.FileInfo, log *slog.Logger) (*rowCommitt
 // row handle.
 func (c *rowCommitter) close() error {
 	err := c.compact(context.Background())
-	c.flushMu.Lock()
-	err = errors.Join(err, c.pending.close())
-	c.flushMu.Unlock()
-	return errors.Join(err, c.db.Close())
+	return errors.Join(err, c.discard())
 }
 
-// discard closes the row handle without merging (dbEntry.discard).
+// discard closes the row handle without merging (dbEntry.discard). A
+// compaction started by a flush before that finds it closed and stops.
 func (c *rowCommitter) discard() error {
 	c.flushMu.Lock()
+	c.closed = true
 	err := c.pending.close()
 	c.flushMu.Unlock()
 	return errors.Join(err, c.db.Close())
@@ -331,6 +331,9 @@ func (c *rowCommitter) compact(ctx context.Context) error {
 	defer c.mergeMu.Unlock()
 	c.flushMu.Lock()
 	defer c.flushMu.Unlock()
+	if c.closed {
+		return nil
+	}
 	rows := c.takeAppendedLocked()
 	if err := c.commit(ctx, rows); err != nil {
 		c.restoreLocked(rows)
