@@ -22,13 +22,13 @@ import (
 	"fmt"
 	"hash"
 	"sync"
+
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/bufpool"
 )
 
 // chunkSize is the size of the hasher's buffers: writes are copied in
 // pieces of at most this much.
-const chunkSize = 256 << 10
-
-var bufs = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
+const chunkSize = bufpool.LargeSize
 
 // Digest is the MD5 of a stream of writes, computed on its own
 // goroutine. Write from one goroutine, then Finish exactly once; Sum
@@ -50,7 +50,7 @@ func Start() *Digest {
 	d := &Digest{h: md5.New(), free: make(chan *[]byte, 2), chunks: make(chan []byte, 2),
 		hashed: make(chan struct{}), done: make(chan struct{})}
 	for range cap(d.free) {
-		d.free <- bufs.Get().(*[]byte)
+		d.free <- bufpool.Large.Get().(*[]byte)
 	}
 	go func() {
 		defer close(d.hashed)
@@ -86,7 +86,7 @@ func (d *Digest) Finish(err error) {
 		close(d.chunks)
 		<-d.hashed
 		for range cap(d.free) {
-			bufs.Put(<-d.free)
+			bufpool.Large.Put(<-d.free)
 		}
 		if err != nil {
 			d.err = fmt.Errorf("%w: %w", errUnfinished, err)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nimbus-cloud/nimbus/internal/objectstore/bodyhash"
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/bufpool"
 	"github.com/nimbus-cloud/nimbus/internal/objectstore/ring"
 )
 
@@ -260,7 +261,7 @@ func (p *Proxy) stream(ctx context.Context, pl placement, names string, slots []
 // putter whose node fails is dropped; the upload stops when fewer than a
 // quorum remain.
 func (p *Proxy) feed(body io.Reader, putters []*putter, length int64, quorum int, digest *bodyhash.Digest) error {
-	pool := copyBufsFor(length)
+	pool := bufpool.For(length)
 	bp := pool.Get().(*[]byte)
 	defer pool.Put(bp)
 	buf := *bp
@@ -317,19 +318,3 @@ func bodyReadErr(err error) error {
 // smallPutMax is the largest body storeObject reads before sending it
 // instead of streaming it to the nodes as it arrives.
 const smallPutMax = 64 << 10
-
-// copyBufs holds 64 KiB buffers for streaming object bodies, and
-// largeCopyBufs 256 KiB ones for large bodies: each step is a hand-over
-// to another goroutine or a system call.
-var (
-	copyBufs      = sync.Pool{New: func() any { b := make([]byte, 64*1024); return &b }}
-	largeCopyBufs = sync.Pool{New: func() any { b := make([]byte, 256*1024); return &b }}
-)
-
-// copyBufsFor is the pool for copying a body of n bytes (-1: unknown).
-func copyBufsFor(n int64) *sync.Pool {
-	if n < 0 || n > 1<<20 {
-		return &largeCopyBufs
-	}
-	return &copyBufs
-}

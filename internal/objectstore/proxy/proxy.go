@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/nimbus-cloud/nimbus/internal/api"
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/bufpool"
 )
 
 // Proxy is the Swift proxy server: an http.Handler for the Swift v1 API.
@@ -298,7 +299,7 @@ func (p *Proxy) relay(q *request, resp *http.Response) error {
 	// of a small GET's CPU in allocating and collecting them.
 	// A large body goes in larger steps: each is a read that wakes the
 	// storage server's writer and a socket write.
-	pool := copyBufsFor(max(resp.ContentLength, 0))
+	pool := bufpool.For(max(resp.ContentLength, 0))
 	buf := pool.Get().(*[]byte)
 	defer pool.Put(buf)
 	if _, err := io.CopyBuffer(writerOnly{q.w}, resp.Body, *buf); err != nil {

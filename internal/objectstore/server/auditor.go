@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/bufpool"
 	"github.com/nimbus-cloud/nimbus/internal/objectstore/policy"
 	"io"
 	"os"
@@ -106,8 +107,8 @@ func (s *ObjectServer) auditDir(ctx context.Context, dev, dir string, lim *limit
 		return err
 	}
 	h := md5.New()
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
+	bp := bufpool.Small.Get().(*[]byte)
+	defer bufpool.Small.Put(bp)
 	var n int64
 	data := io.LimitReader(f, size)
 	for {

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -94,20 +93,4 @@ func splitList(v string) []string {
 		parts[i] = strings.TrimSpace(parts[i])
 	}
 	return parts
-}
-
-// copyBufs holds 64 KiB buffers for streaming bodies to and from disk,
-// and largeCopyBufs 256 KiB ones for large bodies (see copyBody).
-var (
-	copyBufs      = sync.Pool{New: func() any { b := make([]byte, 64*1024); return &b }}
-	largeCopyBufs = sync.Pool{New: func() any { b := make([]byte, 256*1024); return &b }}
-)
-
-// copyBufsFor is the pool for copying a body of n bytes (-1: unknown):
-// large buffers above a megabyte, where each step costs a hand-over.
-func copyBufsFor(n int64) *sync.Pool {
-	if n < 0 || n > 1<<20 {
-		return &largeCopyBufs
-	}
-	return &copyBufs
 }

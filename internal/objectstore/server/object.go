@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nimbus-cloud/nimbus/internal/objectstore/bodyhash"
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/bufpool"
 	"github.com/nimbus-cloud/nimbus/internal/objectstore/swiftfmt"
 )
 
@@ -232,7 +233,7 @@ func postContentType(r *http.Request, dir string, of objectFiles) (string, error
 // receive copies the request body into dw. A body that ends early or fails
 // is a client disconnect (499); a disk failure is answered as such.
 func receive(dw *diskWriter, body io.Reader, limit int64, exact bool) error {
-	pool := copyBufsFor(limit)
+	pool := bufpool.For(limit)
 	bp := pool.Get().(*[]byte)
 	defer pool.Put(bp)
 	buf := *bp
@@ -357,8 +358,8 @@ const wholeReadMax = 64 << 10
 // replica answers 404, which sends the proxy to another replica, where a
 // streamed GET can only cut the connection after the headers went out.
 func (s *ObjectServer) serveWhole(w http.ResponseWriter, t target, of objectFiles, obj *openObject) error {
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
+	bp := bufpool.Small.Get().(*[]byte)
+	defer bufpool.Small.Put(bp)
 	buf := *bp
 	if int64(cap(buf)) < obj.size {
 		buf = make([]byte, obj.size)
