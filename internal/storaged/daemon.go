@@ -25,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nimbus-cloud/nimbus/internal/atomicfile"
 	"github.com/nimbus-cloud/nimbus/internal/hypervisor/qemu/qmp"
 )
 
@@ -87,7 +88,7 @@ func Open(ctx context.Context, cfg Config) (d *Daemon, started bool, err error) 
 		return nil, false, fmt.Errorf("storage daemon: %w", err)
 	}
 	if _, err := os.Stat(d.keysPath()); errors.Is(err, os.ErrNotExist) {
-		if err := writeFileAtomic(d.keysPath(), nil, 0o600); err != nil {
+		if err := atomicfile.Write(d.keysPath(), nil, 0o600); err != nil {
 			return nil, false, fmt.Errorf("storage daemon: %w", err)
 		}
 	}
@@ -358,30 +359,4 @@ func tail(path string, n int64) []byte {
 		b = b[int64(len(b))-n:]
 	}
 	return b
-}
-
-// writeFileAtomic replaces path with data so that readers see the old or
-// the new content, never a part.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(f.Name()) // after the rename, a no-op
-	if err := f.Chmod(mode); err == nil {
-		_, err = f.Write(data)
-		if err == nil {
-			err = f.Sync()
-		}
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/nimbus-cloud/nimbus/internal/atomicfile"
 )
 
 // SetKeys makes keys (TLS-PSK identity → hex key) the whole set the NBD
@@ -24,7 +26,7 @@ func (d *Daemon) SetKeys(keys map[string]string) error {
 	for _, id := range ids {
 		b.WriteString(id + ":" + keys[id] + "\n")
 	}
-	if err := writeFileAtomic(d.keysPath(), []byte(b.String()), 0o600); err != nil {
+	if err := atomicfile.Write(d.keysPath(), []byte(b.String()), 0o600); err != nil {
 		return fmt.Errorf("set TLS-PSK keys: %w", err)
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/nimbus-cloud/nimbus/internal/atomicfile"
 	"github.com/nimbus-cloud/nimbus/internal/hypervisor"
 	"github.com/nimbus-cloud/nimbus/internal/volume/agentproto"
 )
@@ -68,7 +69,7 @@ func (a *Agent) saveExportsLocked() error {
 	if err != nil {
 		return fmt.Errorf("save exports: %w", err)
 	}
-	if err := writeFileAtomic(a.exportsPath(), b, 0o600); err != nil {
+	if err := atomicfile.Write(a.exportsPath(), b, 0o600); err != nil {
 		return fmt.Errorf("save exports: %w", err)
 	}
 	keys := make(map[string]string, len(a.exports))
@@ -308,25 +309,4 @@ func (a *Agent) restoreExports(ctx context.Context) error {
 		unlock()
 	}
 	return errors.Join(errs...)
-}
-
-// writeFileAtomic replaces path with data; readers see old or new.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name()) // after the rename, a no-op
-	if err := f.Chmod(mode); err == nil {
-		if _, err = f.Write(data); err == nil {
-			err = f.Sync()
-		}
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
