@@ -424,12 +424,6 @@ func (s *Service) limits(r *http.Request) (*api.Response, error) {
 
 // os-simple-tenant-usage
 
-type usageServer struct {
-	inst  instance
-	start time.Time
-	end   time.Time
-}
-
 func (s *Service) usagePeriod(r *http.Request) (time.Time, time.Time, error) {
 	q := r.URL.Query()
 	end := time.Now().UTC()

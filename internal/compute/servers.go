@@ -35,7 +35,6 @@ type viewOpts struct {
 // project, and host states.
 type viewMemo struct {
 	caller caller
-	specs  *bool
 	allow  map[string]bool   // action + "\x00" + project -> allowed
 	hosts  map[string]string // host -> host_status
 	// volumes are the servers' volume mappings, loaded for the page.

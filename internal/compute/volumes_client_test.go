@@ -59,7 +59,7 @@ func (c *cinderStub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c.mu.Unlock()
 	if r.Header.Get("X-Auth-Token") != "user-token" {
-		http.Error(w, `{"error":{"code":401,"message":"no token"}}`, 401)
+		http.Error(w, `{"error":{"code":401,"message":"no token"}}`, http.StatusUnauthorized)
 		return
 	}
 	const p = "/v3/proj"

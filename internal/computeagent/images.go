@@ -1,5 +1,7 @@
 package computeagent
 
+//lint:file-ignore ST1005 Nova's fault texts, which reach the user as the server's fault message.
+
 import (
 	"context"
 	"crypto/md5"

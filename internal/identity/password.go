@@ -4,7 +4,6 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
 	"strings"
@@ -133,9 +132,4 @@ func (c *passwordCache) add(k [32]byte) {
 		}
 	}
 	c.entries[k] = time.Now().Add(passwordCacheTTL)
-}
-
-// constantTimeEqual compares secrets without leaking where they differ.
-func constantTimeEqual(a, b string) bool {
-	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }

@@ -69,15 +69,6 @@ type ec2Route struct {
 	Origin                   string `xml:"origin"`
 }
 
-func (r *ec2Route) target() string {
-	for _, t := range []string{r.InstanceID, r.NetworkInterfaceID, r.GatewayID, r.NatGatewayID, r.TransitGatewayID, r.VpcPeeringConnectionID} {
-		if t != "" {
-			return t
-		}
-	}
-	return "an unknown target"
-}
-
 // EnsureRoute implements Router.
 func (a *awsRouter) EnsureRoute(ctx context.Context, cidr netip.Prefix) error {
 	if err := checkPrefix(cidr); err != nil {

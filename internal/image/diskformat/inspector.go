@@ -341,8 +341,6 @@ func (c *capture) fill(pos int64, p []byte) {
 	c.got = int(hi - c.off)
 }
 
-func (c *capture) done() bool { return c.got == len(c.buf) }
-
 func (c *capture) slice(off int64, n int) []byte {
 	if off < c.off || off-c.off > int64(c.got) || int64(n) > int64(c.got)-(off-c.off) {
 		return nil
