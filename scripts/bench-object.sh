@@ -18,7 +18,9 @@
 #     (proxy, account, container, object servers with their workers, and
 #     memcached) are measured together.
 # Both servers are up at once and the tests alternate (Nimbus, Swift,
-# Nimbus, ...), so that load from other work falls on both alike.
+# Nimbus, ...), so that load from other work falls on both alike. With
+# BENCH_OBJECT_RUNS > 1, the small-object tests of every run come first,
+# then each run's dd baseline and large-object tests.
 # With --profile, Nimbus runs with NIMBUS_DEBUG_ADDR and a CPU profile of
 # each Nimbus test is saved as $BENCH_OUT/nimbus-<test>.pprof.
 #
