@@ -152,7 +152,7 @@ type rowCommitter struct {
 	flushMu    sync.Mutex  // one append at a time
 	pending    pendingRows // guarded by flushMu
 	appended   []objectRow // guarded by flushMu: in the pending file, not merged yet
-	dirSynced  bool        // guarded by flushMu: the pending file's entry was fsynced
+	dirSynced  bool        // guarded by flushMu: the pending file's directory was fsynced once (the file may be new)
 	closed     bool        // guarded by flushMu: the handles are closed
 	compacting atomic.Bool // a compaction is running or about to
 
@@ -248,10 +248,7 @@ func (c *rowCommitter) flush() {
 	for i, q := range batch {
 		rows[i] = q.row
 	}
-	created, emptied, err := c.pending.append(rows)
-	if created {
-		c.dirSynced = false
-	}
+	emptied, err := c.pending.append(rows)
 	if emptied {
 		c.appended = nil // merged by whoever emptied the file
 	}

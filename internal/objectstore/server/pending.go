@@ -233,20 +233,14 @@ type pendingRows struct {
 	buf    []byte      // reused encoding buffer
 }
 
-// append writes rows to the file in one write, under its lock. It
-// reports whether it created the file (whose directory entry then needs a
-// sync of its own on the lone writer's path), and whether another had
-// merged and emptied the file since the last append.
-func (p *pendingRows) append(rows []objectRow) (created, emptied bool, err error) {
+// append writes rows to the file in one write, under its lock, and
+// reports whether another had merged and emptied the file since the last
+// append.
+func (p *pendingRows) append(rows []objectRow) (emptied bool, err error) {
 	if p.f == nil {
-		path := p.dbPath + pendingSuffix
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-		if errors.Is(err, os.ErrNotExist) {
-			f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-			created = err == nil
-		}
+		f, err := os.OpenFile(p.dbPath+pendingSuffix, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 		if err != nil {
-			return false, false, fmt.Errorf("open pending rows: %w", err)
+			return false, fmt.Errorf("open pending rows: %w", err)
 		}
 		p.f = f
 	}
@@ -255,20 +249,20 @@ func (p *pendingRows) append(rows []objectRow) (created, emptied bool, err error
 		p.buf = appendRowRecord(p.buf, r)
 	}
 	if err := lockFile(p.f); err != nil {
-		return created, false, err
+		return false, err
 	}
 	defer unlockFile(p.f)
 	// RemoveDB takes this lock before it removes the database: under it,
 	// a database still in place stays so until the append is done.
 	if fi, err := os.Stat(p.dbPath); err != nil || !os.SameFile(fi, p.dbFile) {
-		return created, false, fmt.Errorf("append pending rows: database %s was removed", p.dbPath)
+		return false, fmt.Errorf("append pending rows: database %s was removed", p.dbPath)
 	}
 	emptied = p.emptiedElsewhere()
 	if _, err := p.f.Write(p.buf); err != nil {
-		return created, emptied, fmt.Errorf("append pending rows: %w", err)
+		return emptied, fmt.Errorf("append pending rows: %w", err)
 	}
 	p.size += int64(len(p.buf))
-	return created, emptied, nil
+	return emptied, nil
 }
 
 // emptiedElsewhere reports whether the file is shorter than the appends
