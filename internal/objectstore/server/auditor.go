@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"github.com/nimbus-cloud/nimbus/internal/objectstore/bufpool"
 	"github.com/nimbus-cloud/nimbus/internal/objectstore/policy"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -106,7 +107,7 @@ func (s *ObjectServer) auditDir(ctx context.Context, dev, dir string, lim *limit
 		}
 		return err
 	}
-	h := md5.New()
+	h, crc := md5.New(), uint32(0)
 	bp := bufpool.Small.Get().(*[]byte)
 	defer bufpool.Small.Put(bp)
 	var n int64
@@ -115,6 +116,7 @@ func (s *ObjectServer) auditDir(ctx context.Context, dev, dir string, lim *limit
 		k, rerr := data.Read(*bp)
 		if k > 0 {
 			h.Write((*bp)[:k])
+			crc = crc32.Update(crc, castagnoli, (*bp)[:k])
 			n += int64(k)
 			if err := lim.wait(ctx, int64(k), 0); err != nil {
 				return err
@@ -128,9 +130,14 @@ func (s *ObjectServer) auditDir(ctx context.Context, dev, dir string, lim *limit
 		}
 	}
 	st.Bytes += n
-	if got := hex.EncodeToString(h.Sum(nil)); got != md["ETag"] || strconv.FormatInt(n, 10) != md["Content-Length"] {
+	// The ETag decides what the object is; a kept checksum that disagrees
+	// with good data would fail every GET of it, so it counts as damage too.
+	got, gotCRC := hex.EncodeToString(h.Sum(nil)), formatChecksum(crc)
+	wantCRC, keepsCRC := md[dataChecksumKey]
+	if got != md["ETag"] || strconv.FormatInt(n, 10) != md["Content-Length"] || (keepsCRC && gotCRC != wantCRC) {
 		st.Quarantined++
-		s.quarantine(dev, dir, of.data, fmt.Sprintf("checksum %s, size %d; metadata says %s, %s", got, n, md["ETag"], md["Content-Length"]))
+		s.quarantine(dev, dir, of.data, fmt.Sprintf("MD5 %s, CRC-32C %s, size %d; metadata says %s, %s, %s",
+			got, gotCRC, n, md["ETag"], wantCRC, md["Content-Length"]))
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"hash/crc32"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -226,7 +227,7 @@ func openObjectDir(dir string) (objectFiles, *openObject, error) {
 // ...) is replaced wholesale by the newest .meta, as Swift does.
 func isDataSystemKey(k string) bool {
 	switch k {
-	case "name", "Content-Length", "Content-Type", "ETag", "X-Static-Large-Object":
+	case "name", "Content-Length", "Content-Type", "ETag", "X-Static-Large-Object", dataChecksumKey:
 		return true
 	}
 	return strings.HasPrefix(k, "X-Object-Sysmeta-")
@@ -240,7 +241,7 @@ func mergeMeta(data, meta map[string]string) map[string]string {
 		}
 	}
 	for k, v := range meta {
-		if k == "Content-Length" || k == "ETag" {
+		if k == "Content-Length" || k == "ETag" || k == dataChecksumKey {
 			continue
 		}
 		out[k] = v
@@ -264,7 +265,8 @@ func mergeMeta(data, meta map[string]string) map[string]string {
 type diskWriter struct {
 	f       *os.File
 	md5     hash.Hash
-	hashed  bool // Write feeds md5 (not when the body's digest comes from elsewhere)
+	hashed  bool   // Write feeds md5 (not when the body's digest comes from elsewhere)
+	crc     uint32 // CRC-32C of what was written (checksum.go)
 	n       int64
 	devPath string
 	// ticket is the claim on the filesystem commit, taken before the file
@@ -397,6 +399,7 @@ func (w *diskWriter) Write(p []byte) (int, error) {
 	if w.hashed {
 		w.md5.Write(p[:n])
 	}
+	w.crc = crc32.Update(w.crc, castagnoli, p[:n])
 	w.n += int64(n)
 	if err != nil {
 		return n, fmt.Errorf("write tmp file: %w", err)
@@ -443,6 +446,9 @@ func (w *diskWriter) preallocate(size int64) error {
 
 // etag is the hex MD5 of what was written, when hashed.
 func (w *diskWriter) etag() string { return hex.EncodeToString(w.md5.Sum(nil)) }
+
+// checksum is the data checksum of what was written, as metadata keeps it.
+func (w *diskWriter) checksum() string { return formatChecksum(w.crc) }
 
 // abort discards the file.
 func (w *diskWriter) abort() {

@@ -1,9 +1,6 @@
 package server
 
 import (
-	"context"
-	"crypto/md5"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -133,6 +130,7 @@ func (s *ObjectServer) put(w http.ResponseWriter, r *http.Request) error {
 		"Content-Type":   ct,
 		"ETag":           etag,
 		"Content-Length": strconv.FormatInt(dw.n, 10),
+		dataChecksumKey:  dw.checksum(),
 	}
 	for k, vs := range r.Header {
 		if isObjectUserMeta(k) || strings.HasPrefix(k, "X-Object-Sysmeta-") {
@@ -325,14 +323,14 @@ func (s *ObjectServer) get(w http.ResponseWriter, r *http.Request) error {
 	// A full GET is checksummed on the way out; a mismatch quarantines the
 	// file so the next read (here or on another replica) is good.
 	var src io.ReadSeeker = obj.f
-	var sum *hashingReader
+	var check *checkingReader
 	if r.Method == http.MethodGet && r.Header.Get("Range") == "" {
 		if obj.size <= wholeReadMax {
 			return s.serveWhole(w, t, of, obj)
 		}
-		sum = newHashingReader(obj.f)
-		defer sum.close()
-		src = sum
+		check = newCheckingReader(obj.f, obj.md)
+		defer check.close()
+		src = check
 	}
 	if err := serveBody(w, r, src, obj.size, obj.md["Content-Type"]); err != nil {
 		var se *statusError
@@ -343,8 +341,8 @@ func (s *ObjectServer) get(w http.ResponseWriter, r *http.Request) error {
 		s.log.Debug("object body stream ended early", "path", r.URL.Path, "err", err)
 		panic(http.ErrAbortHandler)
 	}
-	if sum != nil && sum.n == obj.size && sum.sum(r.Context()) != obj.md["ETag"] {
-		s.quarantine(t.devPath, t.dir, of.data, "etag mismatch on read")
+	if check != nil && check.n == obj.size && !check.matches(r.Context()) {
+		s.quarantine(t.devPath, t.dir, of.data, "checksum mismatch on read")
 	}
 	return nil
 }
@@ -368,8 +366,8 @@ func (s *ObjectServer) serveWhole(w http.ResponseWriter, t target, of objectFile
 	if _, err := obj.f.ReadAt(buf, 0); err != nil {
 		return storageErr(fmt.Errorf("read %s: %w", obj.f.Name(), err))
 	}
-	if sum := md5.Sum(buf); hex.EncodeToString(sum[:]) != obj.md["ETag"] {
-		s.quarantine(t.devPath, t.dir, of.data, "etag mismatch on read")
+	if !dataIntact(buf, obj.md) {
+		s.quarantine(t.devPath, t.dir, of.data, "checksum mismatch on read")
 		return httpErr(http.StatusNotFound, "")
 	}
 	w.Header().Set("Content-Length", strconv.Itoa(len(buf)))
@@ -377,41 +375,6 @@ func (s *ObjectServer) serveWhole(w http.ResponseWriter, t target, of objectFile
 	_, _ = w.Write(buf) // a client that left is no one's error
 	return nil
 }
-
-// hashingReader hashes what a sequential read of the whole file returns,
-// on a goroutine of its own (bodyhash): hashed inline, each chunk of a
-// large GET waited for its MD5 before it was handed to the proxy. close
-// must be called.
-type hashingReader struct {
-	f io.ReadSeeker
-	d *bodyhash.Digest
-	n int64
-}
-
-func newHashingReader(f io.ReadSeeker) *hashingReader {
-	return &hashingReader{f: f, d: bodyhash.Start()}
-}
-
-func (hr *hashingReader) Read(p []byte) (int, error) {
-	n, err := hr.f.Read(p)
-	hr.d.Write(p[:n])
-	hr.n += int64(n)
-	return n, err
-}
-
-func (hr *hashingReader) Seek(off int64, whence int) (int64, error) {
-	return hr.f.Seek(off, whence)
-}
-
-// sum returns the hex MD5 of everything read.
-func (hr *hashingReader) sum(ctx context.Context) string {
-	hr.d.Finish(nil)
-	sum, _ := hr.d.Sum(ctx, hr.n) // covers hr.n bytes by construction
-	return sum
-}
-
-// close ends the hasher (a no-op after sum).
-func (hr *hashingReader) close() { hr.d.Finish(errReadCut) }
 
 var errReadCut = errors.New("read cut short")
 

@@ -383,8 +383,12 @@ func (s *ObjectServer) sync(w http.ResponseWriter, r *http.Request) error {
 	if err := receive(dw, r.Body, size, true); err != nil {
 		return err
 	}
-	if ext == ".data" && dw.etag() != md["ETag"] {
-		return httpErr(http.StatusUnprocessableEntity, "body does not match its ETag")
+	if ext == ".data" {
+		if dw.etag() != md["ETag"] {
+			return httpErr(http.StatusUnprocessableEntity, "body does not match its ETag")
+		}
+		// The checksum is this copy's own, of the bytes that matched.
+		md[dataChecksumKey] = dw.checksum()
 	}
 	if err := dw.commit(md, dir, file); err != nil {
 		return storageErr(err)
