@@ -342,34 +342,26 @@ func (s *ContainerServer) reportOne(ctx context.Context, path string) (sent bool
 }
 
 // RunUpdater reports container stats to account servers until ctx ends:
-// promptly for containers that just changed, and in a full sweep every
-// UpdaterInterval for anything a failed report left behind. The reported_*
-// columns are the durable queue: a report is pending exactly while they
-// differ from the live values, which survives restarts like async_pending.
+// promptly for containers that just changed (paced by a reportPacer),
+// and in a full sweep every UpdaterInterval for anything a failed report
+// left behind. The reported_* columns are the durable queue: a report is
+// pending exactly while they differ from the live values, which survives
+// restarts like async_pending.
 func (s *ContainerServer) RunUpdater(ctx context.Context) {
 	sweep := time.NewTicker(s.cfg.UpdaterInterval)
 	defer sweep.Stop()
+	pace := newReportPacer()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop() // set once a report is due
+	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case p := <-s.dirty:
-			// Coalesce a burst of updates to the same containers.
-			batch := map[string]bool{p: true}
-			timer := time.NewTimer(100 * time.Millisecond)
-		drain:
-			for {
-				select {
-				case p := <-s.dirty:
-					batch[p] = true
-				case <-timer.C:
-					break drain
-				case <-ctx.Done():
-					timer.Stop()
-					return
-				}
-			}
-			for p := range batch {
+			pace.changed(p, time.Now())
+		case now := <-timer.C:
+			for _, p := range pace.due(now) {
 				if _, err := s.reportOne(ctx, p); err != nil {
 					s.log.Debug("container report failed; sweep will retry", "db", p, "err", err)
 				}
@@ -377,7 +369,76 @@ func (s *ContainerServer) RunUpdater(ctx context.Context) {
 		case <-sweep.C:
 			s.UpdateOnce(ctx)
 		}
+		// Aim the timer at the next report (Reset also discards a firing
+		// that was not received, since Go 1.23).
+		if next, ok := pace.next(); ok {
+			timer.Reset(time.Until(next))
+		}
 	}
+}
+
+// reportPacer decides when the updater reports a changed container: a
+// report waits reportDelay after a change, so that a burst of changes is
+// one report, and comes at most every reportEvery for a container that
+// keeps changing. Each report merges the container's appended rows into
+// its database, updates it and has the account server update its own:
+// about a tenth of a small PUT's CPU when it ran every reportDelay
+// during uploads one at a time. A single change still reaches the
+// account within reportDelay (Swift's container updater reports every
+// few minutes).
+type reportPacer struct {
+	pending  map[string]time.Time // containers to report, and when
+	reported map[string]time.Time // when each was last reported, while that limits the next
+}
+
+const (
+	reportDelay = 100 * time.Millisecond
+	reportEvery = time.Second
+)
+
+func newReportPacer() *reportPacer {
+	return &reportPacer{pending: map[string]time.Time{}, reported: map[string]time.Time{}}
+}
+
+// changed notes that container p changed at now.
+func (rp *reportPacer) changed(p string, now time.Time) {
+	if _, ok := rp.pending[p]; ok {
+		return
+	}
+	at := now.Add(reportDelay)
+	if last, ok := rp.reported[p]; ok && last.Add(reportEvery).After(at) {
+		at = last.Add(reportEvery)
+	}
+	rp.pending[p] = at
+}
+
+// due returns the containers to report at now, as reported.
+func (rp *reportPacer) due(now time.Time) []string {
+	var out []string
+	for p, at := range rp.pending {
+		if !at.After(now) {
+			out = append(out, p)
+			delete(rp.pending, p)
+			rp.reported[p] = now
+		}
+	}
+	for p, at := range rp.reported {
+		if now.Sub(at) >= reportEvery {
+			delete(rp.reported, p)
+		}
+	}
+	return out
+}
+
+// next is when the earliest pending report is due; false if none is.
+func (rp *reportPacer) next() (time.Time, bool) {
+	var next time.Time
+	for _, at := range rp.pending {
+		if next.IsZero() || at.Before(next) {
+			next = at
+		}
+	}
+	return next, !next.IsZero()
 }
 
 // UpdateOnce sweeps every container database on every device and reports
