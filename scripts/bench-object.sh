@@ -10,7 +10,10 @@
 #     proxy and one storage node with 3 devices and 3-replica rings, all in
 #     the one process): VmRSS idle, then bench/objbench through Keystone
 #     auth: BENCH_OBJECTS new 4 KiB objects PUT then GET at each
-#     BENCH_CONCURRENCY, and one BENCH_LARGE_MIB object PUT and GET
+#     BENCH_CONCURRENCY, and one BENCH_LARGE_MIB object PUT and GET; the
+#     large test also in a container of a 1-replica policy ("single", in
+#     a config file here), label nimbus-1-replica: one copy's write path
+#     against dd, where three replicas share the one disk
 #   - the same objbench against Swift 2.30 from Debian, brought up by
 #     /work/shared/reference/ref-up.sh with REPLICAS=3 (3 device dirs, one
 #     zone each, as Nimbus) in a private state dir under $BENCH_OUT, with
@@ -128,7 +131,15 @@ disk_baseline() {
 wait_quiet servers
 [ "$PROFILE" = 1 ] && export NIMBUS_DEBUG_ADDR=127.0.0.1:0
 say "starting nimbus up in $OUT/nimbus-data"
-start_nimbus "$OUT/nimbus-data" up
+# The default policies of `nimbus up`, and one with a single replica.
+cat >"$OUT/nimbus.yaml" <<'YAML'
+object:
+  policies:
+    - {index: 0, name: gold, aliases: [Policy-0], default: true}
+    - {index: 1, name: silver}
+    - {index: 2, name: single, replicas: 1}
+YAML
+start_nimbus "$OUT/nimbus-data" --config "$OUT/nimbus.yaml" up
 KEYSTONE=$(up_url identity)
 up_url "object storage" >/dev/null
 say "nimbus pid $npid, identity $KEYSTONE"
@@ -198,6 +209,7 @@ for run in $(seq 1 "$RUNS"); do
   for t in $targets; do
     objbench "$t" "large-r$run" -tests large -large-size $((LARGE_MIB << 20))
   done
+  objbench nimbus "large-1r-r$run" -label nimbus-1-replica -policy single -tests large -large-size $((LARGE_MIB << 20))
 done
 sleep "$SETTLE"
 memory_json nimbus idle-after "$npid" | record
@@ -242,6 +254,12 @@ for op in ("put", "get"):
     met = "–" if not (nv and ddm) else ("yes" if nv >= 0.9 * ddm else "no")
     size = n[0]["bytes"] >> 20 if n else "?"
     print(f"| {size} MiB {op.upper()}, MB/s | {num(nv)} ({share}) | {num(sv)} | {num(ratio, 2)}× | ≥ 90 % of dd ({num(ddm)}) | {met} | {'; '.join(r['load'] for r in n[-1:] + s[-1:])} |")
+for op in ("put", "get"):
+    n = pick("nimbus-1-replica", "large", op)
+    nv = med([r["mb_per_s"] for r in n])
+    if nv:
+        share = f"{100 * nv / ddm:.0f} % of dd" if ddm else "–"
+        print(f"| {n[0]['bytes'] >> 20} MiB {op.upper()}, 1 replica, MB/s | {num(nv)} ({share}) | | | ≥ 90 % of dd ({num(ddm)}) | {'–' if not ddm else ('yes' if nv >= 0.9 * ddm else 'no')} | {n[-1]['load']} |")
 def peak(label):
     vals = [r.get("server_peak_rss_mib") for r in rows if r.get("label") == label and r.get("test") == "large"]
     vals += [r["rss_kib"] / 1024 for r in rows if r.get("mode") == "rss" and r.get("label") == label]

@@ -72,6 +72,7 @@ type config struct {
 	objectSize  int
 	largeSize   int64
 	container   string
+	policy      string
 	label       string
 	pids        string
 	disk        string
@@ -97,6 +98,7 @@ func main() {
 	flag.IntVar(&c.objectSize, "object-size", 4096, "bytes per small object")
 	flag.Int64Var(&c.largeSize, "large-size", 1<<30, "bytes of the large object")
 	flag.StringVar(&c.container, "container", "", "container to use (default objbench-<unix time>; created if missing)")
+	flag.StringVar(&c.policy, "policy", "", "storage policy of the container, when objbench creates it (X-Storage-Policy)")
 	flag.StringVar(&c.label, "label", "", "name of the target in the results (e.g. nimbus, swift)")
 	flag.StringVar(&c.pids, "pids", "", "comma-separated server PIDs (descendants included) for CPU and RSS")
 	flag.StringVar(&c.disk, "disk", "", "block device holding the servers' data (e.g. vda): count its writes and flushes")
@@ -132,8 +134,28 @@ func run(ctx context.Context, c *config) error {
 	if c.container == "" {
 		c.container = "objbench-" + strconv.FormatInt(time.Now().Unix(), 10)
 	}
-	if _, err := sw.call(ctx, http.MethodPut, "/"+c.container, nil, nil); err != nil {
+	var hdr http.Header
+	if c.policy != "" {
+		hdr = http.Header{"X-Storage-Policy": {c.policy}}
+	}
+	if _, err := sw.call(ctx, http.MethodPut, "/"+c.container, nil, hdr); err != nil {
 		return fmt.Errorf("create container: %w", err)
+	}
+	if c.policy != "" {
+		// An existing container keeps its policy; the results must not
+		// claim one that was not used.
+		req, err := sw.request(ctx, http.MethodHead, "/"+c.container, nil, 0)
+		if err != nil {
+			return err
+		}
+		resp, err := sw.send(req)
+		if err != nil {
+			return fmt.Errorf("HEAD container: %w", err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("X-Storage-Policy"); !strings.EqualFold(got, c.policy) {
+			return fmt.Errorf("container %s has storage policy %q, not %q", c.container, got, c.policy)
+		}
 	}
 	fmt.Fprintf(os.Stderr, "%s: %s/%s\n", c.label, sw.base, c.container)
 	srv := newServerSet(c.pids)
