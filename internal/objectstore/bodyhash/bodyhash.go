@@ -45,9 +45,17 @@ type Digest struct {
 	once   sync.Once
 }
 
+// buffers is how many chunks the hasher may lag behind the writes (2
+// MiB). The body's path stalls now and then, on the disk between chunks
+// written back (diskWriter) or on the network; the hasher works through
+// what is queued meanwhile instead of idling, and the writes go on while
+// it catches up. With 2 buffers, a 1-replica 1 GiB PUT reached 429–483
+// MB/s (alternated runs), with 8 buffers 479–577, with 16 514–519.
+const buffers = 8
+
 // Start begins a digest.
 func Start() *Digest {
-	d := &Digest{h: md5.New(), free: make(chan *[]byte, 2), chunks: make(chan []byte, 2),
+	d := &Digest{h: md5.New(), free: make(chan *[]byte, buffers), chunks: make(chan []byte, buffers),
 		hashed: make(chan struct{}), done: make(chan struct{})}
 	for range cap(d.free) {
 		d.free <- bufpool.Large.Get().(*[]byte)
@@ -63,7 +71,7 @@ func Start() *Digest {
 	return d
 }
 
-// Write queues a copy of p for hashing; it waits only when both of the
+// Write queues a copy of p for hashing; it waits only when all of the
 // hasher's buffers are queued.
 func (d *Digest) Write(p []byte) {
 	for len(p) > 0 {
