@@ -1,12 +1,14 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -401,5 +403,38 @@ func TestPutAndItsRowShareOneSync(t *testing.T) {
 	}
 	if got := listing(t, n.contURL+"/sda/1/a/c", nil); len(got) != 1 {
 		t.Fatalf("listing %v", got)
+	}
+}
+
+// A leader about to sync with no other writer known first lets runnable
+// goroutines run: a writer started but not yet scheduled (the third
+// replica of a PUT, with fewer cores than replicas) joins its sync
+// instead of needing one of its own. One P makes the order certain.
+func TestFSCommitLetsAStartedWriterJoin(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	var syncs atomic.Int32
+	injectSync(t, func(int) error { syncs.Add(1); return nil })
+	dir := t.TempDir()
+	first, err := beginFSCommit(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { // runnable, but not running until the first writer yields
+		second, err := beginFSCommit(dir)
+		if err != nil {
+			done <- err
+			return
+		}
+		done <- second.commit(context.Background())
+	}()
+	if err := first.commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := syncs.Load(); got != 1 {
+		t.Fatalf("two writers took %d syncs, want 1", got)
 	}
 }
