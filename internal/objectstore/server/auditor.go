@@ -6,14 +6,15 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/nimbus-cloud/nimbus/internal/objectstore/bufpool"
-	"github.com/nimbus-cloud/nimbus/internal/objectstore/policy"
 	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/bufpool"
+	"github.com/nimbus-cloud/nimbus/internal/objectstore/policy"
 )
 
 // AuditStats counts one auditor pass.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/hex"
+	"errors"
 	"hash/crc32"
 	"io"
 
@@ -95,6 +96,9 @@ func (cr *checkingReader) matches(ctx context.Context) bool {
 	sum, _ := cr.digest.Sum(ctx, cr.n) // covers cr.n bytes by construction
 	return sum == cr.md["ETag"]
 }
+
+// errReadCut abandons the hash of a read that did not reach the end.
+var errReadCut = errors.New("read cut short")
 
 // close ends the hasher, if any (a no-op after matches).
 func (cr *checkingReader) close() {

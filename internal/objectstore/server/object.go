@@ -376,8 +376,6 @@ func (s *ObjectServer) serveWhole(w http.ResponseWriter, t target, of objectFile
 	return nil
 }
 
-var errReadCut = errors.New("read cut short")
-
 func (s *ObjectServer) post(w http.ResponseWriter, r *http.Request) error {
 	t, ts, err := s.writeTarget(r)
 	if err != nil {
